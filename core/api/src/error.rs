@@ -1,0 +1,244 @@
+//! The one error type at the HTTP edge: every failure becomes RFC 9457 problem+json.
+//!
+//! Handlers return [`ApiError`]. Internal details (database errors, panics) are never put in
+//! the body; they travel to the request middleware in a response extension and are logged
+//! there once, with the request id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One field-level validation failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// A path to the field, e.g. `councils[1].id` or `config.collection_api`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// An RFC 9457 problem document as Guildhall sends it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem, e.g. `urn:guildhall:problem:not-found`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, safe to show to the caller.
+    pub detail: String,
+    /// The request path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The request id, also in the `x-request-id` header and every log line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Field-level errors for validation failures.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub errors: Vec<FieldError>,
+    /// Extra members specific to the problem type.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: Map<String, Value>,
+}
+
+/// The internal cause of a 5xx response, for the log only.
+#[derive(Debug, Clone)]
+pub(crate) struct InternalCause(pub(crate) String);
+
+/// An error the API answers with.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+    extensions: Map<String, Value>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+    internal: Option<String>,
+}
+
+impl ApiError {
+    /// A problem with the given status, type slug, title and detail.
+    pub fn new(
+        status: StatusCode,
+        slug: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            slug,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            extensions: Map::new(),
+            headers: Vec::new(),
+            internal: None,
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    /// 404: no such resource, or one the caller may not know exists.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    /// 422: the request is well-formed but its content is invalid.
+    pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "Validation failed",
+            detail,
+        );
+        e.errors = errors;
+        e
+    }
+
+    /// 500: something failed inside Guildhall. `cause` is logged, never sent.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+            "The server could not complete the request; the request id identifies it in the logs.",
+        );
+        e.internal = Some(cause.to_string());
+        e
+    }
+
+    /// 503: a dependency (usually the database) is unavailable.
+    pub fn unavailable(detail: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        );
+        e.internal = Some(cause.to_string());
+        e
+    }
+
+    /// A problem for a status with no more specific information.
+    pub fn from_status(status: StatusCode, detail: impl Into<String>) -> Self {
+        let (slug, title) = status_slug(status);
+        Self::new(status, slug, title, detail)
+    }
+
+    /// Adds a member to the problem document.
+    pub fn with_extension(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extensions.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The caller-facing detail.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("urn:guildhall:problem:{}", self.slug),
+            title: self.title.to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            instance: None,
+            request_id: None,
+            errors: self.errors.clone(),
+            extensions: self.extensions.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let mut response = (self.status, axum::Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        if let Some(cause) = self.internal {
+            response.extensions_mut().insert(InternalCause(cause));
+        }
+        response
+    }
+}
+
+impl From<guildhall_store::Error> for ApiError {
+    fn from(err: guildhall_store::Error) -> Self {
+        use guildhall_store::Error as E;
+        match err {
+            E::TenantExists(t) => ApiError::conflict(format!("tenant {t} already exists")),
+            E::DuplicateTenant(t) => {
+                ApiError::bad_request(format!("tenant {t} is declared more than once"))
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The type slug and title used for a bare status.
+pub(crate) fn status_slug(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad-request", "Bad request"),
+        401 => ("unauthenticated", "Unauthenticated"),
+        403 => ("forbidden", "Forbidden"),
+        404 => ("not-found", "Not found"),
+        405 => ("method-not-allowed", "Method not allowed"),
+        406 => ("not-acceptable", "Not acceptable"),
+        408 => ("timeout", "Request timeout"),
+        409 => ("conflict", "Conflict"),
+        413 => ("payload-too-large", "Payload too large"),
+        415 => ("unsupported-media-type", "Unsupported media type"),
+        422 => ("validation", "Validation failed"),
+        429 => ("too-many-requests", "Too many requests"),
+        500 => ("internal", "Internal server error"),
+        502 => ("bad-gateway", "Bad gateway"),
+        503 => ("unavailable", "Service unavailable"),
+        504 => ("gateway-timeout", "Gateway timeout"),
+        s if s >= 500 => ("server-error", "Server error"),
+        _ => ("client-error", "Client error"),
+    }
+}

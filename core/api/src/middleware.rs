@@ -1,0 +1,146 @@
+//! Cross-cutting request handling: request ids, the request span and log line, and turning
+//! every non-problem error response on platform routes into problem+json.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use tracing::Instrument;
+
+use crate::error::{ApiError, InternalCause, PROBLEM_JSON};
+
+/// The header that carries the request id in both directions.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id of the current request, in request extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Accepts a caller's request id only when it is short and printable, so it is safe in logs.
+fn caller_request_id(req: &Request) -> Option<String> {
+    let value = req.headers().get(REQUEST_ID)?.to_str().ok()?;
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| value.to_string())
+}
+
+/// Gives every request an id and a span, logs its outcome once, and echoes the id.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = caller_request_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = %route,
+    );
+    let started = Instant::now();
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status();
+    let _entered = span.enter();
+    if let Some(InternalCause(cause)) = response.extensions_mut().remove::<InternalCause>() {
+        tracing::error!(status = status.as_u16(), elapsed_ms, cause = %cause, "request failed");
+    } else if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), elapsed_ms, "request failed");
+    } else {
+        tracing::info!(status = status.as_u16(), elapsed_ms, "request");
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+/// The largest error body read back when rewriting it as problem+json.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+
+/// Makes every 4xx/5xx answer on platform routes problem+json, and stamps problem
+/// documents with the request path and id.
+///
+/// Handlers already answer with problems; this catches what axum and tower produce on their
+/// own (405 with an empty body, plain-text rejections, a caught panic).
+pub async fn problem_details(req: Request, next: Next) -> Response {
+    let instance = req.uri().path().to_string();
+    let method = req.method().clone();
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let is_problem = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    let bytes = match http_body_util::Limited::new(body, MAX_ERROR_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Default::default(),
+    };
+    let mut problem = if is_problem {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+            .unwrap_or_default()
+    } else {
+        let detail = default_detail(status, &method, &instance, &bytes);
+        let rendered = ApiError::from_status(status, detail).into_response();
+        let (rendered_parts, body) = rendered.into_parts();
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        parts.extensions.extend(rendered_parts.extensions);
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    };
+    problem.entry("instance").or_insert(instance.into());
+    if let Some(id) = request_id {
+        problem.entry("request_id").or_insert(id.into());
+    }
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn default_detail(
+    status: StatusCode,
+    method: &axum::http::Method,
+    path: &str,
+    body: &[u8],
+) -> String {
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        // The router adds the `Allow` header after this middleware has run.
+        return format!("{method} is not allowed on {path}; the Allow header lists what is");
+    }
+    if status.is_server_error() {
+        return "The server could not complete the request; the request id identifies it in the logs."
+            .to_string();
+    }
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    if text.is_empty() || text.len() > 1024 {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string()
+    } else {
+        text
+    }
+}

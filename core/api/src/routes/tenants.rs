@@ -1,0 +1,140 @@
+//! Tenants (alliances) and their councils.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
+use guildhall_domain::{CouncilId, TenantId};
+use guildhall_store::{Applied, CouncilRecord, TenantRecord, TenantScope};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{Json, Path};
+
+/// The list of tenants.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantList {
+    /// Tenants ordered by id.
+    tenants: Vec<TenantRecord>,
+}
+
+/// The body of `PUT /api/v1/tenants/{tenant}/councils/{council}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CouncilBody {
+    /// Human-readable name.
+    name: String,
+    /// ONS GSS code, e.g. `E07000215`.
+    #[serde(default)]
+    gss_code: Option<String>,
+}
+
+/// Resolves the `{tenant}` path segment into a scope, or 404.
+pub(crate) async fn resolve(state: &AppState, tenant: &TenantId) -> Result<TenantScope, ApiError> {
+    state
+        .store
+        .scope(tenant)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant}")))
+}
+
+fn spec_error(e: guildhall_domain::tenant::SpecError) -> ApiError {
+    ApiError::validation(
+        format!("invalid tenant: {e}"),
+        vec![FieldError {
+            field: e.field,
+            reason: e.reason,
+        }],
+    )
+}
+
+/// Creates a tenant with its councils.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants",
+    request_body = TenantSpec,
+    responses(
+        (status = 201, description = "Created", body = TenantRecord),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn create_tenant(
+    State(state): State<AppState>,
+    Json(spec): Json<TenantSpec>,
+) -> Result<Response, ApiError> {
+    spec.validate().map_err(spec_error)?;
+    let record = state.store.tenants().create(&spec).await?;
+    let location = format!("/api/v1/tenants/{}", record.id);
+    let mut response = (StatusCode::CREATED, axum::Json(record)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Lists tenants.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    responses((status = 200, description = "Tenants", body = TenantList)))]
+pub(crate) async fn list_tenants(
+    State(state): State<AppState>,
+) -> Result<axum::Json<TenantList>, ApiError> {
+    let tenants = state.store.tenants().list().await?;
+    Ok(axum::Json(TenantList { tenants }))
+}
+
+/// Shows one tenant and its councils.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantRecord),
+        (status = 400, description = "Invalid tenant id", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_tenant(
+    State(state): State<AppState>,
+    Path(tenant): Path<TenantId>,
+) -> Result<axum::Json<TenantRecord>, ApiError> {
+    let scope = resolve(&state, &tenant).await?;
+    let record = state
+        .store
+        .tenants()
+        .get(&scope)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant}")))?;
+    Ok(axum::Json(record))
+}
+
+/// Adds a council to a tenant or updates it. Answers 201 when created, 200 otherwise.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/councils/{council}", tag = "tenants",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("council" = String, Path, description = "Council id"),
+    ),
+    request_body = CouncilBody,
+    responses(
+        (status = 200, description = "Updated or unchanged", body = CouncilRecord),
+        (status = 201, description = "Created", body = CouncilRecord),
+        (status = 400, description = "Invalid id or malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid council", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn put_council(
+    State(state): State<AppState>,
+    Path((tenant, council)): Path<(TenantId, CouncilId)>,
+    Json(body): Json<CouncilBody>,
+) -> Result<Response, ApiError> {
+    let scope = resolve(&state, &tenant).await?;
+    let spec = CouncilSpec {
+        id: council,
+        name: body.name,
+        gss_code: body.gss_code,
+    };
+    spec.validate("").map_err(spec_error)?;
+    let (applied, record) = state.store.councils(&scope).put(&spec).await?;
+    let status = if applied == Applied::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(record)).into_response())
+}

@@ -1,0 +1,141 @@
+//! The command line: `guildhall serve|migrate|tenants`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::server::{self, Server};
+
+/// Guildhall: shared digital services for alliances of UK councils.
+///
+/// Configuration comes from built-in defaults, then `guildhall.toml` in the working folder
+/// (or the file given with --config), then environment variables such as
+/// GUILDHALL_DATABASE__URL (double underscore between nested keys).
+#[derive(Debug, Parser)]
+#[command(name = "guildhall", version, about, long_about)]
+pub struct Cli {
+    /// Read configuration from this TOML file instead of ./guildhall.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (applies pending database migrations first).
+    Serve {
+        /// Listen on this address instead of the configured one, e.g. 0.0.0.0:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage tenants (alliances of councils).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+}
+
+/// `guildhall tenants …`
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create or update tenants from TOML files or folders of them; prints created,
+    /// updated or unchanged per tenant. All files are checked before anything is written.
+    Apply {
+        /// Tenant files, or folders whose *.toml files are tenant files.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// List tenants and their councils.
+    List,
+}
+
+/// Parses the arguments, runs the command and turns failure into a one-line message on
+/// stderr and a non-zero exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {}", one_line(&err));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
+}
+
+/// Runs one command to completion.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    crate::logging::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("guildhall")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { listen } => {
+                if let Some(listen) = listen {
+                    config.listen.0 = listen;
+                }
+                let server = Server::start(&config).await?;
+                server::termination_signal().await;
+                server.shutdown();
+                server.wait().await
+            }
+            Command::Migrate => {
+                let store = server::open_store(&config).await?;
+                let status = store.migration_status().await?;
+                println!(
+                    "database schema is current ({} migrations applied)",
+                    status.applied.len()
+                );
+                store.close().await?;
+                Ok(())
+            }
+            Command::Tenants(TenantsCommand::Apply { paths }) => {
+                // Files are checked before the database is opened, so a bad file
+                // changes nothing, not even the schema.
+                let specs = crate::tenants::read_specs(&paths)?;
+                let store = server::open_store(&config).await?;
+                crate::tenants::apply(&store, &specs).await?;
+                store.close().await?;
+                Ok(())
+            }
+            Command::Tenants(TenantsCommand::List) => {
+                let store = server::open_store(&config).await?;
+                crate::tenants::list(&store).await?;
+                store.close().await?;
+                Ok(())
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,268 @@
+//! Configuration: defaults, then `guildhall.toml` (or `--config FILE`), then `GUILDHALL_…`
+//! environment variables with `__` separating nested keys.
+//!
+//! Every struct rejects unknown keys, so a typo in a file or a variable stops the server
+//! with a message naming the key and where it came from, instead of being silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use guildhall_store::DatabaseUrl;
+use serde::{Deserialize, Serialize};
+
+/// The prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "GUILDHALL_";
+/// The file read from the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "guildhall.toml";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named with `--config` does not exist.
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    /// A key is unknown or a value has the wrong type; the message names key and source.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The address the HTTP server listens on.
+    pub listen: Listen,
+    /// Database connection.
+    pub database: DatabaseConfig,
+    /// HTTP server behaviour.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// A listen address, `127.0.0.1:8080` by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Listen(pub SocketAddr);
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self(SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://…` or `postgres://…`; the password never appears in logs.
+    pub url: DatabaseUrl,
+    /// The most pooled connections.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: DatabaseUrl::new("sqlite://data/guildhall.db?mode=rwc"),
+            max_connections: 16,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// The largest JSON body accepted on `/api` routes, in bytes.
+    pub api_body_limit_bytes: usize,
+    /// How long in-flight requests may take to finish after SIGTERM, in seconds. Keep it
+    /// below Kubernetes' `terminationGracePeriodSeconds`.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            api_body_limit_bytes: 1024 * 1024,
+            shutdown_grace_secs: 25,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `info,guildhall_store=debug`; `RUST_LOG` wins.
+    pub filter: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Loads the configuration from `file` (or `guildhall.toml` when present) and the
+    /// process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::figment(file)?
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))
+    }
+
+    /// The layered sources, for tools that want to inspect them.
+    pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_path_buf())),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_FILE));
+            }
+            None => {}
+        }
+        Ok(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+}
+
+/// Renders every figment error on one line each, with key and source.
+fn describe(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!(" (key `{}`", e.path.join("."))
+            };
+            let source = match (&e.metadata, key.is_empty()) {
+                (Some(meta), false) => match &meta.source {
+                    Some(source) => format!(" in {source})"),
+                    None => format!(" in {})", meta.name),
+                },
+                (Some(meta), true) => format!(" (in {})", meta.name),
+                (None, false) => ")".to_string(),
+                (None, true) => String::new(),
+            };
+            let source = match (&e.metadata, e.path.is_empty()) {
+                (Some(meta), false) if meta.name.contains("environment") => {
+                    format!(
+                        " in environment variable {}{})",
+                        ENV_PREFIX,
+                        e.path.join("__").to_uppercase()
+                    )
+                }
+                _ => source,
+            };
+            format!("{}{key}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+// `figment::Jail` closures return figment's own (large) error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_need_no_file_and_no_environment() {
+        Jail::expect_with(|_jail| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.0.to_string(), "127.0.0.1:8080");
+            assert_eq!(
+                config.database.url.expose(),
+                "sqlite://data/guildhall.db?mode=rwc"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "guildhall.toml",
+                "listen = \"0.0.0.0:9000\"\n[database]\nurl = \"postgres://app:pw@db/g\"\n",
+            )?;
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.0.to_string(), "0.0.0.0:9000");
+            assert_eq!(config.database.url.expose(), "postgres://app:pw@db/g");
+            jail.set_env("GUILDHALL_DATABASE__URL", "sqlite://other.db");
+            jail.set_env("GUILDHALL_HTTP__SHUTDOWN_GRACE_SECS", "3");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.database.url.expose(), "sqlite://other.db");
+            assert_eq!(config.http.shutdown_grace_secs, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GUILDHALL_NOPE", "1");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("nope"), "{err}");
+            assert!(err.contains("GUILDHALL_NOPE"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_file_key_is_named_with_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("custom.toml", "[database]\nurll = \"sqlite://x.db\"\n")?;
+            let err = Config::load(Some(Path::new("custom.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("`urll`"), "{err}");
+            assert!(err.contains("database.urll"), "{err}");
+            assert!(err.contains("custom.toml"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        Jail::expect_with(|_jail| {
+            let err = Config::load(Some(Path::new("nope.toml"))).unwrap_err();
+            assert!(matches!(err, ConfigError::Missing(_)));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        Jail::expect_with(|jail| {
+            jail.set_env("GUILDHALL_DATABASE__URL", "postgres://app:hunter2@db/g");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            Ok(())
+        });
+    }
+}

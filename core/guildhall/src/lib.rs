@@ -1,0 +1,14 @@
+//! The Guildhall server and command line: configuration, wiring and process lifecycle.
+//!
+//! This is the only crate that knows every other crate; it builds them from the
+//! configuration and hands each what it needs.
+
+pub mod cli;
+pub mod config;
+mod logging;
+pub mod server;
+mod tenants;
+
+pub use config::Config;
+pub use guildhall_api::openapi;
+pub use server::Server;

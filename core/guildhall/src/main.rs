@@ -1,0 +1,5 @@
+//! The `guildhall` binary.
+
+fn main() -> std::process::ExitCode {
+    guildhall::cli::main()
+}

@@ -1,0 +1,143 @@
+//! Starting, serving and stopping: the process lifecycle Kubernetes relies on.
+//!
+//! On SIGTERM or SIGINT the server stops accepting connections, lets in-flight requests
+//! finish for at most `http.shutdown_grace_secs`, closes the database pool and returns.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use guildhall_store::{PoolOptions, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let pool = PoolOptions {
+        max_connections: config.database.max_connections,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    };
+    let store = Store::connect(&config.database.url, &pool)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database.url))?;
+    let applied = store
+        .migrate()
+        .await
+        .context("cannot apply database migrations")?;
+    if applied.is_empty() {
+        tracing::info!(database = %config.database.url, "database schema is current");
+    } else {
+        tracing::info!(
+            database = %config.database.url,
+            count = applied.len(),
+            migrations = %applied.join(", "),
+            "applied pending database migrations"
+        );
+    }
+    Ok(store)
+}
+
+impl Server {
+    /// Opens the database, migrates it, binds the listener and starts serving.
+    pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        let store = open_store(config).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen.0)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen.0))?;
+        let addr = listener.local_addr()?;
+        let app = guildhall_api::router(
+            guildhall_api::AppState {
+                store: store.clone(),
+            },
+            &guildhall_api::Settings {
+                api_body_limit: config.http.api_body_limit_bytes,
+            },
+        );
+        let stop = CancellationToken::new();
+        let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+        let task = tokio::spawn(serve(listener, app, store, stop.clone(), grace));
+        tracing::info!(address = %addr, "listening");
+        Ok(Self { addr, stop, task })
+    }
+
+    /// The address the server listens on (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Asks the server to stop accepting and drain.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the server task failed")?
+    }
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    store: Store,
+    stop: CancellationToken,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let graceful = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let deadline = async {
+        stop.cancelled().await;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: draining in-flight requests"
+        );
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = graceful => result.context("the HTTP server failed")?,
+        () = deadline => tracing::warn!("grace period over; dropping the remaining connections"),
+    }
+    store
+        .close()
+        .await
+        .context("cannot close the database pool")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,201 @@
+//! Guildhall's storage: sea-orm over SQLite or PostgreSQL.
+//!
+//! This is the only crate that speaks SQL. Other crates get a [`Store`] and call typed
+//! repositories on it.
+//!
+//! **Architecture Invariant:** a request for tenant T can only touch rows of T. Repositories
+//! for tenant data take a [`TenantScope`], and the only way to obtain one is
+//! [`Store::scope`], which checks that the tenant exists; request resolution does that once
+//! per request. Queries across all tenants live in [`Tenants`], which is operator code.
+
+mod entities;
+mod tenants;
+mod url;
+
+use std::time::Duration;
+
+use guildhall_domain::TenantId;
+use guildhall_migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+
+pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
+pub use url::DatabaseUrl;
+
+/// Errors from the store. Variants name the tenant or object they are about.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database rejected or failed a statement.
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    /// The configured database URL is not one Guildhall can use.
+    #[error("unsupported database url {url}: {reason}")]
+    BadUrl {
+        /// The URL with any password hidden.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Preparing the database's folder failed.
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// A tenant with this id already exists.
+    #[error("tenant {0} already exists")]
+    TenantExists(TenantId),
+    /// The same tenant id was given twice in one apply.
+    #[error("tenant {0} is declared more than once")]
+    DuplicateTenant(TenantId),
+}
+
+/// Shorthand for results whose error is the store's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Connection pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// The most connections the pool opens.
+    pub max_connections: u32,
+    /// How long to wait for a free connection before failing the request.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which migrations are applied and which are waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// Names of the applied migrations, oldest first.
+    pub applied: Vec<String>,
+    /// Names of the pending migrations, oldest first.
+    pub pending: Vec<String>,
+}
+
+/// Proof that a tenant exists, required by every repository over tenant data.
+///
+/// Only [`Store::scope`] builds one, so holding a `TenantScope` means the tenant was
+/// resolved from the request (or the command line) and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope {
+    tenant: TenantId,
+}
+
+impl TenantScope {
+    /// The tenant this scope is for.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+}
+
+/// A handle on Guildhall's database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Connects to SQLite (`sqlite://…`) or PostgreSQL (`postgres://…`).
+    ///
+    /// For a SQLite file the parent folder is created if it is missing, and the database is
+    /// switched to write-ahead logging so that readers do not block the writer.
+    pub async fn connect(url: &DatabaseUrl, pool: &PoolOptions) -> Result<Self> {
+        let backend = url.backend()?;
+        if backend == DbBackend::Sqlite {
+            url.create_sqlite_parent_dir()?;
+        }
+        let mut options = ConnectOptions::new(url.expose());
+        options
+            .max_connections(pool.max_connections)
+            .acquire_timeout(pool.acquire_timeout)
+            .connect_timeout(pool.acquire_timeout)
+            .sqlx_logging(false);
+        if backend == DbBackend::Sqlite {
+            options.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        }
+        let db = Database::connect(options).await?;
+        tracing::debug!(database = %url, "connected");
+        Ok(Self { db })
+    }
+
+    /// Which database engine this store talks to.
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Applies every pending migration and returns their names.
+    pub async fn migrate(&self) -> Result<Vec<String>> {
+        let pending = self.migration_status().await?.pending;
+        Migrator::up(&self.db, None).await?;
+        Ok(pending)
+    }
+
+    /// Which migrations are applied and pending, without changing the database.
+    pub async fn migration_status(&self) -> Result<MigrationStatus> {
+        let all = Migrator::get_migration_with_status_read_only(&self.db).await?;
+        let mut status = MigrationStatus {
+            applied: Vec::new(),
+            pending: Vec::new(),
+        };
+        for m in all {
+            let name = m.name().to_string();
+            match m.status() {
+                sea_orm_migration::MigrationStatus::Applied => status.applied.push(name),
+                sea_orm_migration::MigrationStatus::Pending => status.pending.push(name),
+            }
+        }
+        Ok(status)
+    }
+
+    /// Checks that the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
+    /// Resolves a tenant id into a [`TenantScope`], or `None` when there is no such tenant.
+    pub async fn scope(&self, tenant: &TenantId) -> Result<Option<TenantScope>> {
+        use sea_orm::EntityTrait;
+        let found = entities::tenants::Entity::find_by_id(tenant.as_str().to_string())
+            .one(&self.db)
+            .await?;
+        Ok(found.map(|_| TenantScope {
+            tenant: tenant.clone(),
+        }))
+    }
+
+    /// Operator-level access to all tenants.
+    pub fn tenants(&self) -> Tenants<'_> {
+        Tenants::new(&self.db)
+    }
+
+    /// The councils of one tenant.
+    pub fn councils<'a>(&'a self, scope: &'a TenantScope) -> Councils<'a> {
+        Councils::new(&self.db, scope)
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(self) -> Result<()> {
+        self.db.close().await?;
+        Ok(())
+    }
+
+    /// Runs a raw statement; for tests and tooling that inspect the database directly.
+    #[doc(hidden)]
+    pub fn connection(&self) -> &impl ConnectionTrait {
+        &self.db
+    }
+}

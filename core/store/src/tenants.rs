@@ -1,0 +1,372 @@
+//! Tenants and councils: operator-level tenant management and per-tenant council access.
+
+use std::collections::BTreeSet;
+
+use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
+use guildhall_domain::{CouncilId, TenantId};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::entities::{councils, tenants};
+use crate::{Error, Result, TenantScope};
+
+/// What applying a declaration did to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Applied {
+    /// The object did not exist and was created.
+    Created,
+    /// The object existed and at least one field changed.
+    Updated,
+    /// The object already matched the declaration.
+    Unchanged,
+}
+
+impl Applied {
+    /// The word printed by `guildhall tenants apply`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Updated => "updated",
+            Applied::Unchanged => "unchanged",
+        }
+    }
+
+    fn merge(self, other: Applied) -> Applied {
+        match (self, other) {
+            (Applied::Created, _) | (_, Applied::Created) => Applied::Created,
+            (Applied::Updated, _) | (_, Applied::Updated) => Applied::Updated,
+            _ => Applied::Unchanged,
+        }
+    }
+}
+
+/// A tenant as stored, with its councils.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TenantRecord {
+    /// The tenant's identifier.
+    #[schema(value_type = String)]
+    pub id: TenantId,
+    /// Human-readable name.
+    pub name: String,
+    /// Whether adoption figures may name this tenant.
+    pub share_adoption: bool,
+    /// Member councils, ordered by id.
+    pub councils: Vec<CouncilRecord>,
+    /// When the tenant was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When the tenant last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A council as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CouncilRecord {
+    /// The council's identifier within its tenant.
+    #[schema(value_type = String)]
+    pub id: CouncilId,
+    /// Human-readable name.
+    pub name: String,
+    /// ONS GSS code, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gss_code: Option<String>,
+    /// When the council was added.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When the council last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Operator-level tenant management: the one place that reads across tenants.
+#[derive(Debug)]
+pub struct Tenants<'a> {
+    db: &'a DatabaseConnection,
+}
+
+impl<'a> Tenants<'a> {
+    pub(crate) fn new(db: &'a DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Creates a tenant and its councils in one transaction.
+    pub async fn create(&self, spec: &TenantSpec) -> Result<TenantRecord> {
+        let txn = self.db.begin().await?;
+        if tenants::Entity::find_by_id(spec.id.as_str().to_string())
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Err(Error::TenantExists(spec.id.clone()));
+        }
+        upsert_tenant(&txn, spec)
+            .await
+            .map_err(|e| unique_to_exists(e, &spec.id))?;
+        let record = load(&txn, &spec.id)
+            .await?
+            .expect("the tenant was just inserted");
+        txn.commit()
+            .await
+            .map_err(|e| unique_to_exists(e.into(), &spec.id))?;
+        Ok(record)
+    }
+
+    /// Makes the database match the declarations, all or nothing.
+    ///
+    /// Tenants and councils are created or updated; councils that exist in the database but
+    /// not in a declaration are left alone (they may have installs), so applying is safe to
+    /// repeat and never destroys data.
+    pub async fn apply(&self, specs: &[TenantSpec]) -> Result<Vec<(TenantId, Applied)>> {
+        let mut seen = BTreeSet::new();
+        for spec in specs {
+            if !seen.insert(spec.id.as_str()) {
+                return Err(Error::DuplicateTenant(spec.id.clone()));
+            }
+        }
+        let txn = self.db.begin().await?;
+        let mut results = Vec::with_capacity(specs.len());
+        for spec in specs {
+            results.push((spec.id.clone(), upsert_tenant(&txn, spec).await?));
+        }
+        txn.commit().await?;
+        Ok(results)
+    }
+
+    /// Every tenant, ordered by id.
+    pub async fn list(&self) -> Result<Vec<TenantRecord>> {
+        let rows = tenants::Entity::find()
+            .order_by_asc(tenants::Column::Id)
+            .find_with_related(councils::Entity)
+            .order_by_asc(councils::Column::Id)
+            .all(self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(tenant, councils)| to_record(tenant, councils))
+            .collect()
+    }
+
+    /// One tenant with its councils.
+    pub async fn get(&self, scope: &TenantScope) -> Result<Option<TenantRecord>> {
+        load(self.db, scope.tenant()).await
+    }
+}
+
+/// The councils of one tenant.
+#[derive(Debug)]
+pub struct Councils<'a> {
+    db: &'a DatabaseConnection,
+    scope: &'a TenantScope,
+}
+
+impl<'a> Councils<'a> {
+    pub(crate) fn new(db: &'a DatabaseConnection, scope: &'a TenantScope) -> Self {
+        Self { db, scope }
+    }
+
+    /// Creates or updates one council.
+    pub async fn put(&self, spec: &CouncilSpec) -> Result<(Applied, CouncilRecord)> {
+        let txn = self.db.begin().await?;
+        let now = OffsetDateTime::now_utc();
+        let applied = upsert_council(&txn, self.scope.tenant(), spec, now).await?;
+        if applied != Applied::Unchanged {
+            touch_tenant(&txn, self.scope.tenant(), now).await?;
+        }
+        let row = councils::Entity::find_by_id((
+            self.scope.tenant().as_str().to_string(),
+            spec.id.as_str().to_string(),
+        ))
+        .one(&txn)
+        .await?
+        .expect("the council was just written");
+        txn.commit().await?;
+        Ok((applied, council_record(row)?))
+    }
+
+    /// Every council of the tenant, ordered by id.
+    pub async fn list(&self) -> Result<Vec<CouncilRecord>> {
+        councils::Entity::find()
+            .filter(councils::Column::TenantId.eq(self.scope.tenant().as_str()))
+            .order_by_asc(councils::Column::Id)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(council_record)
+            .collect()
+    }
+
+    /// Whether the tenant has this council.
+    pub async fn exists(&self, council: &CouncilId) -> Result<bool> {
+        Ok(councils::Entity::find_by_id((
+            self.scope.tenant().as_str().to_string(),
+            council.as_str().to_string(),
+        ))
+        .one(self.db)
+        .await?
+        .is_some())
+    }
+}
+
+async fn upsert_tenant<C: ConnectionTrait>(db: &C, spec: &TenantSpec) -> Result<Applied> {
+    let now = OffsetDateTime::now_utc();
+    let existing = tenants::Entity::find_by_id(spec.id.as_str().to_string())
+        .one(db)
+        .await?;
+    let mut applied = match existing {
+        None => {
+            tenants::ActiveModel {
+                id: Set(spec.id.as_str().to_string()),
+                name: Set(spec.name.clone()),
+                share_adoption: Set(spec.share_adoption),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(db)
+            .await?;
+            Applied::Created
+        }
+        Some(row) if row.name == spec.name && row.share_adoption == spec.share_adoption => {
+            Applied::Unchanged
+        }
+        Some(row) => {
+            let mut active: tenants::ActiveModel = row.into();
+            active.name = Set(spec.name.clone());
+            active.share_adoption = Set(spec.share_adoption);
+            active.updated_at = Set(now);
+            active.update(db).await?;
+            Applied::Updated
+        }
+    };
+    let mut councils_changed = false;
+    for council in &spec.councils {
+        let result = upsert_council(db, &spec.id, council, now).await?;
+        councils_changed |= result != Applied::Unchanged;
+    }
+    if councils_changed {
+        if applied == Applied::Unchanged {
+            touch_tenant(db, &spec.id, now).await?;
+        }
+        applied = applied.merge(Applied::Updated);
+    }
+    Ok(applied)
+}
+
+async fn upsert_council<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    spec: &CouncilSpec,
+    now: OffsetDateTime,
+) -> Result<Applied> {
+    let existing =
+        councils::Entity::find_by_id((tenant.as_str().to_string(), spec.id.as_str().to_string()))
+            .one(db)
+            .await?;
+    Ok(match existing {
+        None => {
+            councils::ActiveModel {
+                tenant_id: Set(tenant.as_str().to_string()),
+                id: Set(spec.id.as_str().to_string()),
+                name: Set(spec.name.clone()),
+                gss_code: Set(spec.gss_code.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(db)
+            .await?;
+            Applied::Created
+        }
+        Some(row) if row.name == spec.name && row.gss_code == spec.gss_code => Applied::Unchanged,
+        Some(row) => {
+            let mut active: councils::ActiveModel = row.into();
+            active.name = Set(spec.name.clone());
+            active.gss_code = Set(spec.gss_code.clone());
+            active.updated_at = Set(now);
+            active.update(db).await?;
+            Applied::Updated
+        }
+    })
+}
+
+async fn touch_tenant<C: ConnectionTrait>(
+    db: &C,
+    tenant: &TenantId,
+    now: OffsetDateTime,
+) -> Result<()> {
+    tenants::Entity::update_many()
+        .col_expr(
+            tenants::Column::UpdatedAt,
+            sea_orm::sea_query::Expr::value(now),
+        )
+        .filter(tenants::Column::Id.eq(tenant.as_str()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn load<C: ConnectionTrait>(db: &C, tenant: &TenantId) -> Result<Option<TenantRecord>> {
+    let Some(row) = tenants::Entity::find_by_id(tenant.as_str().to_string())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let councils = councils::Entity::find()
+        .filter(councils::Column::TenantId.eq(tenant.as_str()))
+        .order_by_asc(councils::Column::Id)
+        .all(db)
+        .await?;
+    to_record(row, councils).map(Some)
+}
+
+fn to_record(row: tenants::Model, councils: Vec<councils::Model>) -> Result<TenantRecord> {
+    Ok(TenantRecord {
+        id: stored_id(TenantId::parse(row.id))?,
+        name: row.name,
+        share_adoption: row.share_adoption,
+        councils: councils
+            .into_iter()
+            .map(council_record)
+            .collect::<Result<_>>()?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn council_record(row: councils::Model) -> Result<CouncilRecord> {
+    Ok(CouncilRecord {
+        id: stored_id(CouncilId::parse(row.id))?,
+        name: row.name,
+        gss_code: row.gss_code,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// Ids are validated before they are written, so a bad one in the database means someone
+/// wrote to it behind Guildhall's back.
+fn stored_id<T>(parsed: std::result::Result<T, guildhall_domain::IdError>) -> Result<T> {
+    parsed.map_err(|e| Error::Database(sea_orm::DbErr::Custom(format!("corrupt row: {e}"))))
+}
+
+fn unique_to_exists(err: Error, tenant: &TenantId) -> Error {
+    match &err {
+        Error::Database(db)
+            if matches!(
+                db.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            Error::TenantExists(tenant.clone())
+        }
+        _ => err,
+    }
+}

@@ -1,0 +1,200 @@
+//! The command line as a user runs it: a real process in a fresh folder.
+
+use crate::helpers::{Backend, TestDb, guildhall, repo_root, text};
+
+fn apply_twice_prints_unchanged(db: &TestDb, dir: &std::path::Path) {
+    let tenants = repo_root().join("tenants");
+    let first = guildhall(dir)
+        .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .args(["tenants", "apply"])
+        .arg(&tenants)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "broads-digital: created",
+            "north-downs: created",
+            "the-marches: created"
+        ],
+        "{stderr}"
+    );
+    let second = guildhall(dir)
+        .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .args(["tenants", "apply"])
+        .arg(&tenants)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&second);
+    assert!(second.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "broads-digital: unchanged",
+            "north-downs: unchanged",
+            "the-marches: unchanged"
+        ]
+    );
+
+    // Editing one file updates that tenant only.
+    let edited = dir.join("edited");
+    std::fs::create_dir_all(&edited).unwrap();
+    let text_nd = std::fs::read_to_string(tenants.join("north-downs.toml")).unwrap();
+    std::fs::write(
+        edited.join("north-downs.toml"),
+        text_nd.replace(
+            "Epsom and Ewell Borough Council",
+            "Epsom & Ewell Borough Council",
+        ),
+    )
+    .unwrap();
+    std::fs::copy(
+        tenants.join("the-marches.toml"),
+        edited.join("the-marches.toml"),
+    )
+    .unwrap();
+    let third = guildhall(dir)
+        .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .args(["tenants", "apply"])
+        .arg(&edited)
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&third).0.lines().collect::<Vec<_>>(),
+        ["north-downs: updated", "the-marches: unchanged"]
+    );
+
+    let list = guildhall(dir)
+        .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .args(["tenants", "list"])
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&list);
+    assert!(list.status.success());
+    assert!(
+        stdout.contains("north-downs") && stdout.contains("Epsom & Ewell"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn tenants_apply_is_idempotent_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    apply_twice_prints_unchanged(&db, dir.path());
+}
+
+#[tokio::test]
+async fn tenants_apply_is_idempotent_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(db) = TestDb::new(Backend::Postgres).await {
+        apply_twice_prints_unchanged(&db, dir.path());
+    }
+}
+
+#[test]
+fn an_invalid_file_names_file_and_field_and_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    std::fs::copy(
+        repo_root().join("tenants/north-downs.toml"),
+        tenants.join("a-good.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        tenants.join("b-bad.toml"),
+        "id = \"south-downs\"\nname = \"South Downs\"\n\n[[councils]]\nid = \"lewes\"\nname = \"Lewes\"\n\n[[councils]]\nid = \"lewes\"\nname = \"Lewes again\"\n",
+    )
+    .unwrap();
+    let out = guildhall(dir.path())
+        .args(["tenants", "apply", "tenants"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("b-bad.toml"), "{stderr}");
+    assert!(stderr.contains("councils[1].id"), "{stderr}");
+    assert!(
+        stderr.contains("duplicate council id \"lewes\""),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    // Nothing was written: not even the database file.
+    assert!(!dir.path().join("data/guildhall.db").exists());
+
+    std::fs::write(
+        tenants.join("b-bad.toml"),
+        "id = \"south-downs\"\nname = \"S\"\ncolour = \"green\"\n",
+    )
+    .unwrap();
+    let out = guildhall(dir.path())
+        .args(["tenants", "apply", "tenants"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("b-bad.toml") && stderr.contains("colour"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_configuration_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = guildhall(dir.path())
+        .env("GUILDHALL_NOPE", "1")
+        .arg("serve")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("GUILDHALL_NOPE") && stderr.contains("`nope`"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        dir.path().join("guildhall.toml"),
+        "[http]\nshutdown_grace = 3\n",
+    )
+    .unwrap();
+    let out = guildhall(dir.path()).arg("serve").output().unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("http.shutdown_grace") && stderr.contains("guildhall.toml"),
+        "{stderr}"
+    );
+
+    let out = guildhall(dir.path())
+        .args(["serve", "--config", "missing.toml"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("missing.toml does not exist"), "{stderr}");
+}
+
+#[test]
+fn help_explains_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = guildhall(dir.path()).arg("--help").output().unwrap();
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    for command in ["serve", "migrate", "tenants"] {
+        assert!(stdout.contains(command), "{stdout}");
+    }
+    let out = guildhall(dir.path()).arg("migrate").output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("database schema is current"), "{stdout}");
+    assert!(
+        dir.path().join("data/guildhall.db").exists(),
+        "the default SQLite file"
+    );
+}

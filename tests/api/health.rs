@@ -1,0 +1,125 @@
+//! Liveness, readiness, request ids, the OpenAPI document and platform-wide errors.
+
+use sea_orm::ConnectionTrait;
+
+use crate::helpers::{TestApp, expect_problem};
+use crate::on_both_databases;
+
+on_both_databases!(
+    health_and_readiness,
+    readiness_fails_when_a_migration_is_pending
+);
+
+async fn health_and_readiness(app: TestApp) {
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+}
+
+async fn readiness_fails_when_a_migration_is_pending(app: TestApp) {
+    let store = app.store().await;
+    store
+        .connection()
+        .execute_unprepared(
+            "DELETE FROM seaql_migrations WHERE version = 'm20261127_000001_tenants'",
+        )
+        .await
+        .unwrap();
+    let problem = expect_problem(app.get("/readyz").await, 503).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("m20261127_000001_tenants"),
+        "{problem}"
+    );
+    // Liveness does not depend on the database.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "abc-123");
+    // An id unsafe for logs is replaced, not echoed.
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "evil\tid")
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, "evil\tid");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let problem = expect_problem(app.get("/nowhere").await, 404).await;
+    assert_eq!(problem["instance"], "/nowhere");
+    assert!(problem["request_id"].is_string());
+    let response = app
+        .client
+        .delete(app.url("/api/v1/tenants"))
+        .send()
+        .await
+        .unwrap();
+    let allow = response.headers()["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let problem = expect_problem(response, 405).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE is not allowed"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_api_route() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let doc = app.get_json("/api/openapi.json").await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/healthz", &["get"][..]),
+        ("/readyz", &["get"]),
+        ("/api/v1/tenants", &["get", "post"]),
+        ("/api/v1/tenants/{tenant}", &["get"]),
+        ("/api/v1/tenants/{tenant}/councils/{council}", &["put"]),
+    ] {
+        for method in methods {
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} is missing from the OpenAPI document"
+            );
+        }
+    }
+    // The document is the same as the one generated from the code.
+    let generated = serde_json::to_value(guildhall::openapi()).unwrap();
+    assert_eq!(doc, generated);
+}

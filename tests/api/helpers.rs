@@ -1,0 +1,291 @@
+//! Test support: a real server on port 0 with its own fresh database, SQLite or PostgreSQL,
+//! and a way to run the real binary as a separate process.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use guildhall::Config;
+use guildhall::config::Listen;
+use guildhall_store::{DatabaseUrl, PoolOptions, Store};
+use sea_orm::ConnectionTrait;
+
+/// The environment variable that names a PostgreSQL server for the PostgreSQL half of the
+/// storage tests, e.g. `postgres://postgres@127.0.0.1:5432/test`. Each test creates and
+/// drops its own database on that server.
+pub const POSTGRES_ENV: &str = "TEST_POSTGRES_URL";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database that is removed when dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` (with a message) when PostgreSQL was asked for but no
+    /// server is named.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("guildhall.db").display()
+                );
+                Some(Self {
+                    url: DatabaseUrl::new(url),
+                    _dir: Some(dir),
+                    postgres: None,
+                })
+            }
+            Backend::Postgres => {
+                let Some(server) = postgres_server() else {
+                    println!("skipped: PostgreSQL half not run because {POSTGRES_ENV} is not set");
+                    return None;
+                };
+                let name = format!("guildhall_test_{}", uuid::Uuid::new_v4().simple());
+                let admin =
+                    Store::connect(&DatabaseUrl::new(server.clone()), &PoolOptions::default())
+                        .await
+                        .expect("connect to the PostgreSQL server named in TEST_POSTGRES_URL");
+                admin
+                    .connection()
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create a test database");
+                admin.close().await.ok();
+                Some(Self {
+                    url: DatabaseUrl::new(with_database(&server, &name)),
+                    _dir: None,
+                    postgres: Some((server, name)),
+                })
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((server, name)) = self.postgres.take() else {
+            return;
+        };
+        // Dropping runs outside any async context the test may be in, on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let admin = Store::connect(&DatabaseUrl::new(server), &PoolOptions::default())
+                    .await
+                    .ok()?;
+                admin
+                    .connection()
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .ok()?;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn postgres_server() -> Option<String> {
+    std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+fn with_database(server: &str, name: &str) -> String {
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (server, None),
+    };
+    let authority_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// A running in-process server with its own database.
+#[derive(Debug)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    server: Option<guildhall::Server>,
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database; `None` when the backend is not available.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let mut config = Config {
+            listen: Listen(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Config::default()
+        };
+        config.database.url = db.url.clone();
+        config.database.max_connections = 5;
+        config.http.shutdown_grace_secs = 2;
+        let server = guildhall::Server::start(&config)
+            .await
+            .expect("start the server");
+        Some(Self {
+            addr: server.addr(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            db,
+            server: Some(server),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).await;
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.expect("JSON body")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// A second handle on this app's database, for looking behind the API.
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.db.url, &PoolOptions::default())
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.shutdown();
+        }
+    }
+}
+
+/// Asserts that a response is problem+json with this status, and returns the problem.
+pub async fn expect_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert_eq!(content_type, "application/problem+json");
+    assert!(response.headers().contains_key("x-request-id"));
+    let problem: serde_json::Value = response.json().await.expect("problem body");
+    assert_eq!(problem["status"], status, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:guildhall:problem:")
+    );
+    assert!(
+        problem["title"].is_string() && problem["detail"].is_string(),
+        "{problem}"
+    );
+    problem
+}
+
+/// Generates a SQLite and a PostgreSQL test from one `async fn(TestApp)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::{Backend, TestApp};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite is always available");
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
+
+/// The `guildhall` binary under test.
+pub fn guildhall_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| PathBuf::from(env!("CARGO_BIN_EXE_guildhall-under-test")))
+}
+
+/// A `guildhall` command in `dir` with no inherited `GUILDHALL_` configuration.
+pub fn guildhall(dir: &Path) -> Command {
+    let mut cmd = Command::new(guildhall_bin());
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("GUILDHALL_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Output of a finished command as text, for assertions.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The repository root, for example files such as `tenants/`.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}

@@ -1,0 +1,10 @@
+//! Black-box tests: the real server over real HTTP, on SQLite and on PostgreSQL.
+//!
+//! One test binary with a module per feature keeps link time down.
+
+mod helpers;
+
+mod cli;
+mod health;
+mod shutdown;
+mod tenants;
