@@ -6,6 +6,8 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_tenants;
+mod m20261127_000002_plugin_data;
+mod m20261127_000003_catalogue;
 
 /// Applies Guildhall's migrations in order.
 #[derive(Debug)]
@@ -14,6 +16,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_tenants::Migration)]
+        vec![
+            Box::new(m20261127_000001_tenants::Migration),
+            Box::new(m20261127_000002_plugin_data::Migration),
+            Box::new(m20261127_000003_catalogue::Migration),
+        ]
     }
 }

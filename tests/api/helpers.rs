@@ -122,26 +122,44 @@ fn with_database(server: &str, name: &str) -> String {
     }
 }
 
+/// The configuration tests run servers with: port 0, the test database, a private
+/// component cache, and a one-second plugin deadline so hostile plugins end quickly.
+pub fn test_config(db: &TestDb, dir: &Path) -> Config {
+    let mut config = Config {
+        listen: Listen(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..Config::default()
+    };
+    config.database.url = db.url.clone();
+    config.database.max_connections = 5;
+    config.http.shutdown_grace_secs = 2;
+    config.runtime.cache_dir = dir.join("cache");
+    config.runtime.default_timeout_ms = 1_000;
+    config.runtime.pooling_instances = 100;
+    config
+}
+
 /// A running in-process server with its own database.
 #[derive(Debug)]
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub db: TestDb,
+    _dir: tempfile::TempDir,
     server: Option<guildhall::Server>,
 }
 
 impl TestApp {
     /// Starts a server on a fresh database; `None` when the backend is not available.
     pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts a server whose configuration `adjust` may change first.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
         let db = TestDb::new(backend).await?;
-        let mut config = Config {
-            listen: Listen(SocketAddr::from(([127, 0, 0, 1], 0))),
-            ..Config::default()
-        };
-        config.database.url = db.url.clone();
-        config.database.max_connections = 5;
-        config.http.shutdown_grace_secs = 2;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(&db, dir.path());
+        adjust(&mut config);
         let server = guildhall::Server::start(&config)
             .await
             .expect("start the server");
@@ -152,6 +170,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             db,
+            _dir: dir,
             server: Some(server),
         })
     }
@@ -181,6 +200,87 @@ impl TestApp {
             .send()
             .await
             .expect("POST")
+    }
+
+    /// Publishes a plugin folder (plugin.toml and its component) over HTTP.
+    pub async fn publish_dir(&self, name: &str, dir: &Path) -> reqwest::Response {
+        let manifest = std::fs::read_to_string(dir.join("plugin.toml")).expect("plugin.toml");
+        let component = manifest
+            .lines()
+            .find_map(|l| {
+                l.trim().strip_prefix("component").map(|r| {
+                    r.trim_start_matches([' ', '='])
+                        .trim()
+                        .trim_matches('"')
+                        .to_string()
+                })
+            })
+            .expect("component key");
+        let bytes = std::fs::read(dir.join(component)).expect("component bytes");
+        self.publish(name, &manifest, bytes, None).await
+    }
+
+    /// Publishes raw parts over HTTP.
+    pub async fn publish(
+        &self,
+        name: &str,
+        manifest: &str,
+        component: Vec<u8>,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new()
+            .text("manifest", manifest.to_string())
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(component).file_name("component.wasm"),
+            );
+        if let Some(signature) = signature {
+            form = form.text("signature", signature.to_string());
+        }
+        self.client
+            .post(self.url(&format!("/api/v1/plugins/{name}/versions")))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST publish")
+    }
+
+    /// Publishes a plugin built from `plugins/`.
+    pub async fn publish_built(&self, name: &str) -> serde_json::Value {
+        let artifact = guildhall_test_artifacts::plugin(name);
+        let response = self.publish_dir(name, &artifact.dir).await;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        assert!(status.is_success(), "publishing {name}: {status} {body}");
+        body
+    }
+
+    /// Creates the example tenants from `tenants/` over HTTP.
+    pub async fn create_example_tenants(&self) {
+        for file in ["north-downs", "the-marches", "broads-digital"] {
+            let text =
+                std::fs::read_to_string(repo_root().join(format!("tenants/{file}.toml"))).unwrap();
+            let value: toml::Value = toml::from_str(&text).unwrap();
+            let json = serde_json::to_value(value).unwrap();
+            let response = self.post_json("/api/v1/tenants", &json).await;
+            assert_eq!(response.status(), 201, "{file}");
+        }
+    }
+
+    /// Installs a plugin version for some councils (`"all"` or a list) with config.
+    pub async fn install(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        version: &str,
+        councils: serde_json::Value,
+        config: serde_json::Value,
+    ) -> reqwest::Response {
+        self.put_json(
+            &format!("/api/v1/tenants/{tenant}/installs/{plugin}"),
+            &serde_json::json!({"version": version, "councils": councils, "config": config}),
+        )
+        .await
     }
 
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
@@ -288,4 +388,46 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("repo root")
         .to_path_buf()
+}
+
+/// Starts `guildhall serve` as a process on a free port in `dir` with extra environment
+/// variables; returns the process, its address and a thread collecting its log.
+pub fn serve_process(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = guildhall(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if let Some(at) = line.find("address=")
+                && let Some(tx) = tx.take()
+            {
+                let addr = line[at + 8..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string();
+                tx.send(addr).ok();
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the server reports its address");
+    (child, addr, reader)
 }

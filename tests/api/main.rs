@@ -4,7 +4,10 @@
 
 mod helpers;
 
+mod catalogue;
 mod cli;
+mod gateway;
 mod health;
+mod replicas;
 mod shutdown;
 mod tenants;

@@ -1,48 +1,12 @@
 //! Process lifecycle: the default configuration serves, and SIGTERM drains in-flight
 //! requests before a clean exit.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use crate::helpers::guildhall;
-
-/// Starts `guildhall serve` on a free port and returns the process and its address.
-fn serve(dir: &std::path::Path) -> (Child, String, std::thread::JoinHandle<String>) {
-    let mut child = guildhall(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if let Some(at) = line.find("address=")
-                && let Some(tx) = tx.take()
-            {
-                let addr = line[at + 8..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-                tx.send(addr).ok();
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the server reports its address");
-    (child, addr, reader)
-}
+use crate::helpers::serve_process;
 
 fn sigterm(child: &Child) {
     let status = std::process::Command::new("kill")
@@ -55,7 +19,7 @@ fn sigterm(child: &Child) {
 #[test]
 fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr, logs) = serve(dir.path());
+    let (mut child, addr, logs) = serve_process(dir.path(), &[]);
 
     // The defaults serve: SQLite in ./data, healthy and ready.
     let mut probe = TcpStream::connect(&addr).unwrap();

@@ -169,6 +169,18 @@ impl ApiError {
         &self.detail
     }
 
+    /// The detail with any field errors and extensions, on one line, for the command line.
+    pub fn describe(&self) -> String {
+        let mut out = self.detail.clone();
+        for e in &self.errors {
+            out.push_str(&format!("; {}: {}", e.field, e.reason));
+        }
+        for (key, value) in &self.extensions {
+            out.push_str(&format!("; {key}: {value}"));
+        }
+        out
+    }
+
     fn problem(&self) -> Problem {
         Problem {
             kind: format!("urn:guildhall:problem:{}", self.slug),

@@ -6,8 +6,10 @@
 //! **API Boundary:** this crate turns HTTP into calls on the store (and later the runtime)
 //! and back. It holds no SQL and no wasm; errors leave it only as problem+json.
 
+pub mod catalogue;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod middleware;
 mod routes;
 
@@ -16,19 +18,28 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
+use guildhall_runtime::Runtime;
 use guildhall_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use catalogue::{CatalogueConfig, TrustedKeys};
 pub use error::{ApiError, FieldError, Problem};
+pub use gateway::Gateway;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// The plugin runtime.
+    pub runtime: Runtime,
+    /// The service gateway's caches and shares.
+    pub gateway: Gateway,
+    /// Keys that may sign published components.
+    pub trusted_keys: Arc<TrustedKeys>,
 }
 
 /// HTTP settings from the operator's configuration.
@@ -56,6 +67,8 @@ impl Default for Settings {
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "tenants", description = "Alliances and their member councils"),
+        (name = "catalogue", description = "Published plugins and their versions"),
+        (name = "installs", description = "Which plugin versions each alliance runs"),
     ),
     components(schemas(Problem, error::FieldError)),
 )]
@@ -71,21 +84,39 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::tenants::get_tenant))
         .routes(routes!(routes::tenants::put_council))
+        .routes(routes!(routes::plugins::list_plugins))
+        .routes(routes!(routes::plugins::get_plugin))
+        .routes(routes!(routes::plugins::get_version))
+        .routes(routes!(routes::plugins::yank))
+        .routes(routes!(routes::installs::list_installs))
+        .routes(routes!(
+            routes::installs::put_install,
+            routes::installs::delete_install
+        ))
+}
+
+fn publish_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(routes::plugins::publish))
 }
 
 /// The OpenAPI document for every route the server has.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    api_routes().merge(publish_routes()).into_openapi()
 }
 
 /// Builds the whole HTTP application.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let (routes, doc) = api_routes().split_for_parts();
+    // Uploads carry a component, so their limit is the component cap plus room for the
+    // manifest and signature; every other /api body is small JSON.
+    let upload_limit = state.runtime.config().max_component_bytes + (1 << 20);
+    let (publish, _) = publish_routes().split_for_parts();
+    let (routes, _) = api_routes().split_for_parts();
+    let doc = openapi();
     let doc = Arc::new(
         doc.to_pretty_json()
             .expect("the OpenAPI document serialises"),
     );
-    routes
+    let platform = routes
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {
@@ -100,7 +131,26 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(settings.api_body_limit))
-        .layer(axum::middleware::from_fn(middleware::problem_details))
+        .merge(publish.layer(DefaultBodyLimit::max(upload_limit)))
+        .layer(axum::middleware::from_fn(middleware::problem_details));
+    // The gateway passes plugins' own responses through untouched (a plugin's 404 is its
+    // own business), and enforces the request body cap itself.
+    let gateway = Router::new()
+        .route(
+            "/s/{tenant}/{council}/{plugin}",
+            axum::routing::any(gateway::serve),
+        )
+        .route(
+            "/s/{tenant}/{council}/{plugin}/",
+            axum::routing::any(gateway::serve),
+        )
+        .route(
+            "/s/{tenant}/{council}/{plugin}/{*path}",
+            axum::routing::any(gateway::serve),
+        )
+        .layer(DefaultBodyLimit::disable());
+    platform
+        .merge(gateway)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))

@@ -1,9 +1,12 @@
-//! Guildhall's vocabulary: identifiers and the declarative tenant files.
+//! Guildhall's vocabulary: identifiers, plugin manifests and the declarative tenant files.
 //!
 //! This crate does no I/O and knows nothing about HTTP or SQL, so every other crate can
 //! depend on it and tests can exercise validation without a server.
 
+mod digest;
 mod ids;
+pub mod manifest;
 pub mod tenant;
 
+pub use digest::{Digest, DigestError};
 pub use ids::{CouncilId, IdError, PluginName, TenantId};

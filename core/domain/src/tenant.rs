@@ -62,10 +62,7 @@ pub struct SpecError {
 impl TenantSpec {
     /// Parses a tenant file and validates it. Errors name the field at fault.
     pub fn from_toml(text: &str) -> Result<Self, SpecError> {
-        let spec: TenantSpec = toml::from_str(text).map_err(|e| SpecError {
-            field: toml_error_field(&e, text),
-            reason: e.message().to_string(),
-        })?;
+        let spec: TenantSpec = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
         spec.validate()?;
         Ok(spec)
     }
@@ -138,6 +135,14 @@ fn validate_gss_code(field: &str, code: &str) -> Result<(), SpecError> {
             field: field.to_string(),
             reason: format!("{code:?} is not a GSS code (a letter E, W, S or N and 8 digits)"),
         })
+    }
+}
+
+/// Turns a TOML parse error into a field error.
+pub(crate) fn toml_error(err: &toml::de::Error, text: &str) -> SpecError {
+    SpecError {
+        field: toml_error_field(err, text),
+        reason: err.message().to_string(),
     }
 }
 

@@ -40,6 +40,22 @@ pub enum Command {
     /// Manage tenants (alliances of councils).
     #[command(subcommand)]
     Tenants(TenantsCommand),
+    /// Manage the shared plugin catalogue.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+/// `guildhall plugins …`
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Publish a plugin version from a folder holding plugin.toml and the component it
+    /// names (and optionally `<component>.sig`, a base64 ed25519 signature over the digest).
+    /// Prints the plugin, version, digest and whether it was new.
+    Publish {
+        /// The plugin's folder.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// `guildhall tenants …`
@@ -118,6 +134,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 crate::tenants::apply(&store, &specs).await?;
                 store.close().await?;
                 Ok(())
+            }
+            Command::Plugins(PluginsCommand::Publish { dir }) => {
+                let store = server::open_store(&config).await?;
+                let result = crate::plugins::publish(&config, &store, &dir).await;
+                store.close().await?;
+                result
             }
             Command::Tenants(TenantsCommand::List) => {
                 let store = server::open_store(&config).await?;

@@ -40,6 +40,10 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Plugin runtime limits and caches.
+    pub runtime: guildhall_runtime::RuntimeConfig,
+    /// The shared catalogue: signatures.
+    pub catalogue: guildhall_api::CatalogueConfig,
 }
 
 /// A listen address, `127.0.0.1:8080` by default.

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 mod logging;
+mod plugins;
 pub mod server;
 mod tenants;
 

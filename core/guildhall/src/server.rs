@@ -47,6 +47,28 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Builds what every handler shares: the store, the plugin runtime (one wasmtime engine),
+/// the gateway and the trusted publisher keys.
+pub fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildhall_api::AppState> {
+    let runtime = guildhall_runtime::Runtime::new(
+        config.runtime.clone(),
+        store.clone(),
+        std::sync::Arc::new(guildhall_runtime::DenyAll),
+    )
+    .context("cannot start the plugin runtime")?;
+    if !runtime.pooling() {
+        tracing::warn!("the plugin runtime allocates instances on demand (slower than pooling)");
+    }
+    let trusted_keys =
+        guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
+    Ok(guildhall_api::AppState {
+        store: store.clone(),
+        gateway: guildhall_api::Gateway::new(store.clone(), runtime.clone()),
+        runtime,
+        trusted_keys: std::sync::Arc::new(trusted_keys),
+    })
+}
+
 impl Server {
     /// Opens the database, migrates it, binds the listener and starts serving.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
@@ -55,19 +77,28 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.0))?;
         let addr = listener.local_addr()?;
+        let state = app_state(config, &store)?;
+        let watcher = state.gateway.watch();
         let app = guildhall_api::router(
-            guildhall_api::AppState {
-                store: store.clone(),
-            },
+            state,
             &guildhall_api::Settings {
                 api_body_limit: config.http.api_body_limit_bytes,
             },
         );
         let stop = CancellationToken::new();
+        let stop_handle = stop.clone();
         let grace = Duration::from_secs(config.http.shutdown_grace_secs);
-        let task = tokio::spawn(serve(listener, app, store, stop.clone(), grace));
+        let task = tokio::spawn(async move {
+            let result = serve(listener, app, store, stop, grace).await;
+            watcher.abort();
+            result
+        });
         tracing::info!(address = %addr, "listening");
-        Ok(Self { addr, stop, task })
+        Ok(Self {
+            addr,
+            stop: stop_handle,
+            task,
+        })
     }
 
     /// The address the server listens on (useful with port 0).

@@ -8,16 +8,22 @@
 //! [`Store::scope`], which checks that the tenant exists; request resolution does that once
 //! per request. Queries across all tenants live in [`Tenants`], which is operator code.
 
+mod catalogue;
 mod entities;
+mod installs;
+mod plugin_data;
 mod tenants;
 mod url;
 
 use std::time::Duration;
 
-use guildhall_domain::TenantId;
+use guildhall_domain::{PluginName, TenantId};
 use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
+pub use catalogue::{Catalogue, NewVersion, PluginRecord, PublishError, Published, VersionRecord};
+pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
+pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
 
@@ -185,6 +191,36 @@ impl Store {
     /// The councils of one tenant.
     pub fn councils<'a>(&'a self, scope: &'a TenantScope) -> Councils<'a> {
         Councils::new(&self.db, scope)
+    }
+
+    /// One plugin's key-value data in one tenant.
+    pub fn kv<'a>(&'a self, scope: &'a TenantScope, plugin: &'a PluginName) -> Kv<'a> {
+        Kv::new(&self.db, scope, plugin)
+    }
+
+    /// The plugin events of one tenant.
+    pub fn events<'a>(&'a self, scope: &'a TenantScope) -> Events<'a> {
+        Events::new(&self.db, scope)
+    }
+
+    /// The shared catalogue of plugins.
+    pub fn catalogue(&self) -> Catalogue<'_> {
+        Catalogue::new(&self.db)
+    }
+
+    /// One tenant's installs.
+    pub fn installs<'a>(&'a self, scope: &'a TenantScope) -> Installs<'a> {
+        Installs::new(&self.db, scope)
+    }
+
+    /// The platform revision: it goes up whenever an install or a council changes, so
+    /// replicas polling it know when to drop cached installs.
+    pub async fn revision(&self) -> Result<i64> {
+        use sea_orm::EntityTrait;
+        Ok(entities::platform_revision::Entity::find_by_id(1)
+            .one(&self.db)
+            .await?
+            .map_or(0, |row| row.revision))
     }
 
     /// Closes every pooled connection.

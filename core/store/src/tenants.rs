@@ -180,6 +180,7 @@ impl<'a> Councils<'a> {
         let applied = upsert_council(&txn, self.scope.tenant(), spec, now).await?;
         if applied != Applied::Unchanged {
             touch_tenant(&txn, self.scope.tenant(), now).await?;
+            crate::catalogue::bump_revision(&txn).await?;
         }
         let row = councils::Entity::find_by_id((
             self.scope.tenant().as_str().to_string(),
@@ -252,6 +253,7 @@ async fn upsert_tenant<C: ConnectionTrait>(db: &C, spec: &TenantSpec) -> Result<
         councils_changed |= result != Applied::Unchanged;
     }
     if councils_changed {
+        crate::catalogue::bump_revision(db).await?;
         if applied == Applied::Unchanged {
             touch_tenant(db, &spec.id, now).await?;
         }

@@ -131,6 +131,7 @@ pub(crate) async fn put_council(
     };
     spec.validate("").map_err(spec_error)?;
     let (applied, record) = state.store.councils(&scope).put(&spec).await?;
+    state.gateway.refresh().await;
     let status = if applied == Applied::Created {
         StatusCode::CREATED
     } else {

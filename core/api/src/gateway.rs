@@ -1,0 +1,389 @@
+//! The service gateway: `ANY /s/{tenant}/{council}/{plugin}/{*path}` runs the tenant's
+//! install of the plugin for that council.
+//!
+//! Installs are resolved once and cached with the platform revision they were read at. A
+//! change made through this replica updates the revision at once; a change made through
+//! another replica is noticed by [`Gateway::watch`], which polls the revision (a single
+//! indexed row) every half second. Polling a counter works the same on SQLite and
+//! PostgreSQL and needs no long-lived connection; its cost is one tiny query per replica
+//! per interval, and the bound on staleness is the interval.
+//!
+//! Each tenant has its own concurrency share: `runtime.tenant_concurrency` calls at once,
+//! then a short queue, then 429 with `Retry-After`. A tenant flooding the gateway fills
+//! only its own share.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use guildhall_domain::manifest::Manifest;
+use guildhall_domain::{CouncilId, PluginName, TenantId};
+use guildhall_runtime::{CallContext, CallError, Prepared, Principal, Runtime};
+use guildhall_store::{InstallCouncils, Store, TenantScope};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+
+/// How often replicas look for install changes made elsewhere.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A resolved install, valid for the revision it was read at.
+struct Resolved {
+    revision: i64,
+    scope: TenantScope,
+    councils: InstallCouncils,
+    tenant_councils: HashSet<CouncilId>,
+    config: Arc<serde_json::Value>,
+    prepared: Arc<Prepared>,
+}
+
+struct TenantGate {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+/// The gateway's caches and concurrency shares; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<GatewayInner>,
+}
+
+struct GatewayInner {
+    store: Store,
+    runtime: Runtime,
+    revision: AtomicI64,
+    installs: Mutex<HashMap<(TenantId, PluginName), Arc<Resolved>>>,
+    prepared: tokio::sync::Mutex<HashMap<(PluginName, String), Arc<Prepared>>>,
+    gates: Mutex<HashMap<TenantId, Arc<TenantGate>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("revision", &self.inner.revision.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// A gateway over the store and runtime.
+    pub fn new(store: Store, runtime: Runtime) -> Self {
+        Self {
+            inner: Arc::new(GatewayInner {
+                store,
+                runtime,
+                revision: AtomicI64::new(-1),
+                installs: Mutex::new(HashMap::new()),
+                prepared: tokio::sync::Mutex::new(HashMap::new()),
+                gates: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Reads the platform revision now, so this replica's own changes apply at once.
+    pub async fn refresh(&self) {
+        match self.inner.store.revision().await {
+            Ok(revision) => {
+                self.inner.revision.fetch_max(revision, Ordering::SeqCst);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the platform revision"),
+        }
+    }
+
+    /// Polls the platform revision until the process ends, so installs changed through
+    /// another replica are served here within [`WATCH_INTERVAL`].
+    pub fn watch(&self) -> tokio::task::JoinHandle<()> {
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WATCH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                gateway.refresh().await;
+            }
+        })
+    }
+
+    /// Prepares (compiling if needed) a published version, shared by every tenant.
+    pub async fn prepare(&self, manifest: &Manifest) -> Result<Arc<Prepared>, ApiError> {
+        let key = (manifest.name.clone(), manifest.version.to_string());
+        let mut prepared = self.inner.prepared.lock().await;
+        if let Some(p) = prepared.get(&key) {
+            return Ok(Arc::clone(p));
+        }
+        let version = self
+            .inner
+            .store
+            .catalogue()
+            .version(&manifest.name, &key.1)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no version {} of plugin {}", key.1, key.0))
+            })?;
+        let store = self.inner.store.clone();
+        let digest = version.digest;
+        let p =
+            self.inner
+                .runtime
+                .prepare(Arc::new(version.manifest), digest, async move || {
+                    let bytes = store.catalogue().blob(&digest).await?.ok_or_else(|| {
+                        anyhow::anyhow!("no stored component with digest {digest}")
+                    })?;
+                    Ok(Arc::new(bytes))
+                })
+                .await
+                .map_err(crate::catalogue::prepare_error)?;
+        let p = Arc::new(p);
+        prepared.insert(key, Arc::clone(&p));
+        Ok(p)
+    }
+
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        plugin: &PluginName,
+    ) -> Result<Option<Arc<Resolved>>, ApiError> {
+        let current = self.inner.revision.load(Ordering::SeqCst);
+        let key = (tenant.clone(), plugin.clone());
+        if let Some(hit) = self
+            .inner
+            .installs
+            .lock()
+            .expect("install cache poisoned")
+            .get(&key)
+            && hit.revision >= current
+        {
+            return Ok(Some(Arc::clone(hit)));
+        }
+        // Read the revision before the install, so a change committed in between makes
+        // this entry stale rather than hiding the change.
+        let revision = self.inner.store.revision().await?;
+        self.inner.revision.fetch_max(revision, Ordering::SeqCst);
+        let Some(scope) = self.inner.store.scope(tenant).await? else {
+            return Ok(None);
+        };
+        let Some(install) = self.inner.store.installs(&scope).get(plugin).await? else {
+            self.inner
+                .installs
+                .lock()
+                .expect("install cache poisoned")
+                .remove(&key);
+            return Ok(None);
+        };
+        let tenant_councils = self
+            .inner
+            .store
+            .councils(&scope)
+            .list()
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let version = self
+            .inner
+            .store
+            .catalogue()
+            .version(plugin, &install.version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "install of {plugin} names a missing version {}",
+                    install.version
+                ))
+            })?;
+        let prepared = self.prepare(&version.manifest).await?;
+        let resolved = Arc::new(Resolved {
+            revision,
+            scope,
+            councils: install.councils,
+            tenant_councils,
+            config: Arc::new(install.config),
+            prepared,
+        });
+        self.inner
+            .installs
+            .lock()
+            .expect("install cache poisoned")
+            .insert(key, Arc::clone(&resolved));
+        Ok(Some(resolved))
+    }
+
+    fn gate(&self, tenant: &TenantId) -> Arc<TenantGate> {
+        let concurrency = self.inner.runtime.config().tenant_concurrency.max(1);
+        Arc::clone(
+            self.inner
+                .gates
+                .lock()
+                .expect("gates poisoned")
+                .entry(tenant.clone())
+                .or_insert_with(|| {
+                    Arc::new(TenantGate {
+                        permits: Arc::new(Semaphore::new(concurrency)),
+                        waiting: AtomicUsize::new(0),
+                    })
+                }),
+        )
+    }
+
+    /// Takes a slot in the tenant's share, waiting briefly in a short queue.
+    async fn admit(&self, tenant: &TenantId) -> Result<OwnedSemaphorePermit, ApiError> {
+        let gate = self.gate(tenant);
+        if let Ok(permit) = Arc::clone(&gate.permits).try_acquire_owned() {
+            return Ok(permit);
+        }
+        let config = self.inner.runtime.config();
+        let too_many = || {
+            ApiError::from_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("tenant {tenant} is using its whole share of the platform; retry shortly"),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+        };
+        if gate.waiting.fetch_add(1, Ordering::SeqCst) >= config.tenant_queue {
+            gate.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(too_many());
+        }
+        let waited = tokio::time::timeout(
+            Duration::from_millis(config.tenant_queue_timeout_ms),
+            Arc::clone(&gate.permits).acquire_owned(),
+        )
+        .await;
+        gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        match waited {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(too_many()),
+        }
+    }
+}
+
+/// Maps a plugin failure to the gateway's answer (DESIGN "Gateway outcomes").
+fn call_error(plugin: &PluginName, e: CallError) -> ApiError {
+    let reason = e.to_string();
+    let kind = e.kind();
+    let error = match e {
+        CallError::Deadline(_) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "plugin-timeout",
+            "Plugin timed out",
+            format!("{plugin} did not answer in time"),
+        ),
+        CallError::BodyTooLarge(limit) => ApiError::from_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {limit} bytes"),
+        ),
+        CallError::Internal(cause) => return ApiError::internal(cause),
+        CallError::MemoryCap(_)
+        | CallError::Trap(_)
+        | CallError::BadResponse(_)
+        | CallError::CapabilityDenied(_) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "plugin-failed",
+            "Plugin failed",
+            format!("{plugin} failed to answer"),
+        ),
+    };
+    error
+        .with_extension("reason", reason)
+        .with_extension("outcome", kind)
+}
+
+/// Headers never passed to a plugin: credentials stay with the platform.
+const WITHHELD: [header::HeaderName; 3] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+];
+
+/// `ANY /s/{tenant}/{council}/{plugin}/{*path}`
+pub(crate) async fn serve(State(state): State<AppState>, request: Request) -> Response {
+    match serve_inner(&state, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    // /s/{tenant}/{council}/{plugin}[/{path}]
+    let raw = parts.uri.path().strip_prefix("/s/").unwrap_or_default();
+    let mut segments = raw.splitn(4, '/');
+    let not_found = || ApiError::not_found("no such service");
+    let tenant = TenantId::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
+    let council = CouncilId::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
+    let plugin = PluginName::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
+    let rest = segments.next().unwrap_or("");
+
+    let gateway = &state.gateway;
+    let resolved = gateway
+        .resolve(&tenant, &plugin)
+        .await?
+        .ok_or_else(not_found)?;
+    if !resolved.tenant_councils.contains(&council) || !resolved.councils.includes(&council) {
+        return Err(not_found());
+    }
+    let _permit = gateway.admit(&tenant).await?;
+
+    let limit = state.runtime.config().max_request_body_bytes;
+    let body = axum::body::to_bytes(Body::new(body), limit)
+        .await
+        .map_err(|_| {
+            ApiError::from_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {limit} bytes"),
+            )
+        })?;
+
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("/{rest}?{q}"),
+        None => format!("/{rest}"),
+    };
+    let mut builder = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(path_and_query);
+    for (name, value) in &parts.headers {
+        if !WITHHELD.contains(name) {
+            builder = builder.header(name, value);
+        }
+    }
+    let plugin_request = builder
+        .body(body)
+        .map_err(|e| ApiError::bad_request(format!("the request cannot be passed on: {e}")))?;
+    let request_id = parts
+        .extensions
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let call = CallContext {
+        scope: resolved.scope.clone(),
+        council,
+        principal: Principal::Anonymous,
+        config: Arc::clone(&resolved.config),
+        request_id,
+    };
+    let (result, report) = state
+        .runtime
+        .handle(&resolved.prepared, call, plugin_request)
+        .await;
+    tracing::info!(
+        tenant = %tenant,
+        plugin = %plugin,
+        version = %resolved.prepared.manifest().version,
+        outcome = report.outcome,
+        wall_ms = report.wall.as_secs_f64() * 1000.0,
+        bytes_in = report.bytes_in,
+        bytes_out = report.bytes_out,
+        denied = ?report.denied,
+        "plugin call"
+    );
+    match result {
+        Ok(response) => Ok(response.map(Body::from)),
+        Err(e) => Err(call_error(&plugin, e)),
+    }
+}

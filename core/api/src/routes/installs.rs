@@ -1,0 +1,243 @@
+//! A tenant's installs: which plugin versions it runs, for which councils, configured how.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use guildhall_domain::{CouncilId, PluginName, TenantId};
+use guildhall_store::{AllCouncils, Applied, InstallCouncils, InstallRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{Json, Path};
+use crate::routes::tenants::resolve;
+
+/// An install.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct InstallView {
+    plugin: String,
+    version: String,
+    /// `"all"` or a list of council ids.
+    #[schema(value_type = Object)]
+    councils: Value,
+    /// The checked configuration, with defaults filled in.
+    #[schema(value_type = Object)]
+    config: Value,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&InstallRecord> for InstallView {
+    fn from(i: &InstallRecord) -> Self {
+        let rfc3339 = |t: &time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        Self {
+            plugin: i.plugin.to_string(),
+            version: i.version.clone(),
+            councils: serde_json::to_value(&i.councils).unwrap_or(Value::Null),
+            config: i.config.clone(),
+            created_at: rfc3339(&i.created_at),
+            updated_at: rfc3339(&i.updated_at),
+        }
+    }
+}
+
+/// The installs of a tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct InstallList {
+    installs: Vec<InstallView>,
+}
+
+/// The body of `PUT /api/v1/tenants/{tenant}/installs/{plugin}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstallBody {
+    /// The version to run; another version than the installed one is an upgrade or a
+    /// rollback, switched atomically.
+    version: String,
+    /// `"all"` or a list of council ids of this tenant.
+    #[schema(value_type = Object)]
+    councils: Value,
+    /// Settings checked against the manifest's `[config]` declarations.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    config: Value,
+}
+
+/// Query of `DELETE …/installs/{plugin}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UninstallQuery {
+    /// Also delete the plugin's key-value data in this tenant (kept by default, so a
+    /// reinstall continues where it left off).
+    #[serde(default)]
+    purge_data: bool,
+}
+
+/// Lists a tenant's installs.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/installs", tag = "installs",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "Installs", body = InstallList),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_installs(
+    State(state): State<AppState>,
+    Path(tenant): Path<TenantId>,
+) -> Result<axum::Json<InstallList>, ApiError> {
+    let scope = resolve(&state, &tenant).await?;
+    let installs = state.store.installs(&scope).list().await?;
+    Ok(axum::Json(InstallList {
+        installs: installs.iter().map(InstallView::from).collect(),
+    }))
+}
+
+fn parse_councils(value: &Value, known: &[CouncilId]) -> Result<InstallCouncils, Vec<FieldError>> {
+    let err = |field: String, reason: String| FieldError { field, reason };
+    match value {
+        Value::String(s) if s == "all" => Ok(InstallCouncils::All(AllCouncils::All)),
+        Value::Array(items) if !items.is_empty() => {
+            let mut councils = Vec::new();
+            let mut errors = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let field = format!("councils[{i}]");
+                match item.as_str().map(CouncilId::parse) {
+                    Some(Ok(id)) if !known.contains(&id) => {
+                        errors.push(err(field, format!("no council {id} in this tenant")))
+                    }
+                    Some(Ok(id)) if councils.contains(&id) => {
+                        errors.push(err(field, format!("{id} is listed twice")))
+                    }
+                    Some(Ok(id)) => councils.push(id),
+                    Some(Err(e)) => errors.push(err(field, e.to_string())),
+                    None => errors.push(err(field, "must be a council id".into())),
+                }
+            }
+            if errors.is_empty() {
+                Ok(InstallCouncils::Some(councils))
+            } else {
+                Err(errors)
+            }
+        }
+        _ => Err(vec![err(
+            "councils".into(),
+            "must be \"all\" or a non-empty list of council ids".into(),
+        )]),
+    }
+}
+
+/// Installs a plugin version for some councils, or switches an install to another version
+/// or configuration. Requests in flight finish on the old version.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/installs/{plugin}", tag = "installs",
+    params(("tenant" = String, Path, description = "Tenant id"), ("plugin" = String, Path, description = "Plugin name")),
+    request_body = InstallBody,
+    responses(
+        (status = 201, description = "Installed", body = InstallView),
+        (status = 200, description = "Updated or unchanged", body = InstallView),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The version is yanked", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown version or council, or invalid config", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn put_install(
+    State(state): State<AppState>,
+    Path((tenant, plugin)): Path<(TenantId, PluginName)>,
+    Json(body): Json<InstallBody>,
+) -> Result<Response, ApiError> {
+    let scope = resolve(&state, &tenant).await?;
+    let known: Vec<CouncilId> = state
+        .store
+        .councils(&scope)
+        .list()
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let councils = parse_councils(&body.councils, &known)
+        .map_err(|errors| ApiError::validation("invalid councils", errors))?;
+    let version = state
+        .store
+        .catalogue()
+        .version(&plugin, &body.version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::validation(
+                format!(
+                    "no version {} of plugin {plugin} in the catalogue",
+                    body.version
+                ),
+                vec![FieldError {
+                    field: "version".into(),
+                    reason: "not published".into(),
+                }],
+            )
+        })?;
+    let current = state.store.installs(&scope).get(&plugin).await?;
+    if version.yanked && current.as_ref().map(|c| c.version.as_str()) != Some(body.version.as_str())
+    {
+        return Err(ApiError::conflict(format!(
+            "version {} of {plugin} is yanked and cannot be newly installed",
+            body.version
+        )));
+    }
+    let config = version
+        .manifest
+        .check_config(&body.config)
+        .map_err(|errors| {
+            ApiError::validation(
+                "the configuration does not match the plugin's declarations",
+                errors
+                    .into_iter()
+                    .map(|e| FieldError {
+                        field: e.field,
+                        reason: e.reason,
+                    })
+                    .collect(),
+            )
+        })?;
+    // Compile (once per digest) before switching, so the switch itself is instant and a
+    // component that cannot run is refused here rather than on the first citizen's call.
+    state.gateway.prepare(&version.manifest).await?;
+    let (applied, record) = state
+        .store
+        .installs(&scope)
+        .put(&plugin, &body.version, &councils, &config)
+        .await?;
+    state.gateway.refresh().await;
+    let status = if applied == Applied::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(InstallView::from(&record))).into_response())
+}
+
+/// Uninstalls a plugin. Its key-value data is kept unless `purge_data=true`.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/installs/{plugin}", tag = "installs",
+    params(("tenant" = String, Path, description = "Tenant id"), ("plugin" = String, Path, description = "Plugin name"), UninstallQuery),
+    responses(
+        (status = 204, description = "Uninstalled"),
+        (status = 404, description = "Not installed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn delete_install(
+    State(state): State<AppState>,
+    Path((tenant, plugin)): Path<(TenantId, PluginName)>,
+    query: Result<Query<UninstallQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let scope = resolve(&state, &tenant).await?;
+    if !state
+        .store
+        .installs(&scope)
+        .delete(&plugin, query.purge_data)
+        .await?
+    {
+        return Err(ApiError::not_found(format!(
+            "{plugin} is not installed in {tenant}"
+        )));
+    }
+    state.gateway.refresh().await;
+    Ok(StatusCode::NO_CONTENT)
+}

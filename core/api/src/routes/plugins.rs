@@ -1,0 +1,264 @@
+//! The shared catalogue: list, show, publish and yank plugin versions.
+
+use std::collections::BTreeMap;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use guildhall_domain::PluginName;
+use guildhall_domain::manifest::{Capabilities, ConfigField, Limits};
+use guildhall_store::{PluginRecord, Published, VersionRecord};
+use serde::Serialize;
+
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+use crate::extract::Path;
+
+/// Whether and by whom a version is signed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct SignatureView {
+    /// `verified` or `unsigned`.
+    status: &'static str,
+    /// The trusted key that verified the signature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+/// One published version.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct VersionView {
+    plugin: String,
+    version: String,
+    /// `sha256:` and the component's digest.
+    digest: String,
+    description: String,
+    publisher: String,
+    licence: String,
+    capabilities: Capabilities,
+    limits: Limits,
+    /// The settings each install gives.
+    config: BTreeMap<String, ConfigField>,
+    signature: SignatureView,
+    /// Yanked versions cannot be newly installed.
+    yanked: bool,
+    /// RFC 3339.
+    published_at: String,
+}
+
+impl From<&VersionRecord> for VersionView {
+    fn from(v: &VersionRecord) -> Self {
+        Self {
+            plugin: v.plugin.to_string(),
+            version: v.version.clone(),
+            digest: v.digest.to_string(),
+            description: v.manifest.description.clone(),
+            publisher: v.manifest.publisher.clone(),
+            licence: v.manifest.licence.clone(),
+            capabilities: v.manifest.capabilities.clone(),
+            limits: v.manifest.limits.clone(),
+            config: v.manifest.config.clone(),
+            signature: SignatureView {
+                status: if v.signed_by.is_some() {
+                    "verified"
+                } else {
+                    "unsigned"
+                },
+                key: v.signed_by.clone(),
+            },
+            yanked: v.yanked,
+            published_at: v
+                .published_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A plugin in the catalogue.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PluginView {
+    name: String,
+    publisher: String,
+    description: String,
+    /// The highest version that is not yanked.
+    latest_version: Option<String>,
+    /// Every version, highest first.
+    versions: Vec<VersionView>,
+}
+
+impl From<&PluginRecord> for PluginView {
+    fn from(p: &PluginRecord) -> Self {
+        Self {
+            name: p.name.to_string(),
+            publisher: p.publisher.clone(),
+            description: p.description.clone(),
+            latest_version: p.latest().map(|v| v.version.clone()),
+            versions: p.versions.iter().map(VersionView::from).collect(),
+        }
+    }
+}
+
+/// The catalogue.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct PluginList {
+    plugins: Vec<PluginView>,
+}
+
+/// The multipart form of a publish request.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct PublishForm {
+    /// The `plugin.toml` text.
+    manifest: String,
+    /// The component bytes.
+    #[schema(format = Binary, content_media_type = "application/wasm")]
+    component: Vec<u8>,
+    /// Optional base64 ed25519 signature over the digest text `sha256:<hex>`.
+    signature: Option<String>,
+}
+
+/// Lists the catalogue.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "catalogue",
+    responses((status = 200, description = "Every plugin", body = PluginList)))]
+pub(crate) async fn list_plugins(
+    State(state): State<AppState>,
+) -> Result<axum::Json<PluginList>, ApiError> {
+    let plugins = state.store.catalogue().list().await?;
+    Ok(axum::Json(PluginList {
+        plugins: plugins.iter().map(PluginView::from).collect(),
+    }))
+}
+
+/// Shows one plugin and its versions.
+#[utoipa::path(get, path = "/api/v1/plugins/{plugin}", tag = "catalogue",
+    params(("plugin" = String, Path, description = "Plugin name")),
+    responses(
+        (status = 200, description = "The plugin", body = PluginView),
+        (status = 404, description = "No such plugin", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_plugin(
+    State(state): State<AppState>,
+    Path(plugin): Path<PluginName>,
+) -> Result<axum::Json<PluginView>, ApiError> {
+    let record = state
+        .store
+        .catalogue()
+        .get(&plugin)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no plugin {plugin}")))?;
+    Ok(axum::Json(PluginView::from(&record)))
+}
+
+/// Shows one version.
+#[utoipa::path(get, path = "/api/v1/plugins/{plugin}/versions/{version}", tag = "catalogue",
+    params(("plugin" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
+    responses(
+        (status = 200, description = "The version", body = VersionView),
+        (status = 404, description = "No such version", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn get_version(
+    State(state): State<AppState>,
+    Path((plugin, version)): Path<(PluginName, String)>,
+) -> Result<axum::Json<VersionView>, ApiError> {
+    let record = state
+        .store
+        .catalogue()
+        .version(&plugin, &version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
+    Ok(axum::Json(VersionView::from(&record)))
+}
+
+/// Publishes a version. The same bytes again answer 200; other bytes under a published
+/// version answer 409.
+#[utoipa::path(post, path = "/api/v1/plugins/{plugin}/versions", tag = "catalogue",
+    params(("plugin" = String, Path, description = "Plugin name")),
+    request_body(content = PublishForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Published", body = VersionView),
+        (status = 200, description = "Already published with the same bytes", body = VersionView),
+        (status = 400, description = "Malformed form", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The version exists with other bytes", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Component too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not multipart/form-data", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid manifest or component", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    Path(plugin): Path<PluginName>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::from_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("expected a multipart/form-data body with fields manifest, component and signature: {e}"),
+        )
+    })?;
+    let mut manifest = None;
+    let mut component = None;
+    let mut signature = None;
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "manifest" => manifest = Some(field.text().await.map_err(multipart_error)?),
+            "component" => component = Some(field.bytes().await.map_err(multipart_error)?.to_vec()),
+            "signature" => signature = Some(field.text().await.map_err(multipart_error)?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown form field {other:?}; expected manifest, component and optionally signature"
+                )));
+            }
+        }
+    }
+    let manifest =
+        manifest.ok_or_else(|| ApiError::bad_request("the form has no manifest field"))?;
+    let component =
+        component.ok_or_else(|| ApiError::bad_request("the form has no component field"))?;
+    let published = crate::catalogue::publish(
+        &state,
+        Some(&plugin),
+        &manifest,
+        component,
+        signature.as_deref(),
+    )
+    .await?;
+    let (status, record) = match &published {
+        Published::Created(v) => (StatusCode::CREATED, v),
+        Published::Existing(v) => (StatusCode::OK, v),
+    };
+    let mut response = (status, axum::Json(VersionView::from(record))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!(
+        "/api/v1/plugins/{}/versions/{}",
+        record.plugin, record.version
+    )) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::from_status(
+        e.status(),
+        format!("cannot read the form: {}", e.body_text()),
+    )
+}
+
+/// Yanks a version: no new installs; running installs keep working.
+#[utoipa::path(post, path = "/api/v1/plugins/{plugin}/versions/{version}/yank", tag = "catalogue",
+    params(("plugin" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
+    responses(
+        (status = 200, description = "Yanked", body = VersionView),
+        (status = 404, description = "No such version", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn yank(
+    State(state): State<AppState>,
+    Path((plugin, version)): Path<(PluginName, String)>,
+) -> Result<axum::Json<VersionView>, ApiError> {
+    let record = state
+        .store
+        .catalogue()
+        .yank(&plugin, &version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
+    Ok(axum::Json(VersionView::from(&record)))
+}

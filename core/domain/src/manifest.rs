@@ -1,0 +1,424 @@
+//! Plugin manifests (`plugin.toml`): what a plugin is, what it may call, the limits it asks
+//! for and the configuration each tenant gives it on install.
+//!
+//! ```toml
+//! name = "bin-collections"
+//! version = "1.2.0"
+//! description = "Find your bin collection days"
+//! publisher = "north-downs-digital"
+//! licence = "MIT"
+//! component = "bin_collections.wasm"
+//! [capabilities]
+//! kv = true
+//! events = true
+//! outbound_http = ["api.example.org"]
+//! [limits]
+//! memory_mib = 64
+//! timeout_ms = 2000
+//! [config.collection_api]
+//! type = "string"
+//! required = true
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::PluginName;
+use crate::tenant::SpecError;
+
+/// A plugin's manifest, as published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The plugin's name in the catalogue.
+    pub name: PluginName,
+    /// Semantic version of this build.
+    #[schema(value_type = String, example = "1.2.0")]
+    pub version: semver::Version,
+    /// One line saying what the service does.
+    pub description: String,
+    /// Who publishes it, an id such as `north-downs-digital`.
+    pub publisher: String,
+    /// SPDX licence expression, e.g. `MIT` or `Apache-2.0`.
+    pub licence: String,
+    /// The component's file name, next to `plugin.toml`.
+    pub component: String,
+    /// What the plugin may call beyond its own HTTP handler.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// The limits the plugin asks for; the operator's caps bound them.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Settings each tenant gives on install.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigField>,
+}
+
+/// Declared capabilities. Anything not declared cannot be linked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// `guildhall:platform/kv`: a key-value store private to the plugin in each tenant.
+    #[serde(default)]
+    pub kv: bool,
+    /// `guildhall:platform/events`: named events, audited and counted.
+    #[serde(default)]
+    pub events: bool,
+    /// `guildhall:platform/authz`: ask whether the caller may do something.
+    #[serde(default)]
+    pub authz: bool,
+    /// `wasi:http/outgoing-handler`, only to these exact hosts.
+    #[serde(default)]
+    pub outbound_http: Vec<String>,
+}
+
+/// Limits a plugin asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory cap in MiB; the operator's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    /// Deadline per request in milliseconds; the operator's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The type of one configuration setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigType {
+    /// A JSON string.
+    String,
+    /// A JSON integer.
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// Any JSON value.
+    Json,
+}
+
+impl ConfigType {
+    fn accepts(self, value: &Value) -> bool {
+        match self {
+            ConfigType::String => value.is_string(),
+            ConfigType::Integer => value.is_i64() || value.is_u64(),
+            ConfigType::Boolean => value.is_boolean(),
+            ConfigType::Json => true,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ConfigType::String => "a string",
+            ConfigType::Integer => "an integer",
+            ConfigType::Boolean => "a boolean",
+            ConfigType::Json => "a JSON value",
+        }
+    }
+}
+
+/// One declared configuration setting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigField {
+    /// The value's type.
+    #[serde(rename = "type")]
+    pub kind: ConfigType,
+    /// Whether every install must give it.
+    #[serde(default)]
+    pub required: bool,
+    /// What the setting means, for the people installing the plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The value used when an install does not give one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub default: Option<Value>,
+}
+
+/// The operator's caps that a manifest's limits must stay within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCaps {
+    /// Largest `limits.memory_mib` accepted.
+    pub max_memory_mib: u32,
+    /// Largest `limits.timeout_ms` accepted.
+    pub max_timeout_ms: u64,
+}
+
+/// A failed check: the field and why.
+pub type FieldError = SpecError;
+
+fn err(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
+    SpecError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Manifest {
+    /// Parses `plugin.toml` text. Syntax and type errors name the field; call
+    /// [`Manifest::validate`] for the rules beyond types.
+    pub fn from_toml(text: &str) -> Result<Self, FieldError> {
+        toml::from_str(text).map_err(|e| crate::tenant::toml_error(&e, text))
+    }
+
+    /// Checks everything serde cannot: text fields, the component file name, hosts, config
+    /// keys and defaults, and limits against the operator's caps. Returns every problem.
+    pub fn validate(&self, caps: &LimitCaps) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if let Err(e) = crate::tenant::validate_name("description", &self.description) {
+            errors.push(e);
+        }
+        if crate::TenantId::parse(self.publisher.clone()).is_err() {
+            errors.push(err("publisher", "must match [a-z0-9-]{2,48}"));
+        }
+        if !valid_licence(&self.licence) {
+            errors.push(err(
+                "licence",
+                "must be an SPDX licence expression such as MIT or Apache-2.0",
+            ));
+        }
+        if !valid_file_name(&self.component) {
+            errors.push(err(
+                "component",
+                "must be a file name ending in .wasm, without folders",
+            ));
+        }
+        let mut hosts = std::collections::BTreeSet::new();
+        for (i, host) in self.capabilities.outbound_http.iter().enumerate() {
+            if !valid_host(host) {
+                errors.push(err(
+                    format!("capabilities.outbound_http[{i}]"),
+                    format!("{host:?} is not a lowercase host name or IP address (no scheme, port or path)"),
+                ));
+            } else if !hosts.insert(host) {
+                errors.push(err(
+                    format!("capabilities.outbound_http[{i}]"),
+                    format!("{host:?} is listed twice"),
+                ));
+            }
+        }
+        match self.limits.memory_mib {
+            Some(0) => errors.push(err("limits.memory_mib", "must be at least 1")),
+            Some(m) if m > caps.max_memory_mib => errors.push(err(
+                "limits.memory_mib",
+                format!("{m} is above the operator's cap of {}", caps.max_memory_mib),
+            )),
+            _ => {}
+        }
+        match self.limits.timeout_ms {
+            Some(0) => errors.push(err("limits.timeout_ms", "must be at least 1")),
+            Some(t) if t > caps.max_timeout_ms => errors.push(err(
+                "limits.timeout_ms",
+                format!("{t} is above the operator's cap of {}", caps.max_timeout_ms),
+            )),
+            _ => {}
+        }
+        for (key, field) in &self.config {
+            if !valid_config_key(key) {
+                errors.push(err(
+                    format!("config.{key}"),
+                    "keys are 1 to 64 characters of a-z, 0-9 and _, starting with a letter",
+                ));
+            }
+            if let Some(default) = &field.default {
+                if !field.kind.accepts(default) {
+                    errors.push(err(
+                        format!("config.{key}.default"),
+                        format!("must be {}", field.kind.name()),
+                    ));
+                }
+                if field.required {
+                    errors.push(err(
+                        format!("config.{key}.default"),
+                        "a required setting cannot have a default",
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Checks an install's configuration against the declarations and returns it with
+    /// defaults filled in. Unknown keys, missing required keys and wrong types are each
+    /// reported with the key.
+    pub fn check_config(&self, config: &Value) -> Result<Value, Vec<FieldError>> {
+        let empty = serde_json::Map::new();
+        let given = match config {
+            Value::Object(map) => map,
+            Value::Null => &empty,
+            _ => return Err(vec![err("config", "must be a JSON object")]),
+        };
+        let mut errors = Vec::new();
+        for key in given.keys() {
+            if !self.config.contains_key(key) {
+                errors.push(err(
+                    format!("config.{key}"),
+                    "unknown setting: the manifest does not declare it",
+                ));
+            }
+        }
+        let mut checked = serde_json::Map::new();
+        for (key, field) in &self.config {
+            match given.get(key) {
+                Some(value) if field.kind.accepts(value) => {
+                    checked.insert(key.clone(), value.clone());
+                }
+                Some(_) => errors.push(err(
+                    format!("config.{key}"),
+                    format!("must be {}", field.kind.name()),
+                )),
+                None if field.required => errors.push(err(format!("config.{key}"), "required")),
+                None => {
+                    if let Some(default) = &field.default {
+                        checked.insert(key.clone(), default.clone());
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Value::Object(checked))
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn valid_licence(licence: &str) -> bool {
+    !licence.is_empty()
+        && licence.len() <= 128
+        && licence
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " .-+()".contains(c))
+}
+
+fn valid_file_name(name: &str) -> bool {
+    name.len() > 5
+        && name.len() <= 128
+        && name.ends_with(".wasm")
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// A lowercase DNS name (labels of a-z, 0-9 and '-') or an IP address literal.
+pub fn valid_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+fn valid_config_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    key.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPS: LimitCaps = LimitCaps {
+        max_memory_mib: 256,
+        max_timeout_ms: 30_000,
+    };
+
+    const EXAMPLE: &str = r#"
+name = "bin-collections"
+version = "1.2.0"
+description = "Find your bin collection days"
+publisher = "north-downs-digital"
+licence = "MIT"
+component = "bin_collections.wasm"
+[capabilities]
+kv = true
+events = true
+outbound_http = ["api.example.org"]
+[limits]
+memory_mib = 64
+timeout_ms = 2000
+[config.collection_api]
+type = "string"
+required = true
+[config.page_size]
+type = "integer"
+default = 20
+"#;
+
+    #[test]
+    fn the_design_example_is_valid() {
+        let m = Manifest::from_toml(EXAMPLE).unwrap();
+        m.validate(&CAPS).unwrap();
+        assert_eq!(m.version.to_string(), "1.2.0");
+        assert!(m.capabilities.kv && !m.capabilities.authz);
+    }
+
+    #[test]
+    fn limits_above_the_caps_are_named() {
+        let m =
+            Manifest::from_toml(&EXAMPLE.replace("memory_mib = 64", "memory_mib = 512")).unwrap();
+        let errors = m.validate(&CAPS).unwrap_err();
+        assert_eq!(errors[0].field, "limits.memory_mib");
+        assert!(errors[0].reason.contains("cap of 256"));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let e = Manifest::from_toml(&EXAMPLE.replace("version = \"1.2.0\"", "version = \"1.2\""))
+            .unwrap_err();
+        assert!(e.field.starts_with("version"), "{e}");
+        let e = Manifest::from_toml(&EXAMPLE.replace("kv = true", "kv = true\nsockets = true"))
+            .unwrap_err();
+        assert!(e.field.starts_with("capabilities.sockets"), "{e}");
+        let m = Manifest::from_toml(
+            &EXAMPLE
+                .replace("\"api.example.org\"", "\"https://api.example.org\"")
+                .replace("bin_collections.wasm", "../x.wasm"),
+        )
+        .unwrap();
+        let fields: Vec<String> = m
+            .validate(&CAPS)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["component", "capabilities.outbound_http[0]"]);
+    }
+
+    #[test]
+    fn install_config_is_checked_and_defaulted() {
+        let m = Manifest::from_toml(EXAMPLE).unwrap();
+        let ok = m
+            .check_config(&serde_json::json!({"collection_api": "https://x"}))
+            .unwrap();
+        assert_eq!(ok["page_size"], 20);
+        let errors = m
+            .check_config(&serde_json::json!({"page_size": "ten", "colour": 1}))
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["config.colour", "config.collection_api", "config.page_size"]
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! Runtime micro-benchmarks: instantiate + handle `hello` (pooling and `InstancePre`), kv
+//! get/set through the host, and compiling a component against loading it precompiled.
+//!
+//! Run with `cargo bench -p guildhall-runtime`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use guildhall_domain::manifest::Manifest;
+use guildhall_domain::tenant::TenantSpec;
+use guildhall_domain::{CouncilId, Digest, TenantId};
+use guildhall_runtime::{CallContext, DenyAll, Principal, Runtime, RuntimeConfig};
+use guildhall_store::{DatabaseUrl, PoolOptions, Store};
+use guildhall_test_artifacts::plugin;
+
+struct Bench {
+    _dir: tempfile::TempDir,
+    store: Store,
+    config: RuntimeConfig,
+    runtime: Runtime,
+}
+
+async fn setup() -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::new(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("g.db").display()
+    ));
+    let store = Store::connect(&url, &PoolOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let spec = TenantSpec::from_toml(
+        "id = \"bench\"\nname = \"Bench\"\n[[councils]]\nid = \"c1\"\nname = \"C1\"\n",
+    )
+    .unwrap();
+    store.tenants().create(&spec).await.unwrap();
+    let config = RuntimeConfig {
+        cache_dir: dir.path().join("cache"),
+        ..RuntimeConfig::default()
+    };
+    let runtime = Runtime::new(config.clone(), store.clone(), Arc::new(DenyAll)).unwrap();
+    Bench {
+        _dir: dir,
+        store,
+        config,
+        runtime,
+    }
+}
+
+async fn context(store: &Store, principal: Principal) -> CallContext {
+    CallContext {
+        scope: store
+            .scope(&TenantId::parse("bench").unwrap())
+            .await
+            .unwrap()
+            .unwrap(),
+        council: CouncilId::parse("c1").unwrap(),
+        principal,
+        config: Arc::new(serde_json::json!({"council_name": "Bench"})),
+        request_id: "bench".into(),
+    }
+}
+
+async fn prepared(runtime: &Runtime, name: &str) -> guildhall_runtime::Prepared {
+    let artifact = plugin(name);
+    let manifest = Arc::new(Manifest::from_toml(&artifact.manifest()).unwrap());
+    let bytes = Arc::new(artifact.bytes());
+    runtime
+        .prepare(manifest, Digest::of(&bytes), async move || Ok(bytes))
+        .await
+        .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let bench = rt.block_on(setup());
+    let hello = rt.block_on(prepared(&bench.runtime, "hello"));
+    let ctx = rt.block_on(context(&bench.store, Principal::Anonymous));
+
+    c.bench_function("instantiate_and_handle_hello", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = http::Request::get("/").body(Bytes::new()).unwrap();
+            let (response, _) = bench.runtime.handle(&hello, ctx.clone(), request).await;
+            assert_eq!(response.unwrap().status(), 200);
+        })
+    });
+
+    // kv through the host: bin-collections answers a UPRN lookup with one kv get; an upload
+    // of one property is one kv set per key plus an event.
+    let bins = rt.block_on(prepared(&bench.runtime, "bin-collections"));
+    let officer = rt.block_on(context(
+        &bench.store,
+        Principal::Subject {
+            id: "bench-officer".into(),
+            roles: vec!["officer".into()],
+            council: None,
+        },
+    ));
+    let schedule = r#"[{"uprn":"100062035361","postcode":"RH8 0BT","address":"1 Station Road","collections":[{"date":"2099-01-05","bin":"refuse"}]}]"#;
+    let upload = || {
+        http::Request::put("/schedule")
+            .header("content-type", "application/json")
+            .body(Bytes::from_static(schedule.as_bytes()))
+            .unwrap()
+    };
+    let (first, _) = rt.block_on(bench.runtime.handle(&bins, officer.clone(), upload()));
+    assert!(first.unwrap().status().is_success());
+    c.bench_function("kv_get_via_bin_collections_lookup", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = http::Request::get("/uprn/100062035361")
+                .body(Bytes::new())
+                .unwrap();
+            let (response, _) = bench.runtime.handle(&bins, ctx.clone(), request).await;
+            assert_eq!(response.unwrap().status(), 200);
+        })
+    });
+    c.bench_function("kv_set_via_bin_collections_upload", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (response, _) = bench.runtime.handle(&bins, officer.clone(), upload()).await;
+            assert!(response.unwrap().status().is_success());
+        })
+    });
+
+    // Compile from bytes against load from the precompiled cache, on fresh runtimes.
+    let manifest = Arc::new(Manifest::from_toml(&plugin("hello").manifest()).unwrap());
+    let bytes = Arc::new(plugin("hello").bytes());
+    let digest = Digest::of(&bytes);
+    let mut group = c.benchmark_group("prepare_hello");
+    group.sample_size(10);
+    group.bench_function("compile", |b| {
+        b.to_async(&rt).iter(|| async {
+            let dir = tempfile::tempdir().unwrap();
+            let config = RuntimeConfig {
+                cache_dir: dir.path().to_path_buf(),
+                pooling_instances: 0,
+                ..bench.config.clone()
+            };
+            let fresh = Runtime::new(config, bench.store.clone(), Arc::new(DenyAll)).unwrap();
+            let bytes = Arc::clone(&bytes);
+            fresh
+                .prepare(Arc::clone(&manifest), digest, async move || Ok(bytes))
+                .await
+                .unwrap();
+            assert_eq!(fresh.stats().compiles, 1);
+        })
+    });
+    group.bench_function("load_precompiled", |b| {
+        b.to_async(&rt).iter(|| async {
+            let config = RuntimeConfig {
+                pooling_instances: 0,
+                ..bench.config.clone()
+            };
+            let fresh = Runtime::new(config, bench.store.clone(), Arc::new(DenyAll)).unwrap();
+            fresh
+                .prepare(Arc::clone(&manifest), digest, async || {
+                    anyhow::bail!("must load from disk")
+                })
+                .await
+                .unwrap();
+            assert_eq!(fresh.stats().disk_loads, 1);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(runtime, benches);
+criterion_main!(runtime);

@@ -1,0 +1,253 @@
+//! One call: a fresh instance, the request in, a bounded response out, and a typed outcome.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wasmtime::{Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+
+use crate::error::CallError;
+use crate::host::{Host, Observed, Services};
+use crate::{CallContext, Inner, Prepared};
+
+/// What happened during a call, for logs, metrics and metering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReport {
+    /// `ok`, or the [`CallError::kind`] of the failure.
+    pub outcome: &'static str,
+    /// Wall time from start to the end of the response body.
+    pub wall: Duration,
+    /// Request body bytes passed in.
+    pub bytes_in: u64,
+    /// Response body bytes passed out.
+    pub bytes_out: u64,
+    /// Capability uses the host refused, e.g. outbound calls to undeclared hosts.
+    pub denied: Vec<String>,
+}
+
+/// Response headers that describe the connection rather than the response; the gateway
+/// sets its own.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-connection",
+];
+
+/// Aborts the guest's task when the caller stops waiting (deadline, client gone).
+struct AbortOnDrop(JoinHandle<wasmtime::Result<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+pub(crate) async fn handle(
+    inner: &Inner,
+    plugin: &Prepared,
+    call: CallContext,
+    request: http::Request<Bytes>,
+) -> (Result<http::Response<Bytes>, CallError>, CallReport) {
+    let started = Instant::now();
+    let bytes_in = request.body().len() as u64;
+    let limit = inner.config.max_request_body_bytes;
+    let mut report = CallReport {
+        outcome: "ok",
+        wall: Duration::ZERO,
+        bytes_in,
+        bytes_out: 0,
+        denied: Vec::new(),
+    };
+    let result = if request.body().len() > limit {
+        Err(CallError::BodyTooLarge(limit))
+    } else {
+        run(inner, plugin, call, request, started).await
+    };
+    match &result {
+        Ok((response, observed)) => {
+            report.bytes_out = response.body().len() as u64;
+            report.denied = observed.lock().expect("observed poisoned").denied.clone();
+        }
+        Err(e) => report.outcome = e.kind(),
+    }
+    report.wall = started.elapsed();
+    (result.map(|(response, _)| response), report)
+}
+
+async fn run(
+    inner: &Inner,
+    plugin: &Prepared,
+    call: CallContext,
+    request: http::Request<Bytes>,
+    started: Instant,
+) -> Result<(http::Response<Bytes>, Arc<Mutex<Observed>>), CallError> {
+    let manifest = &plugin.manifest;
+    let outbound =
+        (!manifest.capabilities.outbound_http.is_empty()).then(|| Arc::clone(&plugin.outbound));
+    let host = Host::new(
+        call,
+        manifest.name.clone(),
+        manifest.version.to_string(),
+        Services {
+            store: inner.store.clone(),
+            authorizer: Arc::clone(&inner.authorizer),
+            kv_quota: inner.config.kv_quota_bytes,
+        },
+        plugin.memory_bytes,
+        outbound,
+        inner.config.guest_log_lines,
+    );
+    let observed = Arc::clone(&host.observed);
+    let mut store = wasmtime::Store::new(&inner.engine, host);
+    store.limiter(|h| &mut h.limiter);
+    let deadline = started + plugin.timeout;
+    // Every epoch tick the guest yields to the scheduler, so CPU-bound plugins share the
+    // worker threads; past the deadline the next tick interrupts it.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+
+    let (parts, body) = request.into_parts();
+    let mut hyper_request = http::Request::from_parts(
+        parts,
+        Full::new(body)
+            .map_err(|never: Infallible| -> wasmtime_wasi_http::Error { match never {} }),
+    );
+    if hyper_request.uri().authority().is_none() {
+        let path = hyper_request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        *hyper_request.uri_mut() = http::Uri::builder()
+            .scheme("http")
+            .authority("plugin.guildhall.invalid")
+            .path_and_query(path)
+            .build()
+            .map_err(|e| {
+                CallError::Internal(format!("cannot build the plugin's request URI: {e}"))
+            })?;
+    }
+
+    let (sender, receiver) = oneshot::channel();
+    let pre = plugin.pre.clone();
+    let mut task = AbortOnDrop(tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, hyper_request)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, req, out)
+            .await
+    }));
+
+    let max_body = inner.config.max_response_body_bytes;
+    let memory_bytes = plugin.memory_bytes;
+    let timeout = plugin.timeout;
+    let exchange = async {
+        let response = match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                return Err(CallError::BadResponse(format!(
+                    "the plugin answered with an error instead of a response: {}",
+                    describe(&code)
+                )));
+            }
+            // The guest ended without setting a response: a trap, or a plugin bug.
+            Err(_) => {
+                return Err(match (&mut task.0).await {
+                    Ok(Ok(())) => {
+                        CallError::BadResponse("the plugin returned without a response".into())
+                    }
+                    Ok(Err(e)) => classify(&e, &observed, memory_bytes, timeout),
+                    Err(join) => CallError::Internal(join.to_string()),
+                });
+            }
+        };
+        let (parts, mut body) = response.into_parts();
+        let mut collected = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Some(data) = frame.data_ref() {
+                        if collected.len() + data.len() > max_body {
+                            return Err(CallError::BadResponse(format!(
+                                "the response body is larger than {max_body} bytes"
+                            )));
+                        }
+                        collected.extend_from_slice(data);
+                    }
+                }
+                Err(_) => {
+                    // The body broke off: the guest trapped or stopped mid-response.
+                    return Err(match (&mut task.0).await {
+                        Ok(Err(e)) => classify(&e, &observed, memory_bytes, timeout),
+                        _ => CallError::BadResponse("the response body ended with an error".into()),
+                    });
+                }
+            }
+        }
+        let mut response = http::Response::from_parts(parts, collected.freeze());
+        for name in HOP_BY_HOP {
+            response.headers_mut().remove(name);
+        }
+        // Let the guest finish whatever it does after the response, within the deadline.
+        match (&mut task.0).await {
+            Ok(Err(e)) => Err(classify(&e, &observed, memory_bytes, timeout)),
+            _ => Ok(response),
+        }
+    };
+    match tokio::time::timeout_at(deadline.into(), exchange).await {
+        Ok(Ok(response)) => Ok((response, observed)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(CallError::Deadline(timeout)),
+    }
+}
+
+/// Turns a guest failure into a typed outcome.
+fn classify(
+    err: &wasmtime::Error,
+    observed: &Mutex<Observed>,
+    memory_bytes: usize,
+    timeout: Duration,
+) -> CallError {
+    if observed.lock().expect("observed poisoned").memory_cap_hit {
+        return CallError::MemoryCap(memory_bytes);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Deadline(timeout),
+        Some(Trap::StackOverflow) => CallError::Trap("wasm stack overflow".into()),
+        Some(trap) => CallError::Trap(trap.to_string()),
+        None => {
+            let message = format!("{err:#}");
+            CallError::Trap(
+                message
+                    .lines()
+                    .next()
+                    .unwrap_or("unknown failure")
+                    .to_string(),
+            )
+        }
+    }
+}
+
+fn describe(code: &ErrorCode) -> String {
+    format!("{code:?}")
+}

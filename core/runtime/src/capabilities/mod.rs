@@ -1,0 +1,188 @@
+//! Host capabilities: what a plugin may call besides its own HTTP handler.
+//!
+//! Every capability has the same three steps (the shape of Spin's factors):
+//! 1. **link** its host functions into a linker, once per set of declared capabilities
+//!    ([`linker`]); a plugin gets the linker for exactly its declarations, so an
+//!    undeclared import cannot link;
+//! 2. **validate** once per prepared plugin what the manifest says about it (for example
+//!    the outbound allow-list, [`OutboundPolicy::new`]);
+//! 3. **prepare** per-instance state when a call starts (`Host::new`).
+//!
+//! [`CAPABILITIES`] lists them with the component imports each one satisfies; the
+//! publish-time import check reads the same table. Adding a capability means adding a
+//! module here and a row to that table.
+
+mod authz;
+mod context;
+mod events;
+mod kv;
+mod outbound;
+
+use guildhall_domain::manifest::Capabilities;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+use wasmtime::component::types::ComponentItem;
+
+pub use authz::{Authorizer, DenyAll};
+pub(crate) use outbound::{Cidr, OutboundHooks, OutboundPolicy, parse_cidrs};
+
+use crate::error::PrepareError;
+use crate::host::Host;
+
+/// Which optional capabilities a plugin declared; the key of the linker cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct CapabilitySet {
+    kv: bool,
+    events: bool,
+    authz: bool,
+    outbound_http: bool,
+}
+
+impl CapabilitySet {
+    pub(crate) fn of(caps: &Capabilities) -> Self {
+        Self {
+            kv: caps.kv,
+            events: caps.events,
+            authz: caps.authz,
+            outbound_http: !caps.outbound_http.is_empty(),
+        }
+    }
+}
+
+/// One row of the capability table.
+pub(crate) struct Capability {
+    /// The name used in manifests and messages.
+    pub(crate) name: &'static str,
+    /// Interfaces (`namespace:package/interface`, without version) it satisfies.
+    pub(crate) interfaces: &'static [&'static str],
+    /// Whether a plugin with these declarations has it.
+    pub(crate) declared: fn(CapabilitySet) -> bool,
+    /// Adds its host functions to a linker.
+    pub(crate) link: fn(&mut Linker<Host>) -> wasmtime::Result<()>,
+}
+
+/// Everything a plugin can import. Rows whose `declared` is always true need no
+/// declaration: they carry no authority (WASI is linked with an empty environment, no
+/// preopened directories and no network).
+pub(crate) const CAPABILITIES: &[Capability] = &[
+    Capability {
+        name: "wasi",
+        interfaces: &[
+            "wasi:io/error",
+            "wasi:io/poll",
+            "wasi:io/streams",
+            "wasi:clocks/monotonic-clock",
+            "wasi:clocks/wall-clock",
+            "wasi:random/random",
+            "wasi:random/insecure",
+            "wasi:random/insecure-seed",
+            "wasi:cli/environment",
+            "wasi:cli/exit",
+            "wasi:cli/stdin",
+            "wasi:cli/stdout",
+            "wasi:cli/stderr",
+            "wasi:cli/terminal-input",
+            "wasi:cli/terminal-output",
+            "wasi:cli/terminal-stdin",
+            "wasi:cli/terminal-stdout",
+            "wasi:cli/terminal-stderr",
+            "wasi:filesystem/types",
+            "wasi:filesystem/preopens",
+        ],
+        declared: |_| true,
+        link: link_wasi,
+    },
+    Capability {
+        name: "http",
+        interfaces: &["wasi:http/types"],
+        declared: |_| true,
+        link: outbound::link_types,
+    },
+    Capability {
+        name: "context",
+        interfaces: &["guildhall:platform/context"],
+        declared: |_| true,
+        link: context::link,
+    },
+    Capability {
+        name: "kv",
+        interfaces: &["guildhall:platform/kv"],
+        declared: |c| c.kv,
+        link: kv::link,
+    },
+    Capability {
+        name: "events",
+        interfaces: &["guildhall:platform/events"],
+        declared: |c| c.events,
+        link: events::link,
+    },
+    Capability {
+        name: "authz",
+        interfaces: &["guildhall:platform/authz"],
+        declared: |c| c.authz,
+        link: authz::link,
+    },
+    Capability {
+        name: "outbound_http",
+        interfaces: &["wasi:http/outgoing-handler"],
+        declared: |c| c.outbound_http,
+        link: outbound::link_outgoing,
+    },
+];
+
+/// All of WASI 0.2. Sockets link too (the standard library may import them), but the
+/// import check refuses components that import them and the context denies the network.
+fn link_wasi(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)
+}
+
+/// A linker holding exactly the capabilities in `caps`.
+pub(crate) fn linker(engine: &Engine, caps: CapabilitySet) -> anyhow::Result<Linker<Host>> {
+    let mut linker = Linker::new(engine);
+    for capability in CAPABILITIES {
+        if (capability.declared)(caps) {
+            (capability.link)(&mut linker).map_err(|e| {
+                anyhow::anyhow!("cannot link the {} capability: {e:#}", capability.name)
+            })?;
+        }
+    }
+    Ok(linker)
+}
+
+/// Interface name without its version: `wasi:http/types@0.2.12` → `wasi:http/types`.
+fn unversioned(import: &str) -> &str {
+    import.split('@').next().unwrap_or(import)
+}
+
+/// Checks every import of `component` against the declared capabilities and lists the
+/// offending imports, with what would allow each.
+pub(crate) fn check_imports(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    declared: &Capabilities,
+) -> Result<(), PrepareError> {
+    let caps = CapabilitySet::of(declared);
+    let mut offending = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        let interface = unversioned(name);
+        let provider = CAPABILITIES
+            .iter()
+            .find(|c| c.interfaces.contains(&interface));
+        match provider {
+            Some(c) if (c.declared)(caps) => {}
+            Some(c) => offending.push(format!("{name} (declare `{}` in [capabilities])", c.name)),
+            None => {
+                let what = match item.ty {
+                    ComponentItem::ComponentInstance(_) => "not offered by Guildhall",
+                    _ => "not offered by Guildhall (only interface imports are)",
+                };
+                offending.push(format!("{name} ({what})"));
+            }
+        }
+    }
+    if offending.is_empty() {
+        Ok(())
+    } else {
+        Err(PrepareError::UndeclaredImports(offending))
+    }
+}

@@ -1,0 +1,107 @@
+//! The operator's runtime settings (`[runtime]` in `guildhall.toml`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Limits and caches for running plugins. Every field has a default; see DESIGN "Runtime
+/// limits".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Linear memory for a plugin that does not ask, in MiB.
+    pub default_memory_mib: u32,
+    /// The most linear memory a manifest may ask for, in MiB.
+    pub max_memory_mib: u32,
+    /// Deadline for a plugin that does not ask, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// The longest deadline a manifest may ask for, in milliseconds.
+    pub max_timeout_ms: u64,
+    /// The largest request body passed to a plugin (413 above).
+    pub max_request_body_bytes: usize,
+    /// The largest response body a plugin may produce (502 above).
+    pub max_response_body_bytes: usize,
+    /// The wasm stack per call, in bytes.
+    pub max_wasm_stack_bytes: usize,
+    /// Concurrent plugin calls per tenant.
+    pub tenant_concurrency: usize,
+    /// Calls that may wait for a tenant's free slot before the next one gets 429.
+    pub tenant_queue: usize,
+    /// How long a queued call waits for a slot before 429, in milliseconds.
+    pub tenant_queue_timeout_ms: u64,
+    /// The largest component accepted, in bytes.
+    pub max_component_bytes: usize,
+    /// The longest a component may take to compile, in milliseconds.
+    pub compile_timeout_ms: u64,
+    /// Components compiled at the same time.
+    pub compile_concurrency: usize,
+    /// Where precompiled components are cached, keyed by digest and engine.
+    pub cache_dir: PathBuf,
+    /// Instance slots reserved by the pooling allocator; 0 disables pooling.
+    pub pooling_instances: u32,
+    /// Key-value bytes (keys plus values) each install may store.
+    pub kv_quota_bytes: u64,
+    /// Outbound HTTP from plugins.
+    pub outbound: OutboundConfig,
+    /// Guest stdout/stderr lines logged per call; the rest is counted and dropped.
+    pub guest_log_lines: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            default_memory_mib: 64,
+            max_memory_mib: 256,
+            default_timeout_ms: 2_000,
+            max_timeout_ms: 30_000,
+            max_request_body_bytes: 4 << 20,
+            max_response_body_bytes: 8 << 20,
+            max_wasm_stack_bytes: 512 << 10,
+            tenant_concurrency: 64,
+            tenant_queue: 64,
+            tenant_queue_timeout_ms: 1_000,
+            max_component_bytes: 32 << 20,
+            compile_timeout_ms: 60_000,
+            compile_concurrency: 1,
+            cache_dir: PathBuf::from("data/cache/components"),
+            pooling_instances: 1_000,
+            kv_quota_bytes: 64 << 20,
+            outbound: OutboundConfig::default(),
+            guest_log_lines: 100,
+        }
+    }
+}
+
+/// `[runtime.outbound]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Connect plus response deadline for one outbound request, in milliseconds.
+    pub timeout_ms: u64,
+    /// The largest outbound response body a plugin may read.
+    pub max_response_bytes: usize,
+    /// Address ranges (CIDR) that are normally refused but this operator allows, e.g. an
+    /// internal API on `10.20.0.0/16`. Empty by default: loopback, private, link-local and
+    /// unique-local addresses are refused.
+    pub allow_cidrs: Vec<String>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            max_response_bytes: 8 << 20,
+            allow_cidrs: Vec::new(),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// The caps manifests are checked against.
+    pub fn caps(&self) -> guildhall_domain::manifest::LimitCaps {
+        guildhall_domain::manifest::LimitCaps {
+            max_memory_mib: self.max_memory_mib,
+            max_timeout_ms: self.max_timeout_ms,
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The per-call host state that lives in each `Store`, and what it needs from WASI.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use guildhall_domain::PluginName;
+use guildhall_store::Store;
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::CallContext;
+use crate::capabilities::{Authorizer, OutboundHooks, OutboundPolicy};
+
+/// What every call shares from the runtime.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) store: Store,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) kv_quota: u64,
+}
+
+/// What the host observed during a call, reported with its outcome.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    /// Capability uses the host refused, e.g. an outbound call to an undeclared host.
+    pub(crate) denied: Vec<String>,
+    /// Whether the guest asked for memory beyond its cap.
+    pub(crate) memory_cap_hit: bool,
+}
+
+/// The data of one call's `Store`.
+pub(crate) struct Host {
+    pub(crate) table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    pub(crate) limiter: Limiter,
+    pub(crate) call: CallContext,
+    pub(crate) plugin: PluginName,
+    pub(crate) version: String,
+    pub(crate) services: Services,
+    pub(crate) observed: Arc<Mutex<Observed>>,
+}
+
+impl Host {
+    /// Prepares per-instance state: WASI without authority, the guest log, the memory cap,
+    /// the outbound policy.
+    pub(crate) fn new(
+        call: CallContext,
+        plugin: PluginName,
+        version: String,
+        services: Services,
+        memory_bytes: usize,
+        outbound: Option<Arc<OutboundPolicy>>,
+        log_lines: u32,
+    ) -> Self {
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let log = Arc::new(GuestLog::new(&call, &plugin, log_lines));
+        let mut wasi = WasiCtxBuilder::new();
+        // No environment, no arguments, no preopened directories, no network: standard
+        // library imports link, but carry no authority.
+        wasi.stdout(GuestStream {
+            log: Arc::clone(&log),
+            stream: "stdout",
+        })
+        .stderr(GuestStream {
+            log,
+            stream: "stderr",
+        })
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory_bytes)
+            .instances(32)
+            .tables(64)
+            .memories(8)
+            .table_elements(100_000)
+            .build();
+        Self {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks::new(outbound, Arc::clone(&observed)),
+            limiter: Limiter {
+                inner: limits,
+                observed: Arc::clone(&observed),
+            },
+            call,
+            plugin,
+            version,
+            services,
+            observed,
+        }
+    }
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The store's resource limiter: the operator's caps, remembering when memory was refused
+/// so a following trap is reported as the memory cap rather than a generic trap.
+pub(crate) struct Limiter {
+    inner: StoreLimits,
+    observed: Arc<Mutex<Observed>>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.observed
+                .lock()
+                .expect("observed poisoned")
+                .memory_cap_hit = true;
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// The longest guest log line kept; the rest of the line is cut.
+const MAX_LINE: usize = 1024;
+
+/// Guest stdout/stderr, turned into `tracing` events with the tenant and plugin, line by
+/// line, truncated and limited per call so a chatty plugin cannot flood the logs.
+struct GuestLog {
+    tenant: String,
+    council: String,
+    plugin: String,
+    request_id: String,
+    max_lines: u32,
+    state: Mutex<LogState>,
+}
+
+#[derive(Default)]
+struct LogState {
+    partial: Vec<u8>,
+    lines: u32,
+    dropped_bytes: u64,
+}
+
+impl GuestLog {
+    fn new(call: &CallContext, plugin: &PluginName, max_lines: u32) -> Self {
+        Self {
+            tenant: call.scope.tenant().to_string(),
+            council: call.council.to_string(),
+            plugin: plugin.to_string(),
+            request_id: call.request_id.clone(),
+            max_lines,
+            state: Mutex::new(LogState::default()),
+        }
+    }
+
+    fn write(&self, stream: &'static str, mut bytes: &[u8]) {
+        let mut state = self.state.lock().expect("guest log poisoned");
+        while !bytes.is_empty() {
+            let (chunk, rest, ends_line) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => (&bytes[..i], &bytes[i + 1..], true),
+                None => (bytes, &[][..], false),
+            };
+            bytes = rest;
+            let room = MAX_LINE.saturating_sub(state.partial.len());
+            state
+                .partial
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if ends_line {
+                let line = std::mem::take(&mut state.partial);
+                self.emit(&mut state, stream, &line);
+            }
+        }
+    }
+
+    fn emit(&self, state: &mut LogState, stream: &'static str, line: &[u8]) {
+        if state.lines >= self.max_lines {
+            state.dropped_bytes += line.len() as u64 + 1;
+            return;
+        }
+        state.lines += 1;
+        tracing::info!(
+            target: "guildhall::guest",
+            tenant = %self.tenant,
+            council = %self.council,
+            plugin = %self.plugin,
+            request_id = %self.request_id,
+            stream,
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+impl Drop for GuestLog {
+    fn drop(&mut self) {
+        let mut state = std::mem::take(self.state.get_mut().expect("guest log poisoned"));
+        if !state.partial.is_empty() {
+            let line = std::mem::take(&mut state.partial);
+            self.emit(&mut state, "stdout", &line);
+        }
+        if state.dropped_bytes > 0 {
+            tracing::warn!(
+                target: "guildhall::guest",
+                tenant = %self.tenant,
+                plugin = %self.plugin,
+                request_id = %self.request_id,
+                dropped_bytes = state.dropped_bytes,
+                "guest output over the per-call line limit was dropped"
+            );
+        }
+    }
+}
+
+#[derive(Clone)]
+struct GuestStream {
+    log: Arc<GuestLog>,
+    stream: &'static str,
+}
+
+impl IsTerminal for GuestStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStream {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl AsyncWrite for GuestStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.log.write(self.stream, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,293 @@
+//! Guildhall's plugin runtime: run a council service written by someone else, safely, for
+//! one council of one tenant at a time.
+//!
+//! - [`Runtime::new`] builds one wasmtime engine (component model, async, epoch
+//!   interruption with one ticker, pooling allocator when the address space allows it).
+//! - [`Runtime::check_component`] vets uploaded bytes: size, component-ness, compilation
+//!   within a time bound, and imports against the manifest's capabilities.
+//! - [`Runtime::prepare`] turns a published version into a [`Prepared`] plugin. Components
+//!   compile once per digest (and are cached on disk by digest and engine hash), shared by
+//!   every tenant.
+//! - [`Runtime::handle`] serves one HTTP request in a fresh instance with the install's
+//!   memory cap and deadline, and returns a typed [`CallError`] when the plugin misbehaves.
+//!
+//! **Architecture Invariant:** a plugin can only call what its manifest declares. Imports
+//! are checked when the component is published and again when it is linked, because each
+//! plugin is linked with a linker that only holds its declared capabilities.
+//!
+//! **Architecture Invariant:** a plugin can never stop the server. Every call has an epoch
+//! deadline, a memory cap, a wasm stack cap and a response cap, and a trap ends only that
+//! call.
+
+mod bindings;
+mod cache;
+mod call;
+mod capabilities;
+pub mod config;
+mod engine;
+mod error;
+mod host;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use guildhall_domain::manifest::Manifest;
+use guildhall_domain::{CouncilId, Digest, PluginName};
+use guildhall_store::{Store, TenantScope};
+use wasmtime::component::Linker;
+
+pub use call::CallReport;
+pub use capabilities::{Authorizer, DenyAll};
+pub use config::{OutboundConfig, RuntimeConfig};
+pub use error::{CallError, PrepareError};
+
+use crate::cache::ComponentCache;
+use crate::capabilities::{CapabilitySet, OutboundPolicy};
+use crate::host::Host;
+
+/// Who is calling a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No credentials, e.g. a citizen.
+    Anonymous,
+    /// An authenticated caller with roles in the tenant.
+    Subject {
+        /// Token name or OIDC subject.
+        id: String,
+        /// Roles in the tenant.
+        roles: Vec<String>,
+        /// The council the roles are limited to, if any.
+        council: Option<String>,
+    },
+}
+
+/// Everything a call knows about where it runs.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The tenant; only request resolution builds scopes.
+    pub scope: TenantScope,
+    /// The council the request is for.
+    pub council: CouncilId,
+    /// The caller.
+    pub principal: Principal,
+    /// The install's checked configuration (a JSON object).
+    pub config: Arc<serde_json::Value>,
+    /// The platform's request id.
+    pub request_id: String,
+}
+
+/// A plugin version ready to serve: compiled, linked with exactly its capabilities, and
+/// with its effective limits worked out.
+pub struct Prepared {
+    manifest: Arc<Manifest>,
+    digest: Digest,
+    pre: wasmtime_wasi_http::p2::bindings::ProxyPre<Host>,
+    memory_bytes: usize,
+    timeout: Duration,
+    outbound: Arc<OutboundPolicy>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("plugin", &self.manifest.name)
+            .field("version", &self.manifest.version.to_string())
+            .field("digest", &self.digest)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Prepared {
+    /// The plugin's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The component's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// The plugin's name.
+    pub fn plugin(&self) -> &PluginName {
+        &self.manifest.name
+    }
+
+    /// The deadline of each call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// Counters that show the runtime's caches at work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuntimeStats {
+    /// Components compiled from bytes.
+    pub compiles: u64,
+    /// Components loaded from the on-disk cache of precompiled artefacts.
+    pub disk_loads: u64,
+    /// Requests for a component that was already in memory.
+    pub memory_hits: u64,
+}
+
+/// The plugin runtime; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("pooling", &self.inner.pooling)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+struct Inner {
+    engine: wasmtime::Engine,
+    pooling: bool,
+    config: RuntimeConfig,
+    store: Store,
+    authorizer: Arc<dyn Authorizer>,
+    cache: ComponentCache,
+    linkers: Mutex<HashMap<CapabilitySet, Arc<Linker<Host>>>>,
+    outbound_allow: Arc<Vec<capabilities::Cidr>>,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine, starts the epoch ticker and opens the component cache.
+    pub fn new(
+        config: RuntimeConfig,
+        store: Store,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Result<Self, PrepareError> {
+        let (engine, pooling) = engine::build(&config).map_err(PrepareError::Engine)?;
+        let ticker = engine::EpochTicker::start(engine.clone());
+        let cache = ComponentCache::new(engine.clone(), &config).map_err(PrepareError::Engine)?;
+        let outbound_allow =
+            capabilities::parse_cidrs(&config.outbound.allow_cidrs).map_err(|e| {
+                PrepareError::Engine(anyhow::anyhow!("runtime.outbound.allow_cidrs: {e}"))
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                pooling,
+                config,
+                store,
+                authorizer,
+                cache,
+                linkers: Mutex::new(HashMap::new()),
+                outbound_allow: Arc::new(outbound_allow),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The settings the runtime runs with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Whether the pooling allocator is in use (false after a fallback).
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// Cache counters.
+    pub fn stats(&self) -> RuntimeStats {
+        self.inner.cache.stats()
+    }
+
+    /// Checks uploaded component bytes against their manifest: size, that they are a
+    /// component, that they compile within the time bound, that every import is allowed by
+    /// the declared capabilities, and that the component links and exports
+    /// `wasi:http/incoming-handler`. Returns the digest. The compiled component stays
+    /// cached, so installing it later does not compile again.
+    pub async fn check_component(
+        &self,
+        manifest: &Manifest,
+        bytes: Arc<Vec<u8>>,
+    ) -> Result<Digest, PrepareError> {
+        if bytes.len() > self.inner.config.max_component_bytes {
+            return Err(PrepareError::TooLarge {
+                size: bytes.len(),
+                limit: self.inner.config.max_component_bytes,
+            });
+        }
+        let digest = Digest::of(&bytes);
+        self.prepare(Arc::new(manifest.clone()), digest, async move || Ok(bytes))
+            .await
+            .map(|prepared| prepared.digest)
+    }
+
+    /// Prepares a published version. `load` is only called when the component is neither
+    /// in memory nor in the on-disk cache.
+    pub async fn prepare(
+        &self,
+        manifest: Arc<Manifest>,
+        digest: Digest,
+        load: impl AsyncFnOnce() -> anyhow::Result<Arc<Vec<u8>>>,
+    ) -> Result<Prepared, PrepareError> {
+        manifest
+            .validate(&self.inner.config.caps())
+            .map_err(PrepareError::Manifest)?;
+        let component = self.inner.cache.get(&digest, load).await?;
+        capabilities::check_imports(&self.inner.engine, &component, &manifest.capabilities)?;
+        let caps = CapabilitySet::of(&manifest.capabilities);
+        let linker = self.linker(caps)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+            .map_err(|e| PrepareError::NotAService(format!("{e:#}")))?;
+        let config = &self.inner.config;
+        let memory_mib = manifest
+            .limits
+            .memory_mib
+            .unwrap_or(config.default_memory_mib);
+        let timeout_ms = manifest
+            .limits
+            .timeout_ms
+            .unwrap_or(config.default_timeout_ms);
+        let outbound = Arc::new(OutboundPolicy::new(
+            &manifest.capabilities.outbound_http,
+            &config.outbound,
+            Arc::clone(&self.inner.outbound_allow),
+        ));
+        Ok(Prepared {
+            manifest,
+            digest,
+            pre,
+            memory_bytes: (memory_mib as usize) << 20,
+            timeout: Duration::from_millis(timeout_ms),
+            outbound,
+        })
+    }
+
+    fn linker(&self, caps: CapabilitySet) -> Result<Arc<Linker<Host>>, PrepareError> {
+        let mut linkers = self.inner.linkers.lock().expect("linker cache poisoned");
+        if let Some(linker) = linkers.get(&caps) {
+            return Ok(Arc::clone(linker));
+        }
+        let linker =
+            Arc::new(capabilities::linker(&self.inner.engine, caps).map_err(PrepareError::Engine)?);
+        linkers.insert(caps, Arc::clone(&linker));
+        Ok(linker)
+    }
+
+    /// Serves one request with a fresh instance of `plugin`.
+    pub async fn handle(
+        &self,
+        plugin: &Prepared,
+        call: CallContext,
+        request: http::Request<bytes::Bytes>,
+    ) -> (Result<http::Response<bytes::Bytes>, CallError>, CallReport) {
+        call::handle(&self.inner, plugin, call, request).await
+    }
+}

@@ -1,0 +1,206 @@
+//! Installs: which version of which plugin a tenant runs, for which councils.
+
+use guildhall_domain::{CouncilId, PluginName};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::catalogue::bump_revision;
+use crate::entities::installs;
+use crate::tenants::Applied;
+use crate::{Error, Result, TenantScope};
+
+/// The councils an install serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InstallCouncils {
+    /// `"all"`: every council of the tenant, including ones added later.
+    All(AllCouncils),
+    /// These councils only.
+    Some(Vec<CouncilId>),
+}
+
+/// The literal `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllCouncils {
+    /// Every council.
+    All,
+}
+
+impl InstallCouncils {
+    /// Whether the install serves `council` (which must belong to the tenant).
+    pub fn includes(&self, council: &CouncilId) -> bool {
+        match self {
+            InstallCouncils::All(_) => true,
+            InstallCouncils::Some(list) => list.contains(council),
+        }
+    }
+}
+
+/// An install as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstallRecord {
+    /// The plugin.
+    pub plugin: PluginName,
+    /// The installed version.
+    pub version: String,
+    /// The councils it serves.
+    pub councils: InstallCouncils,
+    /// The checked configuration.
+    pub config: serde_json::Value,
+    /// When the plugin was first installed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the install last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One tenant's installs.
+#[derive(Debug)]
+pub struct Installs<'a> {
+    db: &'a DatabaseConnection,
+    scope: &'a TenantScope,
+}
+
+impl<'a> Installs<'a> {
+    pub(crate) fn new(db: &'a DatabaseConnection, scope: &'a TenantScope) -> Self {
+        Self { db, scope }
+    }
+
+    /// One install.
+    pub async fn get(&self, plugin: &PluginName) -> Result<Option<InstallRecord>> {
+        installs::Entity::find_by_id((self.scope.tenant().to_string(), plugin.to_string()))
+            .one(self.db)
+            .await?
+            .map(to_install)
+            .transpose()
+    }
+
+    /// Every install of the tenant, ordered by plugin.
+    pub async fn list(&self) -> Result<Vec<InstallRecord>> {
+        installs::Entity::find()
+            .filter(installs::Column::TenantId.eq(self.scope.tenant().as_str()))
+            .order_by_asc(installs::Column::Plugin)
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(to_install)
+            .collect()
+    }
+
+    /// Installs, upgrades or rolls back in one transaction and bumps the platform
+    /// revision so every replica switches.
+    pub async fn put(
+        &self,
+        plugin: &PluginName,
+        version: &str,
+        councils: &InstallCouncils,
+        config: &serde_json::Value,
+    ) -> Result<(Applied, InstallRecord)> {
+        let (all, list) = match councils {
+            InstallCouncils::All(_) => (true, "[]".to_string()),
+            InstallCouncils::Some(list) => (false, serde_json::to_string(list).map_err(json_err)?),
+        };
+        let config_text = serde_json::to_string(config).map_err(json_err)?;
+        let now = OffsetDateTime::now_utc();
+        let txn = self.db.begin().await?;
+        let existing =
+            installs::Entity::find_by_id((self.scope.tenant().to_string(), plugin.to_string()))
+                .one(&txn)
+                .await?;
+        let (applied, row) = match existing {
+            None => {
+                let row = installs::ActiveModel {
+                    tenant_id: Set(self.scope.tenant().to_string()),
+                    plugin: Set(plugin.to_string()),
+                    version: Set(version.to_string()),
+                    all_councils: Set(all),
+                    councils: Set(list),
+                    config: Set(config_text),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }
+                .insert(&txn)
+                .await?;
+                (Applied::Created, row)
+            }
+            Some(row)
+                if row.version == version
+                    && row.all_councils == all
+                    && row.councils == list
+                    && row.config == config_text =>
+            {
+                (Applied::Unchanged, row)
+            }
+            Some(row) => {
+                let mut active: installs::ActiveModel = row.into();
+                active.version = Set(version.to_string());
+                active.all_councils = Set(all);
+                active.councils = Set(list);
+                active.config = Set(config_text);
+                active.updated_at = Set(now);
+                (Applied::Updated, active.update(&txn).await?)
+            }
+        };
+        if applied != Applied::Unchanged {
+            bump_revision(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok((applied, to_install(row)?))
+    }
+
+    /// Uninstalls. The plugin's key-value data in the tenant is kept unless `purge_data`,
+    /// so a later install picks up where the last one left off. Returns whether the
+    /// plugin was installed.
+    pub async fn delete(&self, plugin: &PluginName, purge_data: bool) -> Result<bool> {
+        let txn = self.db.begin().await?;
+        let deleted = installs::Entity::delete_many()
+            .filter(installs::Column::TenantId.eq(self.scope.tenant().as_str()))
+            .filter(installs::Column::Plugin.eq(plugin.as_str()))
+            .exec(&txn)
+            .await?
+            .rows_affected
+            > 0;
+        if deleted {
+            if purge_data {
+                use crate::entities::kv_entries;
+                kv_entries::Entity::delete_many()
+                    .filter(kv_entries::Column::TenantId.eq(self.scope.tenant().as_str()))
+                    .filter(kv_entries::Column::Plugin.eq(plugin.as_str()))
+                    .exec(&txn)
+                    .await?;
+            }
+            bump_revision(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(deleted)
+    }
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::Database(sea_orm::DbErr::Custom(e.to_string()))
+}
+
+fn to_install(row: installs::Model) -> Result<InstallRecord> {
+    let corrupt = |e: &dyn std::fmt::Display| {
+        Error::Database(sea_orm::DbErr::Custom(format!("corrupt install row: {e}")))
+    };
+    let councils = if row.all_councils {
+        InstallCouncils::All(AllCouncils::All)
+    } else {
+        InstallCouncils::Some(serde_json::from_str(&row.councils).map_err(|e| corrupt(&e))?)
+    };
+    Ok(InstallRecord {
+        plugin: PluginName::parse(row.plugin).map_err(|e| corrupt(&e))?,
+        version: row.version,
+        councils,
+        config: serde_json::from_str(&row.config).map_err(|e| corrupt(&e))?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}

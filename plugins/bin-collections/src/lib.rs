@@ -1,0 +1,337 @@
+//! Find your bin collection days: a Guildhall example plugin.
+//!
+//! Officers upload the schedule; citizens look up their next collections by UPRN, or find
+//! their UPRN by postcode.
+//!
+//! - `PUT /schedule` (roles `officer` or `tenant-admin`; an officer limited to one council
+//!   may only upload for that council): a JSON array of
+//!   `{uprn, postcode, address, collections: [{date: "YYYY-MM-DD", bin}]}`, or with
+//!   `Content-Type: text/csv` a CSV with header `uprn,postcode,address,date,bin` and one row
+//!   per collection. `bin` is `refuse`, `recycling`, `garden` or `food`. Each UPRN in the
+//!   upload has its record replaced; UPRNs not in the upload are left as they are. Answers
+//!   `200 {"properties": n, "collections": m}`, `401`/`403` for the wrong caller, `413` for
+//!   more than `max_upload_rows` rows, `422` with per-row `errors` (`line` for CSV, where the
+//!   header is line 1; `index` for JSON, from 0).
+//! - `GET /uprn/{uprn}[?limit=n]`: the address and the collections from today on.
+//! - `GET /postcode/{postcode}`: the addresses at a postcode, with their UPRNs.
+//!
+//! Storage: `uprn/<uprn>` holds a property's record; `postcode/<POSTCODE>/<uprn>` indexes it
+//! by normalised postcode and holds its address.
+
+mod csv;
+mod postcode;
+mod schedule;
+
+use guildhall_plugin::context::{self, Principal};
+use guildhall_plugin::time::{self, Date};
+use guildhall_plugin::{Handler, Request, Response, Router, config, events, kv};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use schedule::{Collection, Property, UploadError};
+
+/// How many rows an upload may have when `max_upload_rows` is not configured.
+const DEFAULT_MAX_UPLOAD_ROWS: usize = 5000;
+
+/// The most collections `?limit=` may ask for.
+const MAX_LIMIT: usize = 1000;
+
+/// A property as stored under `uprn/<uprn>`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    uprn: String,
+    postcode: String,
+    address: String,
+    collections: Vec<Collection>,
+    /// The council whose officer uploaded it.
+    council: String,
+    /// When it was uploaded, RFC 3339.
+    updated_at: String,
+}
+
+/// The plugin.
+struct BinCollections;
+
+impl Handler for BinCollections {
+    fn handle(req: Request) -> Response {
+        Router::new()
+            .get("/", index)
+            .put("/schedule", upload)
+            .get("/uprn/{uprn}", by_uprn)
+            .get("/postcode/{postcode}", by_postcode)
+            .handle(req)
+    }
+}
+
+guildhall_plugin::export_plugin!(BinCollections);
+
+fn council_name() -> String {
+    config::get::<String>("council_name").unwrap_or_else(context::council)
+}
+
+fn index(_req: Request) -> Response {
+    Response::json(
+        200,
+        &json!({
+            "service": "bin-collections",
+            "council_name": council_name(),
+            "endpoints": ["GET /uprn/{uprn}", "GET /postcode/{postcode}", "PUT /schedule"],
+        }),
+    )
+}
+
+/// Who may upload, decided from the principal alone.
+#[derive(Debug, PartialEq, Eq)]
+enum Permission {
+    Allowed,
+    Unauthenticated,
+    Forbidden(&'static str),
+}
+
+fn upload_permission(principal: &Principal, council: &str) -> Permission {
+    match principal.subject() {
+        None => Permission::Unauthenticated,
+        Some(subject) if !subject.has_any_role(&["officer", "tenant-admin"]) => {
+            Permission::Forbidden("uploading a schedule needs the officer or tenant-admin role")
+        }
+        Some(subject) if !subject.acts_for(council) => {
+            Permission::Forbidden("your role is for another council")
+        }
+        Some(_) => Permission::Allowed,
+    }
+}
+
+fn upload(req: Request) -> Response {
+    let council = context::council();
+    match upload_permission(&context::principal(), &council) {
+        Permission::Allowed => {}
+        Permission::Unauthenticated => {
+            return Response::error(401, "sign in as a council officer to upload a schedule")
+                .with_header("www-authenticate", "Bearer");
+        }
+        Permission::Forbidden(why) => return Response::error(403, why),
+    }
+
+    let max_rows = config::get::<u64>("max_upload_rows")
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .unwrap_or(DEFAULT_MAX_UPLOAD_ROWS);
+    let (format, parsed) = match req.content_type().as_deref() {
+        Some("text/csv") => ("csv", schedule::parse_csv(&req.body, max_rows)),
+        Some("application/json") | None => ("json", schedule::parse_json(&req.body, max_rows)),
+        Some(other) => {
+            return Response::error(
+                415,
+                &format!("send the schedule as application/json or text/csv, not {other}"),
+            );
+        }
+    };
+    let properties = match parsed {
+        Ok(properties) => properties,
+        Err(UploadError::Malformed(why)) => return Response::error(400, &why),
+        Err(UploadError::TooManyRows { max }) => {
+            return Response::error(
+                413,
+                &format!("a schedule may have at most {max} rows; split it into several uploads"),
+            );
+        }
+        Err(UploadError::Invalid(errors)) => {
+            let count = errors.len();
+            let shown = &errors[..count.min(schedule::MAX_REPORTED_ERRORS)];
+            return Response::error_with(
+                422,
+                &format!("the schedule has {count} problem(s); nothing was stored"),
+                json!({ "error_count": count, "errors": shown }),
+            );
+        }
+    };
+
+    let collections: usize = properties.iter().map(|p| p.collections.len()).sum();
+    if let Err(e) = store(&properties, &council) {
+        return e.into();
+    }
+    let summary = json!({
+        "properties": properties.len(),
+        "collections": collections,
+        "format": format,
+    });
+    if let Err(e) = events::emit("schedule.uploaded", &summary) {
+        eprintln!(
+            "[{}] schedule.uploaded not recorded: {e}",
+            context::request_id()
+        );
+    }
+    Response::json(
+        200,
+        &json!({ "properties": properties.len(), "collections": collections }),
+    )
+}
+
+fn store(properties: &[Property], council: &str) -> Result<(), kv::KvError> {
+    let updated_at = time::now_rfc3339();
+    for property in properties {
+        let key = format!("uprn/{}", property.uprn);
+        if let Some(old) = kv::get_json::<Record>(&key)?
+            && old.postcode != property.postcode
+        {
+            kv::delete(&index_key(&old.postcode, &old.uprn))?;
+        }
+        kv::set_json(
+            &key,
+            &Record {
+                uprn: property.uprn.clone(),
+                postcode: property.postcode.clone(),
+                address: property.address.clone(),
+                collections: property.collections.clone(),
+                council: council.to_owned(),
+                updated_at: updated_at.clone(),
+            },
+        )?;
+        kv::set_json(
+            &index_key(&property.postcode, &property.uprn),
+            &property.address,
+        )?;
+    }
+    Ok(())
+}
+
+fn index_key(postcode: &str, uprn: &str) -> String {
+    format!("postcode/{postcode}/{uprn}")
+}
+
+/// Reads `?limit=`: absent means all; otherwise 1 to [`MAX_LIMIT`].
+fn parse_limit(value: Option<&str>) -> Result<Option<usize>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(Some(n)),
+            _ => Err(format!(
+                "limit must be a whole number from 1 to {MAX_LIMIT}"
+            )),
+        },
+    }
+}
+
+fn by_uprn(req: Request) -> Response {
+    let uprn = req.param("uprn").unwrap_or_default().trim();
+    if !postcode::is_uprn(uprn) {
+        return Response::error(400, "a UPRN is 1 to 12 digits");
+    }
+    let limit = match parse_limit(req.query_param("limit").as_deref()) {
+        Ok(limit) => limit,
+        Err(why) => return Response::error(400, &why),
+    };
+    let record = match kv::get_json::<Record>(&format!("uprn/{uprn}")) {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            return Response::error(404, &format!("no collections are known for UPRN {uprn}"));
+        }
+        Err(e) => return e.into(),
+    };
+    let today = Date::today();
+    Response::json(
+        200,
+        &json!({
+            "uprn": record.uprn,
+            "address": record.address,
+            "postcode": record.postcode,
+            "council_name": council_name(),
+            "today": today,
+            "collections": schedule::upcoming(&record.collections, today, limit),
+        }),
+    )
+}
+
+fn by_postcode(req: Request) -> Response {
+    let raw = req.param("postcode").unwrap_or_default();
+    let Some(postcode) = postcode::normalise(raw) else {
+        return Response::error(400, "that is not a UK postcode; try one like RH8 0BT");
+    };
+    let prefix = format!("postcode/{postcode}/");
+    let keys = match kv::list_all_keys(&prefix) {
+        Ok(keys) => keys,
+        Err(e) => return e.into(),
+    };
+    let mut addresses = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let uprn = &key[prefix.len()..];
+        match kv::get_json::<String>(key) {
+            Ok(Some(address)) => addresses.push((uprn.to_owned(), address)),
+            // Deleted between listing and reading.
+            Ok(None) => {}
+            Err(e) => return e.into(),
+        }
+    }
+    if addresses.is_empty() {
+        return Response::error(404, &format!("no addresses are known at {postcode}"));
+    }
+    addresses.sort_by(|a, b| schedule::natural_cmp(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));
+    let addresses: Vec<_> = addresses
+        .into_iter()
+        .map(|(uprn, address)| json!({ "uprn": uprn, "address": address }))
+        .collect();
+    Response::json(
+        200,
+        &json!({ "postcode": postcode, "council_name": council_name(), "addresses": addresses }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guildhall_plugin::context::Subject;
+
+    fn subject(roles: &[&str], council: Option<&str>) -> Principal {
+        Principal::Subject(Subject {
+            id: "someone".to_owned(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            council: council.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn who_may_upload() {
+        assert_eq!(
+            upload_permission(&Principal::Anonymous, "tandridge"),
+            Permission::Unauthenticated
+        );
+        assert_eq!(
+            upload_permission(&subject(&["officer"], None), "tandridge"),
+            Permission::Allowed
+        );
+        assert_eq!(
+            upload_permission(&subject(&["auditor", "tenant-admin"], None), "tandridge"),
+            Permission::Allowed
+        );
+        assert_eq!(
+            upload_permission(&subject(&["officer"], Some("tandridge")), "tandridge"),
+            Permission::Allowed
+        );
+        assert!(matches!(
+            upload_permission(&subject(&["officer"], Some("mole-valley")), "tandridge"),
+            Permission::Forbidden(_)
+        ));
+        assert!(matches!(
+            upload_permission(&subject(&["auditor"], None), "tandridge"),
+            Permission::Forbidden(_)
+        ));
+        assert!(matches!(
+            upload_permission(&subject(&[], None), "tandridge"),
+            Permission::Forbidden(_)
+        ));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None), Ok(None));
+        assert_eq!(parse_limit(Some("3")), Ok(Some(3)));
+        assert!(parse_limit(Some("0")).is_err());
+        assert!(parse_limit(Some("-1")).is_err());
+        assert!(parse_limit(Some("1001")).is_err());
+        assert!(parse_limit(Some("ten")).is_err());
+    }
+
+    #[test]
+    fn index_keys() {
+        assert_eq!(index_key("RH8 0BT", "12"), "postcode/RH8 0BT/12");
+    }
+}

@@ -1,0 +1,295 @@
+//! Report a problem: a Guildhall example plugin implementing the Open311 GeoReport v2 JSON
+//! interface.
+//!
+//! - `GET /services.json`: the services configured in the install's `services` setting.
+//! - `GET /services/{service_code}.json`: a service definition,
+//!   `{"service_code": ..., "attributes": [...]}`.
+//! - `POST /requests.json`: report a problem, as `application/x-www-form-urlencoded` (the
+//!   spec's format) or a JSON object, with `service_code`, a location (`lat` and `long`,
+//!   `address_string` or `address_id`) and optionally `description`, `media_url`, `email`,
+//!   `first_name`, `last_name`, `phone`, `device_id`, `account_id`; `attribute[...]`,
+//!   `jurisdiction_id` and `api_key` are accepted and ignored. Answers `201` with
+//!   `[{"service_request_id", "service_notice", "account_id"}]`.
+//! - `GET /requests.json` with `service_request_id`, `service_code`, `start_date`,
+//!   `end_date` and `status` filters, and `GET /requests/{id}.json`.
+//!
+//! Errors use GeoReport's format, `[{"code": 400, "description": "..."}]`. Listings never
+//! include the reporter's email, name, phone or device. Requests are kept per install under
+//! `request/<id>` with sequential ids (`1`, `2`, ...), and each council of the install sees
+//! only the requests reported to it.
+
+mod open311;
+
+use guildhall_plugin::{Handler, Request, Response, Router, config, context, events, kv, time};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use open311::{Open311Error, Service, StoredRequest};
+
+/// The kv key holding the last id handed out.
+const COUNTER_KEY: &str = "counter/requests";
+
+/// The plugin.
+struct ReportAProblem;
+
+/// The answer to `GET services/{service_code}`.
+#[derive(Serialize)]
+struct ServiceDefinition<'a> {
+    service_code: &'a str,
+    attributes: &'a [Value],
+}
+
+/// One element of the answer to `POST requests`.
+#[derive(Serialize)]
+struct Created<'a> {
+    service_request_id: &'a str,
+    service_notice: Option<&'a str>,
+    account_id: Option<&'a str>,
+}
+
+impl Handler for ReportAProblem {
+    fn handle(req: Request) -> Response {
+        let response = Router::new()
+            .get("/services.json", list_services)
+            .get("/services/{service_code}.json", service_definition)
+            .post("/requests.json", create_request)
+            .get("/requests.json", list_requests)
+            .get("/requests/{service_request_id}.json", get_request)
+            .handle(req);
+        as_open311_error(response)
+    }
+}
+
+guildhall_plugin::export_plugin!(ReportAProblem);
+
+/// GeoReport errors are a JSON array of `{code, description}`.
+fn errors(errors: Vec<Open311Error>) -> Response {
+    let status = errors.first().map_or(400, |e| e.code);
+    Response::json(status, &errors)
+}
+
+fn error(code: u16, description: impl Into<String>) -> Response {
+    errors(vec![Open311Error::new(code, description)])
+}
+
+/// Rewrites the router's own problem answers (404, 405) in GeoReport's error format.
+fn as_open311_error(response: Response) -> Response {
+    if response.header("content-type") != Some("application/problem+json") {
+        return response;
+    }
+    let detail = serde_json::from_slice::<Value>(&response.body)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    let mut rewritten = error(response.status, detail);
+    if let Some(allow) = response.header("allow") {
+        rewritten = rewritten.with_header("allow", allow);
+    }
+    rewritten
+}
+
+fn kv_error(e: kv::KvError) -> Response {
+    let problem = Response::from(e);
+    as_open311_error(problem)
+}
+
+fn services() -> Result<Vec<Service>, Response> {
+    let Some(value) = config::get::<Value>("services") else {
+        return Err(error(500, "no services are configured"));
+    };
+    open311::services_from_config(&value)
+        .map_err(|why| error(500, format!("the services setting is invalid: {why}")))
+}
+
+fn list_services(_req: Request) -> Response {
+    match services() {
+        Ok(services) => Response::json(200, &services),
+        Err(response) => response,
+    }
+}
+
+fn service_definition(req: Request) -> Response {
+    let code = req.param("service_code").unwrap_or_default();
+    let services = match services() {
+        Ok(services) => services,
+        Err(response) => return response,
+    };
+    match services.iter().find(|s| s.service_code == code) {
+        Some(service) => Response::json(
+            200,
+            &ServiceDefinition {
+                service_code: &service.service_code,
+                attributes: &service.attributes,
+            },
+        ),
+        None => error(404, format!("service_code {code} not found")),
+    }
+}
+
+fn create_request(req: Request) -> Response {
+    let pairs = match req.content_type().as_deref() {
+        Some("application/x-www-form-urlencoded") | None => match req.form() {
+            Ok(pairs) => pairs,
+            Err(e) => return error(400, e.to_string()),
+        },
+        Some("application/json") => match req.json::<Value>() {
+            Ok(Value::Object(object)) => open311::pairs_from_json(&object),
+            Ok(_) => return error(400, "the JSON body must be an object"),
+            Err(e) => return error(400, e.to_string()),
+        },
+        Some(other) => {
+            return error(
+                415,
+                format!("send application/x-www-form-urlencoded or application/json, not {other}"),
+            );
+        }
+    };
+    let services = match services() {
+        Ok(services) => services,
+        Err(response) => return response,
+    };
+    let new = match open311::check_new_request(&pairs, &services) {
+        Ok(new) => new,
+        Err(list) => return errors(list),
+    };
+    let Some(service) = services.iter().find(|s| s.service_code == new.service_code) else {
+        return error(400, "service_code is not a service offered here");
+    };
+
+    let council = context::council();
+    let agency = config::get::<String>("agency_responsible").unwrap_or_else(|| council.clone());
+    let notice = config::get::<String>("service_notice");
+    let id = match next_id() {
+        Ok(id) => id,
+        Err(e) => return kv_error(e),
+    };
+    let stored = StoredRequest::create(
+        id.clone(),
+        council,
+        new,
+        service,
+        Some(agency),
+        notice.clone(),
+        time::now_unix(),
+    );
+    if let Err(e) = kv::set_json(&request_key(&id), &stored) {
+        return kv_error(e);
+    }
+    let event = json!({ "service_request_id": id, "service_code": stored.service_code });
+    if let Err(e) = events::emit("request.created", &event) {
+        eprintln!(
+            "[{}] request.created not recorded: {e}",
+            context::request_id()
+        );
+    }
+    Response::json(
+        201,
+        &[Created {
+            service_request_id: &id,
+            service_notice: notice.as_deref(),
+            account_id: None,
+        }],
+    )
+}
+
+fn request_key(id: &str) -> String {
+    format!("request/{id}")
+}
+
+/// Hands out the next sequential id. The store has no atomic increment, so an id already
+/// taken by a concurrent request is skipped rather than overwritten.
+fn next_id() -> Result<String, kv::KvError> {
+    let mut n = kv::get_json::<u64>(COUNTER_KEY)?.unwrap_or(0) + 1;
+    while kv::get(&request_key(&n.to_string()))?.is_some() {
+        n += 1;
+    }
+    kv::set_json(COUNTER_KEY, &n)?;
+    Ok(n.to_string())
+}
+
+/// Every request reported to this council.
+fn council_requests() -> Result<Vec<StoredRequest>, kv::KvError> {
+    let council = context::council();
+    let mut requests = Vec::new();
+    for key in kv::list_all_keys("request/")? {
+        if let Some(request) = kv::get_json::<StoredRequest>(&key)?
+            && request.council == council
+        {
+            requests.push(request);
+        }
+    }
+    Ok(requests)
+}
+
+fn list_requests(req: Request) -> Response {
+    let filter = match open311::parse_filter(&req.query_pairs(), time::now_unix()) {
+        Ok(filter) => filter,
+        Err(list) => return errors(list),
+    };
+    let requests = match council_requests() {
+        Ok(requests) => requests,
+        Err(e) => return kv_error(e),
+    };
+    let selected = open311::select(&filter, requests);
+    let views: Vec<_> = selected.iter().map(StoredRequest::view).collect();
+    Response::json(200, &views)
+}
+
+fn get_request(req: Request) -> Response {
+    let id = req.param("service_request_id").unwrap_or_default();
+    let not_found = || error(404, format!("service_request_id {id} not found"));
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return not_found();
+    }
+    match kv::get_json::<StoredRequest>(&request_key(id)) {
+        Ok(Some(request)) if request.council == context::council() => {
+            Response::json(200, &[request.view()])
+        }
+        Ok(_) => not_found(),
+        Err(e) => kv_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_problems_become_open311_errors() {
+        let response = as_open311_error(
+            Response::error(405, "POST is not allowed here").with_header("allow", "GET"),
+        );
+        assert_eq!(response.status, 405);
+        assert_eq!(response.header("allow"), Some("GET"));
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(
+            body,
+            json!([{"code": 405, "description": "POST is not allowed here"}])
+        );
+        let ok = Response::json(200, &json!([]));
+        assert_eq!(as_open311_error(ok.clone()), ok);
+    }
+
+    #[test]
+    fn unknown_paths_are_open311_404s() {
+        let response =
+            ReportAProblem::handle(Request::new(guildhall_plugin::Method::Get, "/requests.xml"));
+        assert_eq!(response.status, 404);
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body[0]["code"], 404);
+    }
+
+    #[test]
+    fn error_bodies() {
+        let response = errors(vec![
+            Open311Error::new(400, "service_code is required"),
+            Open311Error::new(400, "a location is required"),
+        ]);
+        assert_eq!(response.status, 400);
+        assert_eq!(
+            response.body_text(),
+            r#"[{"code":400,"description":"service_code is required"},{"code":400,"description":"a location is required"}]"#
+        );
+    }
+}

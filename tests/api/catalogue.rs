@@ -1,0 +1,262 @@
+//! Publishing to the catalogue: good uploads, idempotent re-uploads, and every kind of bad
+//! upload refused with its documented error and nothing left behind.
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, expect_problem};
+use crate::on_both_databases;
+
+on_both_databases!(
+    publish_is_idempotent_and_immutable,
+    bad_uploads_change_nothing,
+    yanked_versions_cannot_be_newly_installed
+);
+
+async fn publish_is_idempotent_and_immutable(app: TestApp) {
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let first = app.publish_dir("hello", &hello.dir).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    assert!(first["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(first["signature"]["status"], "unsigned");
+
+    // The same bytes again: 200 and the same record.
+    let again = app.publish_dir("hello", &hello.dir).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["digest"], first["digest"]);
+
+    // Other bytes under the same version: 409.
+    let other = guildhall_test_artifacts::plugin("fixture-panic").bytes();
+    let problem = expect_problem(
+        app.publish("hello", &hello.manifest(), other, None).await,
+        409,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("immutable"),
+        "{problem}"
+    );
+
+    // The same bytes under a new version share one stored blob.
+    let v2 = hello
+        .manifest()
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    assert_ne!(
+        v2,
+        hello.manifest(),
+        "the hello manifest is expected at version 0.1.0"
+    );
+    let response = app.publish("hello", &v2, hello.bytes(), None).await;
+    assert_eq!(response.status(), 201);
+    let store = app.store().await;
+    assert_eq!(store.catalogue().blob_count().await.unwrap(), 1);
+
+    let catalogue = app.get_json("/api/v1/plugins").await;
+    let plugin = &catalogue["plugins"][0];
+    assert_eq!(plugin["name"], "hello");
+    assert_eq!(plugin["latest_version"], "0.2.0");
+    assert_eq!(plugin["versions"].as_array().unwrap().len(), 2);
+    let version = app.get_json("/api/v1/plugins/hello/versions/0.1.0").await;
+    assert_eq!(version["digest"], first["digest"]);
+    expect_problem(app.get("/api/v1/plugins/hello/versions/9.9.9").await, 404).await;
+    expect_problem(app.get("/api/v1/plugins/nothing-here").await, 404).await;
+}
+
+async fn bad_uploads_change_nothing(app: TestApp) {
+    app.publish_built("hello").await;
+    let before = app.get_json("/api/v1/plugins").await;
+    let store = app.store().await;
+    let blobs = store.catalogue().blob_count().await.unwrap();
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let manifest = hello
+        .manifest()
+        .replace("version = \"0.1.0\"", "version = \"0.3.0\"");
+
+    // Not wasm at all.
+    let problem = expect_problem(
+        app.publish("hello", &manifest, b"MZ not wasm".to_vec(), None)
+            .await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component"),
+        "{problem}"
+    );
+
+    // A core module instead of a component.
+    let module = b"\0asm\x01\0\0\0".to_vec();
+    let problem = expect_problem(app.publish("hello", &manifest, module, None).await, 422).await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("core WebAssembly module"),
+        "{problem}"
+    );
+
+    // Imports beyond the declared capabilities, listed.
+    let undeclared = guildhall_test_artifacts::plugin("fixture-undeclared-kv");
+    let problem = expect_problem(
+        app.publish_dir("fixture-undeclared-kv", &undeclared.dir)
+            .await,
+        422,
+    )
+    .await;
+    let imports: Vec<&str> = problem["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.starts_with("guildhall:platform/kv")),
+        "{problem}"
+    );
+
+    // Limits above the operator's caps.
+    let greedy = manifest.replace(
+        "[capabilities]",
+        "[limits]\nmemory_mib = 1024\n\n[capabilities]",
+    );
+    let greedy = if greedy.contains("memory_mib = 1024") {
+        greedy
+    } else {
+        format!("{manifest}\n[limits]\nmemory_mib = 1024\n")
+    };
+    let problem = expect_problem(
+        app.publish("hello", &greedy, hello.bytes(), None).await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["errors"].to_string().contains("limits.memory_mib"),
+        "{problem}"
+    );
+
+    // A signature no trusted key verifies.
+    let problem = expect_problem(
+        app.publish("hello", &manifest, hello.bytes(), Some(&"A".repeat(88)))
+            .await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bad signature"),
+        "{problem}"
+    );
+
+    // A malformed manifest, and a manifest for another plugin than the URL names.
+    let problem = expect_problem(
+        app.publish(
+            "hello",
+            "name = \"hello\"\nversion = 1",
+            hello.bytes(),
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["errors"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("manifest."),
+        "{problem}"
+    );
+    expect_problem(
+        app.publish("other-name", &manifest, hello.bytes(), None)
+            .await,
+        422,
+    )
+    .await;
+
+    // Not multipart.
+    let response = app
+        .client
+        .post(app.url("/api/v1/plugins/hello/versions"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 415).await;
+
+    assert_eq!(
+        app.get_json("/api/v1/plugins").await,
+        before,
+        "a refused upload changed the catalogue"
+    );
+    assert_eq!(store.catalogue().blob_count().await.unwrap(), blobs);
+}
+
+async fn yanked_versions_cannot_be_newly_installed(app: TestApp) {
+    app.create_example_tenants().await;
+    app.publish_built("hello").await;
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let v2 = hello
+        .manifest()
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    assert_eq!(
+        app.publish("hello", &v2, hello.bytes(), None)
+            .await
+            .status(),
+        201
+    );
+    let installed = app
+        .install(
+            "north-downs",
+            "hello",
+            "0.1.0",
+            serde_json::json!("all"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(installed.status(), 201);
+
+    let yanked = app
+        .client
+        .post(app.url("/api/v1/plugins/hello/versions/0.1.0/yank"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(yanked.status(), 200);
+    let yanked: Value = yanked.json().await.unwrap();
+    assert_eq!(yanked["yanked"], true);
+
+    // The running install keeps working.
+    assert_eq!(
+        app.get("/s/north-downs/tandridge/hello/").await.status(),
+        200
+    );
+    // Another tenant cannot newly install it.
+    let problem = expect_problem(
+        app.install(
+            "the-marches",
+            "hello",
+            "0.1.0",
+            serde_json::json!("all"),
+            serde_json::json!({}),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("yanked"),
+        "{problem}"
+    );
+    assert_eq!(
+        app.get_json("/api/v1/plugins/hello").await["latest_version"],
+        "0.2.0"
+    );
+}

@@ -1,0 +1,412 @@
+//! The service gateway over real HTTP: published plugins installed for some councils of one
+//! alliance, isolation between councils and alliances, upgrades and rollbacks under load,
+//! hostile plugins, fair shares between tenants.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, expect_problem};
+use crate::on_both_databases;
+
+on_both_databases!(
+    published_plugins_serve_only_their_councils,
+    upgrade_and_rollback_under_load_lose_nothing
+);
+
+fn open311_services() -> Value {
+    json!([
+        {"service_code": "pothole", "service_name": "Pothole", "description": "A hole in the road",
+         "metadata": false, "type": "realtime", "keywords": "road,hole", "group": "highways"},
+        {"service_code": "fly-tipping", "service_name": "Fly-tipping", "description": "Dumped rubbish",
+         "metadata": false, "type": "realtime", "keywords": "rubbish", "group": "waste"}
+    ])
+}
+
+async fn published_plugins_serve_only_their_councils(app: TestApp) {
+    app.create_example_tenants().await;
+    for plugin in ["hello", "bin-collections", "report-a-problem"] {
+        app.publish_built(plugin).await;
+    }
+    let installed = app
+        .install(
+            "north-downs",
+            "hello",
+            "0.1.0",
+            json!(["tandridge", "mole-valley"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(installed.status(), 201);
+    let installed = app
+        .install(
+            "north-downs",
+            "bin-collections",
+            "0.1.0",
+            json!(["tandridge"]),
+            json!({"council_name": "Tandridge District Council"}),
+        )
+        .await;
+    assert_eq!(
+        installed.status(),
+        201,
+        "{}",
+        installed.text().await.unwrap()
+    );
+    let installed = app
+        .install(
+            "north-downs",
+            "report-a-problem",
+            "0.1.0",
+            json!("all"),
+            json!({"services": open311_services()}),
+        )
+        .await;
+    assert_eq!(
+        installed.status(),
+        201,
+        "{}",
+        installed.text().await.unwrap()
+    );
+
+    // hello for an enabled council.
+    let response = app.get("/s/north-downs/tandridge/hello/").await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("tandridge") && body.contains("north-downs"),
+        "{body}"
+    );
+    assert_eq!(
+        app.get("/s/north-downs/mole-valley/hello").await.status(),
+        200
+    );
+    // Another council of the same alliance, another alliance, an unknown council: 404.
+    expect_problem(app.get("/s/north-downs/epsom-ewell/hello/").await, 404).await;
+    expect_problem(app.get("/s/the-marches/shropshire/hello/").await, 404).await;
+    expect_problem(app.get("/s/north-downs/nowhere/hello/").await, 404).await;
+    expect_problem(
+        app.get("/s/north-downs/tandridge/not-installed/").await,
+        404,
+    )
+    .await;
+
+    // bin-collections: citizens look up; an unknown property is the plugin's own 404.
+    let response = app
+        .get("/s/north-downs/tandridge/bin-collections/uprn/100062035361")
+        .await;
+    assert_eq!(response.status(), 404);
+    // Uploads need an officer; anonymous callers are refused by the plugin.
+    let response = app
+        .client
+        .put(app.url("/s/north-downs/tandridge/bin-collections/schedule"))
+        .header("content-type", "application/json")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // report-a-problem: the Open311 GeoReport v2 flow, installed for all councils.
+    let base = "/s/north-downs/epsom-ewell/report-a-problem";
+    let services: Value = app
+        .get(&format!("{base}/services.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(services.as_array().unwrap().len(), 2);
+    let created = app
+        .client
+        .post(app.url(&format!("{base}/requests.json")))
+        .form(&[
+            ("service_code", "pothole"),
+            ("lat", "51.3326"),
+            ("long", "-0.2700"),
+            ("description", "Deep pothole outside the library"),
+            ("email", "resident@example.org"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let id = created[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed: Value = app
+        .get(&format!("{base}/requests.json?service_code=pothole"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["service_request_id"], id.as_str());
+    assert!(
+        !listed.to_string().contains("resident@example.org"),
+        "personal data leaked: {listed}"
+    );
+    let one: Value = app
+        .get(&format!("{base}/requests/{id}.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one[0]["description"], "Deep pothole outside the library");
+    // Another council's install shares the tenant's data (the plugin is per tenant), but
+    // another tenant sees nothing.
+    let missing = app.get(&format!("{base}/services/nope.json")).await;
+    assert_eq!(missing.status(), 404);
+    let error: Value = missing.json().await.unwrap();
+    assert_eq!(error[0]["code"], 404);
+
+    let installs = app.get_json("/api/v1/tenants/north-downs/installs").await;
+    assert_eq!(installs["installs"].as_array().unwrap().len(), 3);
+
+    // Uninstalling takes the service away.
+    let response = app
+        .client
+        .delete(app.url("/api/v1/tenants/north-downs/installs/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    expect_problem(app.get("/s/north-downs/tandridge/hello/").await, 404).await;
+    let response = app
+        .client
+        .delete(app.url("/api/v1/tenants/north-downs/installs/hello"))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 404).await;
+}
+
+async fn upgrade_and_rollback_under_load_lose_nothing(app: TestApp) {
+    app.create_example_tenants().await;
+    let hello = guildhall_test_artifacts::plugin("hello");
+    app.publish_built("hello").await;
+    let v2 = hello
+        .manifest()
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    assert_eq!(
+        app.publish("hello", &v2, hello.bytes(), None)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.install("north-downs", "hello", "0.1.0", json!("all"), json!({}))
+            .await
+            .status(),
+        201
+    );
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let client = app.client.clone();
+        let url = app.url("/s/north-downs/tandridge/hello/");
+        let stop = stop.clone();
+        workers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = client.get(&url).send().await.expect("request");
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                seen.push((status, body));
+            }
+            seen
+        }));
+    }
+    for version in ["0.2.0", "0.1.0", "0.2.0", "0.1.0"] {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let response = app
+            .install("north-downs", "hello", version, json!("all"), json!({}))
+            .await;
+        assert_eq!(response.status(), 200, "switching to {version}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for worker in workers {
+        for (status, body) in worker.await.unwrap() {
+            total += 1;
+            assert_eq!(status, 200, "a request failed during a switch: {body}");
+            assert!(body.contains("tandridge"), "{body}");
+        }
+    }
+    assert!(total > 20, "only {total} requests were made");
+    let install = app.get_json("/api/v1/tenants/north-downs/installs").await;
+    assert_eq!(install["installs"][0]["version"], "0.1.0");
+}
+
+/// Installs every hostile fixture for `north-downs` and `hello` for `the-marches`.
+async fn hostile_app(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
+    let app = TestApp::spawn_with(Backend::Sqlite, adjust).await.unwrap();
+    app.create_example_tenants().await;
+    app.publish_built("hello").await;
+    assert_eq!(
+        app.install("the-marches", "hello", "0.1.0", json!("all"), json!({}))
+            .await
+            .status(),
+        201
+    );
+    for fixture in [
+        "fixture-infinite-loop",
+        "fixture-memory-bomb",
+        "fixture-deep-recursion",
+        "fixture-big-response",
+        "fixture-slow-drip",
+        "fixture-panic",
+        "fixture-outbound",
+    ] {
+        app.publish_built(fixture).await;
+        let response = app
+            .install("north-downs", fixture, "0.1.0", json!("all"), json!({}))
+            .await;
+        assert_eq!(response.status(), 201, "{fixture}");
+    }
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_break_only_their_own_requests() {
+    let app = hostile_app(|_| {}).await;
+    let cases: [(&str, u16, &str); 6] = [
+        ("fixture-infinite-loop", 504, "deadline"),
+        ("fixture-slow-drip", 504, "deadline"),
+        ("fixture-memory-bomb", 502, "memory_cap"),
+        ("fixture-deep-recursion", 502, "trap"),
+        ("fixture-panic", 502, "trap"),
+        ("fixture-big-response", 502, "bad_response"),
+    ];
+    for (fixture, status, outcome) in cases {
+        let started = Instant::now();
+        let path = format!("/s/north-downs/tandridge/{fixture}/");
+        let (hostile, neighbour) = tokio::join!(app.get(&path), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let t = Instant::now();
+            let r = app.get("/s/the-marches/shropshire/hello/").await;
+            (r.status(), t.elapsed())
+        });
+        let problem = expect_problem(hostile, status).await;
+        assert_eq!(problem["outcome"], outcome, "{fixture}: {problem}");
+        assert!(problem["reason"].is_string(), "{problem}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{fixture} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(neighbour.0, 200, "the neighbour failed during {fixture}");
+        assert!(
+            neighbour.1 < Duration::from_secs(1),
+            "the neighbour took {:?} during {fixture}",
+            neighbour.1
+        );
+        assert_eq!(app.get("/healthz").await.status(), 200);
+    }
+    // Outbound calls to an undeclared host and to loopback are refused to the plugin.
+    let response = app
+        .get("/s/north-downs/tandridge/fixture-outbound/?url=http%3A%2F%2F127.0.0.1%3A9%2F")
+        .await;
+    assert_eq!(response.status(), 502);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("DestinationIpProhibited")
+    );
+    let response = app
+        .get("/s/north-downs/tandridge/fixture-outbound/?url=http%3A%2F%2Fevil.example.com%2F")
+        .await;
+    assert!(response.text().await.unwrap().contains("HttpRequestDenied"));
+    // A request body over the cap is refused before the plugin runs.
+    let response = app
+        .client
+        .post(app.url("/s/the-marches/shropshire/hello/"))
+        .body(vec![0u8; (4 << 20) + 1])
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, 413).await;
+    assert_eq!(
+        app.get("/s/the-marches/shropshire/hello/").await.status(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_neighbour_does_not_starve_another_tenant() {
+    let app = hostile_app(|_| {}).await;
+    // A dozen CPU-bound calls from one tenant at once.
+    let noisy: Vec<_> = (0..12)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/s/north-downs/tandridge/fixture-infinite-loop/");
+            tokio::spawn(async move { client.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let response = app.get("/s/the-marches/shropshire/hello/").await;
+        assert_eq!(response.status(), 200);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "hello took {:?} under load",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for call in noisy {
+        assert_eq!(call.await.unwrap().unwrap(), 504);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_share_gets_429_with_retry_after() {
+    let app = hostile_app(|c| {
+        c.runtime.tenant_concurrency = 2;
+        c.runtime.tenant_queue = 1;
+        c.runtime.tenant_queue_timeout_ms = 100;
+    })
+    .await;
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/s/north-downs/tandridge/fixture-infinite-loop/");
+            tokio::spawn(async move {
+                let r = client.get(url).send().await.unwrap();
+                (
+                    r.status().as_u16(),
+                    r.headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_string()),
+                )
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    let limited: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(limited.len() >= 3, "{statuses:?}");
+    assert!(
+        limited
+            .iter()
+            .all(|(_, retry)| retry.as_deref() == Some("1")),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|(s, _)| *s == 504).count(),
+        6 - limited.len(),
+        "{statuses:?}"
+    );
+    // Another tenant is unaffected by north-downs' share.
+    assert_eq!(
+        app.get("/s/the-marches/shropshire/hello/").await.status(),
+        200
+    );
+}

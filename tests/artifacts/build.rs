@@ -1,0 +1,131 @@
+//! Builds every plugin in `plugins/` (its own workspace) for `wasm32-wasip2` in release
+//! mode, the way wasmtime builds its test programs, and lays each one out as a publishable
+//! folder: `plugin.toml` next to the component it names.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let plugins = root.join("plugins");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out; keep the plugins' own target
+    // folder beside the profiles so it survives rebuilds of this crate.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|t| t.join("wasm-plugins"))
+        .unwrap_or_else(|| out_dir.join("wasm-plugins"));
+
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "sdk",
+        "hello",
+        "bin-collections",
+        "report-a-problem",
+        "fixtures",
+    ] {
+        println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
+    }
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("core/runtime/wit").display()
+    );
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&plugins)
+        .args([
+            "build",
+            "--release",
+            "--workspace",
+            "--target",
+            "wasm32-wasip2",
+            "--locked",
+        ])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        // Flags meant for the host build must not leak into the guest build.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_MAKEFLAGS");
+    let status = cmd.status().expect("run cargo to build plugins/");
+    if !status.success() {
+        panic!(
+            "building plugins/ for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+        );
+    }
+
+    let wasm_dir = target_dir.join("wasm32-wasip2/release");
+    let layout = out_dir.join("plugins");
+    let mut entries = Vec::new();
+    for dir in plugin_dirs(&plugins) {
+        let text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+        let component = text
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("component")
+                    .and_then(|r| r.trim_start().strip_prefix('='))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| panic!("{}: no component key", dir.display()));
+        let name = text
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("name")
+                    .and_then(|r| r.trim_start().strip_prefix('='))
+                    .map(|v| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| panic!("{}: no name key", dir.display()));
+        let built = wasm_dir.join(&component);
+        assert!(
+            built.exists(),
+            "{} was not built (plugin {name})",
+            built.display()
+        );
+        let dest = layout.join(&name);
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::copy(dir.join("plugin.toml"), dest.join("plugin.toml")).unwrap();
+        std::fs::copy(&built, dest.join(&component)).unwrap();
+        entries.push((name, dest, component));
+    }
+    entries.sort();
+    let mut code = String::from(
+        "/// Every plugin built from `plugins/`: (name, folder, component file name).\npub const PLUGINS: &[(&str, &str, &str)] = &[\n",
+    );
+    for (name, dest, component) in &entries {
+        code.push_str(&format!(
+            "    ({name:?}, {:?}, {component:?}),\n",
+            dest.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    std::fs::write(out_dir.join("artifacts.rs"), code).unwrap();
+}
+
+/// Folders under `plugins/` (one level, and under `plugins/fixtures/`) with a `plugin.toml`.
+fn plugin_dirs(plugins: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for base in [plugins.to_path_buf(), plugins.join("fixtures")] {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.join("plugin.toml").exists() {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
