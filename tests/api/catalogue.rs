@@ -260,3 +260,67 @@ async fn yanked_versions_cannot_be_newly_installed(app: TestApp) {
         "0.2.0"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_from_trusted_keys_are_verified_and_can_be_required() {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let publisher = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let public = b64.encode(publisher.verifying_key().to_bytes());
+    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
+        c.catalogue.require_signatures = true;
+        c.catalogue
+            .trusted_keys
+            .insert("guildhall-examples-2026".into(), public);
+    })
+    .await
+    .unwrap();
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let digest = guildhall_domain::Digest::of(&hello.bytes()).to_string();
+
+    let problem = expect_problem(
+        app.publish("hello", &hello.manifest(), hello.bytes(), None)
+            .await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("requires a signature"),
+        "{problem}"
+    );
+    let forged = b64.encode(stranger.sign(digest.as_bytes()).to_bytes());
+    let problem = expect_problem(
+        app.publish("hello", &hello.manifest(), hello.bytes(), Some(&forged))
+            .await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no trusted publisher key"),
+        "{problem}"
+    );
+    assert!(
+        app.get_json("/api/v1/plugins").await["plugins"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let signed = b64.encode(publisher.sign(digest.as_bytes()).to_bytes());
+    let response = app
+        .publish("hello", &hello.manifest(), hello.bytes(), Some(&signed))
+        .await;
+    assert_eq!(response.status(), 201);
+    let version: Value = response.json().await.unwrap();
+    assert_eq!(version["digest"], digest.as_str());
+    assert_eq!(version["signature"]["status"], "verified");
+    assert_eq!(version["signature"]["key"], "guildhall-examples-2026");
+}

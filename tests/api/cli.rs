@@ -198,3 +198,110 @@ fn help_explains_every_command() {
         "the default SQLite file"
     );
 }
+
+#[test]
+fn plugins_publish_from_a_folder_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let run = || {
+        guildhall(dir.path())
+            .env("GUILDHALL_RUNTIME__POOLING_INSTANCES", "0")
+            .args(["plugins", "publish"])
+            .arg(&hello.dir)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("hello 0.1.0 sha256:") && stdout.trim_end().ends_with(" published"),
+        "{stdout}"
+    );
+    let second = run();
+    let (stdout, _) = text(&second);
+    assert!(stdout.trim_end().ends_with(" unchanged"), "{stdout}");
+
+    // A folder whose component imports more than its manifest declares.
+    let bad = guildhall_test_artifacts::plugin("fixture-undeclared-kv");
+    let out = guildhall(dir.path())
+        .env("GUILDHALL_RUNTIME__POOLING_INSTANCES", "0")
+        .args(["plugins", "publish"])
+        .arg(&bad.dir)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    let reason = stderr.trim().lines().last().unwrap_or_default();
+    assert!(reason.starts_with("error: ") && reason.contains("guildhall:platform/kv"), "{stderr}");
+}
+
+/// Every leaf key of the effective configuration, dotted (`runtime.outbound.timeout_ms`).
+fn leaf_keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) if !table.is_empty() || prefix.is_empty() => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaf_keys(&path, value, out);
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+#[test]
+fn config_check_and_show_and_the_operations_guide_covers_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = guildhall(dir.path())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "configuration is valid");
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[runtime]\ndefault_memory_mib = 512\n",
+    )
+    .unwrap();
+    let out = guildhall(dir.path())
+        .args(["--config", "bad.toml", "config", "check"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("runtime.default_memory_mib"), "{stderr}");
+
+    let out = guildhall(dir.path())
+        .env(
+            "GUILDHALL_DATABASE__URL",
+            "postgres://app:hunter2@db/guildhall",
+        )
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    let shown: toml::Value = toml::from_str(&stdout).unwrap();
+    let mut keys = Vec::new();
+    leaf_keys("", &shown, &mut keys);
+    assert!(
+        keys.contains(&"runtime.outbound.allow_cidrs".to_string()),
+        "{keys:?}"
+    );
+    let guide = std::fs::read_to_string(repo_root().join("docs/operations.md")).unwrap();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !guide.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/operations.md does not document {missing:?}"
+    );
+}

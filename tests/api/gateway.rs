@@ -212,8 +212,13 @@ async fn upgrade_and_rollback_under_load_lose_nothing(app: TestApp) {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let response = client.get(&url).send().await.expect("request");
                 let status = response.status().as_u16();
+                let version = response
+                    .headers()
+                    .get("x-guildhall-plugin")
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default();
                 let body = response.text().await.unwrap_or_default();
-                seen.push((status, body));
+                seen.push((status, version, body));
             }
             seen
         }));
@@ -228,14 +233,25 @@ async fn upgrade_and_rollback_under_load_lose_nothing(app: TestApp) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut total = 0;
+    let mut versions = std::collections::BTreeSet::new();
     for worker in workers {
-        for (status, body) in worker.await.unwrap() {
+        for (status, version, body) in worker.await.unwrap() {
             total += 1;
             assert_eq!(status, 200, "a request failed during a switch: {body}");
             assert!(body.contains("tandridge"), "{body}");
+            assert!(
+                version == "hello@0.1.0" || version == "hello@0.2.0",
+                "answered by {version:?}"
+            );
+            versions.insert(version);
         }
     }
     assert!(total > 20, "only {total} requests were made");
+    assert_eq!(
+        versions.len(),
+        2,
+        "both versions should have answered: {versions:?}"
+    );
     let install = app.get_json("/api/v1/tenants/north-downs/installs").await;
     assert_eq!(install["installs"][0]["version"], "0.1.0");
 }

@@ -123,3 +123,23 @@ async fn openapi_document_covers_every_api_route() {
     let generated = serde_json::to_value(guildhall::openapi()).unwrap();
     assert_eq!(doc, generated);
 }
+
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_release_stays_ready() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let store = app.store().await;
+    store
+        .connection()
+        .execute_unprepared("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20991231_000001_from_the_future', 0)")
+        .await
+        .unwrap();
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    // An older binary starts on it without trying to migrate.
+    assert!(store.migrate().await.unwrap().is_empty());
+    assert_eq!(
+        store.migration_status().await.unwrap().newer,
+        ["m20991231_000001_from_the_future"]
+    );
+}

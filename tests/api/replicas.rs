@@ -7,22 +7,28 @@ use serde_json::json;
 
 use crate::helpers::{Backend, TestDb, serve_process};
 
+/// Polls `url` until `want(status, served_by, body)`; fails after two seconds.
 async fn wait_for(
     client: &reqwest::Client,
     url: &str,
-    want: impl Fn(u16, &str) -> bool,
+    want: impl Fn(u16, &str, &str) -> bool,
 ) -> Duration {
     let started = Instant::now();
     loop {
         let response = client.get(url).send().await.unwrap();
         let status = response.status().as_u16();
+        let served_by = response
+            .headers()
+            .get("x-guildhall-plugin")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
         let body = response.text().await.unwrap_or_default();
-        if want(status, &body) {
+        if want(status, &served_by, &body) {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < Duration::from_secs(2),
-            "the other replica still answers {status}: {body}"
+            "the other replica still answers {status} ({served_by}): {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -102,9 +108,12 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
             .status(),
         201
     );
-    wait_for(&client, &service, |s, _| s == 200).await;
+    wait_for(&client, &service, |s, by, _| {
+        s == 200 && by == "hello@0.1.0"
+    })
+    .await;
 
-    // Upgrade and rollback through A are seen by B through the installs API and served.
+    // Upgrade and rollback through A: B serves the new version within two seconds.
     for version in ["0.2.0", "0.1.0"] {
         assert_eq!(
             client
@@ -116,18 +125,13 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
                 .status(),
             200
         );
-        wait_for(
-            &client,
-            &on_b("/api/v1/tenants/north-downs/installs"),
-            |_, body| body.contains(&format!("\"version\":\"{version}\"")),
-        )
-        .await;
-        assert_eq!(client.get(&service).send().await.unwrap().status(), 200);
+        let expected = format!("hello@{version}");
+        wait_for(&client, &service, |s, by, _| s == 200 && by == expected).await;
     }
 
     // Uninstall through A: B stops serving within two seconds.
     assert_eq!(client.delete(&put).send().await.unwrap().status(), 204);
-    wait_for(&client, &service, |s, _| s == 404).await;
+    wait_for(&client, &service, |s, _, _| s == 404).await;
 
     for child in [&mut a, &mut b] {
         let _ = child.kill();

@@ -52,9 +52,12 @@ pub struct Problem {
 #[derive(Debug, Clone)]
 pub(crate) struct InternalCause(pub(crate) String);
 
-/// An error the API answers with.
+/// An error the API answers with. Boxed, so results that carry it stay small.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     slug: &'static str,
     title: &'static str,
@@ -73,7 +76,7 @@ impl ApiError {
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             slug,
             title,
@@ -82,7 +85,7 @@ impl ApiError {
             extensions: Map::new(),
             headers: Vec::new(),
             internal: None,
-        }
+        }))
     }
 
     /// 400: the request is malformed.
@@ -113,7 +116,7 @@ impl ApiError {
             "Validation failed",
             detail,
         );
-        e.errors = errors;
+        e.0.errors = errors;
         e
     }
 
@@ -125,7 +128,7 @@ impl ApiError {
             "Internal server error",
             "The server could not complete the request; the request id identifies it in the logs.",
         );
-        e.internal = Some(cause.to_string());
+        e.0.internal = Some(cause.to_string());
         e
     }
 
@@ -137,7 +140,7 @@ impl ApiError {
             "Service unavailable",
             detail,
         );
-        e.internal = Some(cause.to_string());
+        e.0.internal = Some(cause.to_string());
         e
     }
 
@@ -149,69 +152,71 @@ impl ApiError {
 
     /// Adds a member to the problem document.
     pub fn with_extension(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extensions.insert(key.to_string(), value.into());
+        self.0.extensions.insert(key.to_string(), value.into());
         self
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// The caller-facing detail.
     pub fn detail(&self) -> &str {
-        &self.detail
+        &self.0.detail
     }
 
     /// The detail with any field errors and extensions, on one line, for the command line.
     pub fn describe(&self) -> String {
-        let mut out = self.detail.clone();
-        for e in &self.errors {
+        let mut out = self.0.detail.clone();
+        for e in &self.0.errors {
             out.push_str(&format!("; {}: {}", e.field, e.reason));
         }
-        for (key, value) in &self.extensions {
+        for (key, value) in &self.0.extensions {
             out.push_str(&format!("; {key}: {value}"));
         }
         out
     }
 
     fn problem(&self) -> Problem {
+        let e = &self.0;
         Problem {
-            kind: format!("urn:guildhall:problem:{}", self.slug),
-            title: self.title.to_string(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
+            kind: format!("urn:guildhall:problem:{}", e.slug),
+            title: e.title.to_string(),
+            status: e.status.as_u16(),
+            detail: e.detail.clone(),
             instance: None,
             request_id: None,
-            errors: self.errors.clone(),
-            extensions: self.extensions.clone(),
+            errors: e.errors.clone(),
+            extensions: e.extensions.clone(),
         }
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.detail)
+        write!(f, "{} {}", self.0.status.as_u16(), self.0.detail)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        let mut response = (self.status, axum::Json(problem)).into_response();
+        let inner = *self.0;
+        let mut response = (inner.status, axum::Json(problem)).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in self.headers {
+        for (name, value) in inner.headers {
             response.headers_mut().insert(name, value);
         }
-        if let Some(cause) = self.internal {
+        if let Some(cause) = inner.internal {
             response.extensions_mut().insert(InternalCause(cause));
         }
         response

@@ -294,6 +294,9 @@ fn call_error(plugin: &PluginName, e: CallError) -> ApiError {
         .with_extension("outcome", kind)
 }
 
+/// The response header naming the plugin version that answered, e.g. `hello@0.2.0`.
+pub const SERVED_BY: &str = "x-guildhall-plugin";
+
 /// Headers never passed to a plugin: credentials stay with the platform.
 const WITHHELD: [header::HeaderName; 3] = [
     header::AUTHORIZATION,
@@ -382,8 +385,18 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
         denied = ?report.denied,
         "plugin call"
     );
-    match result {
-        Ok(response) => Ok(response.map(Body::from)),
-        Err(e) => Err(call_error(&plugin, e)),
+    let served_by = HeaderValue::from_str(&format!(
+        "{plugin}@{}",
+        resolved.prepared.manifest().version
+    ))
+    .ok();
+    let mut response = match result {
+        Ok(response) => response.map(Body::from),
+        Err(e) => call_error(&plugin, e).into_response(),
+    };
+    // Which version answered: for operators during upgrades, and for tests of them.
+    if let Some(value) = served_by {
+        response.headers_mut().insert(SERVED_BY, value);
     }
+    Ok(response)
 }

@@ -43,6 +43,18 @@ pub enum Command {
     /// Manage the shared plugin catalogue.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Check or show the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `guildhall config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load the configuration (defaults, file, environment) and report whether it is valid.
+    Check,
+    /// Print the effective configuration as TOML, with passwords hidden.
+    Show,
 }
 
 /// `guildhall plugins …`
@@ -99,6 +111,21 @@ fn one_line(err: &anyhow::Error) -> String {
 /// Runs one command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Config(ConfigCommand::Check) => {
+            crate::server::check_config(&config)?;
+            println!("configuration is valid");
+            return Ok(());
+        }
+        Command::Config(ConfigCommand::Show) => {
+            print!(
+                "{}",
+                toml::to_string(&config).context("cannot render the configuration")?
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     crate::logging::init(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -141,6 +168,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 store.close().await?;
                 result
             }
+            Command::Config(_) => unreachable!("handled before the runtime starts"),
             Command::Tenants(TenantsCommand::List) => {
                 let store = server::open_store(&config).await?;
                 crate::tenants::list(&store).await?;

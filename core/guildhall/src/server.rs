@@ -47,6 +47,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Checks what loading cannot: values that must parse (trusted keys, outbound CIDRs) and
+/// limits that must be consistent.
+pub fn check_config(config: &Config) -> anyhow::Result<()> {
+    guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
+    config.runtime.validate().map_err(anyhow::Error::msg)?;
+    config.database.url.backend()?;
+    Ok(())
+}
+
 /// Builds what every handler shares: the store, the plugin runtime (one wasmtime engine),
 /// the gateway and the trusted publisher keys.
 pub fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildhall_api::AppState> {

@@ -97,6 +97,28 @@ impl Default for OutboundConfig {
 }
 
 impl RuntimeConfig {
+    /// Checks that the settings are consistent; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.default_memory_mib == 0 || self.default_memory_mib > self.max_memory_mib {
+            return Err(format!(
+                "runtime.default_memory_mib must be between 1 and runtime.max_memory_mib ({})",
+                self.max_memory_mib
+            ));
+        }
+        if self.default_timeout_ms == 0 || self.default_timeout_ms > self.max_timeout_ms {
+            return Err(format!(
+                "runtime.default_timeout_ms must be between 1 and runtime.max_timeout_ms ({})",
+                self.max_timeout_ms
+            ));
+        }
+        if self.tenant_concurrency == 0 {
+            return Err("runtime.tenant_concurrency must be at least 1".into());
+        }
+        crate::capabilities::parse_cidrs(&self.outbound.allow_cidrs)
+            .map_err(|e| format!("runtime.outbound.allow_cidrs: {e}"))?;
+        Ok(())
+    }
+
     /// The caps manifests are checked against.
     pub fn caps(&self) -> guildhall_domain::manifest::LimitCaps {
         guildhall_domain::manifest::LimitCaps {

@@ -85,6 +85,9 @@ pub struct MigrationStatus {
     pub applied: Vec<String>,
     /// Names of the pending migrations, oldest first.
     pub pending: Vec<String>,
+    /// Migrations recorded in the database that this binary does not know: a newer
+    /// release applied them.
+    pub newer: Vec<String>,
 }
 
 /// Proof that a tenant exists, required by every repository over tenant data.
@@ -143,26 +146,61 @@ impl Store {
     }
 
     /// Applies every pending migration and returns their names.
+    ///
+    /// A database that already holds migrations this binary does not know (a newer release
+    /// migrated it) is left alone when nothing of ours is pending, so the previous release
+    /// keeps running during a rolling upgrade.
     pub async fn migrate(&self) -> Result<Vec<String>> {
-        let pending = self.migration_status().await?.pending;
+        let status = self.migration_status().await?;
+        if status.pending.is_empty() {
+            if !status.newer.is_empty() {
+                tracing::warn!(
+                    newer = %status.newer.join(", "),
+                    "the database has migrations from a newer release; running on it unchanged"
+                );
+            }
+            return Ok(Vec::new());
+        }
         Migrator::up(&self.db, None).await?;
-        Ok(pending)
+        Ok(status.pending)
     }
 
     /// Which migrations are applied and pending, without changing the database.
     pub async fn migration_status(&self) -> Result<MigrationStatus> {
-        let all = Migrator::get_migration_with_status_read_only(&self.db).await?;
+        use sea_orm::EntityTrait;
+        use sea_orm_migration::seaql_migrations;
+        let manager = sea_orm_migration::SchemaManager::new(&self.db);
+        let recorded: std::collections::BTreeSet<String> =
+            if manager.has_table("seaql_migrations").await? {
+                seaql_migrations::Entity::find()
+                    .all(&self.db)
+                    .await?
+                    .into_iter()
+                    .map(|m| m.version)
+                    .collect()
+            } else {
+                Default::default()
+            };
         let mut status = MigrationStatus {
             applied: Vec::new(),
             pending: Vec::new(),
+            newer: Vec::new(),
         };
-        for m in all {
-            let name = m.name().to_string();
-            match m.status() {
-                sea_orm_migration::MigrationStatus::Applied => status.applied.push(name),
-                sea_orm_migration::MigrationStatus::Pending => status.pending.push(name),
+        let known: Vec<String> = Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        for name in &known {
+            if recorded.contains(name) {
+                status.applied.push(name.clone());
+            } else {
+                status.pending.push(name.clone());
             }
         }
+        status.newer = recorded
+            .into_iter()
+            .filter(|r| !known.contains(r))
+            .collect();
         Ok(status)
     }
 

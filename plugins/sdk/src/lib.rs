@@ -92,7 +92,7 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        path: "/tmp/guildhall-wit-dev",
+        path: "../../core/runtime/wit",
         world: "guildhall:platform/platform",
     });
 }

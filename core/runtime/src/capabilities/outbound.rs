@@ -20,15 +20,17 @@ use crate::host::{Host, Observed};
 pub(super) fn link_types(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     use wasmtime_wasi_http::p2::bindings;
     let options = bindings::LinkOptions::default();
-    bindings::http::types::add_to_linker::<Host, WasiHttp>(linker, &(&options).into(), |h| {
-        wasmtime_wasi_http::WasiHttpView::http(h)
-    })
+    bindings::http::types::add_to_linker::<Host, WasiHttp>(
+        linker,
+        &(&options).into(),
+        <Host as wasmtime_wasi_http::WasiHttpView>::http,
+    )
 }
 
 pub(super) fn link_outgoing(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::bindings::http::outgoing_handler::add_to_linker::<Host, WasiHttp>(
         linker,
-        |h| wasmtime_wasi_http::WasiHttpView::http(h),
+        <Host as wasmtime_wasi_http::WasiHttpView>::http,
     )
 }
 

@@ -1,0 +1,236 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "guildhall.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "guildhall.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "guildhall.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "guildhall.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "guildhall.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "guildhall.labels" -}}
+helm.sh/chart: {{ include "guildhall.chart" . }}
+{{ include "guildhall.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: guildhall
+{{- end }}
+
+{{/* The server pods (the migration Job's pods carry component "migrate" instead). */}}
+{{- define "guildhall.serverSelectorLabels" -}}
+{{ include "guildhall.selectorLabels" . }}
+app.kubernetes.io/component: server
+{{- end }}
+
+{{- define "guildhall.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "guildhall.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "guildhall.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Database.
+*/}}
+{{- define "guildhall.databaseSecretName" -}}
+{{- if .Values.database.existingSecret }}
+{{- .Values.database.existingSecret }}
+{{- else }}
+{{- printf "%s-database" (include "guildhall.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The key of the application URL in the database Secret. */}}
+{{- define "guildhall.databaseSecretKey" -}}
+{{- if .Values.database.existingSecret }}
+{{- .Values.database.existingSecretKey }}
+{{- else -}}
+url
+{{- end }}
+{{- end }}
+
+{{/* The key of the URL the migration Job connects with: the owner URL when one is given. */}}
+{{- define "guildhall.migrationSecretKey" -}}
+{{- if .Values.database.existingSecret }}
+{{- default .Values.database.existingSecretKey .Values.database.existingSecretAdminKey }}
+{{- else if .Values.database.adminUrl -}}
+adminUrl
+{{- else -}}
+url
+{{- end }}
+{{- end }}
+
+{{/* "true" when the database is SQLite (one replica, no migration Job). */}}
+{{- define "guildhall.isSqlite" -}}
+{{- if and (not .Values.database.existingSecret) (hasPrefix "sqlite:" (lower (toString .Values.database.url))) -}}
+true
+{{- end }}
+{{- end }}
+
+{{/*
+Refuses value combinations that cannot work. values.schema.json says the same, but a
+schema can be skipped (--skip-schema-validation), a template cannot.
+*/}}
+{{- define "guildhall.validate" -}}
+{{- if and (not .Values.database.existingSecret) (not .Values.database.url) }}
+{{- fail "guildhall: set database.url, or database.existingSecret naming a Secret that holds it" }}
+{{- end }}
+{{- if include "guildhall.isSqlite" . }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- fail (printf "guildhall: SQLite supports a single replica, but replicaCount is %d; use PostgreSQL for more" (int .Values.replicaCount)) }}
+{{- end }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "guildhall: SQLite supports a single replica, so autoscaling.enabled must be false; use PostgreSQL to autoscale" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.auth.oidc.enabled (not (and .Values.auth.oidc.issuer .Values.auth.oidc.audience)) }}
+{{- fail "guildhall: auth.oidc.enabled needs auth.oidc.issuer and auth.oidc.audience" }}
+{{- end }}
+{{- if and .Values.auth.oidc.enabled (not (or .Values.auth.oidc.jwksUrl .Values.auth.oidc.jwksFile)) }}
+{{- fail "guildhall: auth.oidc.enabled needs auth.oidc.jwksUrl or auth.oidc.jwksFile" }}
+{{- end }}
+{{- if and .Values.telemetry.enabled (not .Values.telemetry.otlpEndpoint) }}
+{{- fail "guildhall: telemetry.enabled needs telemetry.otlpEndpoint" }}
+{{- end }}
+{{- $grace := include "guildhall.terminationGracePeriodSeconds" . | int }}
+{{- $needed := add (include "guildhall.shutdownGraceSecs" . | int) (int .Values.lifecycle.preStopSleepSeconds) }}
+{{- if le $grace $needed }}
+{{- fail (printf "guildhall: terminationGracePeriodSeconds (%d) must be greater than lifecycle.preStopSleepSeconds + config.http.shutdown_grace_secs (%d), or Kubernetes kills the server while it drains" $grace $needed) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Shutdown timing: the server drains for http.shutdown_grace_secs after SIGTERM, which comes
+after the pre-stop sleep; the pod's grace period must cover both.
+*/}}
+{{- define "guildhall.shutdownGraceSecs" -}}
+{{- $http := .Values.config.http | default dict }}
+{{- if hasKey $http "shutdown_grace_secs" }}{{ int64 $http.shutdown_grace_secs }}{{ else }}25{{ end }}
+{{- end }}
+
+{{- define "guildhall.terminationGracePeriodSeconds" -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add (include "guildhall.shutdownGraceSecs" . | int) (int .Values.lifecycle.preStopSleepSeconds) 5 }}
+{{- else }}
+{{- int64 .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+guildhall.toml. The `config` values tree, plus what the chart owns (listen, cache_dir) and
+the sections behind feature values, rendered as TOML.
+*/}}
+{{- define "guildhall.configTree" -}}
+{{- $config := deepCopy (.Values.config | default dict) }}
+{{- $_ := set $config "listen" (printf "0.0.0.0:%d" (int .Values.containerPort)) }}
+{{- $runtime := get $config "runtime" | default dict }}
+{{- $_ := set $runtime "cache_dir" .Values.compileCache.mountPath }}
+{{- $_ := set $config "runtime" $runtime }}
+{{- if .Values.auth.oidc.enabled }}
+{{- $oidc := dict "issuer" .Values.auth.oidc.issuer "audience" .Values.auth.oidc.audience }}
+{{- if .Values.auth.oidc.jwksUrl }}{{ $_ := set $oidc "jwks_url" .Values.auth.oidc.jwksUrl }}{{ end }}
+{{- if .Values.auth.oidc.jwksFile }}{{ $_ := set $oidc "jwks_file" .Values.auth.oidc.jwksFile }}{{ end }}
+{{- $_ := set $config "auth" (dict "oidc" $oidc) }}
+{{- end }}
+{{- if .Values.telemetry.enabled }}
+{{- $_ := set $config "telemetry" (dict "otlp_endpoint" .Values.telemetry.otlpEndpoint "service_name" (default (include "guildhall.fullname" .) .Values.telemetry.serviceName)) }}
+{{- end }}
+{{- toJson $config }}
+{{- end }}
+
+{{- define "guildhall.toml" -}}
+# Rendered by the Guildhall Helm chart from the `config` values; do not edit in the cluster.
+# The database URL comes from the environment (GUILDHALL_DATABASE__URL, from a Secret).
+{{- include "guildhall.toml.table" (dict "path" "" "table" (include "guildhall.configTree" . | fromJson)) }}
+{{- end }}
+
+{{/* One TOML table: its plain keys first, then its sub-tables, each sorted by name. */}}
+{{- define "guildhall.toml.table" -}}
+{{- $path := .path }}
+{{- $table := .table }}
+{{- range $key := keys $table | sortAlpha }}
+{{- $value := get $table $key }}
+{{- if and (not (kindIs "map" $value)) (not (kindIs "invalid" $value)) }}
+{{ include "guildhall.toml.key" $key }} = {{ include "guildhall.toml.value" $value }}
+{{- end }}
+{{- end }}
+{{- range $key := keys $table | sortAlpha }}
+{{- $value := get $table $key }}
+{{- if kindIs "map" $value }}
+{{- $sub := ternary (include "guildhall.toml.key" $key) (printf "%s.%s" $path (include "guildhall.toml.key" $key)) (eq $path "") }}
+{{- if $value }}
+
+[{{ $sub }}]
+{{- include "guildhall.toml.table" (dict "path" $sub "table" $value) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A key: bare when it can be, quoted otherwise. */}}
+{{- define "guildhall.toml.key" -}}
+{{- if regexMatch "^[A-Za-z0-9_-]+$" . }}{{ . }}{{ else }}{{ toJson . }}{{ end }}
+{{- end }}
+
+{{/* A value: string, integer, float, boolean or an array of those. */}}
+{{- define "guildhall.toml.value" -}}
+{{- if kindIs "string" . }}{{ toJson . }}
+{{- else if kindIs "bool" . }}{{ ternary "true" "false" . }}
+{{- else if or (kindIs "float64" .) (kindIs "float32" .) }}
+{{- if eq (float64 .) (floor .) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
+{{- else if or (kindIs "int" .) (kindIs "int64" .) (kindIs "int32" .) (kindIs "uint64" .) }}{{ . }}
+{{- else if kindIs "slice" . }}[{{ range $i, $v := . }}{{ if $i }}, {{ end }}{{ include "guildhall.toml.value" $v }}{{ end }}]
+{{- else }}{{ fail (printf "guildhall: cannot write %s (%s) as a TOML value" (toString .) (kindOf .)) }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes and mounts shared by the server and the migration Job. */}}
+{{- define "guildhall.volumeMounts" -}}
+- name: config
+  mountPath: /etc/guildhall
+  readOnly: true
+- name: compile-cache
+  mountPath: {{ .Values.compileCache.mountPath }}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+
+{{- define "guildhall.emptyDirVolumes" -}}
+{{- $cache := dict }}
+{{- with .Values.compileCache.medium }}{{ $_ := set $cache "medium" . }}{{ end }}
+{{- with .Values.compileCache.sizeLimit }}{{ $_ := set $cache "sizeLimit" . }}{{ end }}
+{{- $tmp := dict }}
+{{- with .Values.tmpSizeLimit }}{{ $_ := set $tmp "sizeLimit" . }}{{ end -}}
+- name: compile-cache
+  emptyDir: {{ toJson $cache }}
+- name: tmp
+  emptyDir: {{ toJson $tmp }}
+{{- end }}

@@ -1,0 +1,202 @@
+"""The guildhall.toml the chart renders loads in the real configuration loader: the binary
+named by GUILDHALL_BIN runs `config check` and `config show` on it, with the database URL in
+the environment as the pods get it. Without GUILDHALL_BIN these tests fail; they never skip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import tomli
+
+from conftest import CHART, production_values, render_objects, server_toml_text
+
+DATABASE_URL = "postgres://u:p@db/guildhall"
+
+# Keys the chart sets itself rather than through the `config` values tree.
+CHART_OWNED = {"listen", "database.url", "runtime.cache_dir"}
+# Keys behind the chart's feature values (auth.oidc, telemetry, database.adminUrl), for
+# when the binary starts printing them.
+CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.")
+
+# Every key of the `config` tree set to a valid value that differs from the binary's
+# default, so `config show` proves each one came through.
+EVERY_KEY: dict[str, Any] = {
+    "database": {"max_connections": 7, "acquire_timeout_ms": 1234},
+    "http": {"api_body_limit_bytes": 2097152, "shutdown_grace_secs": 11},
+    "log": {"filter": "warn,guildhall_store=debug", "format": "text"},
+    "runtime": {
+        "default_memory_mib": 32,
+        "max_memory_mib": 128,
+        "default_timeout_ms": 1500,
+        "max_timeout_ms": 20000,
+        "max_request_body_bytes": 1048576,
+        "max_response_body_bytes": 2097152,
+        "max_wasm_stack_bytes": 262144,
+        "tenant_concurrency": 9,
+        "tenant_queue": 5,
+        "tenant_queue_timeout_ms": 250,
+        "max_component_bytes": 16777216,
+        "compile_timeout_ms": 30000,
+        "compile_concurrency": 2,
+        "pooling_instances": 0,
+        "kv_quota_bytes": 1073741824,
+        "guest_log_lines": 10,
+        "outbound": {"timeout_ms": 3000, "max_response_bytes": 1048576, "allow_cidrs": ["10.20.0.0/16", "fd00:1::/64"]},
+    },
+    "catalogue": {
+        "require_signatures": True,
+        # RFC 8032 test key 1: a valid ed25519 public key.
+        "trusted_keys": {"north-downs-digital": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
+    },
+}
+
+
+def run(binary: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Only what a pod would have: no GUILDHALL_… variable from this machine leaks in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUILDHALL_") and k != "RUST_LOG"}
+    env["GUILDHALL_DATABASE__URL"] = DATABASE_URL
+    return subprocess.run(
+        [str(binary), "--config", str(config), *args],
+        cwd=config.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def write_config(objs: list[dict[str, Any]], tmp_path: Path) -> Path:
+    path = tmp_path / "guildhall.toml"
+    path.write_text(server_toml_text(objs))
+    return path
+
+
+def check_and_show(binary: Path, values: dict[str, Any] | None, tmp_path: Path) -> dict[str, Any]:
+    config = write_config(render_objects(values), tmp_path)
+    checked = run(binary, config, "config", "check")
+    assert checked.returncode == 0, f"config check failed ({checked.returncode}):\n{config.read_text()}\nstderr: {checked.stderr}"
+    assert "configuration is valid" in checked.stdout, checked.stdout
+    shown = run(binary, config, "config", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert ":p@" not in shown.stdout, "config show must hide the database password"
+    return tomli.loads(shown.stdout)
+
+
+def leaves(tree: dict[str, Any], maps: set[str], prefix: str = "") -> dict[str, Any]:
+    """Dotted leaf keys of a TOML tree; tables named in `maps` are leaves (free-form maps)."""
+    out = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and path not in maps:
+            out.update(leaves(value, maps, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def schema_config_keys() -> tuple[set[str], set[str]]:
+    """(leaf keys, free-form map keys) of the `config` tree in values.schema.json."""
+    with helm.Chart.load(str(CHART)) as chart:
+        schema = chart.schema
+    keys: set[str] = set()
+    maps: set[str] = set()
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for key, sub in node["properties"].items():
+            path = f"{prefix}{key}"
+            if "properties" in sub:
+                walk(sub, f"{path}.")
+            else:
+                keys.add(path)
+                if "object" in sub.get("type", []):
+                    maps.add(path)
+
+    walk(schema["properties"]["config"], "")
+    return keys, maps
+
+
+def test_rendered_config_loads(guildhall_bin: Path, value_set, tmp_path: Path) -> None:
+    name, values = value_set
+    shown = check_and_show(guildhall_bin, values, tmp_path)
+    assert shown["listen"] == "0.0.0.0:8080"
+    assert shown["runtime"]["cache_dir"] == "/var/cache/guildhall"
+    assert shown["log"]["format"] == "json"
+    assert shown["http"]["shutdown_grace_secs"] == 25
+    assert shown["database"]["url"].startswith("postgres://"), "the URL comes from the environment"
+    if name == "production":
+        assert shown["runtime"]["tenant_concurrency"] == 32
+        assert shown["runtime"]["pooling_instances"] == 500
+        assert shown["runtime"]["outbound"]["allow_cidrs"] == ["10.20.0.0/16"]
+        assert shown["database"]["max_connections"] == 20
+        assert shown["catalogue"]["require_signatures"] is True
+        assert set(shown["catalogue"]["trusted_keys"]) == {"north-downs-digital"}
+    else:
+        assert shown["runtime"]["tenant_concurrency"] == 64
+
+
+def test_every_config_key_comes_through(guildhall_bin: Path, tmp_path: Path) -> None:
+    shown = check_and_show(guildhall_bin, {"config": EVERY_KEY}, tmp_path)
+    _, maps = schema_config_keys()
+    wanted = leaves(EVERY_KEY, maps)
+    got = leaves(shown, maps)
+    for key, value in wanted.items():
+        assert got.get(key) == value, f"{key}: set {value!r}, the server has {got.get(key)!r}"
+
+
+def test_chart_schema_matches_the_binary(guildhall_bin: Path, tmp_path: Path) -> None:
+    """Every key the binary has is settable through `config` (or set by the chart), and the
+    chart's schema allows no key the binary lacks: the strict schema cannot drift."""
+    keys, maps = schema_config_keys()
+    assert set(leaves(EVERY_KEY, maps)) == keys, "EVERY_KEY above must cover the whole schema"
+    shown = check_and_show(guildhall_bin, None, tmp_path)
+    printed = set(leaves(shown, maps))
+    missing_from_chart = {k for k in printed - keys - CHART_OWNED if not k.startswith(CHART_FEATURES)}
+    assert not missing_from_chart, f"the binary has keys the chart's values.schema.json refuses: {sorted(missing_from_chart)}"
+    unknown_to_binary = keys - printed
+    assert not unknown_to_binary, f"values.schema.json allows keys the binary refuses: {sorted(unknown_to_binary)}"
+
+
+def test_a_bad_value_is_caught_by_the_real_loader(guildhall_bin: Path, tmp_path: Path) -> None:
+    """The check can fail: a value the schema allows but the server refuses (default memory
+    above the maximum) makes `config check` exit non-zero, naming the key."""
+    values = {"config": {"runtime": {"default_memory_mib": 512, "max_memory_mib": 256}}}
+    config = write_config(render_objects(values), tmp_path)
+    checked = run(guildhall_bin, config, "config", "check")
+    assert checked.returncode != 0
+    assert "default_memory_mib" in checked.stderr, checked.stderr
+
+
+def test_migration_config_loads(guildhall_bin: Path, tmp_path: Path) -> None:
+    objs = render_objects(production_values())
+    hook = next(o for o in objs if o["kind"] == "ConfigMap" and "helm.sh/hook" in o["metadata"].get("annotations", {}))
+    path = tmp_path / "migrate.toml"
+    path.write_text(hook["data"]["guildhall.toml"])
+    checked = run(guildhall_bin, path, "config", "check")
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("format_", ["json", "text"])
+def test_log_formats_load(guildhall_bin: Path, tmp_path: Path, format_: str) -> None:
+    shown = check_and_show(guildhall_bin, {"config": {"log": {"format": format_}}}, tmp_path)
+    assert shown["log"]["format"] == format_
+
+
+def test_operations_guide_documents_every_key(guildhall_bin: Path, tmp_path: Path) -> None:
+    """docs/operations.md's configuration reference has a row for every key the binary prints."""
+    import re  # noqa: PLC0415
+
+    from conftest import REPO  # noqa: PLC0415
+
+    guide = (REPO / "docs" / "operations.md").read_text()
+    reference = guide[guide.index("## Configuration reference") :]
+    rows = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", reference, flags=re.MULTILINE))
+    _, maps = schema_config_keys()
+    shown = check_and_show(guildhall_bin, None, tmp_path)
+    missing = sorted(set(leaves(shown, maps)) - rows)
+    assert not missing, f"docs/operations.md lacks reference rows for {missing}"

@@ -1,0 +1,472 @@
+"""Properties of the rendered objects that a cluster would not check for us: probes, the
+security context, writable paths, shutdown timing, the migration hook, the database Secret,
+and the refusals (SQLite with several replicas, unknown configuration keys)."""
+
+from __future__ import annotations
+
+import helm_python as helm
+import pytest
+
+from conftest import (
+    CONFIG_PATH,
+    all_of,
+    chart_without_schema,
+    container,
+    deployment,
+    is_hook,
+    merged,
+    migration_job,
+    notes,
+    only,
+    production_values,
+    render,
+    render_objects,
+    secret_data,
+    server_toml,
+    server_toml_text,
+)
+
+SQLITE_URL = "sqlite:///var/lib/guildhall/guildhall.db?mode=rwc"
+CACHE_DIR = "/var/cache/guildhall"
+
+
+def workloads(objs):
+    """The server Deployment and the migration Job: both run the binary."""
+    return [deployment(objs), migration_job(objs)]
+
+
+# Probes and ports -------------------------------------------------------------------------
+
+
+def test_probes_use_healthz_and_readyz_on_the_http_port(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    c = container(deployment(objs))
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    (port,) = c["ports"]
+    assert port == {"name": "http", "containerPort": 8080, "protocol": "TCP"}
+    # The startup probe covers migrations on start before liveness can kill the pod.
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60
+
+
+def test_server_listens_on_all_interfaces_at_the_container_port(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    assert server_toml(objs)["listen"] == "0.0.0.0:8080"
+    c = container(deployment(objs))
+    assert c["args"] == ["--config", CONFIG_PATH, "serve"]
+    service = only(objs, "Service")
+    (port,) = service["spec"]["ports"]
+    assert port["targetPort"] == "http"
+
+
+def test_listen_follows_container_port() -> None:
+    objs = render_objects({"containerPort": 9090})
+    assert server_toml(objs)["listen"] == "0.0.0.0:9090"
+    assert container(deployment(objs))["ports"][0]["containerPort"] == 9090
+
+
+# Security ---------------------------------------------------------------------------------
+
+
+def test_security_context(value_set) -> None:
+    _, values = value_set
+    for workload in workloads(render_objects(values)):
+        pod = workload["spec"]["template"]["spec"]
+        c = container(workload)
+        ctx = c["securityContext"]
+        kind = workload["kind"]
+        assert ctx["runAsNonRoot"] is True, kind
+        assert ctx["runAsUser"] == 10001, kind
+        assert ctx["readOnlyRootFilesystem"] is True, kind
+        assert ctx["allowPrivilegeEscalation"] is False, kind
+        assert ctx["capabilities"]["drop"] == ["ALL"], kind
+        assert "add" not in ctx["capabilities"], kind
+        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}, kind
+        assert pod["securityContext"]["runAsNonRoot"] is True, kind
+        assert pod["securityContext"]["runAsUser"] == 10001, kind
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, kind
+        assert pod["automountServiceAccountToken"] is False, kind
+
+
+def test_service_links_are_off(value_set) -> None:
+    """Kubernetes injects GUILDHALL_SERVICE_HOST and friends for a Service named guildhall;
+    the server reads every GUILDHALL_… variable as configuration and refuses unknown keys."""
+    _, values = value_set
+    for workload in workloads(render_objects(values)):
+        assert workload["spec"]["template"]["spec"]["enableServiceLinks"] is False, workload["kind"]
+
+
+def test_service_account_never_mounts_a_token(value_set) -> None:
+    _, values = value_set
+    account = only(render_objects(values), "ServiceAccount")
+    assert account["automountServiceAccountToken"] is False
+
+
+def test_writable_paths_are_empty_dirs(value_set) -> None:
+    """With a read-only root filesystem, everything the binary writes (compile cache, /tmp) is
+    on an emptyDir, and runtime.cache_dir points into it."""
+    _, values = value_set
+    objs = render_objects(values)
+    assert server_toml(objs)["runtime"]["cache_dir"] == CACHE_DIR
+    for workload in workloads(objs):
+        pod = workload["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m for m in container(workload)["volumeMounts"]}
+        assert set(mounts) == {CONFIG_PATH.rsplit("/", 1)[0], CACHE_DIR, "/tmp"}, workload["kind"]
+        for path in (CACHE_DIR, "/tmp"):
+            volume = volumes[mounts[path]["name"]]
+            assert "emptyDir" in volume, (workload["kind"], path, volume)
+            assert volume["emptyDir"].get("sizeLimit"), (workload["kind"], path)
+        config = mounts["/etc/guildhall"]
+        assert config["readOnly"] is True
+        assert "configMap" in volumes[config["name"]]
+
+
+def test_extra_volumes_mount_in_the_server() -> None:
+    values = {
+        "extraVolumes": [{"name": "db-ca", "secret": {"secretName": "pg-ca"}}],
+        "extraVolumeMounts": [{"name": "db-ca", "mountPath": "/etc/guildhall-db-ca", "readOnly": True}],
+    }
+    dep = deployment(render_objects(values))
+    assert {"name": "db-ca", "secret": {"secretName": "pg-ca"}} in dep["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "db-ca", "mountPath": "/etc/guildhall-db-ca", "readOnly": True} in container(dep)["volumeMounts"]
+
+
+def test_resources_have_requests_and_limits(value_set) -> None:
+    _, values = value_set
+    resources = container(deployment(render_objects(values)))["resources"]
+    assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+    assert resources["limits"]["memory"]
+
+
+# Shutdown ---------------------------------------------------------------------------------
+
+
+def shutdown_timing(objs):
+    pod = deployment(objs)["spec"]["template"]["spec"]
+    grace = pod["terminationGracePeriodSeconds"]
+    sleep = container(deployment(objs))["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = server_toml(objs)["http"]["shutdown_grace_secs"]
+    return grace, sleep, drain
+
+
+def test_grace_period_covers_the_pre_stop_sleep_and_the_drain(value_set) -> None:
+    _, values = value_set
+    grace, sleep, drain = shutdown_timing(render_objects(values))
+    assert 0 < sleep <= 10
+    assert drain == 25
+    assert grace > drain
+    assert grace > sleep + drain
+
+
+def test_grace_period_follows_shutdown_grace_secs() -> None:
+    grace, sleep, drain = shutdown_timing(render_objects({"config": {"http": {"shutdown_grace_secs": 60}}}))
+    assert drain == 60
+    assert grace > sleep + drain
+
+
+def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
+    with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds"):
+        render({"terminationGracePeriodSeconds": 25})
+
+
+# The migration hook -----------------------------------------------------------------------
+
+
+def test_migration_job_is_a_pre_install_pre_upgrade_hook(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    job = migration_job(objs)
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert set(annotations["helm.sh/hook-delete-policy"].split(",")) == {"before-hook-creation", "hook-succeeded"}
+    job_weight = int(annotations["helm.sh/hook-weight"])
+    c = container(job)
+    assert c["args"] == ["--config", CONFIG_PATH, "migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    # What the Job mounts exists before it: its ConfigMap (and Secret) are earlier hooks.
+    pod = job["spec"]["template"]["spec"]
+    config_volume = next(v for v in pod["volumes"] if v["name"] == "config")
+    hooks = {(o["kind"], o["metadata"]["name"]): o for o in objs if is_hook(o) and o["kind"] != "Job"}
+    config_map = hooks[("ConfigMap", config_volume["configMap"]["name"])]
+    assert int(config_map["metadata"]["annotations"]["helm.sh/hook-weight"]) < job_weight
+    assert config_map["data"]["guildhall.toml"] == server_toml_text(objs), "the Job loads the server's configuration"
+    ref = c["env"][0]["valueFrom"]["secretKeyRef"]
+    if ("Secret", ref["name"]) in hooks:
+        assert int(hooks[("Secret", ref["name"])]["metadata"]["annotations"]["helm.sh/hook-weight"]) < job_weight
+    # The Job does not use the release's ServiceAccount, which a pre-install hook precedes.
+    assert "serviceAccountName" not in pod
+
+
+def test_migrations_use_the_admin_url_when_given() -> None:
+    objs = render_objects({"database": {"url": "postgres://app:a@db/g", "adminUrl": "postgres://owner:o@db/g"}})
+    job = migration_job(objs)
+    (env,) = container(job)["env"]
+    assert env["name"] == "GUILDHALL_DATABASE__URL"
+    ref = env["valueFrom"]["secretKeyRef"]
+    secret = next(o for o in all_of(objs, "Secret") if o["metadata"]["name"] == ref["name"])
+    assert secret_data(secret)[ref["key"]] == "postgres://owner:o@db/g"
+    # The server never receives the owner URL.
+    server_env = container(deployment(objs))["env"]
+    server_ref = server_env[0]["valueFrom"]["secretKeyRef"]
+    server_secret = next(o for o in all_of(objs, "Secret") if o["metadata"]["name"] == server_ref["name"])
+    assert secret_data(server_secret)[server_ref["key"]] == "postgres://app:a@db/g"
+    assert all("ADMIN" not in e["name"] for e in server_env)
+
+
+def test_migrations_use_the_app_url_otherwise(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    job_ref = container(migration_job(objs))["env"][0]["valueFrom"]["secretKeyRef"]
+    server_ref = container(deployment(objs))["env"][0]["valueFrom"]["secretKeyRef"]
+    if values and values.get("database", {}).get("existingSecret"):
+        assert job_ref == server_ref
+    else:
+        job_secret = next(o for o in all_of(objs, "Secret") if o["metadata"]["name"] == job_ref["name"])
+        server_secret = next(o for o in all_of(objs, "Secret") if o["metadata"]["name"] == server_ref["name"])
+        assert secret_data(job_secret)[job_ref["key"]] == secret_data(server_secret)[server_ref["key"]]
+
+
+def test_migrations_with_an_existing_secret_admin_key() -> None:
+    objs = render_objects({"database": {"existingSecret": "db", "existingSecretAdminKey": "owner"}})
+    ref = container(migration_job(objs))["env"][0]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "db", "key": "owner"}
+    assert not all_of(objs, "Secret"), "the chart creates no Secret when one is named"
+
+
+# The database Secret ----------------------------------------------------------------------
+
+
+def test_database_url_comes_from_the_chart_secret() -> None:
+    url = "postgres://guildhall:s3cret@pg.internal:5432/guildhall"
+    objs = render_objects({"database": {"url": url}})
+    (env,) = container(deployment(objs))["env"]
+    assert env["name"] == "GUILDHALL_DATABASE__URL"
+    ref = env["valueFrom"]["secretKeyRef"]
+    secret = only([o for o in objs if not is_hook(o)], "Secret", ref["name"])
+    assert secret_data(secret)[ref["key"]] == url
+    for config_map in all_of(objs, "ConfigMap"):
+        assert "s3cret" not in config_map["data"]["guildhall.toml"]
+        assert "url" not in server_toml(objs)["database"]
+
+
+def test_nothing_outside_secrets_derives_from_the_password() -> None:
+    """No annotation or ConfigMap carries the URL or a hash of it (a hash would let anyone
+    who can read pods test password guesses offline)."""
+    import hashlib  # noqa: PLC0415
+
+    url = "postgres://guildhall:s3cret@pg.internal:5432/guildhall"
+    objs = render_objects({"database": {"url": url, "adminUrl": url.replace("guildhall:", "owner:")}})
+    text = "\n".join(str(o) for o in objs if o["kind"] != "Secret")
+    assert "s3cret" not in text
+    for candidate in (url, url + "\n"):
+        assert hashlib.sha256(candidate.encode()).hexdigest() not in text
+
+
+def test_database_url_comes_from_an_existing_secret() -> None:
+    objs = render_objects(production_values())
+    ref = container(deployment(objs))["env"][0]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "guildhall-database", "key": "url"}
+    assert not all_of(objs, "Secret")
+
+
+def test_a_database_url_is_required() -> None:
+    with pytest.raises(helm.HelmValuesError):
+        render({"database": {"url": "", "existingSecret": ""}})
+
+
+def test_config_change_rolls_the_pods() -> None:
+    def checksum(values):
+        return deployment(render_objects(values))["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum(None) != checksum({"config": {"runtime": {"tenant_concurrency": 8}}})
+    assert checksum(None) == checksum({"replicaCount": 3})
+
+
+# Replicas, SQLite, PDB, HPA ---------------------------------------------------------------
+
+
+def test_defaults_run_several_replicas_against_postgres() -> None:
+    objs = render_objects(None)
+    dep = deployment(objs)
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    (env,) = container(dep)["env"]
+    secret = only(objs, "Secret", env["valueFrom"]["secretKeyRef"]["name"])
+    assert secret_data(secret)["url"].startswith("postgres://")
+
+
+@pytest.mark.parametrize("replicas", [2, 5])
+def test_sqlite_with_several_replicas_is_refused_by_the_schema(replicas) -> None:
+    with pytest.raises(helm.HelmValuesError, match="replicaCount"):
+        render({"replicaCount": replicas, "database": {"url": SQLITE_URL}})
+
+
+def test_sqlite_with_autoscaling_is_refused_by_the_schema() -> None:
+    with pytest.raises(helm.HelmValuesError, match="autoscaling"):
+        render({"replicaCount": 1, "autoscaling": {"enabled": True}, "database": {"url": SQLITE_URL}})
+
+
+def test_sqlite_with_several_replicas_is_refused_without_the_schema(tmp_path) -> None:
+    """`--skip-schema-validation` does not get past the templates' own check."""
+    chart = chart_without_schema(tmp_path)
+    with pytest.raises(helm.HelmRenderError, match="SQLite supports a single replica"):
+        render({"database": {"url": SQLITE_URL}}, chart=chart)
+    with pytest.raises(helm.HelmRenderError, match="SQLite supports a single replica"):
+        render({"replicaCount": 1, "autoscaling": {"enabled": True}, "database": {"url": SQLITE_URL}}, chart=chart)
+
+
+def test_sqlite_single_replica_recreates_and_skips_the_migration_job() -> None:
+    objs = render_objects({"replicaCount": 1, "database": {"url": SQLITE_URL}, "persistence": {"enabled": True}})
+    dep = deployment(objs)
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert not all_of(objs, "Job"), "the server migrates its own SQLite file on start"
+    assert not all_of(objs, "PodDisruptionBudget")
+    mounts = {m["mountPath"] for m in container(dep)["volumeMounts"]}
+    assert "/var/lib/guildhall" in mounts
+    claim = only(objs, "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_pdb_when_more_than_one_replica(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    pdb = only(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] >= 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment(objs)["spec"]["selector"]["matchLabels"]
+
+
+def test_no_pdb_for_a_single_replica() -> None:
+    assert not all_of(render_objects({"replicaCount": 1}), "PodDisruptionBudget")
+    pdb = only(render_objects({"replicaCount": 1, "autoscaling": {"enabled": True, "minReplicas": 2}}), "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+
+
+def test_autoscaling_owns_the_replica_count() -> None:
+    objs = render_objects(production_values())
+    dep = deployment(objs)
+    assert "replicas" not in dep["spec"], "the HPA sets replicas; the Deployment must not fight it"
+    hpa = only(objs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": dep["metadata"]["name"]}
+    assert hpa["spec"]["minReplicas"] == 3
+
+
+# Ingress, network policy ------------------------------------------------------------------
+
+
+def test_production_ingress_has_tls() -> None:
+    objs = render_objects(production_values())
+    ingress = only(objs, "Ingress")
+    (tls,) = ingress["spec"]["tls"]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] in tls["hosts"]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": only(objs, "Service")["metadata"]["name"], "port": {"name": "http"}}
+    assert not all_of(render_objects(None), "Ingress"), "off by default"
+
+
+def test_network_policy_admits_only_the_http_port(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    policy = only(objs, "NetworkPolicy")
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment(objs)["spec"]["selector"]["matchLabels"]
+    for rule in policy["spec"]["ingress"]:
+        assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    egress_ports = [(p["port"], p.get("protocol")) for rule in policy["spec"]["egress"] for p in rule.get("ports", [])]
+    assert (53, "UDP") in egress_ports and (53, "TCP") in egress_ports
+    assert (5432, "TCP") in egress_ports
+    assert all(rule.get("ports") for rule in policy["spec"]["egress"]), "no rule opens every port by default"
+
+
+def test_network_policy_outbound_can_be_closed() -> None:
+    open_policy = only(render_objects(None), "NetworkPolicy")
+    closed = only(render_objects({"networkPolicy": {"egress": {"outbound": {"enabled": False}}}}), "NetworkPolicy")
+    assert len(closed["spec"]["egress"]) == len(open_policy["spec"]["egress"]) - 1
+    outbound = open_policy["spec"]["egress"][-1]
+    v4 = outbound["to"][0]["ipBlock"]
+    assert v4["cidr"] == "0.0.0.0/0"
+    assert "169.254.0.0/16" in v4["except"], "cloud metadata services stay unreachable"
+
+
+# Configuration ----------------------------------------------------------------------------
+
+
+def test_future_keys_are_not_rendered_by_default(value_set) -> None:
+    """auth.oidc, telemetry and database.admin_url are not accepted by the binary yet."""
+    _, values = value_set
+    config = server_toml(render_objects(values))
+    assert "auth" not in config
+    assert "telemetry" not in config
+    assert "admin_url" not in config.get("database", {})
+
+
+def test_future_sections_render_when_enabled() -> None:
+    values = {
+        "auth": {"oidc": {"enabled": True, "issuer": "https://idp.example.org", "audience": "guildhall", "jwksUrl": "https://idp.example.org/jwks"}},
+        "telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector:4317"},
+    }
+    config = server_toml(render_objects(values))
+    assert config["auth"]["oidc"] == {"issuer": "https://idp.example.org", "audience": "guildhall", "jwks_url": "https://idp.example.org/jwks"}
+    assert config["telemetry"] == {"otlp_endpoint": "http://otel-collector:4317", "service_name": "guildhall"}
+
+
+def test_oidc_needs_its_settings() -> None:
+    with pytest.raises(helm.HelmValuesError):
+        render({"auth": {"oidc": {"enabled": True, "issuer": "https://idp.example.org"}}})
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"runtime": {"tenant_concurency": 4}},
+        {"listen": "0.0.0.0:9000"},
+        {"database": {"url": "postgres://x@y/z"}},
+        {"runtime": {"cache_dir": "/data"}},
+        {"log": {"format": "yaml"}},
+        {"runtime": {"tenant_concurrency": "many"}},
+    ],
+    ids=["typo", "listen-is-the-charts", "url-is-a-secret", "cache-dir-is-the-charts", "bad-enum", "bad-type"],
+)
+def test_config_keys_are_checked_like_the_server_checks_them(config) -> None:
+    with pytest.raises(helm.HelmValuesError):
+        render({"config": config})
+
+
+def test_unknown_top_level_values_are_refused() -> None:
+    with pytest.raises(helm.HelmValuesError, match="replicas"):
+        render({"replicas": 3})
+
+
+def test_toml_rendering_of_values() -> None:
+    """Large integers stay integers (Helm reads numbers as floats), strings are escaped,
+    arrays and nested tables come out as TOML, and null leaves a key out."""
+    values = {
+        "config": {
+            "runtime": {"kv_quota_bytes": 1099511627776, "tenant_concurrency": None, "outbound": {"allow_cidrs": ["10.20.0.0/16", "fd00::/8"]}},
+            "log": {"filter": 'info,guildhall_store=debug,"quoted"\\'},
+            "catalogue": {"trusted_keys": {"north-downs-digital": "a2V5", "dotted.name": "b2V5"}},
+        }
+    }
+    objs = render_objects(values)
+    config = server_toml(objs)
+    assert config["runtime"]["kv_quota_bytes"] == 1099511627776
+    assert "tenant_concurrency" not in config["runtime"]
+    assert config["runtime"]["outbound"]["allow_cidrs"] == ["10.20.0.0/16", "fd00::/8"]
+    assert config["log"]["filter"] == 'info,guildhall_store=debug,"quoted"\\'
+    assert config["catalogue"]["trusted_keys"] == {"north-downs-digital": "a2V5", "dotted.name": "b2V5"}
+    assert "e+" not in server_toml_text(objs)
+
+
+def test_notes_warn_that_the_api_is_open(value_set) -> None:
+    _, values = value_set
+    text = notes(values)
+    assert "does not enforce access control" in text
+    assert "trusted network" in text
