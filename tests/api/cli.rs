@@ -233,7 +233,10 @@ fn plugins_publish_from_a_folder_is_idempotent() {
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     let reason = stderr.trim().lines().last().unwrap_or_default();
-    assert!(reason.starts_with("error: ") && reason.contains("guildhall:platform/kv"), "{stderr}");
+    assert!(
+        reason.starts_with("error: ") && reason.contains("guildhall:platform/kv"),
+        "{stderr}"
+    );
 }
 
 /// Every leaf key of the effective configuration, dotted (`runtime.outbound.timeout_ms`).
