@@ -138,3 +138,182 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
         let _ = child.wait();
     }
 }
+
+/// Publishes a built plugin through `base` (a replica's address).
+async fn publish(client: &reqwest::Client, base: &str, name: &str) {
+    let artifact = guildhall_test_artifacts::plugin(name);
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", artifact.manifest())
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(artifact.bytes()),
+        );
+    let response = client
+        .post(format!("http://{base}/api/v1/plugins/{name}/versions"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "publishing {name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_replica_loses_no_acknowledged_write() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = db.url.expose().to_string();
+    let cache_a = dir.path().join("a");
+    let cache_b = dir.path().join("b");
+    let (mut a, addr_a, _) = serve_process(
+        dir.path(),
+        &[
+            ("GUILDHALL_DATABASE__URL", &url),
+            ("GUILDHALL_RUNTIME__CACHE_DIR", cache_a.to_str().unwrap()),
+        ],
+    );
+    let (mut b, addr_b, _) = serve_process(
+        dir.path(),
+        &[
+            ("GUILDHALL_DATABASE__URL", &url),
+            ("GUILDHALL_RUNTIME__CACHE_DIR", cache_b.to_str().unwrap()),
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let tenant = json!({"id": "north-downs", "name": "North Downs", "councils": [
+        {"id": "tandridge", "name": "Tandridge"}, {"id": "mole-valley", "name": "Mole Valley"}]});
+    assert_eq!(
+        client
+            .post(format!("http://{addr_a}/api/v1/tenants"))
+            .json(&tenant)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    publish(&client, &addr_a, "hello").await;
+    publish(&client, &addr_a, "report-a-problem").await;
+    let services = json!([{"service_code": "pothole", "service_name": "Pothole", "description": "A hole in the road",
+        "metadata": false, "type": "realtime", "keywords": "road", "group": "highways"}]);
+    for (plugin, body) in [
+        (
+            "hello",
+            json!({"version": "0.1.0", "councils": ["tandridge"], "config": {}}),
+        ),
+        (
+            "report-a-problem",
+            json!({"version": "0.1.0", "councils": "all", "config": {"services": services}}),
+        ),
+    ] {
+        let response = client
+            .put(format!(
+                "http://{addr_a}/api/v1/tenants/north-downs/installs/{plugin}"
+            ))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "installing {plugin}");
+    }
+    let hello_on_b = format!("http://{addr_b}/s/north-downs/tandridge/hello/");
+    wait_for(&client, &hello_on_b, |s, _, _| s == 200).await;
+
+    // Steady load on B for the whole test: it must never fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let client = client.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.get(&hello_on_b).send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+
+    // Writes alternate between the replicas; A is killed halfway. Only answers that came
+    // back 2xx count as acknowledged.
+    let mut acknowledged = Vec::new();
+    let mut killed = false;
+    for i in 0..30 {
+        if i == 15 {
+            // An install change acknowledged by A just before it dies.
+            let response = client
+                .put(format!("http://{addr_a}/api/v1/tenants/north-downs/installs/hello"))
+                .json(&json!({"version": "0.1.0", "councils": ["tandridge", "mole-valley"], "config": {}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            a.kill().unwrap();
+            a.wait().unwrap();
+            killed = true;
+        }
+        let target = if i % 2 == 0 && !killed {
+            &addr_a
+        } else {
+            &addr_b
+        };
+        let description = format!("Pothole number {i}");
+        let response = client
+            .post(format!(
+                "http://{target}/s/north-downs/tandridge/report-a-problem/requests.json"
+            ))
+            .form(&[
+                ("service_code", "pothole"),
+                ("address_string", "High Street, Oxted"),
+                ("description", description.as_str()),
+            ])
+            .send()
+            .await;
+        if let Ok(response) = response
+            && response.status() == 201
+        {
+            let body: serde_json::Value = response.json().await.unwrap();
+            let id = body[0]["service_request_id"].as_str().unwrap().to_string();
+            acknowledged.push((id, description));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "B failed {} of {} requests: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 20, "only {ok} requests reached B");
+    assert_eq!(acknowledged.len(), 30, "every write went to a live replica");
+
+    // Everything acknowledged, by either replica, is there.
+    for (id, description) in &acknowledged {
+        let response = client
+            .get(format!(
+                "http://{addr_b}/s/north-downs/tandridge/report-a-problem/requests/{id}.json"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {id} was lost");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body[0]["description"], description.as_str());
+    }
+    wait_for(
+        &client,
+        &format!("http://{addr_b}/s/north-downs/mole-valley/hello/"),
+        |s, _, _| s == 200,
+    )
+    .await;
+    let _ = b.kill();
+    let _ = b.wait();
+}
