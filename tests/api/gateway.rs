@@ -163,6 +163,30 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
     let installs = app.get_json("/api/v1/tenants/north-downs/installs").await;
     assert_eq!(installs["installs"].as_array().unwrap().len(), 3);
 
+    // The new request was stored in the tenant's kv and announced as an event.
+    let store = app.store().await;
+    let scope = store
+        .scope(&"north-downs".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let plugin = "report-a-problem".parse().unwrap();
+    let events = store.events(&scope).list(&plugin, 10).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].name, "request.created");
+    assert_eq!(events[0].council, "epsom-ewell");
+    assert!(store.kv(&scope, &plugin).usage().await.unwrap() > 0);
+
+    // Uninstalling with purge_data deletes the plugin's data in this tenant.
+    let response = app
+        .client
+        .delete(app.url("/api/v1/tenants/north-downs/installs/report-a-problem?purge_data=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(store.kv(&scope, &plugin).usage().await.unwrap(), 0);
+
     // Uninstalling takes the service away.
     let response = app
         .client

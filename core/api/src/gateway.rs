@@ -181,10 +181,9 @@ impl Gateway {
             .inner
             .store
             .councils(&scope)
-            .list()
+            .ids()
             .await?
             .into_iter()
-            .map(|c| c.id)
             .collect();
         let version = self
             .inner

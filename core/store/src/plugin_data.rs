@@ -176,15 +176,6 @@ impl<'a> Kv<'a> {
             .flatten();
         Ok(total.unwrap_or(0).max(0) as u64)
     }
-
-    /// Deletes all of the plugin's data in this tenant; returns how many entries went.
-    pub async fn clear(&self) -> Result<u64> {
-        Ok(kv_entries::Entity::delete_many()
-            .filter(self.scoped())
-            .exec(self.db)
-            .await?
-            .rows_affected)
-    }
 }
 
 /// `CAST(SUM(size) AS BIGINT)`: PostgreSQL sums a bigint column into a numeric.

@@ -205,15 +205,9 @@ impl<'a> Councils<'a> {
             .collect()
     }
 
-    /// Whether the tenant has this council.
-    pub async fn exists(&self, council: &CouncilId) -> Result<bool> {
-        Ok(councils::Entity::find_by_id((
-            self.scope.tenant().as_str().to_string(),
-            council.as_str().to_string(),
-        ))
-        .one(self.db)
-        .await?
-        .is_some())
+    /// The ids of every council of the tenant, ordered.
+    pub async fn ids(&self) -> Result<Vec<CouncilId>> {
+        Ok(self.list().await?.into_iter().map(|c| c.id).collect())
     }
 }
 

@@ -147,14 +147,7 @@ pub(crate) async fn put_install(
     Json(body): Json<InstallBody>,
 ) -> Result<Response, ApiError> {
     let scope = resolve(&state, &tenant).await?;
-    let known: Vec<CouncilId> = state
-        .store
-        .councils(&scope)
-        .list()
-        .await?
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let known = state.store.councils(&scope).ids().await?;
     let councils = parse_councils(&body.councils, &known)
         .map_err(|errors| ApiError::validation("invalid councils", errors))?;
     let version = state
