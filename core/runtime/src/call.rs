@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use wasmtime::{Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -41,15 +40,6 @@ const HOP_BY_HOP: [&str; 6] = [
     "upgrade",
     "proxy-connection",
 ];
-
-/// Aborts the guest's task when the caller stops waiting (deadline, client gone).
-struct AbortOnDrop(JoinHandle<wasmtime::Result<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 pub(crate) async fn handle(
     inner: &Inner,
@@ -143,9 +133,12 @@ async fn run(
             })?;
     }
 
-    let (sender, receiver) = oneshot::channel();
+    let (sender, mut receiver) = oneshot::channel();
     let pre = plugin.pre.clone();
-    let mut task = AbortOnDrop(tokio::spawn(async move {
+    // The guest runs in this task, polled alongside the collection of its response: no
+    // hop to another worker thread, and when this future is dropped (deadline, client
+    // gone) the guest's store goes with it.
+    let guest = async move {
         let proxy = pre.instantiate_async(&mut store).await?;
         let req = store
             .data_mut()
@@ -156,13 +149,21 @@ async fn run(
             .wasi_http_incoming_handler()
             .call_handle(&mut store, req, out)
             .await
-    }));
+    };
+    let mut guest = std::pin::pin!(guest);
+    let mut finished: Option<wasmtime::Result<()>> = None;
 
     let max_body = inner.config.max_response_body_bytes;
     let memory_bytes = plugin.memory_bytes;
     let timeout = plugin.timeout;
     let exchange = async {
-        let response = match receiver.await {
+        let head = loop {
+            tokio::select! {
+                head = &mut receiver => break head,
+                result = &mut guest, if finished.is_none() => finished = Some(result),
+            }
+        };
+        let response = match head {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => {
                 return Err(CallError::BadResponse(format!(
@@ -172,46 +173,61 @@ async fn run(
             }
             // The guest ended without setting a response: a trap, or a plugin bug.
             Err(_) => {
-                return Err(match (&mut task.0).await {
-                    Ok(Ok(())) => {
+                let result = match finished.take() {
+                    Some(result) => result,
+                    None => (&mut guest).await,
+                };
+                return Err(match result {
+                    Ok(()) => {
                         CallError::BadResponse("the plugin returned without a response".into())
                     }
-                    Ok(Err(e)) => classify(&e, &observed, memory_bytes, timeout),
-                    Err(join) => CallError::Internal(join.to_string()),
+                    Err(e) => classify(&e, &observed, memory_bytes, timeout),
                 });
             }
         };
         let (parts, mut body) = response.into_parts();
         let mut collected = BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Some(data) = frame.data_ref() {
-                        if collected.len() + data.len() > max_body {
-                            return Err(CallError::BadResponse(format!(
-                                "the response body is larger than {max_body} bytes"
-                            )));
+        let mut broken = false;
+        loop {
+            tokio::select! {
+                frame = body.frame() => match frame {
+                    None => break,
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            if collected.len() + data.len() > max_body {
+                                return Err(CallError::BadResponse(format!(
+                                    "the response body is larger than {max_body} bytes"
+                                )));
+                            }
+                            collected.extend_from_slice(data);
                         }
-                        collected.extend_from_slice(data);
                     }
-                }
-                Err(_) => {
                     // The body broke off: the guest trapped or stopped mid-response.
-                    return Err(match (&mut task.0).await {
-                        Ok(Err(e)) => classify(&e, &observed, memory_bytes, timeout),
-                        _ => CallError::BadResponse("the response body ended with an error".into()),
-                    });
-                }
+                    Some(Err(_)) => {
+                        broken = true;
+                        break;
+                    }
+                },
+                result = &mut guest, if finished.is_none() => finished = Some(result),
             }
         }
-        let mut response = http::Response::from_parts(parts, collected.freeze());
-        for name in HOP_BY_HOP {
-            response.headers_mut().remove(name);
-        }
         // Let the guest finish whatever it does after the response, within the deadline.
-        match (&mut task.0).await {
-            Ok(Err(e)) => Err(classify(&e, &observed, memory_bytes, timeout)),
-            _ => Ok(response),
+        let result = match finished.take() {
+            Some(result) => result,
+            None => (&mut guest).await,
+        };
+        match result {
+            Err(e) => Err(classify(&e, &observed, memory_bytes, timeout)),
+            Ok(()) if broken => Err(CallError::BadResponse(
+                "the response body ended with an error".into(),
+            )),
+            Ok(()) => {
+                let mut response = http::Response::from_parts(parts, collected.freeze());
+                for name in HOP_BY_HOP {
+                    response.headers_mut().remove(name);
+                }
+                Ok(response)
+            }
         }
     };
     match tokio::time::timeout_at(deadline.into(), exchange).await {
