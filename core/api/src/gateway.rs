@@ -44,6 +44,9 @@ struct Resolved {
     prepared: Arc<Prepared>,
 }
 
+/// One version's preparation, shared by everyone who asks for it.
+type PreparedSlot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
+
 struct TenantGate {
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
@@ -60,7 +63,7 @@ struct GatewayInner {
     runtime: Runtime,
     revision: AtomicI64,
     installs: Mutex<HashMap<(TenantId, PluginName), Arc<Resolved>>>,
-    prepared: tokio::sync::Mutex<HashMap<(PluginName, String), Arc<Prepared>>>,
+    prepared: Mutex<HashMap<(PluginName, String), PreparedSlot>>,
     gates: Mutex<HashMap<TenantId, Arc<TenantGate>>>,
 }
 
@@ -81,7 +84,7 @@ impl Gateway {
                 runtime,
                 revision: AtomicI64::new(-1),
                 installs: Mutex::new(HashMap::new()),
-                prepared: tokio::sync::Mutex::new(HashMap::new()),
+                prepared: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
             }),
         }
@@ -112,27 +115,43 @@ impl Gateway {
     }
 
     /// Prepares (compiling if needed) a published version, shared by every tenant.
+    /// Versions are immutable, so a prepared version never goes stale; callers for one
+    /// version share one preparation and never wait for another version's.
     pub async fn prepare(&self, manifest: &Manifest) -> Result<Arc<Prepared>, ApiError> {
         let key = (manifest.name.clone(), manifest.version.to_string());
-        let mut prepared = self.inner.prepared.lock().await;
-        if let Some(p) = prepared.get(&key) {
-            return Ok(Arc::clone(p));
-        }
-        let version = self
+        let slot = Arc::clone(
+            self.inner
+                .prepared
+                .lock()
+                .expect("prepared cache poisoned")
+                .entry(key.clone())
+                .or_default(),
+        );
+        slot.get_or_try_init(|| self.prepare_uncached(&key.0, &key.1))
+            .await
+            .cloned()
+    }
+
+    async fn prepare_uncached(
+        &self,
+        plugin: &PluginName,
+        version: &str,
+    ) -> Result<Arc<Prepared>, ApiError> {
+        let record = self
             .inner
             .store
             .catalogue()
-            .version(&manifest.name, &key.1)
+            .version(plugin, version)
             .await?
             .ok_or_else(|| {
-                ApiError::not_found(format!("no version {} of plugin {}", key.1, key.0))
+                ApiError::not_found(format!("no version {version} of plugin {plugin}"))
             })?;
         let store = self.inner.store.clone();
-        let digest = version.digest;
-        let p =
+        let digest = record.digest;
+        let prepared =
             self.inner
                 .runtime
-                .prepare(Arc::new(version.manifest), digest, async move || {
+                .prepare(Arc::new(record.manifest), digest, async move || {
                     let bytes = store.catalogue().blob(&digest).await?.ok_or_else(|| {
                         anyhow::anyhow!("no stored component with digest {digest}")
                     })?;
@@ -140,9 +159,7 @@ impl Gateway {
                 })
                 .await
                 .map_err(crate::catalogue::prepare_error)?;
-        let p = Arc::new(p);
-        prepared.insert(key, Arc::clone(&p));
-        Ok(p)
+        Ok(Arc::new(prepared))
     }
 
     async fn resolve(

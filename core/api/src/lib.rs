@@ -21,6 +21,7 @@ use axum::response::IntoResponse;
 use guildhall_runtime::Runtime;
 use guildhall_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -130,8 +131,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             }),
         )
         .fallback(not_found)
+        // A body whose Content-Length is over the limit is refused before it is read;
+        // one without a length is cut off at the limit while it is read.
+        .layer(RequestBodyLimitLayer::new(settings.api_body_limit))
         .layer(DefaultBodyLimit::max(settings.api_body_limit))
-        .merge(publish.layer(DefaultBodyLimit::max(upload_limit)))
+        .merge(
+            publish
+                .layer(RequestBodyLimitLayer::new(upload_limit))
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .layer(axum::middleware::from_fn(middleware::problem_details));
     // The gateway passes plugins' own responses through untouched (a plugin's 404 is its
     // own business), and enforces the request body cap itself.
