@@ -72,6 +72,9 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
     // hello for an enabled council.
     let response = app.get("/s/north-downs/tandridge/hello/").await;
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    // A plugin's own pages may be framed or run scripts as the plugin decides.
+    assert!(!response.headers().contains_key("content-security-policy"));
     let body = response.text().await.unwrap();
     assert!(
         body.contains("tandridge") && body.contains("north-downs"),

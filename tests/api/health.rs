@@ -143,3 +143,25 @@ async fn a_database_migrated_by_a_newer_release_stays_ready() {
         ["m20991231_000001_from_the_future"]
     );
 }
+
+#[tokio::test]
+async fn security_headers_are_on_platform_responses() {
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    for path in ["/healthz", "/api/v1/tenants", "/nowhere"] {
+        let response = app.get(path).await;
+        let h = response.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'"),
+            "{path}"
+        );
+    }
+}

@@ -17,11 +17,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use guildhall_runtime::Runtime;
 use guildhall_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -140,7 +142,20 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                 .layer(RequestBodyLimitLayer::new(upload_limit))
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .layer(axum::middleware::from_fn(middleware::problem_details));
+        .layer(axum::middleware::from_fn(middleware::problem_details))
+        // Platform responses are JSON for programs: nothing to frame, run or sniff.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
     // The gateway passes plugins' own responses through untouched (a plugin's 404 is its
     // own business), and enforces the request body cap itself.
     let gateway = Router::new()
@@ -159,6 +174,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(DefaultBodyLimit::disable());
     platform
         .merge(gateway)
+        // On every response, plugins' included: no MIME sniffing, no referrer leaks.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
