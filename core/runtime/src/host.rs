@@ -292,3 +292,76 @@ impl AsyncWrite for GuestStream {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::{GuestLog, MAX_LINE};
+
+    /// A `tracing` writer that keeps everything in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn log(max_lines: u32) -> GuestLog {
+        GuestLog {
+            tenant: "alpha".into(),
+            council: "first".into(),
+            plugin: "chatty".into(),
+            request_id: "r1".into(),
+            max_lines,
+            state: Mutex::new(Default::default()),
+        }
+    }
+
+    #[test]
+    fn guest_output_is_split_truncated_and_limited() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let log = log(3);
+            log.write("stdout", b"first line\nsecond ");
+            log.write("stdout", b"half\n");
+            log.write(
+                "stderr",
+                format!("{}\n", "x".repeat(5 * MAX_LINE)).as_bytes(),
+            );
+            log.write("stdout", b"over the limit\nand this\n");
+            drop(log);
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains("first line") && text.contains("second half"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tenant=alpha") && text.contains("plugin=chatty"),
+            "{text}"
+        );
+        let long = text
+            .lines()
+            .find(|l| l.contains("stream=\"stderr\""))
+            .expect("the long line");
+        assert!(
+            long.contains(&"x".repeat(MAX_LINE)) && !long.contains(&"x".repeat(MAX_LINE + 1)),
+            "not cut at {MAX_LINE}"
+        );
+        assert!(!text.contains("over the limit"), "{text}");
+        assert!(text.contains("dropped_bytes=24"), "{text}");
+    }
+}
