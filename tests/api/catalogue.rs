@@ -14,14 +14,14 @@ on_both_databases!(
 
 async fn publish_is_idempotent_and_immutable(app: TestApp) {
     let hello = guildhall_test_artifacts::plugin("hello");
-    let first = app.publish_dir("hello", &hello.dir).await;
+    let first = app.publish_artifact(&hello).await;
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.unwrap();
     assert!(first["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(first["signature"]["status"], "unsigned");
 
     // The same bytes again: 200 and the same record.
-    let again = app.publish_dir("hello", &hello.dir).await;
+    let again = app.publish_artifact(&hello).await;
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["digest"], first["digest"]);
@@ -101,12 +101,7 @@ async fn bad_uploads_change_nothing(app: TestApp) {
 
     // Imports beyond the declared capabilities, listed.
     let undeclared = guildhall_test_artifacts::plugin("fixture-undeclared-kv");
-    let problem = expect_problem(
-        app.publish_dir("fixture-undeclared-kv", &undeclared.dir)
-            .await,
-        422,
-    )
-    .await;
+    let problem = expect_problem(app.publish_artifact(&undeclared).await, 422).await;
     let imports: Vec<&str> = problem["imports"]
         .as_array()
         .unwrap()

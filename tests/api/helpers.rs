@@ -202,22 +202,13 @@ impl TestApp {
             .expect("POST")
     }
 
-    /// Publishes a plugin folder (plugin.toml and its component) over HTTP.
-    pub async fn publish_dir(&self, name: &str, dir: &Path) -> reqwest::Response {
-        let manifest = std::fs::read_to_string(dir.join("plugin.toml")).expect("plugin.toml");
-        let component = manifest
-            .lines()
-            .find_map(|l| {
-                l.trim().strip_prefix("component").map(|r| {
-                    r.trim_start_matches([' ', '='])
-                        .trim()
-                        .trim_matches('"')
-                        .to_string()
-                })
-            })
-            .expect("component key");
-        let bytes = std::fs::read(dir.join(component)).expect("component bytes");
-        self.publish(name, &manifest, bytes, None).await
+    /// Publishes a plugin built from `plugins/` over HTTP, as its folder holds it.
+    pub async fn publish_artifact(
+        &self,
+        artifact: &guildhall_test_artifacts::Artifact,
+    ) -> reqwest::Response {
+        self.publish(artifact.name, &artifact.manifest(), artifact.bytes(), None)
+            .await
     }
 
     /// Publishes raw parts over HTTP.
@@ -247,8 +238,9 @@ impl TestApp {
 
     /// Publishes a plugin built from `plugins/`.
     pub async fn publish_built(&self, name: &str) -> serde_json::Value {
-        let artifact = guildhall_test_artifacts::plugin(name);
-        let response = self.publish_dir(name, &artifact.dir).await;
+        let response = self
+            .publish_artifact(&guildhall_test_artifacts::plugin(name))
+            .await;
         let status = response.status();
         let body: serde_json::Value = response.json().await.expect("JSON");
         assert!(status.is_success(), "publishing {name}: {status} {body}");

@@ -68,23 +68,9 @@ fn main() {
     let mut entries = Vec::new();
     for dir in plugin_dirs(&plugins) {
         let text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
-        let component = text
-            .lines()
-            .find_map(|l| {
-                let l = l.trim();
-                l.strip_prefix("component")
-                    .and_then(|r| r.trim_start().strip_prefix('='))
-                    .map(|v| v.trim().trim_matches('"').to_string())
-            })
+        let component = manifest_value(&text, "component")
             .unwrap_or_else(|| panic!("{}: no component key", dir.display()));
-        let name = text
-            .lines()
-            .find_map(|l| {
-                let l = l.trim();
-                l.strip_prefix("name")
-                    .and_then(|r| r.trim_start().strip_prefix('='))
-                    .map(|v| v.trim().trim_matches('"').to_string())
-            })
+        let name = manifest_value(&text, "name")
             .unwrap_or_else(|| panic!("{}: no name key", dir.display()));
         let built = wasm_dir.join(&component);
         assert!(
@@ -110,6 +96,15 @@ fn main() {
     }
     code.push_str("];\n");
     std::fs::write(out_dir.join("artifacts.rs"), code).unwrap();
+}
+
+/// A top-level string value of a manifest, e.g. `component = "hello.wasm"`. The build
+/// script has no TOML parser, and these keys are always simple strings.
+fn manifest_value(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+    })
 }
 
 /// Folders under `plugins/` (one level, and under `plugins/fixtures/`) with a `plugin.toml`.
