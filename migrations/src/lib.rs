@@ -8,6 +8,10 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_tenants;
 mod m20261127_000002_plugin_data;
 mod m20261127_000003_catalogue;
+mod m20261127_000004_identity;
+mod m20261127_000005_row_level_security;
+
+pub use m20261127_000005_row_level_security::TENANT_TABLES;
 
 /// Applies Guildhall's migrations in order.
 #[derive(Debug)]
@@ -20,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_tenants::Migration),
             Box::new(m20261127_000002_plugin_data::Migration),
             Box::new(m20261127_000003_catalogue::Migration),
+            Box::new(m20261127_000004_identity::Migration),
+            Box::new(m20261127_000005_row_level_security::Migration),
         ]
     }
 }

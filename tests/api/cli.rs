@@ -6,6 +6,7 @@ fn apply_twice_prints_unchanged(db: &TestDb, dir: &std::path::Path) {
     let tenants = repo_root().join("tenants");
     let first = guildhall(dir)
         .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .env("GUILDHALL_DATABASE__ADMIN_URL", db.admin_url.expose())
         .args(["tenants", "apply"])
         .arg(&tenants)
         .output()
@@ -24,6 +25,7 @@ fn apply_twice_prints_unchanged(db: &TestDb, dir: &std::path::Path) {
     );
     let second = guildhall(dir)
         .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .env("GUILDHALL_DATABASE__ADMIN_URL", db.admin_url.expose())
         .args(["tenants", "apply"])
         .arg(&tenants)
         .output()
@@ -58,6 +60,7 @@ fn apply_twice_prints_unchanged(db: &TestDb, dir: &std::path::Path) {
     .unwrap();
     let third = guildhall(dir)
         .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .env("GUILDHALL_DATABASE__ADMIN_URL", db.admin_url.expose())
         .args(["tenants", "apply"])
         .arg(&edited)
         .output()
@@ -69,6 +72,7 @@ fn apply_twice_prints_unchanged(db: &TestDb, dir: &std::path::Path) {
 
     let list = guildhall(dir)
         .env("GUILDHALL_DATABASE__URL", db.url.expose())
+        .env("GUILDHALL_DATABASE__ADMIN_URL", db.admin_url.expose())
         .args(["tenants", "list"])
         .output()
         .unwrap();

@@ -26,7 +26,11 @@ pub enum Backend {
 /// A fresh, empty database that is removed when dropped.
 #[derive(Debug)]
 pub struct TestDb {
+    /// What the server connects as: on PostgreSQL an ordinary role that row-level
+    /// security applies to.
     pub url: DatabaseUrl,
+    /// The owner's connection, for migrations and for looking behind the API.
+    pub admin_url: DatabaseUrl,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
 }
@@ -43,7 +47,8 @@ impl TestDb {
                     dir.path().join("guildhall.db").display()
                 );
                 Some(Self {
-                    url: DatabaseUrl::new(url),
+                    url: DatabaseUrl::new(url.clone()),
+                    admin_url: DatabaseUrl::new(url),
                     _dir: Some(dir),
                     postgres: None,
                 })
@@ -63,9 +68,19 @@ impl TestDb {
                     .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
                     .await
                     .expect("create a test database");
+                // The server's role: LOGIN only, so row-level security applies to it.
+                admin
+                    .connection()
+                    .execute_unprepared(&format!(
+                        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
+                         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+                    ))
+                    .await
+                    .expect("create the application role");
                 admin.close().await.ok();
                 Some(Self {
-                    url: DatabaseUrl::new(with_database(&server, &name)),
+                    url: DatabaseUrl::new(with_user(&with_database(&server, &name), APP_ROLE)),
+                    admin_url: DatabaseUrl::new(with_database(&server, &name)),
                     _dir: None,
                     postgres: Some((server, name)),
                 })
@@ -101,6 +116,22 @@ impl Drop for TestDb {
     }
 }
 
+/// The PostgreSQL role test servers connect as.
+pub const APP_ROLE: &str = "guildhall_app";
+
+/// Replaces the user in a PostgreSQL URL (trust authentication: no password).
+fn with_user(url: &str, user: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let host = match rest.find('@') {
+        Some(at) if rest[..at].find('/').is_none() => &rest[at + 1..],
+        _ => rest,
+    };
+    format!("{}{user}@{host}", &url[..scheme_end])
+}
+
 fn postgres_server() -> Option<String> {
     std::env::var(POSTGRES_ENV).ok().filter(|s| !s.is_empty())
 }
@@ -130,6 +161,7 @@ pub fn test_config(db: &TestDb, dir: &Path) -> Config {
         ..Config::default()
     };
     config.database.url = db.url.clone();
+    config.database.admin_url = Some(db.admin_url.clone());
     config.database.max_connections = 5;
     config.http.shutdown_grace_secs = 2;
     config.runtime.cache_dir = dir.join("cache");
@@ -142,7 +174,12 @@ pub fn test_config(db: &TestDb, dir: &Path) -> Config {
 #[derive(Debug)]
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Sends the operator token minted at start.
     pub client: reqwest::Client,
+    /// Sends no credentials.
+    pub anonymous: reqwest::Client,
+    /// The operator token `client` sends.
+    pub operator_token: String,
     pub db: TestDb,
     _dir: tempfile::TempDir,
     server: Option<guildhall::Server>,
@@ -163,12 +200,12 @@ impl TestApp {
         let server = guildhall::Server::start(&config)
             .await
             .expect("start the server");
+        let operator_token = mint_token(&db.url, "operator", None, None).await;
         Some(Self {
             addr: server.addr(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            client: client_with(Some(&operator_token)),
+            anonymous: client_with(None),
+            operator_token,
             db,
             _dir: dir,
             server: Some(server),
@@ -284,12 +321,97 @@ impl TestApp {
             .expect("PUT")
     }
 
-    /// A second handle on this app's database, for looking behind the API.
+    /// A second handle on this app's database as the server's role, for looking behind
+    /// the API through the repositories.
     pub async fn store(&self) -> Store {
         Store::connect(&self.db.url, &PoolOptions::default())
             .await
             .expect("connect")
     }
+
+    /// A handle as the database owner, for raw statements behind every wall.
+    pub async fn admin_store(&self) -> Store {
+        Store::connect(&self.db.admin_url, &PoolOptions::default())
+            .await
+            .expect("connect as owner")
+    }
+
+    /// Mints a token with `role` (in `tenant`, limited to `council`) straight through the
+    /// access-control crate, as `guildhall token create` does.
+    pub async fn token(&self, role: &str, tenant: Option<&str>, council: Option<&str>) -> String {
+        mint_token(&self.db.url, role, tenant, council).await
+    }
+
+    /// A client that sends `token`.
+    pub fn client_for(&self, token: &str) -> reqwest::Client {
+        client_with(Some(token))
+    }
+}
+
+/// A client that sends `token` as its bearer credential, or nothing.
+pub fn client_with(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
+/// Mints a token on the database at `url`.
+pub async fn mint_token(
+    url: &DatabaseUrl,
+    role: &str,
+    tenant: Option<&str>,
+    council: Option<&str>,
+) -> String {
+    let store = Store::connect(url, &PoolOptions::default())
+        .await
+        .expect("connect");
+    let authz =
+        guildhall_authz::Authz::new(store.clone(), guildhall_authz::Oidc::new(&[]).unwrap())
+            .await
+            .expect("load access control");
+    let tenant = tenant.map(|t| guildhall_domain::TenantId::parse(t).unwrap());
+    let council = council.map(|c| guildhall_domain::CouncilId::parse(c).unwrap());
+    let (token, _) = authz
+        .create_token(guildhall_authz::TokenRequest {
+            name: &format!("test {role}"),
+            role: guildhall_domain::Role::parse(role).unwrap(),
+            tenant: tenant.as_ref(),
+            council: council.as_ref(),
+            days: 1,
+            created_by: "test",
+        })
+        .await
+        .expect("mint a token");
+    store.close().await.ok();
+    token
+}
+
+/// Mints an operator token with the real binary, as an operator would for a new install.
+pub fn cli_operator_token(dir: &Path, env: &[(&str, &str)]) -> String {
+    let output = guildhall(dir)
+        .args([
+            "token",
+            "create",
+            "--name",
+            "test operator",
+            "--role",
+            "operator",
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run guildhall token create");
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "token create failed: {stderr}");
+    stdout.trim().to_string()
 }
 
 impl Drop for TestApp {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestDb, serve_process};
+use crate::helpers::{Backend, TestDb, cli_operator_token, client_with, serve_process};
 
 /// Polls `url` until `want(status, served_by, body)`; fails after two seconds.
 async fn wait_for(
@@ -43,10 +43,12 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
     let cache_a = dir.path().join("a");
     let cache_b = dir.path().join("b");
     let url = db.url.expose().to_string();
+    let admin_url = db.admin_url.expose().to_string();
     let (mut a, addr_a, _) = serve_process(
         dir.path(),
         &[
             ("GUILDHALL_DATABASE__URL", &url),
+            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
             ("GUILDHALL_RUNTIME__CACHE_DIR", cache_a.to_str().unwrap()),
         ],
     );
@@ -54,10 +56,12 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
         dir.path(),
         &[
             ("GUILDHALL_DATABASE__URL", &url),
+            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
             ("GUILDHALL_RUNTIME__CACHE_DIR", cache_b.to_str().unwrap()),
         ],
     );
-    let client = reqwest::Client::new();
+    let token = cli_operator_token(dir.path(), &[("GUILDHALL_DATABASE__URL", &url)]);
+    let client = client_with(Some(&token));
     let on_a = |path: &str| format!("http://{addr_a}{path}");
     let on_b = |path: &str| format!("http://{addr_b}{path}");
 
@@ -164,12 +168,14 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
     };
     let dir = tempfile::tempdir().unwrap();
     let url = db.url.expose().to_string();
+    let admin_url = db.admin_url.expose().to_string();
     let cache_a = dir.path().join("a");
     let cache_b = dir.path().join("b");
     let (mut a, addr_a, _) = serve_process(
         dir.path(),
         &[
             ("GUILDHALL_DATABASE__URL", &url),
+            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
             ("GUILDHALL_RUNTIME__CACHE_DIR", cache_a.to_str().unwrap()),
         ],
     );
@@ -177,11 +183,21 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
         dir.path(),
         &[
             ("GUILDHALL_DATABASE__URL", &url),
+            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
             ("GUILDHALL_RUNTIME__CACHE_DIR", cache_b.to_str().unwrap()),
         ],
     );
+    let token = cli_operator_token(dir.path(), &[("GUILDHALL_DATABASE__URL", &url)]);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
         .build()
         .unwrap();
     let tenant = json!({"id": "north-downs", "name": "North Downs", "councils": [
@@ -245,6 +261,7 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
     // back 2xx count as acknowledged.
     let mut acknowledged = Vec::new();
     let mut killed = false;
+    let mut last_install_request = String::new();
     for i in 0..30 {
         if i == 15 {
             // An install change acknowledged by A just before it dies.
@@ -255,6 +272,13 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
                 .await
                 .unwrap();
             assert_eq!(response.status(), 200);
+            last_install_request = response
+                .headers()
+                .get("x-request-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             a.kill().unwrap();
             a.wait().unwrap();
             killed = true;
@@ -314,6 +338,26 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
         |s, _, _| s == 200,
     )
     .await;
+    // The audit entry of the install change A acknowledged just before dying is there.
+    let audit: serde_json::Value = client
+        .get(format!(
+            "http://{addr_b}/api/v1/tenants/north-downs/audit?limit=1000"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["request_id"] == last_install_request.as_str()
+                && e["action"] == "installs.put"
+                && e["outcome"] == "200"),
+        "the acknowledged install change is not in the audit log: {audit}"
+    );
     let _ = b.kill();
     let _ = b.wait();
 }

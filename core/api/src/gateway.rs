@@ -347,6 +347,33 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     if !resolved.tenant_councils.contains(&council) || !resolved.councils.includes(&council) {
         return Err(not_found());
     }
+    let principal = crate::access::principal(state, &parts.headers, &parts.extensions).await?;
+    let caller = match &principal {
+        guildhall_authz::Principal::Anonymous => Principal::Anonymous,
+        guildhall_authz::Principal::Authenticated { subject, .. } => {
+            state.authz.refresh().await.map_err(ApiError::internal)?;
+            let limit = state
+                .authz
+                .council_limit(&principal, &resolved.scope)
+                .await?;
+            // Roles limited to another council do not hold in this one.
+            let roles = if limit.as_deref().is_some_and(|c| c != council.as_str()) {
+                Vec::new()
+            } else {
+                state
+                    .authz
+                    .roles_in(&principal, &tenant)
+                    .into_iter()
+                    .map(|r| r.as_str().to_string())
+                    .collect()
+            };
+            Principal::Subject {
+                id: subject.clone(),
+                roles,
+                council: limit,
+            }
+        }
+    };
     let _permit = gateway.admit(&tenant).await?;
 
     let limit = state.runtime.config().max_request_body_bytes;
@@ -382,7 +409,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     let call = CallContext {
         scope: resolved.scope.clone(),
         council,
-        principal: Principal::Anonymous,
+        principal: caller,
         config: Arc::clone(&resolved.config),
         request_id,
     };

@@ -6,6 +6,7 @@
 //! **API Boundary:** this crate turns HTTP into calls on the store (and later the runtime)
 //! and back. It holds no SQL and no wasm; errors leave it only as problem+json.
 
+pub mod access;
 pub mod catalogue;
 pub mod error;
 pub mod extract;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub gateway: Gateway,
     /// Keys that may sign published components.
     pub trusted_keys: Arc<TrustedKeys>,
+    /// Authentication and access control.
+    pub authz: guildhall_authz::Authz,
 }
 
 /// HTTP settings from the operator's configuration.
@@ -72,15 +75,72 @@ impl Default for Settings {
         (name = "tenants", description = "Alliances and their member councils"),
         (name = "catalogue", description = "Published plugins and their versions"),
         (name = "installs", description = "Which plugin versions each alliance runs"),
+        (name = "access", description = "Members, tokens and the audit log"),
     ),
     components(schemas(Problem, error::FieldError)),
+    modifiers(&BearerAuth),
 )]
 struct ApiDoc;
 
-fn api_routes() -> OpenApiRouter<AppState> {
+/// Declares bearer authentication, and on each `/api/v1` operation the permission it needs
+/// (`x-guildhall-access`, from [`access::RULES`]) and that it needs a bearer credential.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A Guildhall token (`ghall_…`) or a JWT from a configured OpenID Connect issuer",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn annotate_access(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::extensions::ExtensionsBuilder;
+    use utoipa::openapi::security::SecurityRequirement;
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [
+            (axum::http::Method::GET, item.get.as_mut()),
+            (axum::http::Method::PUT, item.put.as_mut()),
+            (axum::http::Method::POST, item.post.as_mut()),
+            (axum::http::Method::DELETE, item.delete.as_mut()),
+        ];
+        for (method, operation) in operations {
+            let (Some(operation), Some(rule)) = (operation, access::rule_for(&method, path)) else {
+                continue;
+            };
+            operation.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
+            let extensions = ExtensionsBuilder::new()
+                .add("x-guildhall-access", rule.access.describe())
+                .build();
+            match operation.extensions.as_mut() {
+                Some(existing) => existing.merge(extensions),
+                None => operation.extensions = Some(extensions),
+            }
+        }
+    }
+}
+
+fn health_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(
             routes::tenants::create_tenant,
             routes::tenants::list_tenants
@@ -96,6 +156,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::installs::put_install,
             routes::installs::delete_install
         ))
+        .routes(routes!(routes::members::list_members))
+        .routes(routes!(routes::members::put_member))
+        .routes(routes!(
+            routes::tokens::create_token,
+            routes::tokens::list_tokens
+        ))
+        .routes(routes!(routes::tokens::revoke_token))
+        .routes(routes!(routes::audit::read_audit))
 }
 
 fn publish_routes() -> OpenApiRouter<AppState> {
@@ -104,7 +172,12 @@ fn publish_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document for every route the server has.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().merge(publish_routes()).into_openapi()
+    let mut doc = health_routes()
+        .merge(api_routes())
+        .merge(publish_routes())
+        .into_openapi();
+    annotate_access(&mut doc);
+    doc
 }
 
 /// Builds the whole HTTP application.
@@ -114,12 +187,19 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let upload_limit = state.runtime.config().max_component_bytes + (1 << 20);
     let (publish, _) = publish_routes().split_for_parts();
     let (routes, _) = api_routes().split_for_parts();
+    let (health, _) = health_routes().split_for_parts();
+    // One layer decides access for every /api/v1 route (route_layer: it sees the matched
+    // route, and unmatched paths still get their plain 404).
+    let guard = axum::middleware::from_fn_with_state(state.clone(), access::enforce);
+    let routes = routes.route_layer(guard.clone());
+    let publish = publish.route_layer(guard);
     let doc = openapi();
     let doc = Arc::new(
         doc.to_pretty_json()
             .expect("the OpenAPI document serialises"),
     );
     let platform = routes
+        .merge(health)
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {

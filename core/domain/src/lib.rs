@@ -3,10 +3,13 @@
 //! This crate does no I/O and knows nothing about HTTP or SQL, so every other crate can
 //! depend on it and tests can exercise validation without a server.
 
+pub mod audit;
 mod digest;
 mod ids;
 pub mod manifest;
+mod role;
 pub mod tenant;
 
 pub use digest::{Digest, DigestError};
 pub use ids::{CouncilId, IdError, PluginName, TenantId};
+pub use role::{Role, UnknownRole};

@@ -1,4 +1,4 @@
-//! The command line: `guildhall serve|migrate|tenants`.
+//! The command line: `guildhall serve|migrate|tenants|plugins|token|audit|config`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +46,49 @@ pub enum Command {
     /// Check or show the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `guildhall token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token and print it (only the token, on stdout). It is stored only as a hash
+    /// and cannot be shown again. Use this for the first operator token.
+    Create {
+        /// A label, e.g. "platform team".
+        #[arg(long)]
+        name: String,
+        /// operator or publisher (platform-wide), or tenant-admin, officer or auditor
+        /// (with --tenant).
+        #[arg(long)]
+        role: String,
+        /// The tenant a tenant role holds in.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Limit an officer token to one council of the tenant.
+        #[arg(long)]
+        council: Option<String>,
+        /// Lifetime in days (1 to 365).
+        #[arg(long, default_value_t = guildhall_authz::DEFAULT_TOKEN_DAYS)]
+        expires_in_days: u32,
+    },
+}
+
+/// `guildhall audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chains; exit 0 when intact, non-zero naming the first altered
+    /// entry otherwise.
+    Verify {
+        /// Only this tenant's chain (default: every tenant's and the platform's).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 /// `guildhall config …`
@@ -165,6 +208,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Plugins(PluginsCommand::Publish { dir }) => {
                 let store = server::open_store(&config).await?;
                 let result = crate::plugins::publish(&config, &store, &dir).await;
+                store.close().await?;
+                result
+            }
+            Command::Token(TokenCommand::Create {
+                name,
+                role,
+                tenant,
+                council,
+                expires_in_days,
+            }) => {
+                let store = server::open_store(&config).await?;
+                let result = crate::access::create_token(
+                    &store,
+                    &name,
+                    &role,
+                    tenant.as_deref(),
+                    council.as_deref(),
+                    expires_in_days,
+                )
+                .await;
+                store.close().await?;
+                result
+            }
+            Command::Audit(AuditCommand::Verify { tenant }) => {
+                let store = server::open_store(&config).await?;
+                let result = crate::access::verify(&store, tenant.as_deref()).await;
                 store.close().await?;
                 result
             }

@@ -44,6 +44,35 @@ pub struct Config {
     pub runtime: guildhall_runtime::RuntimeConfig,
     /// The shared catalogue: signatures.
     pub catalogue: guildhall_api::CatalogueConfig,
+    /// Authentication: OpenID Connect issuers.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Trusted OpenID Connect issuers: one `[auth.oidc]` table or several `[[auth.oidc]]`.
+    #[serde(
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub oidc: Vec<guildhall_authz::OidcIssuer>,
+}
+
+fn one_or_many<'de, D>(deserializer: D) -> Result<Vec<guildhall_authz::OidcIssuer>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let value = <figment::value::Value as Deserialize>::deserialize(deserializer)?;
+    match value {
+        figment::value::Value::Array(..) => value.deserialize().map_err(D::Error::custom),
+        _ => value
+            .deserialize()
+            .map(|one| vec![one])
+            .map_err(D::Error::custom),
+    }
 }
 
 /// A listen address, `127.0.0.1:8080` by default.
@@ -63,6 +92,10 @@ impl Default for Listen {
 pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`; the password never appears in logs.
     pub url: DatabaseUrl,
+    /// The table owner's connection, used only to migrate (and, on PostgreSQL, to grant
+    /// the role of `url` what the server needs). Defaults to `url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_url: Option<DatabaseUrl>,
     /// The most pooled connections.
     pub max_connections: u32,
     /// How long a request waits for a pooled connection, in milliseconds.
@@ -73,6 +106,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: DatabaseUrl::new("sqlite://data/guildhall.db?mode=rwc"),
+            admin_url: None,
             max_connections: 16,
             acquire_timeout_ms: 5_000,
         }

@@ -3,6 +3,7 @@
 //! This is the only crate that knows every other crate; it builds them from the
 //! configuration and hands each what it needs.
 
+mod access;
 pub mod cli;
 pub mod config;
 mod logging;

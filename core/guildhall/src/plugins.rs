@@ -38,7 +38,7 @@ pub(crate) async fn publish(config: &Config, store: &Store, dir: &Path) -> anyho
             return Err(e).with_context(|| format!("cannot read {}", signature_path.display()));
         }
     };
-    let state = crate::server::app_state(config, store)?;
+    let state = crate::server::app_state(config, store).await?;
     let published = guildhall_api::catalogue::publish(
         &state,
         None,

@@ -22,6 +22,9 @@ pub struct Server {
 }
 
 /// Connects to the configured database and applies pending migrations.
+///
+/// With `database.admin_url` set, migrations run over that (owner) connection, which then
+/// grants the server's role what it needs and is closed; the server keeps only its own.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let pool = PoolOptions {
         max_connections: config.database.max_connections,
@@ -30,10 +33,41 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database.url, &pool)
         .await
         .with_context(|| format!("cannot open the database {}", config.database.url))?;
-    let applied = store
-        .migrate()
-        .await
-        .context("cannot apply database migrations")?;
+    let applied = match &config.database.admin_url {
+        Some(admin_url) if admin_url != &config.database.url => {
+            let admin = Store::connect(
+                admin_url,
+                &PoolOptions {
+                    max_connections: 2,
+                    acquire_timeout: pool.acquire_timeout,
+                },
+            )
+            .await
+            .with_context(|| format!("cannot open the database as its owner {admin_url}"))?;
+            let applied = admin
+                .migrate()
+                .await
+                .context("cannot apply database migrations")?;
+            if let Some(role) = store.current_role().await? {
+                admin
+                    .grant_application_role(&role)
+                    .await
+                    .with_context(|| format!("cannot grant the role {role} its privileges"))?;
+            }
+            admin.close().await?;
+            applied
+        }
+        _ => store
+            .migrate()
+            .await
+            .context("cannot apply database migrations")?,
+    };
+    if store.bypasses_row_security().await? == Some(true) {
+        tracing::warn!(
+            "the database role is a superuser or has BYPASSRLS: row-level security does not \
+             separate tenants; connect as an ordinary role (see docs/operations.md)"
+        );
+    }
     if applied.is_empty() {
         tracing::info!(database = %config.database.url, "database schema is current");
     } else {
@@ -51,6 +85,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// limits that must be consistent.
 pub fn check_config(config: &Config) -> anyhow::Result<()> {
     guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
+    guildhall_authz::Oidc::new(&config.auth.oidc).context("invalid [auth.oidc]")?;
     config.runtime.validate().map_err(anyhow::Error::msg)?;
     config.database.url.backend()?;
     Ok(())
@@ -58,11 +93,15 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
 
 /// Builds what every handler shares: the store, the plugin runtime (one wasmtime engine),
 /// the gateway and the trusted publisher keys.
-pub fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildhall_api::AppState> {
+pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildhall_api::AppState> {
+    let oidc = guildhall_authz::Oidc::new(&config.auth.oidc).context("invalid [auth.oidc]")?;
+    let authz = guildhall_authz::Authz::new(store.clone(), oidc)
+        .await
+        .context("cannot load the access-control rules")?;
     let runtime = guildhall_runtime::Runtime::new(
         config.runtime.clone(),
         store.clone(),
-        std::sync::Arc::new(guildhall_runtime::DenyAll),
+        std::sync::Arc::new(guildhall_api::access::PluginAuthorizer(authz.clone())),
     )
     .context("cannot start the plugin runtime")?;
     if !runtime.pooling() {
@@ -75,6 +114,7 @@ pub fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildhall_api
         gateway: guildhall_api::Gateway::new(store.clone(), runtime.clone()),
         runtime,
         trusted_keys: std::sync::Arc::new(trusted_keys),
+        authz,
     })
 }
 
@@ -86,7 +126,7 @@ impl Server {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.0))?;
         let addr = listener.local_addr()?;
-        let state = app_state(config, &store)?;
+        let state = app_state(config, &store).await?;
         let watcher = state.gateway.watch();
         let app = guildhall_api::router(
             state,

@@ -38,7 +38,7 @@ use guildhall_store::{Store, TenantScope};
 use wasmtime::component::Linker;
 
 pub use call::CallReport;
-pub use capabilities::{Authorizer, DenyAll};
+pub use capabilities::{Authorizer, AuthzQuestion, DenyAll};
 pub use config::{OutboundConfig, RuntimeConfig};
 pub use error::{CallError, PrepareError};
 

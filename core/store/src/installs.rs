@@ -3,7 +3,7 @@
 use guildhall_domain::{CouncilId, PluginName};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::catalogue::bump_revision;
 use crate::entities::installs;
 use crate::tenants::Applied;
-use crate::{Error, Result, TenantScope};
+use crate::{Error, Result, TenantScope, scoped};
 
 /// The councils an install serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,23 +74,25 @@ impl<'a> Installs<'a> {
 
     /// One install.
     pub async fn get(&self, plugin: &PluginName) -> Result<Option<InstallRecord>> {
-        installs::Entity::find_by_id((self.scope.tenant().to_string(), plugin.to_string()))
-            .one(self.db)
-            .await?
-            .map(to_install)
-            .transpose()
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let row =
+            installs::Entity::find_by_id((self.scope.tenant().to_string(), plugin.to_string()))
+                .one(&txn)
+                .await?;
+        txn.commit().await?;
+        row.map(to_install).transpose()
     }
 
     /// Every install of the tenant, ordered by plugin.
     pub async fn list(&self) -> Result<Vec<InstallRecord>> {
-        installs::Entity::find()
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let rows = installs::Entity::find()
             .filter(installs::Column::TenantId.eq(self.scope.tenant().as_str()))
             .order_by_asc(installs::Column::Plugin)
-            .all(self.db)
-            .await?
-            .into_iter()
-            .map(to_install)
-            .collect()
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        rows.into_iter().map(to_install).collect()
     }
 
     /// Installs, upgrades or rolls back in one transaction and bumps the platform
@@ -108,7 +110,7 @@ impl<'a> Installs<'a> {
         };
         let config_text = serde_json::to_string(config).map_err(json_err)?;
         let now = OffsetDateTime::now_utc();
-        let txn = self.db.begin().await?;
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
         let existing =
             installs::Entity::find_by_id((self.scope.tenant().to_string(), plugin.to_string()))
                 .one(&txn)
@@ -158,7 +160,7 @@ impl<'a> Installs<'a> {
     /// so a later install picks up where the last one left off. Returns whether the
     /// plugin was installed.
     pub async fn delete(&self, plugin: &PluginName, purge_data: bool) -> Result<bool> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
         let deleted = installs::Entity::delete_many()
             .filter(installs::Column::TenantId.eq(self.scope.tenant().as_str()))
             .filter(installs::Column::Plugin.eq(plugin.as_str()))

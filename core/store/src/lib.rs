@@ -8,10 +8,13 @@
 //! [`Store::scope`], which checks that the tenant exists; request resolution does that once
 //! per request. Queries across all tenants live in [`Tenants`], which is operator code.
 
+mod audit;
 mod catalogue;
 mod entities;
+mod identity;
 mod installs;
 mod plugin_data;
+mod scoped;
 mod tenants;
 mod url;
 
@@ -21,7 +24,9 @@ use guildhall_domain::{PluginName, TenantId};
 use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
+pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
 pub use catalogue::{Catalogue, NewVersion, PluginRecord, PublishError, Published, VersionRecord};
+pub use identity::{MemberRecord, Members, NewToken, RuleRow, Rules, TokenRecord, Tokens};
 pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
 pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
@@ -251,6 +256,31 @@ impl Store {
         Installs::new(&self.db, scope)
     }
 
+    /// API tokens (authentication looks them up before any tenant is known).
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens::new(&self.db)
+    }
+
+    /// One tenant's member bindings.
+    pub fn members<'a>(&'a self, scope: &'a TenantScope) -> Members<'a> {
+        Members::new(&self.db, scope)
+    }
+
+    /// The access-control rules casbin loads.
+    pub fn rules(&self) -> Rules<'_> {
+        Rules::new(&self.db)
+    }
+
+    /// One tenant's audit chain.
+    pub fn audit(&self, scope: &TenantScope) -> Audit<'_> {
+        Audit::tenant(&self.db, scope)
+    }
+
+    /// The platform's own audit chain (publishing, tenant creation, global tokens).
+    pub fn platform_audit(&self) -> Audit<'_> {
+        Audit::platform(&self.db)
+    }
+
     /// The platform revision: it goes up whenever an install or a council changes, so
     /// replicas polling it know when to drop cached installs.
     pub async fn revision(&self) -> Result<i64> {
@@ -261,10 +291,79 @@ impl Store {
             .map_or(0, |row| row.revision))
     }
 
+    /// Grants the application role what the server needs and nothing more: read and
+    /// write on the tables, but only read and append on the audit log and only read on
+    /// the migration history. PostgreSQL only; run with the owner's connection after
+    /// migrating.
+    pub async fn grant_application_role(&self, role: &str) -> Result<()> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        let role = quote_ident(role);
+        let schema: String = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT current_schema()",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no current schema".into()))?
+            .try_get_by_index(0)?;
+        let schema = quote_ident(&schema);
+        self.db
+            .execute_unprepared(&format!(
+                "GRANT USAGE ON SCHEMA {schema} TO {role};
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
+                 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
+                 REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {role};
+                 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON seaql_migrations FROM {role};"
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// On PostgreSQL, the role this store connects as; `None` on SQLite.
+    pub async fn current_role(&self) -> Result<Option<String>> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(None);
+        }
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT current_user::text",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no current user".into()))?;
+        Ok(Some(row.try_get_by_index(0)?))
+    }
+
+    /// On PostgreSQL, whether this connection's role escapes row-level security (a
+    /// superuser or a role with BYPASSRLS); `None` on SQLite.
+    pub async fn bypasses_row_security(&self) -> Result<Option<bool>> {
+        if self.backend() != DbBackend::Postgres {
+            return Ok(None);
+        }
+        let row = self
+            .db
+            .query_one_raw(sea_orm::Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("current role not found".into()))?;
+        Ok(Some(row.try_get_by_index(0)?))
+    }
+
     /// Closes every pooled connection.
     pub async fn close(self) -> Result<()> {
         self.db.close().await?;
         Ok(())
+    }
+
+    /// The tenant tables that row-level security guards on PostgreSQL.
+    pub fn tenant_tables() -> &'static [&'static str] {
+        guildhall_migrations::TENANT_TABLES
     }
 
     /// Runs a raw statement; for tests and tooling that inspect the database directly.
@@ -272,4 +371,8 @@ impl Store {
     pub fn connection(&self) -> &impl ConnectionTrait {
         &self.db
     }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -4,13 +4,13 @@ use guildhall_domain::{CouncilId, PluginName};
 use sea_orm::sea_query::{Alias, Expr, Func, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::entities::{kv_entries, plugin_events};
-use crate::{Result, TenantScope};
+use crate::{Result, TenantScope, scoped};
 
 /// Why a key-value write was refused.
 #[derive(Debug, thiserror::Error)]
@@ -59,19 +59,21 @@ impl<'a> Kv<'a> {
 
     /// The value under `key`, if any.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(kv_entries::Entity::find()
+        let txn = scoped::begin(self.db, self.tenant).await?;
+        let row = kv_entries::Entity::find()
             .filter(self.scoped())
             .filter(kv_entries::Column::Key.eq(key.as_bytes().to_vec()))
-            .one(self.db)
-            .await?
-            .map(|row| row.value))
+            .one(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(row.map(|row| row.value))
     }
 
     /// Stores `value` under `key` unless the plugin's data would exceed `quota` bytes
     /// (keys plus values) in this tenant.
     pub async fn set(&self, key: &str, value: &[u8], quota: u64) -> Result<(), KvWriteError> {
         let size = (key.len() + value.len()) as u64;
-        let txn = self.db.begin().await.map_err(crate::Error::from)?;
+        let txn = scoped::begin(self.db, self.tenant).await?;
         let others: Option<i64> = kv_entries::Entity::find()
             .select_only()
             .column_as(sum_of_sizes(), "total")
@@ -121,11 +123,13 @@ impl<'a> Kv<'a> {
 
     /// Removes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
+        let txn = scoped::begin(self.db, self.tenant).await?;
         let result = kv_entries::Entity::delete_many()
             .filter(self.scoped())
             .filter(kv_entries::Column::Key.eq(key.as_bytes().to_vec()))
-            .exec(self.db)
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
         Ok(result.rows_affected > 0)
     }
 
@@ -148,12 +152,14 @@ impl<'a> Kv<'a> {
         if let Some(cursor) = cursor {
             query = query.filter(kv_entries::Column::Key.gt(cursor.as_bytes().to_vec()));
         }
+        let txn = scoped::begin(self.db, self.tenant).await?;
         let rows: Vec<Vec<u8>> = query
             .order_by_asc(kv_entries::Column::Key)
             .limit(u64::from(limit) + 1)
             .into_tuple()
-            .all(self.db)
+            .all(&txn)
             .await?;
+        txn.commit().await?;
         let more = rows.len() > limit as usize;
         let keys: Vec<String> = rows
             .into_iter()
@@ -166,14 +172,16 @@ impl<'a> Kv<'a> {
 
     /// Bytes of keys and values the plugin stores in this tenant.
     pub async fn usage(&self) -> Result<u64> {
+        let txn = scoped::begin(self.db, self.tenant).await?;
         let total: Option<i64> = kv_entries::Entity::find()
             .select_only()
             .column_as(sum_of_sizes(), "total")
             .filter(self.scoped())
             .into_tuple::<Option<i64>>()
-            .one(self.db)
+            .one(&txn)
             .await?
             .flatten();
+        txn.commit().await?;
         Ok(total.unwrap_or(0).max(0) as u64)
     }
 }
@@ -237,6 +245,8 @@ pub struct NewEvent<'a> {
     pub payload: &'a str,
     /// The request id.
     pub request_id: &'a str,
+    /// Who the plugin acted for: the caller's subject, or `anonymous`.
+    pub actor: &'a str,
 }
 
 /// Plugin events of one tenant.
@@ -251,8 +261,11 @@ impl<'a> Events<'a> {
         Self { db, scope }
     }
 
-    /// Records an event and returns it.
+    /// Records an event and appends it to the tenant's audit chain, in one transaction,
+    /// and returns it.
     pub async fn record(&self, event: NewEvent<'_>) -> Result<EventRecord> {
+        let tenant = self.scope.tenant().as_str();
+        let txn = scoped::begin(self.db, tenant).await?;
         let row = plugin_events::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             tenant_id: Set(self.scope.tenant().as_str().to_string()),
@@ -265,23 +278,44 @@ impl<'a> Events<'a> {
             created_at: Set(OffsetDateTime::now_utc()),
         };
         let row = plugin_events::Entity::insert(row)
-            .exec_with_returning(self.db)
+            .exec_with_returning(&txn)
             .await?;
+        let object = format!("plugins/{}/events/{}", row.plugin, row.name);
+        let payload: serde_json::Value =
+            serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+        crate::audit::append_in(
+            &txn,
+            tenant,
+            crate::NewAuditEntry {
+                actor: event.actor,
+                action: "plugin.event",
+                object: &object,
+                outcome: "recorded",
+                request_id: &row.request_id,
+                detail: serde_json::json!({
+                    "council": row.council_id,
+                    "version": row.version,
+                    "payload": payload,
+                }),
+            },
+        )
+        .await?;
+        txn.commit().await?;
         Ok(to_event(row))
     }
 
     /// The newest events of one plugin in this tenant, newest first.
     pub async fn list(&self, plugin: &PluginName, limit: u64) -> Result<Vec<EventRecord>> {
-        Ok(plugin_events::Entity::find()
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let rows = plugin_events::Entity::find()
             .filter(plugin_events::Column::TenantId.eq(self.scope.tenant().as_str()))
             .filter(plugin_events::Column::Plugin.eq(plugin.as_str()))
             .order_by_desc(plugin_events::Column::Id)
             .limit(limit)
-            .all(self.db)
-            .await?
-            .into_iter()
-            .map(to_event)
-            .collect())
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(rows.into_iter().map(to_event).collect())
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::entities::{councils, tenants};
-use crate::{Error, Result, TenantScope};
+use crate::{Error, Result, TenantScope, scoped};
 
 /// What applying a declaration did to the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -146,18 +146,29 @@ impl<'a> Tenants<'a> {
     pub async fn list(&self) -> Result<Vec<TenantRecord>> {
         let rows = tenants::Entity::find()
             .order_by_asc(tenants::Column::Id)
-            .find_with_related(councils::Entity)
-            .order_by_asc(councils::Column::Id)
             .all(self.db)
             .await?;
-        rows.into_iter()
-            .map(|(tenant, councils)| to_record(tenant, councils))
-            .collect()
+        let mut records = Vec::with_capacity(rows.len());
+        for row in rows {
+            // Each tenant's councils are read in a transaction scoped to that tenant.
+            let txn = scoped::begin(self.db, &row.id).await?;
+            let councils = councils::Entity::find()
+                .filter(councils::Column::TenantId.eq(row.id.as_str()))
+                .order_by_asc(councils::Column::Id)
+                .all(&txn)
+                .await?;
+            txn.commit().await?;
+            records.push(to_record(row, councils)?);
+        }
+        Ok(records)
     }
 
     /// One tenant with its councils.
     pub async fn get(&self, scope: &TenantScope) -> Result<Option<TenantRecord>> {
-        load(self.db, scope.tenant()).await
+        let txn = scoped::begin(self.db, scope.tenant().as_str()).await?;
+        let record = load(&txn, scope.tenant()).await?;
+        txn.commit().await?;
+        Ok(record)
     }
 }
 
@@ -175,7 +186,7 @@ impl<'a> Councils<'a> {
 
     /// Creates or updates one council.
     pub async fn put(&self, spec: &CouncilSpec) -> Result<(Applied, CouncilRecord)> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
         let now = OffsetDateTime::now_utc();
         let applied = upsert_council(&txn, self.scope.tenant(), spec, now).await?;
         if applied != Applied::Unchanged {
@@ -195,14 +206,14 @@ impl<'a> Councils<'a> {
 
     /// Every council of the tenant, ordered by id.
     pub async fn list(&self) -> Result<Vec<CouncilRecord>> {
-        councils::Entity::find()
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let rows = councils::Entity::find()
             .filter(councils::Column::TenantId.eq(self.scope.tenant().as_str()))
             .order_by_asc(councils::Column::Id)
-            .all(self.db)
-            .await?
-            .into_iter()
-            .map(council_record)
-            .collect()
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        rows.into_iter().map(council_record).collect()
     }
 
     /// The ids of every council of the tenant, ordered.
@@ -212,6 +223,7 @@ impl<'a> Councils<'a> {
 }
 
 async fn upsert_tenant<C: ConnectionTrait>(db: &C, spec: &TenantSpec) -> Result<Applied> {
+    scoped::set_tenant(db, spec.id.as_str()).await?;
     let now = OffsetDateTime::now_utc();
     let existing = tenants::Entity::find_by_id(spec.id.as_str().to_string())
         .one(db)

@@ -1,6 +1,9 @@
 //! Route handlers, one module per resource.
 
+pub(crate) mod audit;
 pub(crate) mod health;
 pub(crate) mod installs;
+pub(crate) mod members;
 pub(crate) mod plugins;
 pub(crate) mod tenants;
+pub(crate) mod tokens;

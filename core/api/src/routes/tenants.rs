@@ -8,6 +8,8 @@ use guildhall_domain::{CouncilId, TenantId};
 use guildhall_store::{Applied, CouncilRecord, TenantRecord, TenantScope};
 use serde::{Deserialize, Serialize};
 
+use guildhall_authz::Principal;
+
 use crate::AppState;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path};
@@ -36,7 +38,7 @@ pub(crate) async fn resolve(state: &AppState, tenant: &TenantId) -> Result<Tenan
         .store
         .scope(tenant)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant}")))
+        .ok_or_else(|| crate::access::no_tenant(tenant.as_str()))
 }
 
 fn spec_error(e: guildhall_domain::tenant::SpecError) -> ApiError {
@@ -72,13 +74,18 @@ pub(crate) async fn create_tenant(
     Ok(response)
 }
 
-/// Lists tenants.
+/// Lists the tenants the caller holds a role in (every tenant for operators).
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
     responses((status = 200, description = "Tenants", body = TenantList)))]
 pub(crate) async fn list_tenants(
     State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
 ) -> Result<axum::Json<TenantList>, ApiError> {
-    let tenants = state.store.tenants().list().await?;
+    let mut tenants = state.store.tenants().list().await?;
+    // Operators see every tenant; everyone else the tenants they hold a role in.
+    if let Some(visible) = state.authz.tenants_of(&principal) {
+        tenants.retain(|t| visible.iter().any(|v| v == t.id.as_str()));
+    }
     Ok(axum::Json(TenantList { tenants }))
 }
 

@@ -1,26 +1,42 @@
 //! `guildhall:platform/authz`: ask the platform's policy whether the caller may do
 //! something. The decision comes from an [`Authorizer`] the server wires in.
 
-use guildhall_domain::TenantId;
+use guildhall_domain::{CouncilId, PluginName, TenantId};
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::Principal;
 use crate::bindings::authz;
 use crate::host::Host;
 
+/// What a plugin asks: may the caller do `action` on `object`, here.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthzQuestion<'a> {
+    /// The calling tenant.
+    pub tenant: &'a TenantId,
+    /// The council the request is for.
+    pub council: &'a CouncilId,
+    /// The plugin asking; its objects are its own namespace.
+    pub plugin: &'a PluginName,
+    /// The caller.
+    pub principal: &'a Principal,
+    /// The action, e.g. `update-status`.
+    pub action: &'a str,
+    /// The object, e.g. `reports`.
+    pub object: &'a str,
+}
+
 /// Decides whether a principal may perform an action on an object in a tenant.
 pub trait Authorizer: Send + Sync + 'static {
     /// `true` when allowed.
-    fn allowed(&self, tenant: &TenantId, principal: &Principal, action: &str, object: &str)
-    -> bool;
+    fn allowed(&self, question: AuthzQuestion<'_>) -> bool;
 }
 
-/// Refuses everything: the fail-closed decision until a policy engine is wired in.
+/// Refuses everything: for tools and benchmarks that run plugins without a policy.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DenyAll;
 
 impl Authorizer for DenyAll {
-    fn allowed(&self, _: &TenantId, _: &Principal, _: &str, _: &str) -> bool {
+    fn allowed(&self, _: AuthzQuestion<'_>) -> bool {
         false
     }
 }
@@ -31,11 +47,13 @@ pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
 
 impl authz::Host for Host {
     async fn allowed(&mut self, action: String, object: String) -> wasmtime::Result<bool> {
-        Ok(self.services.authorizer.allowed(
-            self.call.scope.tenant(),
-            &self.call.principal,
-            &action,
-            &object,
-        ))
+        Ok(self.services.authorizer.allowed(AuthzQuestion {
+            tenant: self.call.scope.tenant(),
+            council: &self.call.council,
+            plugin: &self.plugin,
+            principal: &self.call.principal,
+            action: &action,
+            object: &object,
+        }))
     }
 }

@@ -47,6 +47,10 @@ impl events::Host for Host {
                 name: &name,
                 payload: &payload,
                 request_id: &self.call.request_id,
+                actor: match &self.call.principal {
+                    crate::Principal::Anonymous => "anonymous",
+                    crate::Principal::Subject { id, .. } => id,
+                },
             })
             .await;
         Ok(match recorded {

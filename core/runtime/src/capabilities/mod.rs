@@ -23,7 +23,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime::component::types::ComponentItem;
 
-pub use authz::{Authorizer, DenyAll};
+pub use authz::{Authorizer, AuthzQuestion, DenyAll};
 pub(crate) use outbound::{Cidr, OutboundHooks, OutboundPolicy, parse_cidrs};
 
 use crate::error::PrepareError;

@@ -1,11 +1,16 @@
 //! sea-orm entities, one module per table. Private to the store: other crates see records.
 
+pub(crate) mod audit_heads;
+pub(crate) mod audit_log;
+pub(crate) mod casbin_rules;
 pub(crate) mod component_blobs;
 pub(crate) mod councils;
 pub(crate) mod installs;
 pub(crate) mod kv_entries;
+pub(crate) mod members;
 pub(crate) mod platform_revision;
 pub(crate) mod plugin_events;
 pub(crate) mod plugin_versions;
 pub(crate) mod plugins;
 pub(crate) mod tenants;
+pub(crate) mod tokens;

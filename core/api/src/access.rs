@@ -1,0 +1,465 @@
+//! Access control for every `/api` route, in one layer.
+//!
+//! [`RULES`] says, for each route, what a caller needs: to be anyone authenticated, to hold a
+//! platform permission, or to hold a permission in the tenant named in the path. The layer
+//! authenticates the caller, decides, puts the [`Principal`] in the request for handlers,
+//! and appends every state-changing call to the audit log with its outcome.
+//!
+//! **Architecture Invariant:** a route without a rule is refused (500) rather than left
+//! open, and a test checks that every route in the OpenAPI document has one. Callers who
+//! hold no role in a tenant get the same 404 as for a tenant that does not exist, so
+//! tenants cannot be discovered; callers with a role there but not this permission get 403.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use guildhall_authz::{AuthError, Domain, Principal};
+use guildhall_domain::TenantId;
+use guildhall_store::NewAuditEntry;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::middleware::RequestId;
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Any authenticated caller (handlers narrow what they show).
+    Authenticated,
+    /// A platform-wide permission: (object, action).
+    Platform(&'static str, &'static str),
+    /// A permission in the `{tenant}` of the path: (object, action).
+    Tenant(&'static str, &'static str),
+}
+
+impl Access {
+    /// How the OpenAPI document describes it, e.g. `tenant:installs:write`.
+    pub fn describe(self) -> String {
+        match self {
+            Access::Authenticated => "authenticated".to_string(),
+            Access::Platform(o, a) => format!("platform:{o}:{a}"),
+            Access::Tenant(o, a) => format!("tenant:{o}:{a}"),
+        }
+    }
+}
+
+/// One route's rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The HTTP method.
+    pub method: Method,
+    /// The route as registered, e.g. `/api/v1/tenants/{tenant}`.
+    pub path: &'static str,
+    /// What it requires.
+    pub access: Access,
+    /// The audit action recorded for it; `None` for reads.
+    pub audit: Option<&'static str>,
+}
+
+const fn rule(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    audit: Option<&'static str>,
+) -> Rule {
+    Rule {
+        method,
+        path,
+        access,
+        audit,
+    }
+}
+
+/// Every `/api/v1` route's rule.
+pub const RULES: &[Rule] = &[
+    rule(
+        Method::POST,
+        "/api/v1/tenants",
+        Access::Platform("tenants", "create"),
+        Some("tenants.create"),
+    ),
+    rule(Method::GET, "/api/v1/tenants", Access::Authenticated, None),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}",
+        Access::Tenant("tenant", "read"),
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/tenants/{tenant}/councils/{council}",
+        Access::Tenant("tenant", "write"),
+        Some("councils.put"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/members",
+        Access::Tenant("members", "read"),
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/tenants/{tenant}/members/{subject}",
+        Access::Tenant("members", "write"),
+        Some("members.put"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/tokens",
+        Access::Tenant("tokens", "read"),
+        None,
+    ),
+    rule(
+        Method::POST,
+        "/api/v1/tenants/{tenant}/tokens",
+        Access::Tenant("tokens", "write"),
+        Some("tokens.create"),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/v1/tenants/{tenant}/tokens/{token}",
+        Access::Tenant("tokens", "write"),
+        Some("tokens.revoke"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/installs",
+        Access::Tenant("installs", "read"),
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/tenants/{tenant}/installs/{plugin}",
+        Access::Tenant("installs", "write"),
+        Some("installs.put"),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/v1/tenants/{tenant}/installs/{plugin}",
+        Access::Tenant("installs", "write"),
+        Some("installs.delete"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/audit",
+        Access::Tenant("audit", "read"),
+        None,
+    ),
+    rule(Method::GET, "/api/v1/plugins", Access::Authenticated, None),
+    rule(
+        Method::GET,
+        "/api/v1/plugins/{plugin}",
+        Access::Authenticated,
+        None,
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/plugins/{plugin}/versions/{version}",
+        Access::Authenticated,
+        None,
+    ),
+    rule(
+        Method::POST,
+        "/api/v1/plugins/{plugin}/versions",
+        Access::Platform("catalogue", "publish"),
+        Some("catalogue.publish"),
+    ),
+    rule(
+        Method::POST,
+        "/api/v1/plugins/{plugin}/versions/{version}/yank",
+        Access::Platform("catalogue", "yank"),
+        Some("catalogue.yank"),
+    ),
+];
+
+/// The rule for a route, if it has one.
+pub fn rule_for(method: &Method, path: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.method == *method && r.path == path)
+}
+
+/// The 404 for a tenant the caller cannot see, the same whether it exists or not.
+pub(crate) fn no_tenant(tenant: &str) -> ApiError {
+    ApiError::not_found(format!("no tenant {tenant}"))
+}
+
+fn unauthenticated(detail: impl Into<String>) -> ApiError {
+    ApiError::from_status(StatusCode::UNAUTHORIZED, detail)
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+}
+
+fn auth_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::RateLimited(wait) => {
+            ApiError::from_status(StatusCode::TOO_MANY_REQUESTS, e.to_string()).with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            )
+        }
+        AuthError::Store(e) => ApiError::from(e),
+        // The identity provider's keys could not be fetched: not the caller's fault.
+        AuthError::Oidc(guildhall_authz::OidcError::Jwks(cause)) => ApiError::unavailable(
+            "the identity provider's signing keys are unavailable; try again shortly",
+            cause,
+        ),
+        other => unauthenticated(other.to_string()),
+    }
+}
+
+/// Authenticates the caller of any request (API or gateway) from its headers, counting
+/// failures against the client's address.
+pub(crate) async fn principal(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<Principal, ApiError> {
+    let client: Option<IpAddr> = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| unauthenticated("the Authorization header is not valid text"))?,
+        ),
+    };
+    state
+        .authz
+        .authenticate(header, client)
+        .await
+        .map_err(auth_error)
+}
+
+/// The layer: authenticate, decide, run, audit.
+pub async fn enforce(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    request: Request,
+    next: Next,
+) -> Response {
+    match decide(&state, &params, request, next).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn decide(
+    state: &AppState,
+    params: &RawPathParams,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let Some(rule) = rule_for(request.method(), &route) else {
+        return Err(ApiError::internal(format!(
+            "route {} {route} has no access rule",
+            request.method()
+        )));
+    };
+    let principal = principal(state, request.headers(), request.extensions()).await?;
+    if principal.is_anonymous() {
+        return Err(unauthenticated(
+            "this route needs a bearer token or an identity token",
+        ));
+    }
+    state.authz.refresh().await.map_err(ApiError::internal)?;
+    let tenant_param = params
+        .iter()
+        .find(|(name, _)| *name == "tenant")
+        .map(|(_, value)| value.to_string());
+    let decision = match rule.access {
+        Access::Authenticated => Ok(()),
+        Access::Platform(object, action) => {
+            if state
+                .authz
+                .allowed(&principal, Domain::Platform, object, action)
+            {
+                Ok(())
+            } else {
+                Err(ApiError::from_status(
+                    StatusCode::FORBIDDEN,
+                    format!("this needs the platform permission {object}:{action}"),
+                ))
+            }
+        }
+        Access::Tenant(object, action) => {
+            let raw = tenant_param.clone().unwrap_or_default();
+            match TenantId::parse(raw.clone()) {
+                Err(_) => Err(no_tenant(&raw)),
+                Ok(tenant) => {
+                    if state
+                        .authz
+                        .allowed(&principal, Domain::Tenant(&tenant), object, action)
+                    {
+                        Ok(())
+                    } else if state.authz.roles_in(&principal, &tenant).is_empty() {
+                        Err(no_tenant(&raw))
+                    } else {
+                        Err(ApiError::from_status(
+                            StatusCode::FORBIDDEN,
+                            format!("your roles in {tenant} do not allow {object}:{action}"),
+                        ))
+                    }
+                }
+            }
+        }
+    };
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let path = request.uri().path().to_string();
+    let response = match decision {
+        Ok(()) => {
+            request.extensions_mut().insert(principal.clone());
+            next.run(request).await
+        }
+        Err(e) => e.into_response(),
+    };
+    if let Some(action) = rule.audit {
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        audit(
+            state,
+            &principal,
+            rule,
+            action,
+            tenant_param.as_deref(),
+            &path,
+            &request_id,
+            response.status(),
+            location,
+        )
+        .await?;
+    }
+    Ok(response)
+}
+
+/// Appends a state-changing call to its tenant's chain (or the platform's), before the
+/// response leaves: a change the caller sees acknowledged is on record.
+#[allow(clippy::too_many_arguments)]
+async fn audit(
+    state: &AppState,
+    principal: &Principal,
+    rule: &Rule,
+    action: &str,
+    tenant: Option<&str>,
+    path: &str,
+    request_id: &str,
+    status: StatusCode,
+    location: Option<String>,
+) -> Result<(), ApiError> {
+    let object = path.strip_prefix("/api/v1/").unwrap_or(path);
+    let object = match tenant {
+        Some(t) => object
+            .strip_prefix(&format!("tenants/{t}/"))
+            .unwrap_or(object),
+        None => object,
+    };
+    let mut detail = serde_json::json!({ "method": rule.method.as_str(), "path": path });
+    if let Some(location) = location {
+        detail["location"] = location.into();
+    }
+    let entry = NewAuditEntry {
+        actor: principal.subject(),
+        action,
+        object,
+        outcome: status.as_str(),
+        request_id,
+        detail,
+    };
+    let scope = match tenant.map(TenantId::parse) {
+        Some(Ok(tenant)) => match state.store.scope(&tenant).await? {
+            Some(scope) => Some(scope),
+            // Nothing to record against a tenant that does not exist.
+            None => return Ok(()),
+        },
+        Some(Err(_)) => return Ok(()),
+        None => None,
+    };
+    let appended = match &scope {
+        Some(scope) => state.store.audit(scope).append(entry).await,
+        None => state.store.platform_audit().append(entry).await,
+    };
+    appended.map(|_| ()).map_err(|e| {
+        ApiError::internal(format!(
+            "the audit log could not record {action} on {object}: {e}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_openapi_operation_has_a_rule() {
+        let doc = crate::openapi();
+        let mut missing = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            if !path.starts_with("/api/v1/") {
+                continue;
+            }
+            let methods = [
+                (Method::GET, item.get.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+            ];
+            for (method, present) in methods {
+                if present && rule_for(&method, path).is_none() {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "routes without an access rule: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn every_rule_names_a_route() {
+        let doc = crate::openapi();
+        for rule in RULES {
+            assert!(
+                doc.paths.paths.contains_key(rule.path),
+                "rule for {} {} matches no route",
+                rule.method,
+                rule.path
+            );
+        }
+    }
+}
+
+/// Answers plugins' `authz` import with the same enforcer as the API, for the calling
+/// principal in the calling tenant. A plugin's objects are its own: `object` is checked
+/// as `plugin:<plugin>:<object>`, so one plugin's grants never cover another's.
+#[derive(Debug, Clone)]
+pub struct PluginAuthorizer(pub guildhall_authz::Authz);
+
+impl guildhall_runtime::Authorizer for PluginAuthorizer {
+    fn allowed(&self, q: guildhall_runtime::AuthzQuestion<'_>) -> bool {
+        let guildhall_runtime::Principal::Subject { id, roles, council } = q.principal else {
+            return false;
+        };
+        // No roles here: none in the tenant, or limited to another council.
+        if roles.is_empty() || council.as_deref().is_some_and(|c| c != q.council.as_str()) {
+            return false;
+        }
+        let object = format!("plugin:{}:{}", q.plugin, q.object);
+        self.0.allowed_subject(id, q.tenant, &object, q.action)
+    }
+}

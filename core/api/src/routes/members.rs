@@ -1,0 +1,154 @@
+//! Member bindings: which roles a subject (an OIDC `sub`) holds in a tenant.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use guildhall_authz::ManageError;
+use guildhall_domain::{CouncilId, Role, TenantId};
+use guildhall_store::{Applied, MemberRecord};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{Json, Path};
+use crate::routes::tenants::resolve;
+
+/// The body of `PUT /api/v1/tenants/{tenant}/members/{subject}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MemberBody {
+    /// The subject's roles in the tenant; an empty list removes the binding.
+    roles: Vec<Role>,
+    /// The one council an officer is limited to.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    council: Option<CouncilId>,
+}
+
+/// A member binding.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MemberView {
+    /// The subject.
+    subject: String,
+    /// Its roles.
+    roles: Vec<Role>,
+    /// The council it is limited to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    council: Option<String>,
+    /// When the binding was made, RFC 3339.
+    created_at: String,
+    /// When it last changed, RFC 3339.
+    updated_at: String,
+}
+
+impl From<MemberRecord> for MemberView {
+    fn from(m: MemberRecord) -> Self {
+        let rfc = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        Self {
+            subject: m.subject,
+            roles: m.roles,
+            council: m.council,
+            created_at: rfc(m.created_at),
+            updated_at: rfc(m.updated_at),
+        }
+    }
+}
+
+/// The members of a tenant.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct MemberList {
+    /// Bindings ordered by subject.
+    members: Vec<MemberView>,
+}
+
+pub(crate) fn manage_error(e: ManageError) -> ApiError {
+    match e {
+        ManageError::Invalid(reason) => {
+            ApiError::validation(reason.clone(), Vec::<FieldError>::new())
+        }
+        ManageError::Store(e) => e.into(),
+        ManageError::Casbin(e) => ApiError::internal(e),
+    }
+}
+
+/// Lists a tenant's member bindings.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/members", tag = "access",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses(
+        (status = 200, description = "Members", body = MemberList),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn list_members(
+    State(state): State<AppState>,
+    Path(tenant): Path<TenantId>,
+) -> Result<axum::Json<MemberList>, ApiError> {
+    let scope = resolve(&state, &tenant).await?;
+    let members = state.store.members(&scope).list().await?;
+    Ok(axum::Json(MemberList {
+        members: members.into_iter().map(MemberView::from).collect(),
+    }))
+}
+
+/// Sets a subject's roles in the tenant (an empty list removes them). The change holds
+/// from the next request, on every replica. 201 when created, 200 when changed or
+/// unchanged, 204 when removed.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/members/{subject}", tag = "access",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("subject" = String, Path, description = "The OIDC subject (`sub` claim)"),
+    ),
+    request_body = MemberBody,
+    responses(
+        (status = 200, description = "Updated or unchanged", body = MemberView),
+        (status = 201, description = "Created", body = MemberView),
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid roles or council", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn put_member(
+    State(state): State<AppState>,
+    Path((tenant, subject)): Path<(TenantId, String)>,
+    Json(body): Json<MemberBody>,
+) -> Result<Response, ApiError> {
+    let scope = resolve(&state, &tenant).await?;
+    if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "a subject has 1 to 255 printable characters",
+            vec![FieldError {
+                field: "subject".into(),
+                reason: "1 to 255 printable characters".into(),
+            }],
+        ));
+    }
+    if let Some(council) = &body.council {
+        let known = state.store.councils(&scope).ids().await?;
+        if !known.contains(council) {
+            return Err(ApiError::validation(
+                format!("no council {council} in {tenant}"),
+                vec![FieldError {
+                    field: "council".into(),
+                    reason: format!("no council {council} in this tenant"),
+                }],
+            ));
+        }
+    }
+    let (applied, record) = state
+        .authz
+        .put_member(&scope, &subject, &body.roles, body.council.as_ref())
+        .await
+        .map_err(manage_error)?;
+    Ok(match record {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(record) => {
+            let status = if applied == Applied::Created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, axum::Json(MemberView::from(record))).into_response()
+        }
+    })
+}

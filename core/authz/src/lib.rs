@@ -1,0 +1,566 @@
+//! Identity and access control: who is calling, and may they do this here.
+//!
+//! - [`tokens`]: Guildhall's own API tokens, stored as hashes.
+//! - [`oidc`]: JWTs from councils' identity providers.
+//! - casbin, RBAC with domains (a domain is a tenant; `*` is the platform), with its rules
+//!   in the database through [`adapter::StoreAdapter`]. The model is `model.conf`.
+//!
+//! **Architecture Invariant:** this is the only crate that calls casbin. Every decision,
+//! for the HTTP API and for plugins' `authz` import alike, goes through [`Authz::allowed`].
+//!
+//! **Architecture Invariant:** a change to a binding, a token or a policy bumps the access
+//! revision in the same transaction; [`Authz::refresh`] compares it before each decision
+//! batch, so a change made through any replica holds on every replica's next request.
+
+pub mod adapter;
+pub mod limiter;
+pub mod oidc;
+pub mod tokens;
+
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use casbin::{CoreApi, DefaultModel, Enforcer, RbacApi};
+use guildhall_domain::{CouncilId, Role, TenantId};
+use guildhall_store::{MemberRecord, NewToken, RuleRow, Store, TenantScope, TokenRecord};
+use time::OffsetDateTime;
+
+pub use limiter::FailureLimiter;
+pub use oidc::{Oidc, OidcError, OidcIssuer};
+
+/// The access-control model.
+pub const MODEL: &str = include_str!("../model.conf");
+
+/// The domain of platform-wide bindings and objects.
+pub const PLATFORM: &str = "*";
+
+/// Longest lifetime of a token, in days.
+pub const MAX_TOKEN_DAYS: u32 = 365;
+
+/// Default lifetime of a token, in days.
+pub const DEFAULT_TOKEN_DAYS: u32 = 90;
+
+/// What each built-in role may do. Restored at every start.
+pub const DEFAULT_POLICIES: &[[&str; 4]] = &[
+    ["operator", "*", "*", "*"],
+    ["publisher", "*", "catalogue", "publish"],
+    ["publisher", "*", "catalogue", "yank"],
+    ["tenant-admin", "*", "tenant", "*"],
+    ["tenant-admin", "*", "members", "*"],
+    ["tenant-admin", "*", "tokens", "*"],
+    ["tenant-admin", "*", "installs", "*"],
+    ["tenant-admin", "*", "audit", "read"],
+    ["tenant-admin", "*", "usage", "read"],
+    ["tenant-admin", "*", "plugin:*", "*"],
+    ["officer", "*", "tenant", "read"],
+    ["officer", "*", "installs", "read"],
+    ["officer", "*", "plugin:*", "*"],
+    ["auditor", "*", "tenant", "read"],
+    ["auditor", "*", "installs", "read"],
+    ["auditor", "*", "audit", "read"],
+    ["auditor", "*", "usage", "read"],
+];
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A Guildhall API token.
+    Token {
+        /// The token's record (no secret in it).
+        record: Box<TokenRecord>,
+    },
+    /// A JWT from a configured OpenID Connect issuer.
+    Oidc {
+        /// The issuer.
+        issuer: String,
+    },
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No credentials: a citizen.
+    Anonymous,
+    /// A checked credential.
+    Authenticated {
+        /// The casbin subject: `token:<id>` for tokens, the `sub` claim for OIDC.
+        subject: String,
+        /// How it was proved.
+        credential: Credential,
+    },
+}
+
+impl Principal {
+    /// The subject, or `anonymous`.
+    pub fn subject(&self) -> &str {
+        match self {
+            Principal::Anonymous => "anonymous",
+            Principal::Authenticated { subject, .. } => subject,
+        }
+    }
+
+    /// Whether the caller presented no credentials.
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, Principal::Anonymous)
+    }
+}
+
+/// Why a request could not be authenticated. Messages never include the credential.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The `Authorization` header is not `Bearer <credential>`.
+    #[error("the Authorization header must be `Bearer <token>`")]
+    BadScheme,
+    /// The credential is neither a Guildhall token nor an accepted JWT.
+    #[error("the bearer credential is not valid")]
+    Invalid,
+    /// The token has expired.
+    #[error("the token has expired")]
+    Expired,
+    /// The token was revoked.
+    #[error("the token has been revoked")]
+    Revoked,
+    /// The JWT was refused.
+    #[error("the identity token was refused: {0}")]
+    Oidc(#[from] OidcError),
+    /// Too many failures from this address.
+    #[error("too many failed authentications from this address; retry in {} s", .0.as_secs().max(1))]
+    RateLimited(Duration),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] guildhall_store::Error),
+}
+
+/// Where a decision is made: the platform, or one tenant.
+#[derive(Debug, Clone, Copy)]
+pub enum Domain<'a> {
+    /// Platform-wide objects (the catalogue, the tenant list).
+    Platform,
+    /// One tenant's objects.
+    Tenant(&'a TenantId),
+}
+
+impl Domain<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Domain::Platform => PLATFORM,
+            Domain::Tenant(t) => t.as_str(),
+        }
+    }
+}
+
+/// Errors from managing bindings and tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// A global role was asked for in a tenant, or a tenant role without one.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] guildhall_store::Error),
+    /// casbin failed.
+    #[error("access control: {0}")]
+    Casbin(#[from] casbin::Error),
+}
+
+/// A token to mint.
+#[derive(Debug, Clone)]
+pub struct TokenRequest<'a> {
+    /// A label.
+    pub name: &'a str,
+    /// Its role.
+    pub role: Role,
+    /// The tenant (required for tenant roles, refused for global ones).
+    pub tenant: Option<&'a TenantId>,
+    /// The council an officer token is limited to.
+    pub council: Option<&'a CouncilId>,
+    /// Lifetime in days (1 to [`MAX_TOKEN_DAYS`]).
+    pub days: u32,
+    /// Who mints it.
+    pub created_by: &'a str,
+}
+
+/// Authentication and authorisation, shared by the API and the plugin runtime.
+#[derive(Clone)]
+pub struct Authz {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    oidc: Oidc,
+    limiter: FailureLimiter,
+    enforcer: RwLock<Arc<Enforcer>>,
+    revision: tokio::sync::Mutex<i64>,
+}
+
+impl std::fmt::Debug for Authz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authz")
+            .field("oidc", &self.inner.oidc.is_enabled())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn load_enforcer(store: &Store) -> Result<Enforcer, casbin::Error> {
+    let model = DefaultModel::from_str(MODEL).await?;
+    Enforcer::new(model, adapter::StoreAdapter::new(store.clone())).await
+}
+
+impl Authz {
+    /// Restores the built-in roles' policies and loads every rule.
+    pub async fn new(store: Store, oidc: Oidc) -> Result<Self, ManageError> {
+        let defaults: Vec<RuleRow> = DEFAULT_POLICIES
+            .iter()
+            .map(|p| RuleRow::new("p", p))
+            .collect();
+        store.rules().add(&defaults).await?;
+        let revision = store.rules().revision().await?;
+        let enforcer = load_enforcer(&store).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                oidc,
+                limiter: FailureLimiter::default(),
+                enforcer: RwLock::new(Arc::new(enforcer)),
+                revision: tokio::sync::Mutex::new(revision),
+            }),
+        })
+    }
+
+    /// The store this works on.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Reloads the rules when any replica changed them since the last load.
+    pub async fn refresh(&self) -> Result<(), ManageError> {
+        let mut loaded = self.inner.revision.lock().await;
+        let current = self.inner.store.rules().revision().await?;
+        if current != *loaded {
+            let enforcer = load_enforcer(&self.inner.store).await?;
+            *self.inner.enforcer.write().expect("enforcer lock") = Arc::new(enforcer);
+            *loaded = current;
+        }
+        Ok(())
+    }
+
+    fn enforcer(&self) -> Arc<Enforcer> {
+        Arc::clone(&self.inner.enforcer.read().expect("enforcer lock"))
+    }
+
+    /// Turns an `Authorization` header into a principal. No header is [`Principal::Anonymous`];
+    /// a header that does not check out is an error, counted against `client`.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        let Some(header) = authorization else {
+            return Ok(Principal::Anonymous);
+        };
+        if let Some(client) = client
+            && let Some(wait) = self.inner.limiter.blocked(client)
+        {
+            return Err(AuthError::RateLimited(wait));
+        }
+        let result = self.check_credential(header).await;
+        if let (Err(e), Some(client)) = (&result, client)
+            && !matches!(e, AuthError::Store(_))
+        {
+            self.inner.limiter.failed(client);
+        }
+        result
+    }
+
+    async fn check_credential(&self, header: &str) -> Result<Principal, AuthError> {
+        let credential = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .ok_or(AuthError::BadScheme)?;
+        if let Some(id) = tokens::id_of(credential) {
+            let record = self
+                .inner
+                .store
+                .tokens()
+                .find(id)
+                .await?
+                .ok_or(AuthError::Invalid)?;
+            if !tokens::matches(credential, &record.hash) {
+                return Err(AuthError::Invalid);
+            }
+            if record.revoked_at.is_some() {
+                return Err(AuthError::Revoked);
+            }
+            if record.expires_at <= OffsetDateTime::now_utc() {
+                return Err(AuthError::Expired);
+            }
+            return Ok(Principal::Authenticated {
+                subject: token_subject(&record.id),
+                credential: Credential::Token {
+                    record: Box::new(record),
+                },
+            });
+        }
+        if self.inner.oidc.is_enabled() && Oidc::looks_like_jwt(credential) {
+            let identity = self.inner.oidc.verify(credential).await?;
+            return Ok(Principal::Authenticated {
+                subject: identity.subject,
+                credential: Credential::Oidc {
+                    issuer: identity.issuer,
+                },
+            });
+        }
+        Err(AuthError::Invalid)
+    }
+
+    /// Whether an OIDC principal's issuer may act in `tenant` at all.
+    fn may_act_in(&self, principal: &Principal, domain: Domain<'_>) -> bool {
+        match (principal, domain) {
+            (
+                Principal::Authenticated {
+                    credential: Credential::Oidc { issuer },
+                    ..
+                },
+                Domain::Tenant(t),
+            ) => self.inner.oidc.issuer_allows_tenant(issuer, t.as_str()),
+            (Principal::Anonymous, _) => false,
+            _ => true,
+        }
+    }
+
+    /// Whether `principal` may do `action` on `object` in `domain`, by the rules as they
+    /// were at the last [`refresh`](Self::refresh).
+    pub fn allowed(
+        &self,
+        principal: &Principal,
+        domain: Domain<'_>,
+        object: &str,
+        action: &str,
+    ) -> bool {
+        if !self.may_act_in(principal, domain) {
+            return false;
+        }
+        self.enforcer()
+            .enforce((principal.subject(), domain.as_str(), object, action))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "access-control evaluation failed; denying");
+                false
+            })
+    }
+
+    /// Whether `subject`, already known to hold a role in `tenant`, may do `action` on
+    /// `object` there. For plugins' `authz` import, whose caller was authenticated (and its
+    /// issuer checked against the tenant) when the request arrived.
+    pub fn allowed_subject(
+        &self,
+        subject: &str,
+        tenant: &TenantId,
+        object: &str,
+        action: &str,
+    ) -> bool {
+        self.enforcer()
+            .enforce((subject, tenant.as_str(), object, action))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "access-control evaluation failed; denying");
+                false
+            })
+    }
+
+    /// The roles `principal` holds in `tenant`, platform-wide ones included.
+    pub fn roles_in(&self, principal: &Principal, tenant: &TenantId) -> Vec<Role> {
+        if principal.is_anonymous() {
+            return Vec::new();
+        }
+        let enforcer = self.enforcer();
+        let mut roles: Vec<Role> = enforcer
+            .get_roles_for_user(principal.subject(), Some(PLATFORM))
+            .into_iter()
+            .filter_map(|r| Role::parse(&r).ok())
+            .collect();
+        if self.may_act_in(principal, Domain::Tenant(tenant)) {
+            roles.extend(
+                enforcer
+                    .get_roles_for_user(principal.subject(), Some(tenant.as_str()))
+                    .into_iter()
+                    .filter_map(|r| Role::parse(&r).ok()),
+            );
+        }
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+
+    /// The tenants in which `principal` holds a role (for listing), or `None` when it holds
+    /// a platform-wide role that sees every tenant.
+    pub fn tenants_of(&self, principal: &Principal) -> Option<Vec<String>> {
+        if self.allowed(principal, Domain::Platform, "tenants", "list") {
+            return None;
+        }
+        let enforcer = self.enforcer();
+        let mut tenants: Vec<String> = enforcer
+            .get_model()
+            .get_model()
+            .get("g")
+            .and_then(|g| g.get("g"))
+            .map(|g| {
+                g.get_policy()
+                    .iter()
+                    .filter(|rule| rule.first().map(String::as_str) == Some(principal.subject()))
+                    .filter_map(|rule| rule.get(2).cloned())
+                    .filter(|d| d != PLATFORM)
+                    .collect()
+            })
+            .unwrap_or_default();
+        tenants.sort();
+        tenants.dedup();
+        Some(tenants)
+    }
+
+    /// The council `principal` is limited to in this tenant, if any: an officer token's
+    /// council, or the council of an OIDC subject's member binding.
+    pub async fn council_limit(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+    ) -> Result<Option<String>, guildhall_store::Error> {
+        match principal {
+            Principal::Anonymous => Ok(None),
+            Principal::Authenticated {
+                credential: Credential::Token { record },
+                ..
+            } => Ok(record.council.clone()),
+            Principal::Authenticated { subject, .. } => Ok(self
+                .inner
+                .store
+                .members(scope)
+                .get(subject)
+                .await?
+                .and_then(|m| m.council)),
+        }
+    }
+
+    /// Mints a token: stores its hash and its role binding, and returns the token text
+    /// (to show once) with its record.
+    pub async fn create_token(
+        &self,
+        request: TokenRequest<'_>,
+    ) -> Result<(String, TokenRecord), ManageError> {
+        match (request.role.is_global(), request.tenant) {
+            (true, Some(_)) => {
+                return Err(ManageError::Invalid(format!(
+                    "role {} is platform-wide and takes no tenant",
+                    request.role
+                )));
+            }
+            (false, None) => {
+                return Err(ManageError::Invalid(format!(
+                    "role {} needs a tenant",
+                    request.role
+                )));
+            }
+            _ => {}
+        }
+        if request.council.is_some() && request.role != Role::Officer {
+            return Err(ManageError::Invalid(
+                "only officer tokens can be limited to a council".to_string(),
+            ));
+        }
+        if !(1..=MAX_TOKEN_DAYS).contains(&request.days) {
+            return Err(ManageError::Invalid(format!(
+                "a token lives from 1 to {MAX_TOKEN_DAYS} days, not {}",
+                request.days
+            )));
+        }
+        let name = request.name.trim();
+        if name.is_empty() || name.len() > 100 {
+            return Err(ManageError::Invalid(
+                "a token's name must have 1 to 100 characters".to_string(),
+            ));
+        }
+        let secret = tokens::generate();
+        let domain = request.tenant.map_or(PLATFORM, |t| t.as_str());
+        let subject = token_subject(&secret.id);
+        let record = self
+            .inner
+            .store
+            .tokens()
+            .create(NewToken {
+                id: &secret.id,
+                tenant: request.tenant,
+                name,
+                role: request.role,
+                council: request.council,
+                hash: &secret.hash,
+                created_by: request.created_by,
+                expires_at: OffsetDateTime::now_utc()
+                    + time::Duration::days(i64::from(request.days)),
+                binding: binding(&subject, request.role, domain),
+            })
+            .await?;
+        Ok((secret.token, record))
+    }
+
+    /// Revokes a tenant's token and its binding.
+    pub async fn revoke_token(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+    ) -> Result<Option<TokenRecord>, ManageError> {
+        let Some(record) = self.inner.store.tokens().find(id).await? else {
+            return Ok(None);
+        };
+        let rule = binding(&token_subject(id), record.role, scope.tenant().as_str());
+        Ok(self.inner.store.tokens().revoke(scope, id, &rule).await?)
+    }
+
+    /// Sets `subject`'s roles in a tenant; an empty list removes the binding.
+    pub async fn put_member(
+        &self,
+        scope: &TenantScope,
+        subject: &str,
+        roles: &[Role],
+        council: Option<&CouncilId>,
+    ) -> Result<(guildhall_store::Applied, Option<MemberRecord>), ManageError> {
+        if let Some(global) = roles.iter().find(|r| r.is_global()) {
+            return Err(ManageError::Invalid(format!(
+                "role {global} is platform-wide and cannot be given in a tenant"
+            )));
+        }
+        if council.is_some() && roles.iter().any(|r| *r != Role::Officer) {
+            return Err(ManageError::Invalid(
+                "only officers can be limited to a council".to_string(),
+            ));
+        }
+        if subject.starts_with("token:") {
+            return Err(ManageError::Invalid(
+                "token subjects get their role when the token is created".to_string(),
+            ));
+        }
+        let tenant = scope.tenant().as_str();
+        let old: Vec<RuleRow> = Role::ALL
+            .iter()
+            .filter(|r| !r.is_global())
+            .map(|r| binding(subject, *r, tenant))
+            .collect();
+        let new: Vec<RuleRow> = roles.iter().map(|r| binding(subject, *r, tenant)).collect();
+        Ok(self
+            .inner
+            .store
+            .members(scope)
+            .put(subject, roles, council, &old, &new)
+            .await?)
+    }
+}
+
+/// The casbin subject of a token.
+pub fn token_subject(id: &str) -> String {
+    format!("token:{id}")
+}
+
+fn binding(subject: &str, role: Role, domain: &str) -> RuleRow {
+    RuleRow::new("g", &[subject, role.as_str(), domain])
+}

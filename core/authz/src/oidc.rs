@@ -1,0 +1,860 @@
+//! OpenID Connect: verifying councils' identity providers' JWTs.
+//!
+//! [`Oidc`] holds the configured issuers and a cache of each issuer's signing keys (JWKS).
+//! [`Oidc::verify`] accepts a bearer token signed with RS256 or ES256 by one of those issuers
+//! and returns the caller's [`Identity`] (issuer and subject).
+//!
+//! Keys published at a URL are fetched lazily on first use and again when they are more than an
+//! hour old; keys in a file are read at start-up. A token naming a key we do not know triggers one
+//! refresh (a fetch, or a re-read of the file), at most once every ten seconds per issuer, so a
+//! stream of forged tokens cannot make us hammer the identity provider.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One trusted OpenID Connect issuer (`[[auth.oidc]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// The `iss` claim tokens must carry, e.g. `https://login.example.gov.uk/`.
+    pub issuer: String,
+    /// The `aud` claim tokens must carry (Guildhall's client id at that provider).
+    pub audience: String,
+    /// Where the provider publishes its signing keys (JWKS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// A JWKS file instead of a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// Tenants whose member bindings this issuer's subjects may match; empty means all.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_leeway() -> u64 {
+    60
+}
+
+/// Largest accepted `leeway_secs`; more is a misconfiguration, not clock skew.
+const MAX_LEEWAY_SECS: u64 = 3600;
+/// A token longer than this is rejected as malformed without further parsing.
+const MAX_TOKEN_LEN: usize = 64 * 1024;
+/// Largest JWKS document we read, from a URL or a file.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// Timeout of a whole JWKS fetch (connect, headers and body).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// URL keys older than this are fetched again before use.
+const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
+/// Least time between two refreshes caused by an unknown `kid`, and between a failed fetch and
+/// the next attempt, per issuer.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest `sub` accepted (OpenID Connect Core 1.0 §2: at most 255 ASCII characters).
+const MAX_SUBJECT_LEN: usize = 255;
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The issuer exactly as configured (and as carried in the token's `iss`).
+    pub issuer: String,
+    /// The token's `sub` claim: the user's stable identifier at that issuer.
+    pub subject: String,
+}
+
+/// Why configuration was refused or a token was rejected.
+///
+/// Messages never contain the token, nor any of its claims.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// The `auth.oidc` configuration is unusable.
+    #[error("invalid OIDC configuration: {0}")]
+    Config(String),
+    /// The bearer token is not a JWT at all.
+    #[error("the bearer token is not a well-formed JWT")]
+    Malformed,
+    /// The token is signed with an algorithm other than RS256 and ES256 (or not signed).
+    #[error("unsupported JWT algorithm {0:?}: only RS256 and ES256 are accepted")]
+    UnsupportedAlgorithm(String),
+    /// The token's `iss` is not a configured issuer.
+    #[error("the token's issuer is not a configured OIDC issuer")]
+    UnknownIssuer,
+    /// The issuer does not publish the key the token names, even after a refresh.
+    #[error("the token's signing key is not among the issuer's published keys")]
+    UnknownKey,
+    /// The token's `exp` has passed (beyond the allowed leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// The token's `nbf` has not arrived yet (beyond the allowed leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// The token's `aud` does not name this service.
+    #[error("the token is not meant for this service (audience mismatch)")]
+    WrongAudience,
+    /// The signature does not match the issuer's key.
+    #[error("the token's signature does not verify")]
+    BadSignature,
+    /// A claim or header is missing or unacceptable.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The issuer's keys could not be fetched or parsed.
+    #[error("could not load the issuer's signing keys: {0}")]
+    Jwks(String),
+}
+
+/// Verifies identity providers' tokens. Cheap to clone; clones share the key caches.
+#[derive(Clone)]
+pub struct Oidc {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuers: Vec<IssuerState>,
+    /// Present when some issuer publishes its keys at a URL.
+    http: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for Oidc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Oidc")
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|i| i.config.issuer.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Oidc {
+    /// Checks the configuration and reads the JWKS files. Keys at URLs are fetched on first use.
+    pub fn new(issuers: &[OidcIssuer]) -> Result<Self, OidcError> {
+        let mut states = Vec::with_capacity(issuers.len());
+        for (index, config) in issuers.iter().enumerate() {
+            let context = format!("auth.oidc[{index}] (issuer {:?})", config.issuer);
+            if config.issuer.trim().is_empty() {
+                return Err(OidcError::Config(format!("{context}: `issuer` is empty")));
+            }
+            if config.audience.trim().is_empty() {
+                return Err(OidcError::Config(format!("{context}: `audience` is empty")));
+            }
+            if config.leeway_secs > MAX_LEEWAY_SECS {
+                return Err(OidcError::Config(format!(
+                    "{context}: `leeway_secs` is {}, at most {MAX_LEEWAY_SECS} is allowed",
+                    config.leeway_secs
+                )));
+            }
+            if states
+                .iter()
+                .any(|s: &IssuerState| s.config.issuer == config.issuer)
+            {
+                return Err(OidcError::Config(format!(
+                    "{context}: the issuer is configured twice"
+                )));
+            }
+            let (source, keys) = match (&config.jwks_url, &config.jwks_file) {
+                (Some(_), Some(_)) => {
+                    return Err(OidcError::Config(format!(
+                        "{context}: set either `jwks_url` or `jwks_file`, not both"
+                    )));
+                }
+                (None, None) => {
+                    return Err(OidcError::Config(format!(
+                        "{context}: set one of `jwks_url` or `jwks_file`"
+                    )));
+                }
+                (Some(url), None) => (
+                    KeySource::Url(parse_jwks_url(url, &context)?),
+                    KeySet::empty(),
+                ),
+                (None, Some(path)) => {
+                    let keys = read_jwks_file_sync(path)
+                        .and_then(|bytes| parse_jwks(&bytes))
+                        .map_err(|e| OidcError::Config(format!("{context}: `jwks_file`: {e}")))?;
+                    (KeySource::File(path.clone()), KeySet::loaded(1, keys))
+                }
+            };
+            states.push(IssuerState {
+                rs256: validation(config, Algorithm::RS256),
+                es256: validation(config, Algorithm::ES256),
+                config: config.clone(),
+                source,
+                keys: RwLock::new(Arc::new(keys)),
+                refresh: tokio::sync::Mutex::new(RefreshState::default()),
+            });
+        }
+        let http = if states.iter().any(|s| matches!(s.source, KeySource::Url(_))) {
+            Some(
+                reqwest::Client::builder()
+                    .timeout(FETCH_TIMEOUT)
+                    .connect_timeout(FETCH_TIMEOUT)
+                    .redirect(reqwest::redirect::Policy::limited(3))
+                    .user_agent(concat!("guildhall/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| {
+                        OidcError::Config(format!(
+                            "cannot build the JWKS HTTP client: {}",
+                            chain(&e)
+                        ))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                issuers: states,
+                http,
+            }),
+        })
+    }
+
+    /// Whether any issuer is configured.
+    pub fn is_enabled(&self) -> bool {
+        !self.inner.issuers.is_empty()
+    }
+
+    /// A cheap syntactic check: three dot-separated base64url segments, the first two non-empty.
+    ///
+    /// The signature segment may be empty so that unsigned (`alg: none`) tokens reach
+    /// [`Oidc::verify`] and are refused with a precise error.
+    pub fn looks_like_jwt(token: &str) -> bool {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let base64url = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        !header.is_empty()
+            && !payload.is_empty()
+            && base64url(header)
+            && base64url(payload)
+            && base64url(signature)
+    }
+
+    /// Verifies `token` and returns whom it identifies.
+    pub async fn verify(&self, token: &str) -> Result<Identity, OidcError> {
+        if token.len() > MAX_TOKEN_LEN || !Self::looks_like_jwt(token) {
+            return Err(OidcError::Malformed);
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload)) = (parts.next(), parts.next()) else {
+            return Err(OidcError::Malformed);
+        };
+
+        let header: RawHeader = decode_segment(header)?;
+        let alg = match header.alg.as_str() {
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            other => return Err(OidcError::UnsupportedAlgorithm(printable(other))),
+        };
+        if header.crit.is_some() {
+            return Err(OidcError::Invalid(
+                "critical header parameters (`crit`) are not supported".into(),
+            ));
+        }
+
+        let claims: UnverifiedClaims = decode_segment(payload)?;
+        let iss = match claims.iss {
+            Some(serde_json::Value::String(iss)) => iss,
+            Some(_) => return Err(OidcError::Invalid("claim `iss` is not a string".into())),
+            None => return Err(OidcError::Invalid("missing required claim `iss`".into())),
+        };
+        let issuer = self
+            .inner
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == iss)
+            .ok_or(OidcError::UnknownIssuer)?;
+
+        let key = issuer
+            .key_for(alg, header.kid.as_deref(), self.inner.http.as_ref())
+            .await?;
+        let validation = match alg {
+            Algorithm::ES256 => &issuer.es256,
+            _ => &issuer.rs256,
+        };
+        let verified = jsonwebtoken::decode::<VerifiedClaims>(token, &key, validation)
+            .map_err(|e| map_jwt_error(&e, alg))?;
+
+        let subject = match verified.claims.sub {
+            Some(serde_json::Value::String(sub)) => sub,
+            Some(_) => return Err(OidcError::Invalid("claim `sub` is not a string".into())),
+            None => return Err(OidcError::Invalid("missing required claim `sub`".into())),
+        };
+        if subject.is_empty() {
+            return Err(OidcError::Invalid("claim `sub` is empty".into()));
+        }
+        if subject.len() > MAX_SUBJECT_LEN {
+            return Err(OidcError::Invalid(format!(
+                "claim `sub` is longer than {MAX_SUBJECT_LEN} bytes"
+            )));
+        }
+        Ok(Identity {
+            issuer: issuer.config.issuer.clone(),
+            subject,
+        })
+    }
+
+    /// Whether subjects of `issuer` may be bound to members of `tenant`.
+    ///
+    /// An issuer with an empty `tenants` list serves every tenant; an unknown issuer serves none.
+    pub fn issuer_allows_tenant(&self, issuer: &str, tenant: &str) -> bool {
+        self.inner
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == issuer)
+            .is_some_and(|i| {
+                i.config.tenants.is_empty() || i.config.tenants.iter().any(|t| t == tenant)
+            })
+    }
+}
+
+/// One configured issuer with its key cache.
+struct IssuerState {
+    config: OidcIssuer,
+    source: KeySource,
+    rs256: Validation,
+    es256: Validation,
+    /// The current keys; replaced wholesale on refresh. Never held across an `.await`.
+    keys: RwLock<Arc<KeySet>>,
+    /// Serialises refreshes and remembers when they happened.
+    refresh: tokio::sync::Mutex<RefreshState>,
+}
+
+enum KeySource {
+    Url(reqwest::Url),
+    File(PathBuf),
+}
+
+/// A snapshot of an issuer's usable keys.
+struct KeySet {
+    /// Bumped on every successful load, so waiters can tell someone else refreshed.
+    generation: u64,
+    /// When the keys were loaded; `None` until the first successful load.
+    loaded_at: Option<Instant>,
+    keys: Vec<VerifyingKey>,
+}
+
+impl KeySet {
+    fn empty() -> Self {
+        Self {
+            generation: 0,
+            loaded_at: None,
+            keys: Vec::new(),
+        }
+    }
+
+    fn loaded(generation: u64, keys: Vec<VerifyingKey>) -> Self {
+        Self {
+            generation,
+            loaded_at: Some(Instant::now()),
+            keys,
+        }
+    }
+
+    /// The key for a token with this `alg` and `kid`, if there is exactly one candidate.
+    fn select(&self, alg: Algorithm, kid: Option<&str>) -> Selected<'_> {
+        match kid {
+            Some(kid) => {
+                let mut named = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.kid.as_deref() == Some(kid))
+                    .peekable();
+                if named.peek().is_none() {
+                    return Selected::None;
+                }
+                match named.find(|k| k.alg == alg) {
+                    Some(key) => Selected::Key(&key.key),
+                    None => Selected::WrongType,
+                }
+            }
+            None => {
+                let mut matching = self.keys.iter().filter(|k| k.alg == alg);
+                match (matching.next(), matching.next()) {
+                    (Some(key), None) => Selected::Key(&key.key),
+                    _ => Selected::None,
+                }
+            }
+        }
+    }
+}
+
+enum Selected<'a> {
+    Key(&'a DecodingKey),
+    /// The `kid` names a key, but not one for the token's algorithm.
+    WrongType,
+    None,
+}
+
+/// A usable signing key from a JWKS.
+struct VerifyingKey {
+    kid: Option<String>,
+    alg: Algorithm,
+    key: DecodingKey,
+}
+
+#[derive(Default)]
+struct RefreshState {
+    /// Last refresh caused by an unknown key.
+    last_miss_refresh: Option<Instant>,
+    /// Last failed load, and what went wrong.
+    last_failure: Option<(Instant, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// Keys were never loaded, or are older than [`MAX_KEY_AGE`].
+    Load,
+    /// A token named a key we do not have.
+    UnknownKey,
+}
+
+impl IssuerState {
+    fn current_keys(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn needs_load(&self, keys: &KeySet) -> bool {
+        match self.source {
+            KeySource::Url(_) => keys.loaded_at.is_none_or(|at| at.elapsed() >= MAX_KEY_AGE),
+            KeySource::File(_) => false,
+        }
+    }
+
+    async fn key_for(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        http: Option<&reqwest::Client>,
+    ) -> Result<DecodingKey, OidcError> {
+        let mut keys = self.current_keys();
+        if self.needs_load(&keys) {
+            keys = self.refresh(keys.generation, Reason::Load, http).await?;
+        }
+        match keys.select(alg, kid) {
+            Selected::Key(key) => return Ok(key.clone()),
+            Selected::WrongType => return Err(wrong_key_type(alg)),
+            Selected::None => {}
+        }
+        let keys = self
+            .refresh(keys.generation, Reason::UnknownKey, http)
+            .await?;
+        match keys.select(alg, kid) {
+            Selected::Key(key) => Ok(key.clone()),
+            Selected::WrongType => Err(wrong_key_type(alg)),
+            Selected::None => Err(OidcError::UnknownKey),
+        }
+    }
+
+    /// Loads the keys again unless someone just did, or the rate limit forbids it; returns the
+    /// keys to use. `seen` is the generation the caller found wanting.
+    async fn refresh(
+        &self,
+        seen: u64,
+        reason: Reason,
+        http: Option<&reqwest::Client>,
+    ) -> Result<Arc<KeySet>, OidcError> {
+        let mut state = self.refresh.lock().await;
+        let current = self.current_keys();
+        if current.generation != seen {
+            // Another request refreshed while we waited for the lock.
+            return Ok(current);
+        }
+        let now = Instant::now();
+        let recent = |at: Instant| now.saturating_duration_since(at) < MIN_REFRESH_INTERVAL;
+        if let Some((at, error)) = &state.last_failure
+            && recent(*at)
+        {
+            // Do not retry a failing provider more than once per interval.
+            return if current.loaded_at.is_some() {
+                Ok(current)
+            } else {
+                Err(OidcError::Jwks(error.clone()))
+            };
+        }
+        if reason == Reason::UnknownKey {
+            if state.last_miss_refresh.is_some_and(recent) {
+                return Ok(current);
+            }
+            state.last_miss_refresh = Some(now);
+        }
+
+        match self.load(http).await {
+            Ok(keys) => {
+                let fresh = Arc::new(KeySet::loaded(current.generation + 1, keys));
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = fresh.clone();
+                state.last_failure = None;
+                tracing::debug!(issuer = %self.config.issuer, keys = fresh.keys.len(), "loaded OIDC signing keys");
+                Ok(fresh)
+            }
+            Err(error) => {
+                tracing::warn!(issuer = %self.config.issuer, %error, "could not load OIDC signing keys");
+                state.last_failure = Some((now, error.clone()));
+                if reason == Reason::Load && current.loaded_at.is_some() {
+                    // Stale keys are better than none.
+                    Ok(current)
+                } else {
+                    Err(OidcError::Jwks(error))
+                }
+            }
+        }
+    }
+
+    async fn load(&self, http: Option<&reqwest::Client>) -> Result<Vec<VerifyingKey>, String> {
+        let bytes = match &self.source {
+            KeySource::Url(url) => {
+                let client = http.ok_or_else(|| "no HTTP client".to_owned())?;
+                fetch(client, url).await?
+            }
+            KeySource::File(path) => read_jwks_file(path).await?,
+        };
+        parse_jwks(&bytes)
+    }
+}
+
+fn wrong_key_type(alg: Algorithm) -> OidcError {
+    OidcError::Invalid(format!(
+        "the key named by `kid` cannot verify {alg:?} signatures"
+    ))
+}
+
+fn validation(config: &OidcIssuer, alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = config.leeway_secs;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = true;
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&[&config.audience]);
+    validation
+}
+
+fn map_jwt_error(error: &jsonwebtoken::errors::Error, alg: Algorithm) -> OidcError {
+    match error.kind() {
+        ErrorKind::InvalidSignature => OidcError::BadSignature,
+        ErrorKind::ExpiredSignature => OidcError::Expired,
+        ErrorKind::ImmatureSignature => OidcError::NotYetValid,
+        ErrorKind::InvalidAudience => OidcError::WrongAudience,
+        ErrorKind::InvalidIssuer => OidcError::UnknownIssuer,
+        ErrorKind::MissingRequiredClaim(claim) => {
+            OidcError::Invalid(format!("missing required claim `{claim}`"))
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            OidcError::Invalid(format!("claim `{claim}` is malformed"))
+        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::UnsupportedAlgorithm => OidcError::UnsupportedAlgorithm(format!("{alg:?}")),
+        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat => {
+            OidcError::Jwks(format!("the issuer's {alg:?} key is invalid"))
+        }
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => OidcError::Malformed,
+        // Deliberately not `error.to_string()`: it may quote parts of the token.
+        _ => OidcError::Invalid("the token was rejected by the JWT verifier".into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct UnverifiedClaims {
+    #[serde(default)]
+    iss: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct VerifiedClaims {
+    #[serde(default)]
+    sub: Option<serde_json::Value>,
+}
+
+/// Decodes one base64url JSON segment of a token. Anything amiss means "not a JWT".
+fn decode_segment<T: DeserializeOwned>(segment: &str) -> Result<T, OidcError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| OidcError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| OidcError::Malformed)
+}
+
+/// A token-supplied string made safe and short for an error message.
+fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(32)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    if s.chars().count() > 32 {
+        out.push('…');
+    }
+    out
+}
+
+/// The error and its sources, joined, without the request URL reqwest likes to include.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
+}
+
+fn parse_jwks_url(url: &str, context: &str) -> Result<reqwest::Url, OidcError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        OidcError::Config(format!("{context}: `jwks_url` {url:?} is not a URL: {e}"))
+    })?;
+    if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
+        return Err(OidcError::Config(format!(
+            "{context}: `jwks_url` {url:?} must be an http or https URL with a host"
+        )));
+    }
+    if parsed.scheme() == "http" {
+        let host = parsed.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            tracing::warn!(
+                url,
+                "OIDC JWKS fetched over plain HTTP; keys can be spoofed in transit"
+            );
+        }
+    }
+    Ok(parsed)
+}
+
+async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+    let mut response = client
+        .get(url.clone())
+        .header(
+            reqwest::header::ACCEPT,
+            "application/json, application/jwk-set+json",
+        )
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {}", chain(&e.without_url())))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("GET {url}: HTTP {status}"));
+    }
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+    {
+        return Err(format!(
+            "GET {url}: the JWKS is larger than {MAX_JWKS_BYTES} bytes"
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("GET {url}: {}", chain(&e.without_url())))?
+    {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(format!(
+                "GET {url}: the JWKS is larger than {MAX_JWKS_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn read_jwks_file_sync(path: &Path) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if len > MAX_JWKS_BYTES as u64 {
+        return Err(format!(
+            "{}: larger than {MAX_JWKS_BYTES} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn read_jwks_file(path: &Path) -> Result<Vec<u8>, String> {
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if len > MAX_JWKS_BYTES as u64 {
+        return Err(format!(
+            "{}: larger than {MAX_JWKS_BYTES} bytes",
+            path.display()
+        ));
+    }
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// One JWKS entry, loosely: unknown members are ignored, odd ones make the entry unusable.
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    #[serde(default, rename = "use")]
+    use_: Option<String>,
+    #[serde(default)]
+    key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crv: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+}
+
+/// Parses a JWKS, keeping the RS256 and ES256 signature keys and skipping every other entry.
+fn parse_jwks(bytes: &[u8]) -> Result<Vec<VerifyingKey>, String> {
+    #[derive(Deserialize)]
+    struct RawSet {
+        keys: Vec<serde_json::Value>,
+    }
+    let set: RawSet =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
+    let total = set.keys.len();
+    let mut keys = Vec::new();
+    for (index, entry) in set.keys.into_iter().enumerate() {
+        match usable_key(entry) {
+            Ok(key) => keys.push(key),
+            Err(why) => tracing::debug!(index, why, "ignoring JWKS entry"),
+        }
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "none of its {total} keys is a usable RS256 or ES256 signing key"
+        ));
+    }
+    Ok(keys)
+}
+
+fn usable_key(entry: serde_json::Value) -> Result<VerifyingKey, String> {
+    let jwk: RawJwk = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("not a signature key (`use`)".into());
+    }
+    if let Some(ops) = &jwk.key_ops
+        && !ops.iter().any(|op| op == "verify")
+    {
+        return Err("not a verification key (`key_ops`)".into());
+    }
+    let b64 = GeneralPurpose::new(
+        &alphabet::URL_SAFE,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let component = |value: &Option<String>, name: &str| -> Result<(String, Vec<u8>), String> {
+        let text = value
+            .as_deref()
+            .ok_or_else(|| format!("missing `{name}`"))?;
+        let bytes = b64
+            .decode(text)
+            .map_err(|_| format!("`{name}` is not base64url"))?;
+        Ok((text.trim_end_matches('=').to_owned(), bytes))
+    };
+    let (alg, key) = match jwk.kty.as_str() {
+        "RSA" => {
+            if jwk.alg.as_deref().is_some_and(|a| a != "RS256") {
+                return Err("RSA key for an algorithm other than RS256".into());
+            }
+            let (n, n_bytes) = component(&jwk.n, "n")?;
+            let (e, e_bytes) = component(&jwk.e, "e")?;
+            let bits = significant_bits(&n_bytes);
+            if !(2048..=4096).contains(&bits) {
+                return Err(format!(
+                    "RSA modulus of {bits} bits (2048 to 4096 accepted)"
+                ));
+            }
+            if significant_bits(&e_bytes) < 2 || significant_bits(&e_bytes) > 64 {
+                return Err("unacceptable RSA exponent".into());
+            }
+            let key = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
+            (Algorithm::RS256, key)
+        }
+        "EC" => {
+            if jwk.crv.as_deref() != Some("P-256") {
+                return Err("EC key on a curve other than P-256".into());
+            }
+            if jwk.alg.as_deref().is_some_and(|a| a != "ES256") {
+                return Err("EC key for an algorithm other than ES256".into());
+            }
+            let (x, x_bytes) = component(&jwk.x, "x")?;
+            let (y, y_bytes) = component(&jwk.y, "y")?;
+            if x_bytes.len() != 32 || y_bytes.len() != 32 {
+                return Err("P-256 coordinates must be 32 bytes".into());
+            }
+            let key = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
+            // Building a verifier checks that the point is on the curve; an empty signature
+            // then simply fails to verify.
+            jsonwebtoken::crypto::verify("", b"", &key, Algorithm::ES256)
+                .map_err(|_| "not a point on P-256".to_owned())?;
+            (Algorithm::ES256, key)
+        }
+        other => return Err(format!("unsupported key type {:?}", printable(other))),
+    };
+    Ok(VerifyingKey {
+        kid: jwk.kid,
+        alg,
+        key,
+    })
+}
+
+/// Bit length of a big-endian unsigned integer.
+fn significant_bits(bytes: &[u8]) -> usize {
+    match bytes.iter().position(|&b| b != 0) {
+        Some(first) => (bytes.len() - first - 1) * 8 + (8 - bytes[first].leading_zeros() as usize),
+        None => 0,
+    }
+}

@@ -1,0 +1,35 @@
+//! Tenant transactions: the second wall on PostgreSQL.
+//!
+//! Every statement on a tenant table runs in a transaction that first sets
+//! `guildhall.tenant_id` to the scope's tenant (`set_config(…, true)`: it ends with the
+//! transaction). PostgreSQL's row-level security policies then hide and refuse every other
+//! tenant's rows, even if a repository's own filter were wrong. SQLite has no such feature,
+//! so there the setting is skipped.
+
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
+    TransactionTrait,
+};
+
+use crate::Result;
+
+/// Begins a transaction that can see and write the rows of `tenant` only.
+pub(crate) async fn begin(db: &DatabaseConnection, tenant: &str) -> Result<DatabaseTransaction> {
+    let txn = db.begin().await?;
+    set_tenant(&txn, tenant).await?;
+    Ok(txn)
+}
+
+/// Switches an open transaction to `tenant` (operator code that writes several tenants in
+/// one transaction, such as `tenants apply`).
+pub(crate) async fn set_tenant<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<()> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('guildhall.tenant_id', $1, true)",
+            [tenant.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
