@@ -99,16 +99,40 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
         .get("/s/north-downs/tandridge/bin-collections/uprn/100062035361")
         .await;
     assert_eq!(response.status(), 404);
-    // Uploads need an officer; anonymous callers are refused by the plugin.
-    let response = app
-        .client
-        .put(app.url("/s/north-downs/tandridge/bin-collections/schedule"))
-        .header("content-type", "application/json")
-        .body("[]")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    // Uploads need an officer; the plugin sees who is calling. Anonymous: 401.
+    let upload = |client: &reqwest::Client| {
+        client
+            .put(app.url("/s/north-downs/tandridge/bin-collections/schedule"))
+            .header("content-type", "application/json")
+            .body("[]")
+            .send()
+    };
+    assert_eq!(upload(&app.anonymous).await.unwrap().status(), 401);
+    // An auditor holds a role, but not one that uploads; an officer of another council
+    // holds none here; an officer of this council may.
+    let auditor = app.token("auditor", Some("north-downs"), None).await;
+    assert_eq!(
+        upload(&app.client_for(&auditor)).await.unwrap().status(),
+        403
+    );
+    let elsewhere = app
+        .token("officer", Some("north-downs"), Some("mole-valley"))
+        .await;
+    assert_eq!(
+        upload(&app.client_for(&elsewhere)).await.unwrap().status(),
+        403
+    );
+    let officer = app
+        .token("officer", Some("north-downs"), Some("tandridge"))
+        .await;
+    // Past the permission check, the plugin judges the (empty) schedule itself.
+    let response = upload(&app.client_for(&officer)).await.unwrap();
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains("no properties"));
+    // A token that does not check out is refused by the platform, not passed on as a
+    // citizen.
+    let forged = format!("{}x", &officer[..officer.len() - 1]);
+    expect_problem(upload(&app.client_for(&forged)).await.unwrap(), 401).await;
 
     // report-a-problem: the Open311 GeoReport v2 flow, installed for all councils.
     let base = "/s/north-downs/epsom-ewell/report-a-problem";

@@ -21,7 +21,7 @@ async fn health_and_readiness(app: TestApp) {
 }
 
 async fn readiness_fails_when_a_migration_is_pending(app: TestApp) {
-    let store = app.store().await;
+    let store = app.admin_store().await;
     store
         .connection()
         .execute_unprepared(

@@ -178,8 +178,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Sends no credentials.
     pub anonymous: reqwest::Client,
-    /// The operator token `client` sends.
-    pub operator_token: String,
     pub db: TestDb,
     _dir: tempfile::TempDir,
     server: Option<guildhall::Server>,
@@ -205,7 +203,6 @@ impl TestApp {
             addr: server.addr(),
             client: client_with(Some(&operator_token)),
             anonymous: client_with(None),
-            operator_token,
             db,
             _dir: dir,
             server: Some(server),

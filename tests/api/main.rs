@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod access;
 mod catalogue;
 mod cli;
 mod gateway;

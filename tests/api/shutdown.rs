@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::Child;
 use std::time::Duration;
 
-use crate::helpers::serve_process;
+use crate::helpers::{cli_operator_token, serve_process};
 
 fn sigterm(child: &Child) {
     let status = std::process::Command::new("kill")
@@ -31,13 +31,15 @@ fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(dir.path().join("data/guildhall.db").exists());
 
+    let token = cli_operator_token(dir.path(), &[]);
+
     // Start a request and send only half of its body, so it is in flight.
     let body = br#"{"id": "north-downs", "name": "North Downs Shared Services"}"#;
     let (first, rest) = body.split_at(20);
     let mut stream = TcpStream::connect(&addr).unwrap();
     write!(
         stream,
-        "POST /api/v1/tenants HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "POST /api/v1/tenants HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();

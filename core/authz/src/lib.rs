@@ -394,6 +394,17 @@ impl Authz {
         roles
     }
 
+    /// Whether `principal` holds any role bound in `tenant` itself (platform-wide roles do
+    /// not count): such callers are told 403 rather than 404 when they lack a permission.
+    pub fn holds_role_in(&self, principal: &Principal, tenant: &TenantId) -> bool {
+        !principal.is_anonymous()
+            && self.may_act_in(principal, Domain::Tenant(tenant))
+            && !self
+                .enforcer()
+                .get_roles_for_user(principal.subject(), Some(tenant.as_str()))
+                .is_empty()
+    }
+
     /// The tenants in which `principal` holds a role (for listing), or `None` when it holds
     /// a platform-wide role that sees every tenant.
     pub fn tenants_of(&self, principal: &Principal) -> Option<Vec<String>> {

@@ -366,6 +366,13 @@ impl Store {
         guildhall_migrations::TENANT_TABLES
     }
 
+    /// Begins a raw transaction; for tests that look behind the repositories.
+    #[doc(hidden)]
+    pub async fn connection_begin(&self) -> Result<sea_orm::DatabaseTransaction> {
+        use sea_orm::TransactionTrait;
+        Ok(self.db.begin().await?)
+    }
+
     /// Runs a raw statement; for tests and tooling that inspect the database directly.
     #[doc(hidden)]
     pub fn connection(&self) -> &impl ConnectionTrait {
