@@ -19,8 +19,8 @@ DATABASE_URL = "postgres://u:p@db/guildhall"
 
 # Keys the chart sets itself rather than through the `config` values tree.
 CHART_OWNED = {"listen", "database.url", "runtime.cache_dir"}
-# Keys behind the chart's feature values (auth.oidc, telemetry, database.adminUrl), for
-# when the binary starts printing them.
+# Keys behind the chart's feature values rather than the `config` tree (auth.oidc,
+# telemetry, database.adminUrl, which only the migration Job receives).
 CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.")
 
 # Every key of the `config` tree set to a valid value that differs from the binary's
@@ -200,3 +200,9 @@ def test_operations_guide_documents_every_key(guildhall_bin: Path, tmp_path: Pat
     shown = check_and_show(guildhall_bin, None, tmp_path)
     missing = sorted(set(leaves(shown, maps)) - rows)
     assert not missing, f"docs/operations.md lacks reference rows for {missing}"
+
+
+def test_rendered_oidc_config_loads(guildhall_bin: Path, tmp_path: Path) -> None:
+    values = {"auth": {"oidc": {"enabled": True, "issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwksUrl": "https://login.example.gov.uk/keys"}}}
+    shown = check_and_show(guildhall_bin, values, tmp_path)
+    assert shown["auth"]["oidc"] == [{"issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwks_url": "https://login.example.gov.uk/keys", "tenants": [], "leeway_secs": 60}]

@@ -205,11 +205,17 @@ def test_migration_job_is_a_pre_install_pre_upgrade_hook(value_set) -> None:
 def test_migrations_use_the_admin_url_when_given() -> None:
     objs = render_objects({"database": {"url": "postgres://app:a@db/g", "adminUrl": "postgres://owner:o@db/g"}})
     job = migration_job(objs)
-    (env,) = container(job)["env"]
-    assert env["name"] == "GUILDHALL_DATABASE__URL"
-    ref = env["valueFrom"]["secretKeyRef"]
-    secret = next(o for o in all_of(objs, "Secret") if o["metadata"]["name"] == ref["name"])
-    assert secret_data(secret)[ref["key"]] == "postgres://owner:o@db/g"
+    app, admin = container(job)["env"]
+    assert (app["name"], admin["name"]) == ("GUILDHALL_DATABASE__URL", "GUILDHALL_DATABASE__ADMIN_URL")
+
+    def value(env: dict) -> str:
+        ref = env["valueFrom"]["secretKeyRef"]
+        secret = next(o for o in all_of(objs, "Secret") if o["metadata"]["name"] == ref["name"])
+        return secret_data(secret)[ref["key"]]
+
+    # Migrations run as the owner and grant the application's role what it needs.
+    assert value(admin) == "postgres://owner:o@db/g"
+    assert value(app) == "postgres://app:a@db/g"
     # The server never receives the owner URL.
     server_env = container(deployment(objs))["env"]
     server_ref = server_env[0]["valueFrom"]["secretKeyRef"]
@@ -221,7 +227,9 @@ def test_migrations_use_the_admin_url_when_given() -> None:
 def test_migrations_use_the_app_url_otherwise(value_set) -> None:
     _, values = value_set
     objs = render_objects(values)
-    job_ref = container(migration_job(objs))["env"][0]["valueFrom"]["secretKeyRef"]
+    job_env = container(migration_job(objs))["env"]
+    assert [e["name"] for e in job_env] == ["GUILDHALL_DATABASE__URL"]
+    job_ref = job_env[0]["valueFrom"]["secretKeyRef"]
     server_ref = container(deployment(objs))["env"][0]["valueFrom"]["secretKeyRef"]
     if values and values.get("database", {}).get("existingSecret"):
         assert job_ref == server_ref
@@ -233,8 +241,10 @@ def test_migrations_use_the_app_url_otherwise(value_set) -> None:
 
 def test_migrations_with_an_existing_secret_admin_key() -> None:
     objs = render_objects({"database": {"existingSecret": "db", "existingSecretAdminKey": "owner"}})
-    ref = container(migration_job(objs))["env"][0]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "db", "key": "owner"}
+    app, admin = container(migration_job(objs))["env"]
+    assert app["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "url"}
+    assert admin["name"] == "GUILDHALL_DATABASE__ADMIN_URL"
+    assert admin["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "owner"}
     assert not all_of(objs, "Secret"), "the chart creates no Secret when one is named"
 
 
@@ -399,8 +409,8 @@ def test_network_policy_outbound_can_be_closed() -> None:
 # Configuration ----------------------------------------------------------------------------
 
 
-def test_future_keys_are_not_rendered_by_default(value_set) -> None:
-    """auth.oidc, telemetry and database.admin_url are not accepted by the binary yet."""
+def test_optional_sections_are_not_rendered_by_default(value_set) -> None:
+    """auth.oidc and telemetry only when enabled; database.admin_url never (the server never gets it)."""
     _, values = value_set
     config = server_toml(render_objects(values))
     assert "auth" not in config
@@ -408,7 +418,7 @@ def test_future_keys_are_not_rendered_by_default(value_set) -> None:
     assert "admin_url" not in config.get("database", {})
 
 
-def test_future_sections_render_when_enabled() -> None:
+def test_optional_sections_render_when_enabled() -> None:
     values = {
         "auth": {"oidc": {"enabled": True, "issuer": "https://idp.example.org", "audience": "guildhall", "jwksUrl": "https://idp.example.org/jwks"}},
         "telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector:4317"},
