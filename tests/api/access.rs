@@ -815,6 +815,63 @@ async fn same_plugin_in_two_tenants_shares_nothing(app: TestApp) {
         services_b.contains("Marches") && !services_b.contains("North Downs"),
         "{services_b}"
     );
+    // Officers update requests through the plugin, which asks the platform's enforcer
+    // (`authz`): an officer of this council may, an auditor may not, an officer of the
+    // other alliance holds no role here, a citizen must sign in.
+    let status_url = app.url(&format!(
+        "/s/{A}/tandridge/report-a-problem/requests/{id_a}/status.json"
+    ));
+    let update = |client: reqwest::Client| {
+        let url = status_url.clone();
+        async move {
+            client
+                .post(url)
+                .json(&json!({"status": "closed", "status_notes": "Filled in"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(update(app.anonymous.clone()).await, 401);
+    let auditor = app.token("auditor", Some(A), None).await;
+    assert_eq!(update(app.client_for(&auditor)).await, 403);
+    let officer_b = app.token("officer", Some(B), None).await;
+    assert_eq!(update(app.client_for(&officer_b)).await, 403);
+    let officer_elsewhere = app.token("officer", Some(A), Some("mole-valley")).await;
+    assert_eq!(update(app.client_for(&officer_elsewhere)).await, 403);
+    let officer = app.token("officer", Some(A), Some("tandridge")).await;
+    assert_eq!(update(app.client_for(&officer)).await, 200);
+    let closed = app
+        .anonymous
+        .get(app.url(&format!(
+            "/s/{A}/tandridge/report-a-problem/requests/{id_a}.json"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        closed.contains("closed") && closed.contains("Filled in"),
+        "{closed}"
+    );
+    // B's request with the same id is untouched.
+    let still_open = app
+        .anonymous
+        .get(app.url(&format!(
+            "/s/{B}/shropshire/report-a-problem/requests/{id_a}.json"
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(still_open.contains("\"open\""), "{still_open}");
+
     // Each tenant's events are in its own audit chain only.
     let audit_b: Value = app
         .get_json(&format!("/api/v1/tenants/{B}/audit?limit=1000"))

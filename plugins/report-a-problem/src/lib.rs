@@ -12,6 +12,10 @@
 //!   `[{"service_request_id", "service_notice", "account_id"}]`.
 //! - `GET /requests.json` with `service_request_id`, `service_code`, `start_date`,
 //!   `end_date` and `status` filters, and `GET /requests/{id}.json`.
+//! - `POST /requests/{id}/status.json` with `{"status": "open"|"closed", "status_notes"?}`:
+//!   a council officer updates a request. The platform's policy decides who may
+//!   (`authz` action `update` on object `requests`): anonymous callers get `401`, others
+//!   without the permission `403`.
 //!
 //! Errors use GeoReport's format, `[{"code": 400, "description": "..."}]`. Listings never
 //! include the reporter's email, name, phone or device. Requests are kept per install under
@@ -20,8 +24,10 @@
 
 mod open311;
 
-use guildhall_plugin::{Handler, Request, Response, Router, config, context, events, kv, time};
-use serde::Serialize;
+use guildhall_plugin::{
+    Handler, Request, Response, Router, authz, config, context, events, kv, time,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use open311::{Open311Error, Service, StoredRequest};
@@ -55,6 +61,7 @@ impl Handler for ReportAProblem {
             .post("/requests.json", create_request)
             .get("/requests.json", list_requests)
             .get("/requests/{service_request_id}.json", get_request)
+            .post("/requests/{service_request_id}/status.json", update_status)
             .handle(req);
         as_open311_error(response)
     }
@@ -248,6 +255,56 @@ fn get_request(req: Request) -> Response {
         Ok(_) => not_found(),
         Err(e) => kv_error(e),
     }
+}
+
+/// The body of `POST /requests/{id}/status.json`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusUpdate {
+    status: open311::Status,
+    #[serde(default)]
+    status_notes: Option<String>,
+}
+
+fn update_status(req: Request) -> Response {
+    if context::principal().is_anonymous() {
+        return error(401, "sign in as a council officer to update a request")
+            .with_header("www-authenticate", "Bearer");
+    }
+    if !authz::allowed("update", "requests") {
+        return error(403, "your roles here do not allow updating requests");
+    }
+    let id = req
+        .param("service_request_id")
+        .unwrap_or_default()
+        .to_string();
+    let update: StatusUpdate = match req.json() {
+        Ok(update) => update,
+        Err(e) => return error(400, e.to_string()),
+    };
+    if update.status_notes.as_ref().is_some_and(|n| n.len() > 2000) {
+        return error(400, "status_notes may have at most 2000 bytes");
+    }
+    let key = request_key(&id);
+    let mut stored = match kv::get_json::<StoredRequest>(&key) {
+        Ok(Some(request)) if request.council == context::council() => request,
+        Ok(_) => return error(404, format!("service_request_id {id} not found")),
+        Err(e) => return kv_error(e),
+    };
+    stored.status = update.status;
+    stored.status_notes = update.status_notes;
+    stored.updated_datetime = time::format_rfc3339(time::now_unix());
+    if let Err(e) = kv::set_json(&key, &stored) {
+        return kv_error(e);
+    }
+    let event = json!({ "service_request_id": id, "status": stored.status });
+    if let Err(e) = events::emit("request.updated", &event) {
+        eprintln!(
+            "[{}] request.updated not recorded: {e}",
+            context::request_id()
+        );
+    }
+    Response::json(200, &[stored.view()])
 }
 
 #[cfg(test)]
