@@ -563,6 +563,19 @@ async fn oidc_subjects_get_their_roles_from_member_bindings_on_every_replica() {
         expect_problem(alice.get(url).send().await.unwrap(), 404).await;
     }
 
+    // A provider cannot name a token's subject and so inherit its roles.
+    let operator = app.token("operator", None, None).await;
+    let stolen = format!("token:{}", operator.split('_').nth(1).unwrap());
+    expect_problem(
+        client_with(Some(&idp.sign(claims(&stolen, now() + 600))))
+            .get(app.url("/api/v1/tenants"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+    )
+    .await;
+
     // Expired, not yet valid, wrong audience, another key: 401 with the reason.
     let other = Idp::new();
     for (jwt, reason) in [

@@ -266,8 +266,10 @@ impl Authz {
             return Err(AuthError::RateLimited(wait));
         }
         let result = self.check_credential(header).await;
+        // Our own failures (database, the provider's keys unreachable) are not the
+        // caller's and do not count against it.
         if let (Err(e), Some(client)) = (&result, client)
-            && !matches!(e, AuthError::Store(_))
+            && !matches!(e, AuthError::Store(_) | AuthError::Oidc(OidcError::Jwks(_)))
         {
             self.inner.limiter.failed(client);
         }
@@ -307,6 +309,10 @@ impl Authz {
         }
         if self.inner.oidc.is_enabled() && Oidc::looks_like_jwt(credential) {
             let identity = self.inner.oidc.verify(credential).await?;
+            // Token subjects are `token:<id>`; a provider must not be able to name one.
+            if identity.subject.starts_with("token:") {
+                return Err(AuthError::Invalid);
+            }
             return Ok(Principal::Authenticated {
                 subject: identity.subject,
                 credential: Credential::Oidc {
@@ -423,6 +429,13 @@ impl Authz {
                     .filter(|rule| rule.first().map(String::as_str) == Some(principal.subject()))
                     .filter_map(|rule| rule.get(2).cloned())
                     .filter(|d| d != PLATFORM)
+                    .filter(|d| match principal {
+                        Principal::Authenticated {
+                            credential: Credential::Oidc { issuer },
+                            ..
+                        } => self.inner.oidc.issuer_allows_tenant(issuer, d),
+                        _ => true,
+                    })
                     .collect()
             })
             .unwrap_or_default();
