@@ -187,16 +187,31 @@ impl<'a> Rules<'a> {
     }
 }
 
+/// Inserts the rules not stored yet. A rule another replica inserts at the same moment
+/// (both restoring the built-in policies at start, say) is skipped, not an error.
 async fn insert_rules<C: ConnectionTrait>(db: &C, rules: &[RuleRow]) -> Result<usize> {
+    use sea_orm::TryInsertResult;
+    use sea_orm::sea_query::OnConflict;
     let mut added = 0;
     for rule in rules {
-        let exists = casbin_rules::Entity::find()
-            .filter(rule.condition())
-            .one(db)
-            .await?
-            .is_some();
-        if !exists {
-            casbin_rules::Entity::insert(rule.active()).exec(db).await?;
+        let result = casbin_rules::Entity::insert(rule.active())
+            .on_conflict(
+                OnConflict::columns([
+                    casbin_rules::Column::Ptype,
+                    casbin_rules::Column::V0,
+                    casbin_rules::Column::V1,
+                    casbin_rules::Column::V2,
+                    casbin_rules::Column::V3,
+                    casbin_rules::Column::V4,
+                    casbin_rules::Column::V5,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .try_insert()
+            .exec(db)
+            .await?;
+        if matches!(result, TryInsertResult::Inserted(_)) {
             added += 1;
         }
     }
