@@ -420,6 +420,15 @@ impl Drop for TestApp {
 }
 
 /// Asserts that a response is problem+json with this status, and returns the problem.
+/// The secret part of a `ghall_<id>_<secret>` token. The secret is base64url and may itself
+/// contain `_`, so it is everything after the second separator.
+pub fn token_secret(token: &str) -> &str {
+    token
+        .splitn(3, '_')
+        .nth(2)
+        .expect("a ghall_<id>_<secret> token")
+}
+
 pub async fn expect_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status, "status");
     let content_type = response
