@@ -10,8 +10,21 @@ mod m20261127_000002_plugin_data;
 mod m20261127_000003_catalogue;
 mod m20261127_000004_identity;
 mod m20261127_000005_row_level_security;
+mod m20261127_000006_telemetry;
 
-pub use m20261127_000005_row_level_security::TENANT_TABLES;
+/// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
+/// row-level security enabled and forced.
+pub const TENANT_TABLES: &[&str] = &[
+    "councils",
+    "installs",
+    "kv_entries",
+    "plugin_events",
+    "members",
+    "audit_log",
+    "audit_heads",
+    "usage_daily",
+    "feedback",
+];
 
 /// Applies Guildhall's migrations in order.
 #[derive(Debug)]
@@ -26,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_catalogue::Migration),
             Box::new(m20261127_000004_identity::Migration),
             Box::new(m20261127_000005_row_level_security::Migration),
+            Box::new(m20261127_000006_telemetry::Migration),
         ]
     }
 }

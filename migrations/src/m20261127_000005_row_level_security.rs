@@ -12,8 +12,9 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// The tables holding tenant data, each with a `tenant_id` column.
-pub const TENANT_TABLES: &[&str] = &[
+/// The tables holding tenant data when this migration was written, each with a
+/// `tenant_id` column. Later migrations guard their own tables the same way.
+pub const TABLES: &[&str] = &[
     "councils",
     "installs",
     "kv_entries",
@@ -30,7 +31,7 @@ impl MigrationTrait for Migration {
         if db.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        for table in TENANT_TABLES {
+        for table in TABLES {
             db.execute_unprepared(&format!(
                 "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
                  ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
@@ -48,7 +49,7 @@ impl MigrationTrait for Migration {
         if db.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        for table in TENANT_TABLES {
+        for table in TABLES {
             db.execute_unprepared(&format!(
                 "DROP POLICY IF EXISTS tenant_isolation ON {table};
                  ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;

@@ -179,6 +179,8 @@ pub struct TestApp {
     /// Sends no credentials.
     pub anonymous: reqwest::Client,
     pub db: TestDb,
+    /// The configuration the server runs with.
+    pub config: Config,
     _dir: tempfile::TempDir,
     server: Option<guildhall::Server>,
 }
@@ -204,9 +206,24 @@ impl TestApp {
             client: client_with(Some(&operator_token)),
             anonymous: client_with(None),
             db,
+            config,
             _dir: dir,
             server: Some(server),
         })
+    }
+
+    /// Stops the server gracefully (as on SIGTERM) and starts a new one on the same
+    /// database and configuration, on a new port.
+    pub async fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+            server.wait().await.expect("the server stops cleanly");
+        }
+        let server = guildhall::Server::start(&self.config)
+            .await
+            .expect("restart the server");
+        self.addr = server.addr();
+        self.server = Some(server);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -419,7 +436,6 @@ impl Drop for TestApp {
     }
 }
 
-/// Asserts that a response is problem+json with this status, and returns the problem.
 /// The secret part of a `ghall_<id>_<secret>` token. The secret is base64url and may itself
 /// contain `_`, so it is everything after the second separator.
 pub fn token_secret(token: &str) -> &str {
@@ -429,6 +445,7 @@ pub fn token_secret(token: &str) -> &str {
         .expect("a ghall_<id>_<secret> token")
 }
 
+/// Asserts that a response is problem+json with this status, and returns the problem.
 pub async fn expect_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
     assert_eq!(response.status().as_u16(), status, "status");
     let content_type = response

@@ -11,4 +11,5 @@ mod gateway;
 mod health;
 mod replicas;
 mod shutdown;
+mod telemetry;
 mod tenants;

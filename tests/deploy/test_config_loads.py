@@ -20,8 +20,8 @@ DATABASE_URL = "postgres://u:p@db/guildhall"
 # Keys the chart sets itself rather than through the `config` values tree.
 CHART_OWNED = {"listen", "database.url", "runtime.cache_dir"}
 # Keys behind the chart's feature values rather than the `config` tree (auth.oidc,
-# telemetry, database.adminUrl, which only the migration Job receives).
-CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.")
+# telemetry, metering, database.adminUrl, which only the migration Job receives).
+CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.", "metering.")
 
 # Every key of the `config` tree set to a valid value that differs from the binary's
 # default, so `config show` proves each one came through.
@@ -129,7 +129,9 @@ def test_rendered_config_loads(guildhall_bin: Path, value_set, tmp_path: Path) -
     assert shown["log"]["format"] == "json"
     assert shown["http"]["shutdown_grace_secs"] == 25
     assert shown["database"]["url"].startswith("postgres://"), "the URL comes from the environment"
+    assert shown["metering"] == {"enabled": True, "flush_interval_secs": 10, "price_per_cpu_second": 0.0001}
     if name == "production":
+        assert shown["telemetry"] == {"otlp_endpoint": "http://otel-collector.monitoring:4318", "service_name": "guildhall"}
         assert shown["runtime"]["tenant_concurrency"] == 32
         assert shown["runtime"]["pooling_instances"] == 500
         assert shown["runtime"]["outbound"]["allow_cidrs"] == ["10.20.0.0/16"]
@@ -138,6 +140,7 @@ def test_rendered_config_loads(guildhall_bin: Path, value_set, tmp_path: Path) -
         assert set(shown["catalogue"]["trusted_keys"]) == {"north-downs-digital"}
     else:
         assert shown["runtime"]["tenant_concurrency"] == 64
+        assert "otlp_endpoint" not in shown["telemetry"], "no endpoint: no spans leave the process"
 
 
 def test_every_config_key_comes_through(guildhall_bin: Path, tmp_path: Path) -> None:
@@ -206,3 +209,27 @@ def test_rendered_oidc_config_loads(guildhall_bin: Path, tmp_path: Path) -> None
     values = {"auth": {"oidc": {"enabled": True, "issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwksUrl": "https://login.example.gov.uk/keys"}}}
     shown = check_and_show(guildhall_bin, values, tmp_path)
     assert shown["auth"]["oidc"] == [{"issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwks_url": "https://login.example.gov.uk/keys", "tenants": [], "leeway_secs": 60}]
+
+
+def test_rendered_telemetry_config_loads(guildhall_bin: Path, tmp_path: Path) -> None:
+    values = {"telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector.monitoring:4318", "serviceName": "guildhall-north-downs"}}
+    shown = check_and_show(guildhall_bin, values, tmp_path)
+    assert shown["telemetry"] == {"otlp_endpoint": "http://otel-collector.monitoring:4318", "service_name": "guildhall-north-downs"}
+
+
+@pytest.mark.parametrize(
+    "metering",
+    [
+        {"enabled": False, "flushIntervalSecs": 3600, "pricePerCpuSecond": 0.00002},
+        {"flushIntervalSecs": 1, "pricePerCpuSecond": 0},
+        {"pricePerCpuSecond": 2},
+    ],
+    ids=["off-hourly-small-price", "every-second-free", "whole-pounds"],
+)
+def test_rendered_metering_config_loads(guildhall_bin: Path, tmp_path: Path, metering: dict[str, Any]) -> None:
+    """Whatever the schema allows, the binary loads (a whole price is written as a TOML
+    integer, a small one with an exponent) and reads back as given."""
+    shown = check_and_show(guildhall_bin, {"metering": metering}, tmp_path)
+    toml_names = {"enabled": "enabled", "flushIntervalSecs": "flush_interval_secs", "pricePerCpuSecond": "price_per_cpu_second"}
+    defaults = {"enabled": True, "flush_interval_secs": 10, "price_per_cpu_second": 0.0001}
+    assert shown["metering"] == defaults | {toml_names[k]: v for k, v in metering.items()}

@@ -1,6 +1,7 @@
 """Properties of the rendered objects that a cluster would not check for us: probes, the
 security context, writable paths, shutdown timing, the migration hook, the database Secret,
-and the refusals (SQLite with several replicas, unknown configuration keys)."""
+telemetry and metering, and the refusals (SQLite with several replicas, unknown configuration
+keys, bad telemetry and metering values)."""
 
 from __future__ import annotations
 
@@ -154,24 +155,37 @@ def shutdown_timing(objs):
     return grace, sleep, drain
 
 
-def test_grace_period_covers_the_pre_stop_sleep_and_the_drain(value_set) -> None:
+# Seconds the grace period leaves after the pre-stop sleep and the drain by default, for the
+# last metering flush (a database write) and the last spans.
+AFTER_DRAIN = 15
+
+
+def test_grace_period_covers_the_pre_stop_sleep_the_drain_and_the_last_flush(value_set) -> None:
     _, values = value_set
     grace, sleep, drain = shutdown_timing(render_objects(values))
     assert 0 < sleep <= 10
     assert drain == 25
-    assert grace > drain
-    assert grace > sleep + drain
+    assert grace == sleep + drain + AFTER_DRAIN
 
 
 def test_grace_period_follows_shutdown_grace_secs() -> None:
     grace, sleep, drain = shutdown_timing(render_objects({"config": {"http": {"shutdown_grace_secs": 60}}}))
     assert drain == 60
-    assert grace > sleep + drain
+    assert grace == sleep + drain + AFTER_DRAIN
 
 
 def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
     with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds"):
         render({"terminationGracePeriodSeconds": 25})
+
+
+def test_a_grace_period_without_time_for_the_last_flush_is_refused() -> None:
+    """Covering sleep + drain (30 s) is not enough: the last metering counts are written
+    after the drain."""
+    with pytest.raises(helm.HelmRenderError, match="metering"):
+        render({"terminationGracePeriodSeconds": 31})
+    grace, sleep, drain = shutdown_timing(render_objects({"terminationGracePeriodSeconds": 35}))
+    assert grace == sleep + drain + 5
 
 
 # The migration hook -----------------------------------------------------------------------
@@ -226,6 +240,13 @@ def test_migrations_use_the_admin_url_when_given() -> None:
 
 def test_migrations_use_the_app_url_otherwise(value_set) -> None:
     _, values = value_set
+    database = (values or {}).get("database", {})
+    if database.get("adminUrl") or database.get("existingSecretAdminKey"):
+        # The production example names an owner role; that case is tested above and below.
+        assert "GUILDHALL_DATABASE__ADMIN_URL" in [
+            e["name"] for e in container(migration_job(render_objects(values)))["env"]
+        ]
+        return
     objs = render_objects(values)
     job_env = container(migration_job(objs))["env"]
     assert [e["name"] for e in job_env] == ["GUILDHALL_DATABASE__URL"]
@@ -371,6 +392,16 @@ def test_autoscaling_owns_the_replica_count() -> None:
 # Ingress, network policy ------------------------------------------------------------------
 
 
+def test_ingress_keeps_metrics_and_probes_inside_the_cluster(value_set) -> None:
+    """/metrics, /healthz and /readyz need no credentials: the ingress routes only the API and
+    the services (Prefix matches whole path segments)."""
+    _, values = value_set
+    objs = render_objects(merged(values, ingress={"enabled": True}))
+    for rule in only(objs, "Ingress")["spec"]["rules"]:
+        paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+        assert paths == {("/api", "Prefix"), ("/s", "Prefix")}, paths
+
+
 def test_production_ingress_has_tls() -> None:
     objs = render_objects(production_values())
     ingress = only(objs, "Ingress")
@@ -396,6 +427,31 @@ def test_network_policy_admits_only_the_http_port(value_set) -> None:
     assert all(rule.get("ports") for rule in policy["spec"]["egress"]), "no rule opens every port by default"
 
 
+def test_network_policy_reaches_the_collector_only_with_telemetry(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    telemetry = (values or {}).get("telemetry", {})
+    egress = only(objs, "NetworkPolicy")["spec"]["egress"]
+    to_collector = [r for r in egress if r.get("ports") == [{"port": 4318, "protocol": "TCP"}]]
+    if telemetry.get("enabled"):
+        (rule,) = to_collector
+        assert rule["to"] == values["networkPolicy"]["egress"]["telemetry"]["to"]
+    else:
+        assert not to_collector
+        assert len(egress) == len(only(render_objects(merged(values, telemetry={"enabled": True, "otlpEndpoint": "http://otel:4318"})), "NetworkPolicy")["spec"]["egress"]) - 1
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "port"),
+    [("http://otel-collector.monitoring:4318", 4318), ("http://otel-collector/", 80), ("http://[fd00::7]:9418/", 9418)],
+)
+def test_network_policy_opens_the_collectors_port(endpoint, port) -> None:
+    objs = render_objects({"telemetry": {"enabled": True, "otlpEndpoint": endpoint}})
+    egress = only(objs, "NetworkPolicy")["spec"]["egress"]
+    rule = next(r for r in egress if r.get("ports") == [{"port": port, "protocol": "TCP"}])
+    assert "to" not in rule, "without networkPolicy.egress.telemetry.to: any address on the port"
+
+
 def test_network_policy_outbound_can_be_closed() -> None:
     open_policy = only(render_objects(None), "NetworkPolicy")
     closed = only(render_objects({"networkPolicy": {"egress": {"outbound": {"enabled": False}}}}), "NetworkPolicy")
@@ -409,23 +465,97 @@ def test_network_policy_outbound_can_be_closed() -> None:
 # Configuration ----------------------------------------------------------------------------
 
 
-def test_optional_sections_are_not_rendered_by_default(value_set) -> None:
+def test_optional_sections_are_rendered_only_when_enabled(value_set) -> None:
     """auth.oidc and telemetry only when enabled; database.admin_url never (the server never gets it)."""
     _, values = value_set
+    values = values or {}
     config = server_toml(render_objects(values))
-    assert "auth" not in config
-    assert "telemetry" not in config
+    assert ("auth" in config) == bool(values.get("auth", {}).get("oidc", {}).get("enabled"))
+    assert ("telemetry" in config) == bool(values.get("telemetry", {}).get("enabled"))
     assert "admin_url" not in config.get("database", {})
+    assert "auth" not in server_toml(render_objects(None))
+    assert "telemetry" not in server_toml(render_objects(None)), "no endpoint: no OpenTelemetry layer"
 
 
 def test_optional_sections_render_when_enabled() -> None:
     values = {
         "auth": {"oidc": {"enabled": True, "issuer": "https://idp.example.org", "audience": "guildhall", "jwksUrl": "https://idp.example.org/jwks"}},
-        "telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector:4317"},
+        "telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector:4318"},
     }
     config = server_toml(render_objects(values))
     assert config["auth"]["oidc"] == {"issuer": "https://idp.example.org", "audience": "guildhall", "jwks_url": "https://idp.example.org/jwks"}
-    assert config["telemetry"] == {"otlp_endpoint": "http://otel-collector:4317", "service_name": "guildhall"}
+    assert config["telemetry"] == {"otlp_endpoint": "http://otel-collector:4318", "service_name": "guildhall"}
+
+
+def test_telemetry_service_name_defaults_to_the_release() -> None:
+    values = {"telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector:4318"}}
+    assert server_toml(render_objects(values, name="councils-prod"))["telemetry"]["service_name"] == "councils-prod-guildhall"
+    values["telemetry"]["serviceName"] = "guildhall-north-downs"
+    assert server_toml(render_objects(values))["telemetry"]["service_name"] == "guildhall-north-downs"
+
+
+@pytest.mark.parametrize(
+    "telemetry",
+    [
+        {"enabled": True},
+        {"enabled": True, "otlpEndpoint": ""},
+        {"enabled": True, "otlpEndpoint": "https://otel-collector:4318"},
+        {"enabled": True, "otlpEndpoint": "otel-collector:4318"},
+        {"enabled": True, "otlpEndpoint": "http://otel-collector:4318", "protocol": "grpc"},
+    ],
+    ids=["no-endpoint", "empty-endpoint", "https", "no-scheme", "unknown-key"],
+)
+def test_bad_telemetry_values_are_refused_by_the_schema(telemetry) -> None:
+    with pytest.raises(helm.HelmValuesError):
+        render({"telemetry": telemetry})
+
+
+@pytest.mark.parametrize("endpoint", ["", "https://otel-collector:4318"])
+def test_bad_telemetry_endpoints_are_refused_without_the_schema(tmp_path, endpoint) -> None:
+    """The binary refuses https (it speaks plain OTLP/HTTP); the templates say so first."""
+    chart = chart_without_schema(tmp_path)
+    with pytest.raises(helm.HelmRenderError, match="telemetry.otlpEndpoint"):
+        render({"telemetry": {"enabled": True, "otlpEndpoint": endpoint}}, chart=chart)
+
+
+def test_metering_is_rendered_with_the_binarys_defaults() -> None:
+    """Always rendered, so the ConfigMap shows what the pods count with; the defaults are the
+    binary's own (10 s flushes, £0.0001 per CPU second)."""
+    config = server_toml(render_objects(None))
+    assert config["metering"] == {"enabled": True, "flush_interval_secs": 10, "price_per_cpu_second": 0.0001}
+
+
+@pytest.mark.parametrize(
+    ("metering", "expected"),
+    [
+        ({"enabled": False}, {"enabled": False, "flush_interval_secs": 10, "price_per_cpu_second": 0.0001}),
+        ({"flushIntervalSecs": 3600, "pricePerCpuSecond": 0.00002}, {"enabled": True, "flush_interval_secs": 3600, "price_per_cpu_second": 0.00002}),
+        ({"flushIntervalSecs": 1, "pricePerCpuSecond": 0}, {"enabled": True, "flush_interval_secs": 1, "price_per_cpu_second": 0}),
+        ({"pricePerCpuSecond": 1.5}, {"enabled": True, "flush_interval_secs": 10, "price_per_cpu_second": 1.5}),
+    ],
+    ids=["off", "hourly-small-price", "every-second-free", "whole-and-a-half"],
+)
+def test_metering_values_render(metering, expected) -> None:
+    assert server_toml(render_objects({"metering": metering}))["metering"] == expected
+
+
+@pytest.mark.parametrize(
+    "metering",
+    [
+        {"flushIntervalSecs": 0},
+        {"flushIntervalSecs": 3601},
+        {"flushIntervalSecs": 2.5},
+        {"flushIntervalSecs": "10"},
+        {"pricePerCpuSecond": -0.0001},
+        {"pricePerCpuSecond": "0.0001"},
+        {"enabled": "yes"},
+        {"flush_interval_secs": 10},
+    ],
+    ids=["interval-zero", "interval-over-an-hour", "interval-fraction", "interval-string", "negative-price", "price-string", "enabled-string", "toml-spelling"],
+)
+def test_bad_metering_values_are_refused_by_the_schema(metering) -> None:
+    with pytest.raises(helm.HelmValuesError):
+        render({"metering": metering})
 
 
 def test_oidc_needs_its_settings() -> None:
@@ -442,8 +572,10 @@ def test_oidc_needs_its_settings() -> None:
         {"runtime": {"cache_dir": "/data"}},
         {"log": {"format": "yaml"}},
         {"runtime": {"tenant_concurrency": "many"}},
+        {"metering": {"flush_interval_secs": 30}},
+        {"telemetry": {"otlp_endpoint": "http://otel-collector:4318"}},
     ],
-    ids=["typo", "listen-is-the-charts", "url-is-a-secret", "cache-dir-is-the-charts", "bad-enum", "bad-type"],
+    ids=["typo", "listen-is-the-charts", "url-is-a-secret", "cache-dir-is-the-charts", "bad-enum", "bad-type", "metering-is-a-feature-value", "telemetry-is-a-feature-value"],
 )
 def test_config_keys_are_checked_like_the_server_checks_them(config) -> None:
     with pytest.raises(helm.HelmValuesError):
@@ -475,8 +607,24 @@ def test_toml_rendering_of_values() -> None:
     assert "e+" not in server_toml_text(objs)
 
 
-def test_notes_warn_that_the_api_is_open(value_set) -> None:
+def test_notes_show_how_to_mint_the_first_operator_token(value_set) -> None:
     _, values = value_set
     text = notes(values)
-    assert "does not enforce access control" in text
-    assert "trusted network" in text
+    assert "token create" in text and "--role operator" in text
+    assert "does not enforce access control" not in text
+
+
+def test_notes_describe_metrics_traces_and_usage(value_set) -> None:
+    _, values = value_set
+    text = notes(values)
+    assert "/metrics" in text
+    assert "does not serve" not in text
+    assert "usage report --tenant" in text
+    if (values or {}).get("telemetry", {}).get("enabled"):
+        assert values["telemetry"]["otlpEndpoint"] + "/v1/traces" in text
+    assert "WARNING" not in text, "the ingress does not publish /metrics"
+
+
+def test_notes_warn_when_the_ingress_publishes_metrics() -> None:
+    ingress = {"enabled": True, "hosts": [{"host": "guildhall.example.org", "paths": [{"path": "/", "pathType": "Prefix"}]}]}
+    assert "/metrics is public" in notes({"ingress": ingress})

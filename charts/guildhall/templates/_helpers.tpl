@@ -120,16 +120,20 @@ schema can be skipped (--skip-schema-validation), a template cannot.
 {{- if and .Values.telemetry.enabled (not .Values.telemetry.otlpEndpoint) }}
 {{- fail "guildhall: telemetry.enabled needs telemetry.otlpEndpoint" }}
 {{- end }}
+{{- if and .Values.telemetry.enabled (not (hasPrefix "http://" (toString .Values.telemetry.otlpEndpoint))) }}
+{{- fail (printf "guildhall: telemetry.otlpEndpoint %q must be an http:// URL (a collector's OTLP/HTTP receiver, usually on port 4318); run a collector next to Guildhall to forward over TLS" (toString .Values.telemetry.otlpEndpoint)) }}
+{{- end }}
 {{- $grace := include "guildhall.terminationGracePeriodSeconds" . | int }}
-{{- $needed := add (include "guildhall.shutdownGraceSecs" . | int) (int .Values.lifecycle.preStopSleepSeconds) }}
-{{- if le $grace $needed }}
-{{- fail (printf "guildhall: terminationGracePeriodSeconds (%d) must be greater than lifecycle.preStopSleepSeconds + config.http.shutdown_grace_secs (%d), or Kubernetes kills the server while it drains" $grace $needed) }}
+{{- $needed := add (include "guildhall.shutdownGraceSecs" . | int) (int .Values.lifecycle.preStopSleepSeconds) 5 }}
+{{- if lt $grace $needed }}
+{{- fail (printf "guildhall: terminationGracePeriodSeconds (%d) must be at least lifecycle.preStopSleepSeconds + config.http.shutdown_grace_secs + 5 (%d), or Kubernetes kills the server while it drains or writes its last metering counts" $grace $needed) }}
 {{- end }}
 {{- end }}
 
 {{/*
 Shutdown timing: the server drains for http.shutdown_grace_secs after SIGTERM, which comes
-after the pre-stop sleep; the pod's grace period must cover both.
+after the pre-stop sleep, then writes its last metering counts and sends its last spans; the
+pod's grace period must cover all of it.
 */}}
 {{- define "guildhall.shutdownGraceSecs" -}}
 {{- $http := .Values.config.http | default dict }}
@@ -138,7 +142,7 @@ after the pre-stop sleep; the pod's grace period must cover both.
 
 {{- define "guildhall.terminationGracePeriodSeconds" -}}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
-{{- add (include "guildhall.shutdownGraceSecs" . | int) (int .Values.lifecycle.preStopSleepSeconds) 5 }}
+{{- add (include "guildhall.shutdownGraceSecs" . | int) (int .Values.lifecycle.preStopSleepSeconds) 15 }}
 {{- else }}
 {{- int64 .Values.terminationGracePeriodSeconds }}
 {{- end }}
@@ -163,7 +167,14 @@ the sections behind feature values, rendered as TOML.
 {{- if .Values.telemetry.enabled }}
 {{- $_ := set $config "telemetry" (dict "otlp_endpoint" .Values.telemetry.otlpEndpoint "service_name" (default (include "guildhall.fullname" .) .Values.telemetry.serviceName)) }}
 {{- end }}
+{{- $_ := set $config "metering" (dict "enabled" .Values.metering.enabled "flush_interval_secs" .Values.metering.flushIntervalSecs "price_per_cpu_second" .Values.metering.pricePerCpuSecond) }}
 {{- toJson $config }}
+{{- end }}
+
+{{/* The TCP port of telemetry.otlpEndpoint: the URL's own, else 80 (http). */}}
+{{- define "guildhall.otlpPort" -}}
+{{- $port := regexFind ":[0-9]+$" (urlParse (toString .Values.telemetry.otlpEndpoint)).host | trimPrefix ":" }}
+{{- default "80" $port }}
 {{- end }}
 
 {{- define "guildhall.toml" -}}

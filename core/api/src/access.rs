@@ -148,6 +148,18 @@ pub const RULES: &[Rule] = &[
         Access::Tenant("audit", "read"),
         None,
     ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/usage",
+        Access::Tenant("usage", "read"),
+        None,
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/kpis",
+        Access::Tenant("kpis", "read"),
+        None,
+    ),
     rule(Method::GET, "/api/v1/plugins", Access::Authenticated, None),
     rule(
         Method::GET,

@@ -23,9 +23,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guildhall_domain::manifest::Manifest;
 use guildhall_domain::{CouncilId, PluginName, TenantId};
-use guildhall_runtime::{CallContext, CallError, Prepared, Principal, Runtime};
+use guildhall_runtime::{CallContext, CallError, CallReport, Prepared, Principal, Runtime};
 use guildhall_store::{InstallCouncils, Store, TenantScope};
+use guildhall_telemetry::CallSample;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -248,6 +250,44 @@ impl Gateway {
         )
     }
 
+    /// The tenant's install of `plugin` for `council`: its scope and installed version,
+    /// or `None` when the plugin is not installed for that council.
+    pub async fn installed_version(
+        &self,
+        tenant: &TenantId,
+        council: &CouncilId,
+        plugin: &PluginName,
+    ) -> Result<Option<(TenantScope, String)>, ApiError> {
+        let Some(resolved) = self.resolve(tenant, plugin).await? else {
+            return Ok(None);
+        };
+        if !resolved.tenant_councils.contains(council) || !resolved.councils.includes(council) {
+            return Ok(None);
+        }
+        Ok(Some((
+            resolved.scope.clone(),
+            resolved.prepared.manifest().version.to_string(),
+        )))
+    }
+
+    /// Calls waiting for a slot and calls running, per tenant, for metrics.
+    pub fn load(&self) -> Vec<(TenantId, usize, usize)> {
+        let concurrency = self.inner.runtime.config().tenant_concurrency.max(1);
+        self.inner
+            .gates
+            .lock()
+            .expect("gates poisoned")
+            .iter()
+            .map(|(tenant, gate)| {
+                (
+                    tenant.clone(),
+                    gate.waiting.load(Ordering::Relaxed),
+                    concurrency.saturating_sub(gate.permits.available_permits()),
+                )
+            })
+            .collect()
+    }
+
     /// Takes a slot in the tenant's share, waiting briefly in a short queue.
     async fn admit(&self, tenant: &TenantId) -> Result<OwnedSemaphorePermit, ApiError> {
         let gate = self.gate(tenant);
@@ -337,8 +377,8 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     let tenant = TenantId::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
     let council = CouncilId::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
     let plugin = PluginName::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
-    let rest = segments.next().unwrap_or("");
 
+    let started = std::time::Instant::now();
     let gateway = &state.gateway;
     let resolved = gateway
         .resolve(&tenant, &plugin)
@@ -347,6 +387,12 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     if !resolved.tenant_councils.contains(&council) || !resolved.councils.includes(&council) {
         return Err(not_found());
     }
+    let version = resolved.prepared.manifest().version.to_string();
+    let span = tracing::Span::current();
+    span.record("guildhall.tenant", tenant.as_str());
+    span.record("guildhall.council", council.as_str());
+    span.record("guildhall.plugin", plugin.as_str());
+    span.record("guildhall.plugin.version", version.as_str());
     let principal = crate::access::principal(state, &parts.headers, &parts.extensions).await?;
     let caller = match &principal {
         guildhall_authz::Principal::Anonymous => Principal::Anonymous,
@@ -374,18 +420,92 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
             }
         }
     };
-    let _permit = gateway.admit(&tenant).await?;
+    let (result, report) = call(state, &resolved, &tenant, &council, parts, body, caller).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(e) => e.status(),
+    };
+    let outcome = report.as_ref().map_or(
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            "rejected"
+        } else {
+            "refused"
+        },
+        |r| r.outcome,
+    );
+    span.record("guildhall.outcome", outcome);
+    let telemetry = &state.telemetry;
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        telemetry.metrics.rejected(tenant.as_str());
+    }
+    telemetry.meter.record(&CallSample {
+        tenant: tenant.as_str(),
+        council: council.as_str(),
+        plugin: plugin.as_str(),
+        version: &version,
+        error: status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error(),
+        wall: report
+            .as_ref()
+            .map_or_else(|| started.elapsed(), |r| r.wall),
+        cpu: report.as_ref().map_or(std::time::Duration::ZERO, |r| r.cpu),
+        bytes_in: report.as_ref().map_or(0, |r| r.bytes_in),
+        bytes_out: report.as_ref().map_or(0, |r| r.bytes_out),
+        kv_bytes: report.as_ref().map_or(0, |r| r.kv_bytes),
+    });
+    let mut response = match result {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    let served_by = HeaderValue::from_str(&format!(
+        "{plugin}@{}",
+        resolved.prepared.manifest().version
+    ))
+    .ok();
+    // Which version answered: for operators during upgrades, and for tests of them.
+    if let Some(value) = served_by {
+        response.headers_mut().insert(SERVED_BY, value);
+    }
+    Ok(response)
+}
 
+/// Admits the call to the tenant's share, passes the request to the plugin and maps its
+/// failure; the report is absent when the plugin never ran (429, 413).
+async fn call(
+    state: &AppState,
+    resolved: &Resolved,
+    tenant: &TenantId,
+    council: &CouncilId,
+    parts: http::request::Parts,
+    body: Body,
+    caller: Principal,
+) -> (Result<Response, ApiError>, Option<CallReport>) {
+    let gateway = &state.gateway;
+    let plugin = resolved.prepared.plugin();
+    let _permit = match gateway.admit(tenant).await {
+        Ok(permit) => permit,
+        Err(e) => return (Err(e), None),
+    };
     let limit = state.runtime.config().max_request_body_bytes;
-    let body = axum::body::to_bytes(Body::new(body), limit)
-        .await
-        .map_err(|_| {
-            ApiError::from_status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request body is larger than {limit} bytes"),
-            )
-        })?;
-
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(_) => {
+            return (
+                Err(ApiError::from_status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is larger than {limit} bytes"),
+                )),
+                None,
+            );
+        }
+    };
+    let rest = parts
+        .uri
+        .path()
+        .strip_prefix("/s/")
+        .unwrap_or_default()
+        .splitn(4, '/')
+        .nth(3)
+        .unwrap_or("");
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("/{rest}?{q}"),
         None => format!("/{rest}"),
@@ -398,48 +518,70 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
             builder = builder.header(name, value);
         }
     }
-    let plugin_request = builder
-        .body(body)
-        .map_err(|e| ApiError::bad_request(format!("the request cannot be passed on: {e}")))?;
+    let plugin_request = match builder.body(body) {
+        Ok(request) => request,
+        Err(e) => {
+            return (
+                Err(ApiError::bad_request(format!(
+                    "the request cannot be passed on: {e}"
+                ))),
+                None,
+            );
+        }
+    };
     let request_id = parts
         .extensions
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    let version = resolved.prepared.manifest().version.to_string();
+    let span = tracing::info_span!(
+        "plugin call",
+        otel.name = %format!("plugin call {plugin}"),
+        guildhall.tenant = %tenant,
+        guildhall.council = %council,
+        guildhall.plugin = %plugin,
+        guildhall.plugin.version = %version,
+        guildhall.outcome = tracing::field::Empty,
+    );
     let call = CallContext {
         scope: resolved.scope.clone(),
-        council,
+        council: council.clone(),
         principal: caller,
         config: Arc::clone(&resolved.config),
         request_id,
+        traceparent: guildhall_telemetry::propagation::outbound_traceparent(&span, &parts.headers),
     };
     let (result, report) = state
         .runtime
         .handle(&resolved.prepared, call, plugin_request)
+        .instrument(span.clone())
         .await;
+    span.record("guildhall.outcome", report.outcome);
+    state.telemetry.metrics.plugin_call(
+        tenant.as_str(),
+        plugin.as_str(),
+        &version,
+        report.outcome,
+        report.wall,
+        report.cpu,
+    );
     tracing::info!(
+        parent: &span,
         tenant = %tenant,
         plugin = %plugin,
-        version = %resolved.prepared.manifest().version,
+        version = %version,
         outcome = report.outcome,
         wall_ms = report.wall.as_secs_f64() * 1000.0,
+        cpu_ms = report.cpu.as_secs_f64() * 1000.0,
         bytes_in = report.bytes_in,
         bytes_out = report.bytes_out,
         denied = ?report.denied,
         "plugin call"
     );
-    let served_by = HeaderValue::from_str(&format!(
-        "{plugin}@{}",
-        resolved.prepared.manifest().version
-    ))
-    .ok();
-    let mut response = match result {
-        Ok(response) => response.map(Body::from),
-        Err(e) => call_error(&plugin, e).into_response(),
+    let response = match result {
+        Ok(response) => Ok(response.map(Body::from)),
+        Err(e) => Err(call_error(plugin, e)),
     };
-    // Which version answered: for operators during upgrades, and for tests of them.
-    if let Some(value) = served_by {
-        response.headers_mut().insert(SERVED_BY, value);
-    }
-    Ok(response)
+    (response, Some(report))
 }

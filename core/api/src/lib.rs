@@ -46,6 +46,43 @@ pub struct AppState {
     pub trusted_keys: Arc<TrustedKeys>,
     /// Authentication and access control.
     pub authz: guildhall_authz::Authz,
+    /// Metrics, metering and feedback limits.
+    pub telemetry: Telemetry,
+}
+
+/// What the telemetry routes and the gateway record into.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    /// This server's metrics.
+    pub metrics: guildhall_telemetry::Metrics,
+    /// This server's meter.
+    pub meter: guildhall_telemetry::Meter,
+    /// The price of one second of plugin CPU time, in pounds.
+    pub price_per_cpu_second: f64,
+    /// Ratings per client address per minute.
+    pub feedback_limiter: Arc<guildhall_authz::FailureLimiter>,
+}
+
+impl Telemetry {
+    /// Ratings one client address may send per minute.
+    pub const FEEDBACK_PER_MINUTE: u32 = 10;
+
+    /// Telemetry over `metrics` and `meter`.
+    pub fn new(
+        metrics: guildhall_telemetry::Metrics,
+        meter: guildhall_telemetry::Meter,
+        price_per_cpu_second: f64,
+    ) -> Self {
+        Self {
+            metrics,
+            meter,
+            price_per_cpu_second,
+            feedback_limiter: Arc::new(guildhall_authz::FailureLimiter::new(
+                Self::FEEDBACK_PER_MINUTE,
+                std::time::Duration::from_secs(60),
+            )),
+        }
+    }
 }
 
 /// HTTP settings from the operator's configuration.
@@ -76,6 +113,7 @@ impl Default for Settings {
         (name = "catalogue", description = "Published plugins and their versions"),
         (name = "installs", description = "Which plugin versions each alliance runs"),
         (name = "access", description = "Members, tokens and the audit log"),
+        (name = "observability", description = "Usage for cost sharing, KPIs and citizen feedback"),
     ),
     components(schemas(Problem, error::FieldError)),
     modifiers(&BearerAuth),
@@ -137,6 +175,11 @@ fn health_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::telemetry::metrics))
+}
+
+fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(routes::telemetry::feedback))
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -164,6 +207,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::tokens::revoke_token))
         .routes(routes!(routes::audit::read_audit))
+        .routes(routes!(routes::telemetry::usage))
+        .routes(routes!(routes::telemetry::kpis))
 }
 
 fn publish_routes() -> OpenApiRouter<AppState> {
@@ -175,6 +220,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = health_routes()
         .merge(api_routes())
         .merge(publish_routes())
+        .merge(service_routes())
         .into_openapi();
     annotate_access(&mut doc);
     doc
@@ -188,6 +234,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     let (publish, _) = publish_routes().split_for_parts();
     let (routes, _) = api_routes().split_for_parts();
     let (health, _) = health_routes().split_for_parts();
+    let (services, _) = service_routes().split_for_parts();
+    let expose = || axum::middleware::from_fn(middleware::expose_route);
     // One layer decides access for every /api/v1 route (route_layer: it sees the matched
     // route, and unmatched paths still get their plain 404).
     let guard = axum::middleware::from_fn_with_state(state.clone(), access::enforce);
@@ -212,6 +260,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
                 }
             }),
         )
+        .route_layer(expose())
         .fallback(not_found)
         // A body whose Content-Length is over the limit is refused before it is read;
         // one without a length is cut off at the limit while it is read.
@@ -219,6 +268,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(DefaultBodyLimit::max(settings.api_body_limit))
         .merge(
             publish
+                .route_layer(expose())
                 .layer(RequestBodyLimitLayer::new(upload_limit))
                 .layer(DefaultBodyLimit::max(upload_limit)),
         )
@@ -238,6 +288,11 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         ));
     // The gateway passes plugins' own responses through untouched (a plugin's 404 is its
     // own business), and enforces the request body cap itself.
+    // Ratings are small JSON, whatever the service's own body limit.
+    let services = services
+        .route_layer(expose())
+        .layer(RequestBodyLimitLayer::new(16 * 1024))
+        .layer(DefaultBodyLimit::max(16 * 1024));
     let gateway = Router::new()
         .route(
             "/s/{tenant}/{council}/{plugin}",
@@ -251,7 +306,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/s/{tenant}/{council}/{plugin}/{*path}",
             axum::routing::any(gateway::serve),
         )
-        .layer(DefaultBodyLimit::disable());
+        .route_layer(expose())
+        .layer(DefaultBodyLimit::disable())
+        .merge(services);
+    let metrics = state.telemetry.metrics.clone();
     platform
         .merge(gateway)
         // On every response, plugins' included: no MIME sniffing, no referrer leaks.
@@ -266,7 +324,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            middleware::request_context,
+        ))
         .with_state(state)
 }
 

@@ -31,25 +31,65 @@ fn caller_request_id(req: &Request) -> Option<String> {
     ok.then(|| value.to_string())
 }
 
-/// Gives every request an id and a span, logs its outcome once, and echoes the id.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
-    let id = caller_request_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    req.extensions_mut().insert(RequestId(id.clone()));
+/// The route template that matched, carried back out on the response so the outermost
+/// layer can label the request's span and metrics with it.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteTemplate(pub(crate) String);
+
+/// Route layer: puts the matched route template on the response.
+pub(crate) async fn expose_route(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "(unmatched)".to_string());
+        .map(|p| p.as_str().to_string());
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
+    }
+    response
+}
+
+/// Gives every request an id and a span (a child of the caller's W3C `traceparent` when
+/// spans are exported), logs its outcome once, records its metrics, and echoes the id.
+pub async fn request_context(
+    axum::extract::State(metrics): axum::extract::State<guildhall_telemetry::Metrics>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let id = caller_request_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
+        otel.kind = "server",
         request_id = %id,
-        method = %req.method(),
-        route = %route,
+        http.request.method = %method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        guildhall.tenant = tracing::field::Empty,
+        guildhall.council = tracing::field::Empty,
+        guildhall.plugin = tracing::field::Empty,
+        guildhall.plugin.version = tracing::field::Empty,
+        guildhall.outcome = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    guildhall_telemetry::propagation::adopt_caller_context(&span, req.headers());
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     let status = response.status();
+    let route = response
+        .extensions_mut()
+        .remove::<RouteTemplate>()
+        .map_or_else(|| "(unmatched)".to_string(), |r| r.0);
+    guildhall_telemetry::propagation::rename(&span, format!("{method} {route}"));
+    span.record("http.route", route.as_str());
+    span.record("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    metrics.http_request(method.as_str(), &route, status.as_u16(), elapsed);
     let _entered = span.enter();
     if let Some(InternalCause(cause)) = response.extensions_mut().remove::<InternalCause>() {
         tracing::error!(status = status.as_u16(), elapsed_ms, cause = %cause, "request failed");

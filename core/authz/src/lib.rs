@@ -52,14 +52,17 @@ pub const DEFAULT_POLICIES: &[[&str; 4]] = &[
     ["tenant-admin", "*", "installs", "*"],
     ["tenant-admin", "*", "audit", "read"],
     ["tenant-admin", "*", "usage", "read"],
+    ["tenant-admin", "*", "kpis", "read"],
     ["tenant-admin", "*", "plugin:*", "*"],
     ["officer", "*", "tenant", "read"],
     ["officer", "*", "installs", "read"],
+    ["officer", "*", "kpis", "read"],
     ["officer", "*", "plugin:*", "*"],
     ["auditor", "*", "tenant", "read"],
     ["auditor", "*", "installs", "read"],
     ["auditor", "*", "audit", "read"],
     ["auditor", "*", "usage", "read"],
+    ["auditor", "*", "kpis", "read"],
 ];
 
 /// How a principal proved who it is.

@@ -52,6 +52,34 @@ pub enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Report metered usage.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+}
+
+/// `guildhall usage …`
+#[derive(Debug, Subcommand)]
+pub enum UsageCommand {
+    /// Print a tenant's usage, one row per UTC day, council and plugin, with each row's
+    /// share of the alliance's total (for cost apportionment). Shows what the servers
+    /// have written so far (every `metering.flush_interval_secs`, and at shutdown).
+    Report {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// First day, YYYY-MM-DD (default: 29 days before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (default: today, UTC).
+        #[arg(long)]
+        to: Option<String>,
+        /// csv or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// What shares are shares of: cpu (plugin CPU time) or calls.
+        #[arg(long, default_value = "cpu")]
+        basis: String,
+    },
 }
 
 /// `guildhall token …`
@@ -169,7 +197,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    crate::logging::init(&config.log);
+    crate::server::check_telemetry(&config)?;
+    let _telemetry = crate::logging::init(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("guildhall")
@@ -234,6 +263,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Audit(AuditCommand::Verify { tenant }) => {
                 let store = server::open_store(&config).await?;
                 let result = crate::access::verify(&store, tenant.as_deref()).await;
+                store.close().await?;
+                result
+            }
+            Command::Usage(UsageCommand::Report {
+                tenant,
+                from,
+                to,
+                format,
+                basis,
+            }) => {
+                let store = server::open_store(&config).await?;
+                let result = crate::usage::report(
+                    &store,
+                    &tenant,
+                    from.as_deref(),
+                    to.as_deref(),
+                    &format,
+                    &basis,
+                )
+                .await;
                 store.close().await?;
                 result
             }

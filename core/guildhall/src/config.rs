@@ -46,6 +46,10 @@ pub struct Config {
     pub catalogue: guildhall_api::CatalogueConfig,
     /// Authentication: OpenID Connect issuers.
     pub auth: AuthConfig,
+    /// Traces: where spans are exported.
+    pub telemetry: guildhall_telemetry::TelemetryConfig,
+    /// Per-council usage for cost sharing.
+    pub metering: guildhall_telemetry::MeteringConfig,
 }
 
 /// `[auth]`

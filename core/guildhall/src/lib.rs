@@ -10,6 +10,7 @@ mod logging;
 mod plugins;
 pub mod server;
 mod tenants;
+mod usage;
 
 pub use config::Config;
 pub use guildhall_api::openapi;

@@ -1,27 +1,16 @@
-//! Log output: to stderr, as text or JSON, filtered by `RUST_LOG` or `log.filter`.
+//! Log output (stderr, text or JSON, filtered by `RUST_LOG` or `log.filter`) and, with
+//! `telemetry.otlp_endpoint`, span export.
 
-use std::io::IsTerminal;
+use guildhall_telemetry::setup::{LogStyle, TelemetryGuard};
 
-use tracing_subscriber::EnvFilter;
+use crate::config::{Config, LogFormat};
 
-use crate::config::{LogConfig, LogFormat};
-
-/// Installs the global subscriber once; later calls (as in tests) keep the first.
-pub(crate) fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.filter))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(true);
-    let _ = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+/// Installs the global subscriber once; later calls (as in tests) keep the first. Keep
+/// the guard until the process ends: dropping it sends the last spans.
+pub(crate) fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
+    let style = match config.log.format {
+        LogFormat::Text => LogStyle::Text,
+        LogFormat::Json => LogStyle::Json,
     };
+    guildhall_telemetry::setup::init(&config.log.filter, style, &config.telemetry)
 }

@@ -88,7 +88,99 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
     guildhall_authz::Oidc::new(&config.auth.oidc).context("invalid [auth.oidc]")?;
     config.runtime.validate().map_err(anyhow::Error::msg)?;
     config.database.url.backend()?;
-    Ok(())
+    check_telemetry(config)
+}
+
+/// Checks `[telemetry]` and `[metering]`.
+pub fn check_telemetry(config: &Config) -> anyhow::Result<()> {
+    config.telemetry.validate().map_err(anyhow::Error::msg)?;
+    config.metering.validate().map_err(anyhow::Error::msg)
+}
+
+/// Builds this server's metrics and meter, and the gauges read at each scrape.
+fn telemetry(
+    config: &Config,
+    store: &Store,
+    runtime: &guildhall_runtime::Runtime,
+    gateway: &guildhall_api::Gateway,
+) -> anyhow::Result<guildhall_api::Telemetry> {
+    use guildhall_telemetry::KeyValue;
+    let metrics = guildhall_telemetry::Metrics::new().context("cannot set up metrics")?;
+    let meter =
+        guildhall_telemetry::Meter::new(store.clone(), metrics.clone(), config.metering.enabled);
+    let tenant = |t: &guildhall_domain::TenantId| KeyValue::new("guildhall.tenant", t.to_string());
+    let g = gateway.clone();
+    metrics.observe_gauge(
+        "guildhall.gateway.queue.depth",
+        "Calls waiting for a slot in their tenant's share",
+        move || {
+            g.load()
+                .iter()
+                .map(|(t, waiting, _)| (*waiting as u64, vec![tenant(t)]))
+                .collect()
+        },
+    );
+    let g = gateway.clone();
+    metrics.observe_gauge(
+        "guildhall.gateway.in_flight",
+        "Plugin calls running, per tenant",
+        move || {
+            g.load()
+                .iter()
+                .map(|(t, _, running)| (*running as u64, vec![tenant(t)]))
+                .collect()
+        },
+    );
+    let r = runtime.clone();
+    metrics.observe_counter(
+        "guildhall.runtime.compiles",
+        "Components compiled from bytes (once per digest)",
+        move || vec![(r.stats().compiles, vec![])],
+    );
+    let r = runtime.clone();
+    metrics.observe_seconds(
+        "guildhall.runtime.compile.time",
+        "Time spent compiling components",
+        move || vec![(r.stats().compile_time.as_secs_f64(), vec![])],
+    );
+    let r = runtime.clone();
+    metrics.observe_counter(
+        "guildhall.runtime.cache.hits",
+        "Compiled components found in memory or in the on-disk cache",
+        move || {
+            let s = r.stats();
+            vec![
+                (s.memory_hits, vec![KeyValue::new("cache", "memory")]),
+                (s.disk_loads, vec![KeyValue::new("cache", "disk")]),
+            ]
+        },
+    );
+    let s = store.clone();
+    metrics.observe_gauge(
+        "guildhall.db.pool.connections",
+        "Database connections in the pool, idle or in use",
+        move || {
+            let (open, idle) = s.pool_connections();
+            vec![
+                (u64::from(idle), vec![KeyValue::new("state", "idle")]),
+                (
+                    u64::from(open.saturating_sub(idle)),
+                    vec![KeyValue::new("state", "in_use")],
+                ),
+            ]
+        },
+    );
+    let m = meter.clone();
+    metrics.observe_gauge(
+        "guildhall.metering.pending",
+        "Metered keys and failed batches waiting to be written",
+        move || vec![(m.pending() as u64, vec![])],
+    );
+    Ok(guildhall_api::Telemetry::new(
+        metrics,
+        meter,
+        config.metering.price_per_cpu_second,
+    ))
 }
 
 /// Builds what every handler shares: the store, the plugin runtime (one wasmtime engine),
@@ -109,12 +201,15 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
     }
     let trusted_keys =
         guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
+    let gateway = guildhall_api::Gateway::new(store.clone(), runtime.clone());
+    let telemetry = telemetry(config, store, &runtime, &gateway)?;
     Ok(guildhall_api::AppState {
         store: store.clone(),
-        gateway: guildhall_api::Gateway::new(store.clone(), runtime.clone()),
+        gateway,
         runtime,
         trusted_keys: std::sync::Arc::new(trusted_keys),
         authz,
+        telemetry,
     })
 }
 
@@ -128,6 +223,11 @@ impl Server {
         let addr = listener.local_addr()?;
         let state = app_state(config, &store).await?;
         let watcher = state.gateway.watch();
+        let flusher_stop = CancellationToken::new();
+        let flusher = state.telemetry.meter.spawn_flusher(
+            Duration::from_secs(config.metering.flush_interval_secs),
+            flusher_stop.clone(),
+        );
         let app = guildhall_api::router(
             state,
             &guildhall_api::Settings {
@@ -138,8 +238,23 @@ impl Server {
         let stop_handle = stop.clone();
         let grace = Duration::from_secs(config.http.shutdown_grace_secs);
         let task = tokio::spawn(async move {
-            let result = serve(listener, app, store, stop, grace).await;
+            let result = serve(listener, app, stop, grace).await;
             watcher.abort();
+            // Calls counted up to the end of the drain are written before the pool closes.
+            flusher_stop.cancel();
+            match flusher.await {
+                Ok(flushed) if flushed.failed > 0 => tracing::warn!(
+                    failed = flushed.failed,
+                    "some metered usage could not be written before stopping"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the metering task failed"),
+            }
+            store
+                .close()
+                .await
+                .context("cannot close the database pool")?;
+            tracing::info!("stopped");
             result
         });
         tracing::info!(address = %addr, "listening");
@@ -169,7 +284,6 @@ impl Server {
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    store: Store,
     stop: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -190,11 +304,6 @@ async fn serve(
         result = graceful => result.context("the HTTP server failed")?,
         () = deadline => tracing::warn!("grace period over; dropping the remaining connections"),
     }
-    store
-        .close()
-        .await
-        .context("cannot close the database pool")?;
-    tracing::info!("stopped");
     Ok(())
 }
 

@@ -58,6 +58,7 @@ async fn context(store: &Store, principal: Principal) -> CallContext {
         principal,
         config: Arc::new(serde_json::json!({"council_name": "Bench"})),
         request_id: "bench".into(),
+        traceparent: None,
     }
 }
 

@@ -37,6 +37,7 @@ pub(crate) struct ComponentCache {
     compile_permits: Arc<Semaphore>,
     slots: Mutex<HashMap<Digest, Slot>>,
     compiles: AtomicU64,
+    compile_micros: AtomicU64,
     disk_loads: AtomicU64,
     memory_hits: AtomicU64,
 }
@@ -60,6 +61,7 @@ impl ComponentCache {
             compile_permits: Arc::new(Semaphore::new(config.compile_concurrency.max(1))),
             slots: Mutex::new(HashMap::new()),
             compiles: AtomicU64::new(0),
+            compile_micros: AtomicU64::new(0),
             disk_loads: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
         })
@@ -68,6 +70,7 @@ impl ComponentCache {
     pub(crate) fn stats(&self) -> RuntimeStats {
         RuntimeStats {
             compiles: self.compiles.load(Ordering::Relaxed),
+            compile_time: Duration::from_micros(self.compile_micros.load(Ordering::Relaxed)),
             disk_loads: self.disk_loads.load(Ordering::Relaxed),
             memory_hits: self.memory_hits.load(Ordering::Relaxed),
         }
@@ -189,6 +192,8 @@ impl ComponentCache {
             Ok(Ok(Ok(artefact))) => artefact,
         };
         self.compiles.fetch_add(1, Ordering::Relaxed);
+        self.compile_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         tracing::info!(digest = %digest, elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
         // Write to a temporary name and rename, so a crash never leaves a torn artefact
         // under the real name.

@@ -1,7 +1,10 @@
 //! One call: a fresh instance, the request in, a bounded response out, and a typed outcome.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -26,6 +29,11 @@ pub struct CallReport {
     pub bytes_in: u64,
     /// Response body bytes passed out.
     pub bytes_out: u64,
+    /// Time the plugin's code ran on a worker thread (the guest's polls, host calls it
+    /// made included, waiting for I/O excluded).
+    pub cpu: Duration,
+    /// Bytes (keys plus values) the plugin wrote to its key-value store.
+    pub kv_bytes: u64,
     /// Capability uses the host refused, e.g. outbound calls to undeclared hosts.
     pub denied: Vec<String>,
 }
@@ -55,21 +63,27 @@ pub(crate) async fn handle(
         wall: Duration::ZERO,
         bytes_in,
         bytes_out: 0,
+        cpu: Duration::ZERO,
+        kv_bytes: 0,
         denied: Vec::new(),
     };
+    let cpu = Arc::new(AtomicU64::new(0));
     let result = if request.body().len() > limit {
         Err(CallError::BodyTooLarge(limit))
     } else {
-        run(inner, plugin, call, request, started).await
+        run(inner, plugin, call, request, started, &cpu).await
     };
     match &result {
         Ok((response, observed)) => {
+            let observed = observed.lock().expect("observed poisoned");
             report.bytes_out = response.body().len() as u64;
-            report.denied = observed.lock().expect("observed poisoned").denied.clone();
+            report.denied = observed.denied.clone();
+            report.kv_bytes = observed.kv_bytes_written;
         }
         Err(e) => report.outcome = e.kind(),
     }
     report.wall = started.elapsed();
+    report.cpu = Duration::from_nanos(cpu.load(Ordering::Relaxed));
     (result.map(|(response, _)| response), report)
 }
 
@@ -79,6 +93,7 @@ async fn run(
     call: CallContext,
     request: http::Request<Bytes>,
     started: Instant,
+    cpu: &Arc<AtomicU64>,
 ) -> Result<(http::Response<Bytes>, Arc<Mutex<Observed>>), CallError> {
     let manifest = &plugin.manifest;
     let outbound =
@@ -149,6 +164,10 @@ async fn run(
             .wasi_http_incoming_handler()
             .call_handle(&mut store, req, out)
             .await
+    };
+    let guest = Timed {
+        inner: guest,
+        spent: Arc::clone(cpu),
     };
     let mut guest = std::pin::pin!(guest);
     let mut finished: Option<wasmtime::Result<()>> = None;
@@ -266,4 +285,27 @@ fn classify(
 
 fn describe(code: &ErrorCode) -> String {
     format!("{code:?}")
+}
+
+pin_project_lite::pin_project! {
+    /// A future that adds the time spent inside its polls to `spent` (nanoseconds): the
+    /// guest's CPU time, without the time it waits for I/O.
+    struct Timed<F> {
+        #[pin]
+        inner: F,
+        spent: Arc<AtomicU64>,
+    }
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let started = Instant::now();
+        let result = this.inner.poll(cx);
+        this.spent
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        result
+    }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Observed {
     pub(crate) denied: Vec<String>,
     /// Whether the guest asked for memory beyond its cap.
     pub(crate) memory_cap_hit: bool,
+    /// Bytes (keys plus values) the guest wrote to its key-value store.
+    pub(crate) kv_bytes_written: u64,
 }
 
 /// The data of one call's `Store`.
@@ -86,7 +88,7 @@ impl Host {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks::new(outbound, Arc::clone(&observed)),
+            hooks: OutboundHooks::new(outbound, Arc::clone(&observed), call.traceparent.clone()),
             limiter: Limiter {
                 inner: limits,
                 observed: Arc::clone(&observed),

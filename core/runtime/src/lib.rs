@@ -75,6 +75,9 @@ pub struct CallContext {
     pub config: Arc<serde_json::Value>,
     /// The platform's request id.
     pub request_id: String,
+    /// The W3C `traceparent` the plugin's outbound requests carry, so a trace continues
+    /// through the services it calls.
+    pub traceparent: Option<String>,
 }
 
 /// A plugin version ready to serve: compiled, linked with exactly its capabilities, and
@@ -127,6 +130,8 @@ impl Prepared {
 pub struct RuntimeStats {
     /// Components compiled from bytes.
     pub compiles: u64,
+    /// Time spent compiling them.
+    pub compile_time: Duration,
     /// Components loaded from the on-disk cache of precompiled artefacts.
     pub disk_loads: u64,
     /// Requests for a component that was already in memory.

@@ -86,6 +86,7 @@ impl World {
             principal,
             config: Arc::new(config),
             request_id: "test-request".into(),
+            traceparent: None,
         }
     }
 

@@ -150,6 +150,18 @@ impl<'a> Installs<'a> {
             }
         };
         if applied != Applied::Unchanged {
+            let councils = match councils {
+                InstallCouncils::All(_) => None,
+                InstallCouncils::Some(list) => Some(list.len()),
+            };
+            crate::usage::adoption_put(
+                &txn,
+                self.scope.tenant().as_str(),
+                plugin.as_str(),
+                version,
+                councils,
+            )
+            .await?;
             bump_revision(&txn).await?;
         }
         txn.commit().await?;
@@ -177,6 +189,8 @@ impl<'a> Installs<'a> {
                     .exec(&txn)
                     .await?;
             }
+            crate::usage::adoption_delete(&txn, self.scope.tenant().as_str(), plugin.as_str())
+                .await?;
             bump_revision(&txn).await?;
         }
         txn.commit().await?;

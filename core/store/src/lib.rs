@@ -17,6 +17,7 @@ mod plugin_data;
 mod scoped;
 mod tenants;
 mod url;
+mod usage;
 
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
 pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
+pub use usage::{
+    Adoption, AdoptionFigures, AdoptionMap, CallsDelta, Feedback, LATENCY_BOUNDS_MS, NewFeedback,
+    PlatformUsage, RatingSummary, Usage, UsageDelta, UsageRow, day_of, latency_bucket,
+};
 
 /// Errors from the store. Variants name the tenant or object they are about.
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +284,40 @@ impl Store {
     /// The platform's own audit chain (publishing, tenant creation, global tokens).
     pub fn platform_audit(&self) -> Audit<'_> {
         Audit::platform(&self.db)
+    }
+
+    /// One tenant's metered usage.
+    pub fn usage<'a>(&'a self, scope: &'a TenantScope) -> Usage<'a> {
+        Usage::new(&self.db, scope)
+    }
+
+    /// One tenant's citizen feedback.
+    pub fn feedback<'a>(&'a self, scope: &'a TenantScope) -> Feedback<'a> {
+        Feedback::new(&self.db, scope)
+    }
+
+    /// Cross-tenant call counts by plugin version (written by the meter).
+    pub fn platform_usage(&self) -> PlatformUsage<'_> {
+        PlatformUsage::new(&self.db)
+    }
+
+    /// The catalogue's adoption figures.
+    pub fn adoption(&self) -> Adoption<'_> {
+        Adoption::new(&self.db)
+    }
+
+    /// Connections the pool holds now: `(open, idle)`.
+    pub fn pool_connections(&self) -> (u32, u32) {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle() as u32)
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle() as u32)
+            }
+        }
     }
 
     /// The platform revision: it goes up whenever an install or a council changes, so

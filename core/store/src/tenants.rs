@@ -290,6 +290,7 @@ async fn upsert_council<C: ConnectionTrait>(
             }
             .insert(db)
             .await?;
+            crate::usage::adoption_council_added(db, tenant.as_str()).await?;
             Applied::Created
         }
         Some(row) if row.name == spec.name && row.gss_code == spec.gss_code => Applied::Unchanged,

@@ -5,5 +5,6 @@ pub(crate) mod health;
 pub(crate) mod installs;
 pub(crate) mod members;
 pub(crate) mod plugins;
+pub(crate) mod telemetry;
 pub(crate) mod tenants;
 pub(crate) mod tokens;

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guildhall_domain::PluginName;
 use guildhall_domain::manifest::{Capabilities, ConfigField, Limits};
-use guildhall_store::{PluginRecord, Published, VersionRecord};
+use guildhall_store::{AdoptionFigures, AdoptionMap, PluginRecord, Published, VersionRecord};
 use serde::Serialize;
 
 use crate::AppState;
@@ -44,6 +44,67 @@ pub(crate) struct VersionView {
     yanked: bool,
     /// RFC 3339.
     published_at: String,
+    /// Who runs this version and how it performs (catalogue reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adoption: Option<AdoptionView>,
+}
+
+/// Who runs a plugin (or version) and how it performs, across every alliance on the
+/// platform. Counts are shared; an alliance is named only when it opted in
+/// (`share_adoption = true` in its tenant file).
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub(crate) struct AdoptionView {
+    /// Alliances (tenants) that run it.
+    tenants: i64,
+    /// Councils it serves across them.
+    councils: i64,
+    /// Alliances that run it and agreed to be named.
+    named_tenants: Vec<String>,
+    /// Calls over the last 30 days.
+    calls_30d: i64,
+    /// Share of those calls without a platform or plugin error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success_rate_30d: Option<f64>,
+    /// 95th percentile latency over 30 days, in milliseconds (the upper bound of its
+    /// latency bucket, so within about a quarter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p95_ms_30d: Option<f64>,
+    /// Mean citizen rating (1 to 5) over 30 days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    satisfaction_30d: Option<f64>,
+    /// Ratings over 30 days.
+    ratings_30d: i64,
+}
+
+impl From<&AdoptionFigures> for AdoptionView {
+    fn from(f: &AdoptionFigures) -> Self {
+        Self {
+            tenants: f.tenants,
+            councils: f.councils,
+            named_tenants: f.named_tenants.clone(),
+            calls_30d: f.calls,
+            success_rate_30d: f.success_rate,
+            p95_ms_30d: f.p95_ms,
+            satisfaction_30d: f.satisfaction,
+            ratings_30d: f.ratings,
+        }
+    }
+}
+
+/// The first day of the adoption window: 30 days including today.
+fn adoption_since() -> String {
+    guildhall_store::day_of(time::OffsetDateTime::now_utc() - time::Duration::days(29))
+}
+
+/// Adoption of one plugin's versions (`""` is the plugin as a whole).
+fn adoption_of(map: &AdoptionMap, plugin: &str) -> impl Fn(&str) -> AdoptionView {
+    let versions = map.get(plugin).cloned().unwrap_or_default();
+    move |version: &str| {
+        versions
+            .get(version)
+            .map(AdoptionView::from)
+            .unwrap_or_default()
+    }
 }
 
 impl From<&VersionRecord> for VersionView {
@@ -67,6 +128,7 @@ impl From<&VersionRecord> for VersionView {
                 key: v.signed_by.clone(),
             },
             yanked: v.yanked,
+            adoption: None,
             published_at: v
                 .published_at
                 .format(&time::format_description::well_known::Rfc3339)
@@ -85,16 +147,27 @@ pub(crate) struct PluginView {
     latest_version: Option<String>,
     /// Every version, highest first.
     versions: Vec<VersionView>,
+    /// Who runs the plugin, any version, and how it performs.
+    adoption: AdoptionView,
 }
 
-impl From<&PluginRecord> for PluginView {
-    fn from(p: &PluginRecord) -> Self {
+impl PluginView {
+    fn new(p: &PluginRecord, adoption: &AdoptionMap) -> Self {
+        let of = adoption_of(adoption, p.name.as_str());
         Self {
             name: p.name.to_string(),
             publisher: p.publisher.clone(),
             description: p.description.clone(),
             latest_version: p.latest().map(|v| v.version.clone()),
-            versions: p.versions.iter().map(VersionView::from).collect(),
+            versions: p
+                .versions
+                .iter()
+                .map(|v| VersionView {
+                    adoption: Some(of(&v.version)),
+                    ..VersionView::from(v)
+                })
+                .collect(),
+            adoption: of(""),
         }
     }
 }
@@ -125,8 +198,16 @@ pub(crate) async fn list_plugins(
     State(state): State<AppState>,
 ) -> Result<axum::Json<PluginList>, ApiError> {
     let plugins = state.store.catalogue().list().await?;
+    let adoption = state
+        .store
+        .adoption()
+        .figures(None, &adoption_since())
+        .await?;
     Ok(axum::Json(PluginList {
-        plugins: plugins.iter().map(PluginView::from).collect(),
+        plugins: plugins
+            .iter()
+            .map(|p| PluginView::new(p, &adoption))
+            .collect(),
     }))
 }
 
@@ -147,7 +228,12 @@ pub(crate) async fn get_plugin(
         .get(&plugin)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no plugin {plugin}")))?;
-    Ok(axum::Json(PluginView::from(&record)))
+    let adoption = state
+        .store
+        .adoption()
+        .figures(Some(plugin.as_str()), &adoption_since())
+        .await?;
+    Ok(axum::Json(PluginView::new(&record, &adoption)))
 }
 
 /// Shows one version.
@@ -167,7 +253,15 @@ pub(crate) async fn get_version(
         .version(&plugin, &version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
-    Ok(axum::Json(VersionView::from(&record)))
+    let adoption = state
+        .store
+        .adoption()
+        .figures(Some(plugin.as_str()), &adoption_since())
+        .await?;
+    Ok(axum::Json(VersionView {
+        adoption: Some(adoption_of(&adoption, plugin.as_str())(&version)),
+        ..VersionView::from(&record)
+    }))
 }
 
 /// Publishes a version. The same bytes again answer 200; other bytes under a published
@@ -260,5 +354,13 @@ pub(crate) async fn yank(
         .yank(&plugin, &version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
-    Ok(axum::Json(VersionView::from(&record)))
+    let adoption = state
+        .store
+        .adoption()
+        .figures(Some(plugin.as_str()), &adoption_since())
+        .await?;
+    Ok(axum::Json(VersionView {
+        adoption: Some(adoption_of(&adoption, plugin.as_str())(&version)),
+        ..VersionView::from(&record)
+    }))
 }

@@ -70,7 +70,13 @@ impl kv::Host for Host {
                 .set(&key, &value, quota)
                 .await
             {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.observed
+                        .lock()
+                        .expect("observed poisoned")
+                        .kv_bytes_written += (key.len() + value.len()) as u64;
+                    Ok(())
+                }
                 Err(KvWriteError::QuotaExceeded { quota, .. }) => {
                     Err(kv::Error::QuotaExceeded(quota))
                 }

@@ -282,11 +282,21 @@ async fn tls_connect(
 pub(crate) struct OutboundHooks {
     policy: Option<Arc<OutboundPolicy>>,
     observed: Arc<Mutex<Observed>>,
+    traceparent: Option<http::HeaderValue>,
 }
 
 impl OutboundHooks {
-    pub(crate) fn new(policy: Option<Arc<OutboundPolicy>>, observed: Arc<Mutex<Observed>>) -> Self {
-        Self { policy, observed }
+    pub(crate) fn new(
+        policy: Option<Arc<OutboundPolicy>>,
+        observed: Arc<Mutex<Observed>>,
+        traceparent: Option<String>,
+    ) -> Self {
+        let traceparent = traceparent.and_then(|t| http::HeaderValue::from_str(&t).ok());
+        Self {
+            policy,
+            observed,
+            traceparent,
+        }
     }
 }
 
@@ -301,10 +311,18 @@ type SendResult = Result<
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         _options: Option<RequestOptions>,
         _body_sent: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
+        // The platform's trace context replaces whatever the guest set, so the trace a
+        // collector sees is the platform's.
+        if let Some(traceparent) = &self.traceparent {
+            request
+                .headers_mut()
+                .insert("traceparent", traceparent.clone());
+            request.headers_mut().remove("tracestate");
+        }
         let policy = self.policy.clone();
         let observed = Arc::clone(&self.observed);
         Box::new(async move {

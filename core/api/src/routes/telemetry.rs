@@ -1,0 +1,267 @@
+//! Observability for operators and councils: `/metrics`, a tenant's usage report and
+//! KPIs, and citizens' feedback on a service.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use guildhall_domain::{CouncilId, PluginName, TenantId};
+use guildhall_store::NewFeedback;
+use guildhall_telemetry::Metrics;
+use guildhall_telemetry::report::{self, Basis, Kpis, UsageReport};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, Problem};
+use crate::extract::Path;
+use crate::routes::tenants::resolve;
+
+/// Every metric in the Prometheus text format. Open like `/healthz`: it carries counts
+/// by tenant and plugin name, never ids of people or requests; keep it off the public
+/// ingress (the chart's NetworkPolicy and ServiceMonitor reach it inside the cluster).
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
+        content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
+        state.telemetry.metrics.render(),
+    )
+        .into_response()
+}
+
+/// The period and format of a usage report.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UsageQuery {
+    /// First UTC day, `YYYY-MM-DD`; 29 days before `to` when absent.
+    from: Option<String>,
+    /// Last UTC day, `YYYY-MM-DD`; today when absent.
+    to: Option<String>,
+    /// `json` (default) or `csv`; an `Accept: text/csv` header also selects CSV.
+    format: Option<String>,
+    /// What shares are shares of: `cpu` (plugin CPU time, the default) or `calls`.
+    basis: Option<String>,
+}
+
+/// The tenant's metered usage, one row per UTC day, council and plugin, with each row's
+/// share of the alliance's total for cost apportionment. Counts reach the database in
+/// batches, every `metering.flush_interval_secs`.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/usage", tag = "observability",
+    params(("tenant" = String, Path, description = "Tenant id"), UsageQuery),
+    responses(
+        (status = 200, description = "The usage report (JSON, or CSV with the same columns)",
+            content(
+                (UsageReport = "application/json"),
+                (String = "text/csv"),
+            )),
+        (status = 400, description = "Bad period, format or basis", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn usage(
+    State(state): State<AppState>,
+    Path(tenant): Path<TenantId>,
+    headers: HeaderMap,
+    query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let period = report::period(query.from.as_deref(), query.to.as_deref())
+        .map_err(ApiError::bad_request)?;
+    let basis: Basis = query
+        .basis
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?
+        .unwrap_or_default();
+    let wants_csv = match query.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "format must be json or csv, not {other:?}"
+            )));
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/csv")),
+    };
+    let scope = resolve(&state, &tenant).await?;
+    let rows = state
+        .store
+        .usage(&scope)
+        .rows(&period.from, &period.to)
+        .await?;
+    let report = report::usage_report(tenant.as_str(), period, basis, rows);
+    if wants_csv {
+        let disposition = format!(
+            "attachment; filename=\"{}-usage-{}-{}.csv\"",
+            tenant, report.period.from, report.period.to
+        );
+        let mut response = (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report::usage_csv(&report),
+        )
+            .into_response();
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+        return Ok(response);
+    }
+    Ok(axum::Json(report).into_response())
+}
+
+/// The period of a KPI report.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KpiQuery {
+    /// First UTC day, `YYYY-MM-DD`; 29 days before `to` when absent.
+    from: Option<String>,
+    /// Last UTC day, `YYYY-MM-DD`; today when absent.
+    to: Option<String>,
+}
+
+/// KPIs per service and council over a period: availability (share of calls without a
+/// platform or plugin error), satisfaction (mean citizen rating and how many), volume
+/// (calls), and cost per transaction (CPU seconds × `metering.price_per_cpu_second`).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/kpis", tag = "observability",
+    params(("tenant" = String, Path, description = "Tenant id"), KpiQuery),
+    responses(
+        (status = 200, description = "KPIs per service and council", body = Kpis),
+        (status = 400, description = "Bad period", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn kpis(
+    State(state): State<AppState>,
+    Path(tenant): Path<TenantId>,
+    query: Result<Query<KpiQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Kpis>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let period = report::period(query.from.as_deref(), query.to.as_deref())
+        .map_err(ApiError::bad_request)?;
+    let scope = resolve(&state, &tenant).await?;
+    let usage = state
+        .store
+        .usage(&scope)
+        .rows(&period.from, &period.to)
+        .await?;
+    let ratings = state
+        .store
+        .feedback(&scope)
+        .summary(&period.from, &period.to)
+        .await?;
+    Ok(axum::Json(report::kpis(
+        tenant.as_str(),
+        period,
+        state.telemetry.price_per_cpu_second,
+        &usage,
+        &ratings,
+    )))
+}
+
+/// The longest comment kept, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+/// A citizen's rating of a service.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FeedbackForm {
+    /// 1 (very poor) to 5 (very good).
+    rating: u8,
+    /// Optional, at most 2000 characters.
+    comment: Option<String>,
+}
+
+/// The stored rating's id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct FeedbackReceipt {
+    id: String,
+}
+
+/// Rates a service. Anyone may (no credentials); each client address may send 10 ratings
+/// a minute. The service must be installed for the council.
+#[utoipa::path(post, path = "/s/{tenant}/{council}/{plugin}/_feedback", tag = "observability",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("council" = String, Path, description = "Council id"),
+        ("plugin" = String, Path, description = "Plugin name"),
+    ),
+    request_body = FeedbackForm,
+    responses(
+        (status = 201, description = "Stored", body = FeedbackReceipt),
+        (status = 404, description = "No such service for this council", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Rating outside 1 to 5, comment too long, or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many ratings from this address", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn feedback(
+    State(state): State<AppState>,
+    Path((tenant, council, plugin)): Path<(String, String, String)>,
+    extensions: axum::http::Extensions,
+    body: Result<axum::Json<FeedbackForm>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("no such service");
+    let tenant = TenantId::parse(tenant).map_err(|_| not_found())?;
+    let council = CouncilId::parse(council).map_err(|_| not_found())?;
+    let plugin = PluginName::parse(plugin).map_err(|_| not_found())?;
+    let metrics = &state.telemetry.metrics;
+    let limiter = &state.telemetry.feedback_limiter;
+    if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>().copied() {
+        if let Some(wait) = limiter.blocked(addr.ip()) {
+            metrics.feedback("rate_limited");
+            return Err(ApiError::from_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many ratings from this address; try again later",
+            )
+            .with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            ));
+        }
+        limiter.failed(addr.ip());
+    }
+    let (scope, version) = state
+        .gateway
+        .installed_version(&tenant, &council, &plugin)
+        .await?
+        .ok_or_else(not_found)?;
+    let invalid = |detail: String| {
+        metrics.feedback("invalid");
+        ApiError::from_status(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    };
+    let axum::Json(form) = body.map_err(|e| invalid(e.body_text()))?;
+    if !(1..=5).contains(&form.rating) {
+        return Err(invalid(format!(
+            "rating must be 1 to 5, not {}",
+            form.rating
+        )));
+    }
+    let comment = form
+        .comment
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty());
+    if let Some(c) = &comment
+        && c.chars().count() > MAX_COMMENT_CHARS
+    {
+        return Err(invalid(format!(
+            "comment is {} characters; at most {MAX_COMMENT_CHARS} are kept",
+            c.chars().count()
+        )));
+    }
+    let id = state
+        .store
+        .feedback(&scope)
+        .add(&NewFeedback {
+            council,
+            plugin,
+            version,
+            rating: form.rating,
+            comment,
+        })
+        .await?;
+    metrics.feedback("stored");
+    Ok((StatusCode::CREATED, axum::Json(FeedbackReceipt { id })).into_response())
+}
