@@ -69,6 +69,20 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
         installed.text().await.unwrap()
     );
 
+    // A caller cannot pose as another council or tenant: the platform's headers win.
+    let response = app
+        .client
+        .get(app.url("/s/north-downs/mole-valley/hello/"))
+        .header("x-guildhall-council", "tandridge")
+        .header("x-guildhall-tenant", "the-marches")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.text().await.unwrap(),
+        "Hello from mole-valley (north-downs)!"
+    );
+
     // hello for an enabled council.
     let response = app.get("/s/north-downs/tandridge/hello/").await;
     assert_eq!(response.status(), 200);

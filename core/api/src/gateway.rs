@@ -353,6 +353,13 @@ fn call_error(plugin: &PluginName, e: CallError) -> ApiError {
 /// The response header naming the plugin version that answered, e.g. `hello@0.2.0`.
 pub const SERVED_BY: &str = "x-guildhall-plugin";
 
+/// Request headers the platform sets on every plugin call; callers cannot set their own.
+const PLATFORM_HEADER_PREFIX: &str = "x-guildhall-";
+/// The tenant of the call, e.g. `north-downs`.
+pub const TENANT_HEADER: &str = "x-guildhall-tenant";
+/// The council of the call, e.g. `tandridge`.
+pub const COUNCIL_HEADER: &str = "x-guildhall-council";
+
 /// Headers never passed to a plugin: credentials stay with the platform.
 const WITHHELD: [header::HeaderName; 3] = [
     header::AUTHORIZATION,
@@ -514,10 +521,14 @@ async fn call(
         .method(parts.method.clone())
         .uri(path_and_query);
     for (name, value) in &parts.headers {
-        if !WITHHELD.contains(name) {
+        if !WITHHELD.contains(name) && !name.as_str().starts_with(PLATFORM_HEADER_PREFIX) {
             builder = builder.header(name, value);
         }
     }
+    // Where the call runs, also for plugins that import nothing of the platform.
+    builder = builder
+        .header(TENANT_HEADER, tenant.as_str())
+        .header(COUNCIL_HEADER, council.as_str());
     let plugin_request = match builder.body(body) {
         Ok(request) => request,
         Err(e) => {

@@ -309,6 +309,15 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route_layer(expose())
         .layer(DefaultBodyLimit::disable())
         .merge(services);
+    #[cfg(feature = "bench")]
+    let gateway = gateway.merge(
+        Router::new()
+            .route(
+                "/_bench/native/{tenant}/{council}",
+                axum::routing::get(bench_native),
+            )
+            .route_layer(expose()),
+    );
     let metrics = state.telemetry.metrics.clone();
     platform
         .merge(gateway)
@@ -329,6 +338,19 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             middleware::request_context,
         ))
         .with_state(state)
+}
+
+/// The benchmark harness's reference: a native handler answering what `hello` answers,
+/// behind the same layers as the gateway. Only in builds with the `bench` feature.
+#[cfg(feature = "bench")]
+async fn bench_native(
+    axum::extract::Path((tenant, council)): axum::extract::Path<(String, String)>,
+) -> axum::response::Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("Hello from {council} ({tenant})!"),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -1,5 +1,6 @@
-//! Runtime micro-benchmarks: instantiate + handle `hello` (pooling and `InstancePre`), kv
-//! get/set through the host, and compiling a component against loading it precompiled.
+//! Runtime micro-benchmarks: instantiate + handle `hello` (pooling and `InstancePre`, with
+//! its 50th and 99th percentiles), kv get/set through the host, compiling a component
+//! against loading it precompiled, and publishing a 5 MiB component.
 //!
 //! Run with `cargo bench -p guildhall-runtime`.
 
@@ -11,8 +12,9 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::tenant::TenantSpec;
 use guildhall_domain::{CouncilId, Digest, TenantId};
 use guildhall_runtime::{CallContext, DenyAll, Principal, Runtime, RuntimeConfig};
-use guildhall_store::{DatabaseUrl, PoolOptions, Store};
-use guildhall_test_artifacts::plugin;
+use guildhall_store::{DatabaseUrl, NewVersion, PoolOptions, Store};
+use guildhall_test_artifacts::{plugin, print_percentiles, with_custom_section};
+use std::time::Instant;
 
 struct Bench {
     _dir: tempfile::TempDir,
@@ -90,6 +92,20 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // Percentiles, timed one call at a time inside one task (no runtime hand-off).
+    let samples = rt.block_on(async {
+        let mut samples = Vec::with_capacity(5_000);
+        for _ in 0..5_000 {
+            let request = http::Request::get("/").body(Bytes::new()).unwrap();
+            let started = Instant::now();
+            let (response, _) = bench.runtime.handle(&hello, ctx.clone(), request).await;
+            samples.push(started.elapsed());
+            assert_eq!(response.unwrap().status(), 200);
+        }
+        samples
+    });
+    print_percentiles("instantiate_and_handle_hello", samples);
+
     // kv through the host: bin-collections answers a UPRN lookup with one kv get; an upload
     // of one property is one kv set per key plus an event.
     let bins = rt.block_on(prepared(&bench.runtime, "bin-collections"));
@@ -163,6 +179,45 @@ fn benches(c: &mut Criterion) {
                 .await
                 .unwrap();
             assert_eq!(fresh.stats().disk_loads, 1);
+        })
+    });
+    group.finish();
+
+    // Publishing a 5 MiB component: digest, checks, compilation (each iteration is new
+    // bytes, so nothing is cached) and the catalogue write.
+    let hello_manifest = plugin("hello").manifest();
+    let hello_bytes = plugin("hello").bytes();
+    let padding = vec![0x5a_u8; 5 << 20];
+    let published = std::sync::atomic::AtomicUsize::new(0);
+    let mut group = c.benchmark_group("publish");
+    group.sample_size(10);
+    group.bench_function("publish_5_mib_component", |b| {
+        b.to_async(&rt).iter(|| async {
+            let n = published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut payload = n.to_le_bytes().to_vec();
+            payload.extend_from_slice(&padding);
+            let bytes = with_custom_section(&hello_bytes, "guildhall-bench", &payload);
+            assert!(bytes.len() > 5 << 20);
+            let text = hello_manifest
+                .replace("name = \"hello\"", "name = \"hello-5mib\"")
+                .replace("version = \"0.1.0\"", &format!("version = \"0.0.{n}\""));
+            let manifest = Manifest::from_toml(&text).unwrap();
+            let digest = bench
+                .runtime
+                .check_component(&manifest, Arc::new(bytes.clone()))
+                .await
+                .unwrap();
+            bench
+                .store
+                .catalogue()
+                .publish(NewVersion {
+                    manifest: &manifest,
+                    digest,
+                    bytes: &bytes,
+                    signature: None,
+                })
+                .await
+                .unwrap();
         })
     });
     group.finish();

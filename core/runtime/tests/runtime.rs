@@ -115,10 +115,16 @@ fn text(response: &http::Response<Bytes>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hello_knows_its_tenant_and_council() {
+async fn hello_answers_for_the_council_its_request_names() {
     let w = world().await;
     let hello = w.prepare("hello").await.unwrap();
-    let (response, report) = w.call(&hello, "alpha", get("/")).await;
+    // The gateway names tenant and council in these headers on every call.
+    let request = http::Request::get("/")
+        .header("x-guildhall-tenant", "alpha")
+        .header("x-guildhall-council", "first")
+        .body(Bytes::new())
+        .unwrap();
+    let (response, report) = w.call(&hello, "alpha", request).await;
     let response = response.unwrap();
     assert_eq!(response.status(), 200);
     let body = text(&response);

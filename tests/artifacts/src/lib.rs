@@ -43,3 +43,46 @@ pub fn plugin(name: &str) -> Artifact {
         dir,
     }
 }
+
+/// `bytes` (a component or module) with a custom section appended: the same code under a
+/// different digest, for publishing many distinct versions of one plugin.
+pub fn with_custom_section(bytes: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut body = Vec::with_capacity(name.len() + payload.len() + 5);
+    leb(name.len(), &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(payload);
+    let mut out = bytes.to_vec();
+    out.push(0);
+    leb(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Prints the 50th and 99th percentiles of `samples` as a line
+/// `PERCENTILES <name> p50_us=<f> p99_us=<f> n=<n>` that `cargo xtask bench` reads.
+/// Criterion reports means; the targets are percentiles.
+pub fn print_percentiles(name: &str, mut samples: Vec<std::time::Duration>) {
+    assert!(!samples.is_empty(), "no samples for {name}");
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+        samples[i].as_secs_f64() * 1e6
+    };
+    println!(
+        "PERCENTILES {name} p50_us={:.2} p99_us={:.2} n={}",
+        at(0.50),
+        at(0.99),
+        samples.len()
+    );
+}
