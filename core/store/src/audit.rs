@@ -105,7 +105,7 @@ impl<'a> Audit<'a> {
 
     /// Appends one entry in its own transaction.
     pub async fn append(&self, entry: NewAuditEntry<'_>) -> Result<AuditRecord> {
-        let txn = scoped::begin(self.db, &self.chain).await?;
+        let txn = scoped::begin_write(self.db, &self.chain).await?;
         let record = append_in(&txn, &self.chain, entry).await?;
         txn.commit().await?;
         Ok(record)

@@ -7,13 +7,13 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::{Digest, PluginName};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::entities::{component_blobs, plugin_versions, plugins};
-use crate::{Error, Result};
+use crate::{Error, Result, scoped};
 
 /// Why a version cannot be published.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +126,7 @@ impl<'a> Catalogue<'a> {
         let m = new.manifest;
         let version = m.version.to_string();
         let now = OffsetDateTime::now_utc();
-        let txn = self.db.begin().await.map_err(Error::from)?;
+        let txn = scoped::write(self.db).await?;
         if let Some(existing) =
             plugin_versions::Entity::find_by_id((m.name.to_string(), version.clone()))
                 .one(&txn)

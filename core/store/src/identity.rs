@@ -9,7 +9,7 @@ use guildhall_domain::{CouncilId, Role, TenantId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -102,7 +102,7 @@ impl<'a> Rules<'a> {
 
     /// Adds rules that are not stored yet; returns how many were added.
     pub async fn add(&self, rules: &[RuleRow]) -> Result<usize> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         let added = insert_rules(&txn, rules).await?;
         if added > 0 {
             bump_authz_revision(&txn).await?;
@@ -113,7 +113,7 @@ impl<'a> Rules<'a> {
 
     /// Removes these exact rules; returns how many were removed.
     pub async fn remove(&self, rules: &[RuleRow]) -> Result<usize> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         let mut removed = 0;
         for rule in rules {
             removed += casbin_rules::Entity::delete_many()
@@ -154,7 +154,7 @@ impl<'a> Rules<'a> {
                 condition = condition.add(column.eq(value.as_str()));
             }
         }
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         let removed = casbin_rules::Entity::delete_many()
             .filter(condition)
             .exec(&txn)
@@ -169,7 +169,7 @@ impl<'a> Rules<'a> {
 
     /// Replaces every rule with `rules`.
     pub async fn replace_all(&self, rules: &[RuleRow]) -> Result<()> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         casbin_rules::Entity::delete_many().exec(&txn).await?;
         insert_rules(&txn, rules).await?;
         bump_authz_revision(&txn).await?;
@@ -295,7 +295,7 @@ impl<'a> Tokens<'a> {
 
     /// Stores a token and its role binding in one transaction.
     pub async fn create(&self, new: NewToken<'_>) -> Result<TokenRecord> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         let row = tokens::ActiveModel {
             id: Set(new.id.to_string()),
             tenant_id: Set(new.tenant.map(|t| t.as_str().to_string())),
@@ -345,7 +345,7 @@ impl<'a> Tokens<'a> {
         id: &str,
         binding: &RuleRow,
     ) -> Result<Option<TokenRecord>> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         let Some(row) = tokens::Entity::find_by_id(id.to_string())
             .filter(tokens::Column::TenantId.eq(scope.tenant().as_str()))
             .one(&txn)
@@ -463,7 +463,7 @@ impl<'a> Members<'a> {
             .join(",");
         let council_text = council.map(|c| c.as_str().to_string());
         let now = OffsetDateTime::now_utc();
-        let txn = scoped::begin(self.db, self.tenant()).await?;
+        let txn = scoped::begin_write(self.db, self.tenant()).await?;
         let existing =
             members::Entity::find_by_id((self.tenant().to_string(), subject.to_string()))
                 .one(&txn)

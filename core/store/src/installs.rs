@@ -110,7 +110,7 @@ impl<'a> Installs<'a> {
         };
         let config_text = serde_json::to_string(config).map_err(json_err)?;
         let now = OffsetDateTime::now_utc();
-        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
         let existing =
             installs::Entity::find_by_id((self.scope.tenant().to_string(), plugin.to_string()))
                 .one(&txn)
@@ -172,7 +172,7 @@ impl<'a> Installs<'a> {
     /// so a later install picks up where the last one left off. Returns whether the
     /// plugin was installed.
     pub async fn delete(&self, plugin: &PluginName, purge_data: bool) -> Result<bool> {
-        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
         let deleted = installs::Entity::delete_many()
             .filter(installs::Column::TenantId.eq(self.scope.tenant().as_str()))
             .filter(installs::Column::Plugin.eq(plugin.as_str()))

@@ -73,7 +73,7 @@ impl<'a> Kv<'a> {
     /// (keys plus values) in this tenant.
     pub async fn set(&self, key: &str, value: &[u8], quota: u64) -> Result<(), KvWriteError> {
         let size = (key.len() + value.len()) as u64;
-        let txn = scoped::begin(self.db, self.tenant).await?;
+        let txn = scoped::begin_write(self.db, self.tenant).await?;
         let others: Option<i64> = kv_entries::Entity::find()
             .select_only()
             .column_as(sum_of_sizes(), "total")
@@ -123,7 +123,7 @@ impl<'a> Kv<'a> {
 
     /// Removes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        let txn = scoped::begin(self.db, self.tenant).await?;
+        let txn = scoped::begin_write(self.db, self.tenant).await?;
         let result = kv_entries::Entity::delete_many()
             .filter(self.scoped())
             .filter(kv_entries::Column::Key.eq(key.as_bytes().to_vec()))
@@ -265,7 +265,7 @@ impl<'a> Events<'a> {
     /// and returns it.
     pub async fn record(&self, event: NewEvent<'_>) -> Result<EventRecord> {
         let tenant = self.scope.tenant().as_str();
-        let txn = scoped::begin(self.db, tenant).await?;
+        let txn = scoped::begin_write(self.db, tenant).await?;
         let row = plugin_events::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             tenant_id: Set(self.scope.tenant().as_str().to_string()),

@@ -7,17 +7,40 @@
 //! so there the setting is skipped.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::Result;
 
-/// Begins a transaction that can see and write the rows of `tenant` only.
+/// Begins a read transaction that can see the rows of `tenant` only.
 pub(crate) async fn begin(db: &DatabaseConnection, tenant: &str) -> Result<DatabaseTransaction> {
     let txn = db.begin().await?;
     set_tenant(&txn, tenant).await?;
     Ok(txn)
+}
+
+/// Begins a transaction that writes, seeing and writing the rows of `tenant` only.
+pub(crate) async fn begin_write(
+    db: &DatabaseConnection,
+    tenant: &str,
+) -> Result<DatabaseTransaction> {
+    let txn = write(db).await?;
+    set_tenant(&txn, tenant).await?;
+    Ok(txn)
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at `BEGIN`
+/// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout; a deferred
+/// transaction that reads first and writes later fails at once with "database is locked"
+/// when another writer committed in between. PostgreSQL ignores the mode.
+pub(crate) async fn write(db: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    Ok(db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?)
 }
 
 /// Switches an open transaction to `tenant` (operator code that writes several tenants in

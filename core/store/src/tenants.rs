@@ -6,7 +6,7 @@ use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
 use guildhall_domain::{CouncilId, TenantId};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -101,7 +101,7 @@ impl<'a> Tenants<'a> {
 
     /// Creates a tenant and its councils in one transaction.
     pub async fn create(&self, spec: &TenantSpec) -> Result<TenantRecord> {
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         if tenants::Entity::find_by_id(spec.id.as_str().to_string())
             .one(&txn)
             .await?
@@ -133,7 +133,7 @@ impl<'a> Tenants<'a> {
                 return Err(Error::DuplicateTenant(spec.id.clone()));
             }
         }
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         let mut results = Vec::with_capacity(specs.len());
         for spec in specs {
             results.push((spec.id.clone(), upsert_tenant(&txn, spec).await?));
@@ -186,7 +186,7 @@ impl<'a> Councils<'a> {
 
     /// Creates or updates one council.
     pub async fn put(&self, spec: &CouncilSpec) -> Result<(Applied, CouncilRecord)> {
-        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
         let now = OffsetDateTime::now_utc();
         let applied = upsert_council(&txn, self.scope.tenant(), spec, now).await?;
         if applied != Applied::Unchanged {

@@ -13,9 +13,7 @@
 use std::collections::BTreeMap;
 
 use guildhall_domain::{CouncilId, PluginName};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, Value};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -137,7 +135,7 @@ impl<'a> Usage<'a> {
     pub async fn add(&self, batch: &str, deltas: &[UsageDelta]) -> Result<bool> {
         let backend = self.db.get_database_backend();
         let tenant = self.scope.tenant().as_str();
-        let txn = scoped::begin(self.db, tenant).await?;
+        let txn = scoped::begin_write(self.db, tenant).await?;
         if !claim_batch(&txn, &format!("{batch}:{tenant}")).await? {
             txn.rollback().await?;
             return Ok(false);
@@ -292,7 +290,7 @@ impl<'a> Feedback<'a> {
         let at = now
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-        let txn = scoped::begin(self.db, tenant).await?;
+        let txn = scoped::begin_write(self.db, tenant).await?;
         txn.execute_raw(stmt(
             backend,
             "INSERT INTO feedback (id, tenant_id, council_id, plugin, version, day, rating, \
@@ -387,7 +385,7 @@ impl<'a> PlatformUsage<'a> {
     /// Adds a batch of call counts once; `false` when the batch was applied before.
     pub async fn add(&self, batch: &str, deltas: &[CallsDelta]) -> Result<bool> {
         let backend = self.db.get_database_backend();
-        let txn = self.db.begin().await?;
+        let txn = scoped::write(self.db).await?;
         if !claim_batch(&txn, &format!("{batch}:_platform")).await? {
             txn.rollback().await?;
             return Ok(false);
