@@ -172,6 +172,9 @@ async fn memory(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
         )?
         .trim()
         .to_string();
+    // Publishing compiled them into the cache; start cold, so the server compiles each
+    // digest itself, once, however many tenants install it.
+    std::fs::remove_dir_all(site.dir.join("cache"))?;
     let server = site.serve(&config)?;
     let idle = server.rss_mib()?;
     let client = operator(&token)?;
