@@ -15,6 +15,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 
 use crate::error::CallError;
+use crate::fair::Seat;
 use crate::host::{Host, Observed, Services};
 use crate::{CallContext, Inner, Prepared};
 
@@ -96,6 +97,7 @@ async fn run(
     cpu: &Arc<AtomicU64>,
 ) -> Result<(http::Response<Bytes>, Arc<Mutex<Observed>>), CallError> {
     let manifest = &plugin.manifest;
+    let tenant = call.scope.tenant().clone();
     let outbound =
         (!manifest.capabilities.outbound_http.is_empty()).then(|| Arc::clone(&plugin.outbound));
     let host = Host::new(
@@ -168,6 +170,7 @@ async fn run(
     let guest = Timed {
         inner: guest,
         spent: Arc::clone(cpu),
+        seat: inner.gate.seat(tenant.as_str()),
     };
     let mut guest = std::pin::pin!(guest);
     let mut finished: Option<wasmtime::Result<()>> = None;
@@ -288,12 +291,14 @@ fn describe(code: &ErrorCode) -> String {
 }
 
 pin_project_lite::pin_project! {
-    /// A future that adds the time spent inside its polls to `spent` (nanoseconds): the
-    /// guest's CPU time, without the time it waits for I/O.
+    /// The guest's future, run in fair turns with other tenants' guests (see
+    /// [`crate::fair`]), adding the time spent inside its polls to `spent` (nanoseconds):
+    /// the guest's CPU time, without the time it waits for I/O or for its turn.
     struct Timed<F> {
         #[pin]
         inner: F,
         spent: Arc<AtomicU64>,
+        seat: Seat,
     }
 }
 
@@ -302,10 +307,14 @@ impl<F: Future> Future for Timed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        if this.seat.enter(cx).is_pending() {
+            return Poll::Pending;
+        }
         let started = Instant::now();
         let result = this.inner.poll(cx);
         this.spent
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        this.seat.leave();
         result
     }
 }

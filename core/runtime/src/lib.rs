@@ -26,6 +26,7 @@ mod capabilities;
 pub mod config;
 mod engine;
 mod error;
+mod fair;
 mod host;
 
 use std::collections::HashMap;
@@ -162,6 +163,7 @@ struct Inner {
     cache: ComponentCache,
     linkers: Mutex<HashMap<CapabilitySet, Arc<Linker<Host>>>>,
     outbound_allow: Arc<Vec<capabilities::Cidr>>,
+    gate: fair::FairGate,
     _ticker: engine::EpochTicker,
 }
 
@@ -189,6 +191,10 @@ impl Runtime {
                 cache,
                 linkers: Mutex::new(HashMap::new()),
                 outbound_allow: Arc::new(outbound_allow),
+                // One guest per core at a time, handed round between tenants.
+                gate: fair::FairGate::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                ),
                 _ticker: ticker,
             }),
         })

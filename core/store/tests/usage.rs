@@ -115,5 +115,8 @@ async fn concurrent_writers_that_read_first_all_succeed() {
     for task in tasks {
         task.await.unwrap().expect("every write succeeds");
     }
-    assert_eq!(store.kv(&scope, &plugin).usage().await.unwrap(), 64 * (6 + 5));
+    assert_eq!(
+        store.kv(&scope, &plugin).usage().await.unwrap(),
+        64 * (6 + 5)
+    );
 }
