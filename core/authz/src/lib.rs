@@ -194,8 +194,56 @@ struct Inner {
     store: Store,
     oidc: Oidc,
     limiter: FailureLimiter,
-    enforcer: RwLock<Arc<Enforcer>>,
+    enforcer: RwLock<Arc<Loaded>>,
     revision: tokio::sync::Mutex<i64>,
+}
+
+/// The rules as loaded at one revision, and the decisions already made on them. A reload
+/// replaces both at once, so a cached decision never outlives the rules it came from.
+struct Loaded {
+    enforcer: Enforcer,
+    decisions: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+}
+
+impl Loaded {
+    /// Decisions remembered at most; the memory is cleared when full.
+    const CAPACITY: usize = 100_000;
+
+    fn new(enforcer: Enforcer) -> Arc<Self> {
+        Arc::new(Self {
+            enforcer,
+            decisions: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// casbin's decision for `(subject, domain, object, action)`, evaluated once per
+    /// revision of the rules.
+    fn decide(&self, subject: &str, domain: &str, object: &str, action: &str) -> bool {
+        // Length-prefixed, so no two requests share a key whatever their characters.
+        let key = format!(
+            "{}:{subject}{}:{domain}{}:{object}{}:{action}",
+            subject.len(),
+            domain.len(),
+            object.len(),
+            action.len()
+        );
+        if let Some(decision) = self.decisions.lock().expect("decisions lock").get(&key) {
+            return *decision;
+        }
+        let decision = self
+            .enforcer
+            .enforce((subject, domain, object, action))
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "access-control evaluation failed; denying");
+                false
+            });
+        let mut decisions = self.decisions.lock().expect("decisions lock");
+        if decisions.len() >= Self::CAPACITY {
+            decisions.clear();
+        }
+        decisions.insert(key, decision);
+        decision
+    }
 }
 
 impl std::fmt::Debug for Authz {
@@ -226,7 +274,7 @@ impl Authz {
                 store,
                 oidc,
                 limiter: FailureLimiter::default(),
-                enforcer: RwLock::new(Arc::new(enforcer)),
+                enforcer: RwLock::new(Loaded::new(enforcer)),
                 revision: tokio::sync::Mutex::new(revision),
             }),
         })
@@ -243,13 +291,13 @@ impl Authz {
         let current = self.inner.store.rules().revision().await?;
         if current != *loaded {
             let enforcer = load_enforcer(&self.inner.store).await?;
-            *self.inner.enforcer.write().expect("enforcer lock") = Arc::new(enforcer);
+            *self.inner.enforcer.write().expect("enforcer lock") = Loaded::new(enforcer);
             *loaded = current;
         }
         Ok(())
     }
 
-    fn enforcer(&self) -> Arc<Enforcer> {
+    fn loaded(&self) -> Arc<Loaded> {
         Arc::clone(&self.inner.enforcer.read().expect("enforcer lock"))
     }
 
@@ -353,12 +401,8 @@ impl Authz {
         if !self.may_act_in(principal, domain) {
             return false;
         }
-        self.enforcer()
-            .enforce((principal.subject(), domain.as_str(), object, action))
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "access-control evaluation failed; denying");
-                false
-            })
+        self.loaded()
+            .decide(principal.subject(), domain.as_str(), object, action)
     }
 
     /// Whether `subject`, already known to hold a role in `tenant`, may do `action` on
@@ -371,12 +415,8 @@ impl Authz {
         object: &str,
         action: &str,
     ) -> bool {
-        self.enforcer()
-            .enforce((subject, tenant.as_str(), object, action))
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "access-control evaluation failed; denying");
-                false
-            })
+        self.loaded()
+            .decide(subject, tenant.as_str(), object, action)
     }
 
     /// The roles `principal` holds in `tenant`, platform-wide ones included.
@@ -384,7 +424,8 @@ impl Authz {
         if principal.is_anonymous() {
             return Vec::new();
         }
-        let enforcer = self.enforcer();
+        let loaded = self.loaded();
+        let enforcer = &loaded.enforcer;
         let mut roles: Vec<Role> = enforcer
             .get_roles_for_user(principal.subject(), Some(PLATFORM))
             .into_iter()
@@ -409,7 +450,8 @@ impl Authz {
         !principal.is_anonymous()
             && self.may_act_in(principal, Domain::Tenant(tenant))
             && !self
-                .enforcer()
+                .loaded()
+                .enforcer
                 .get_roles_for_user(principal.subject(), Some(tenant.as_str()))
                 .is_empty()
     }
@@ -420,7 +462,8 @@ impl Authz {
         if self.allowed(principal, Domain::Platform, "tenants", "list") {
             return None;
         }
-        let enforcer = self.enforcer();
+        let loaded = self.loaded();
+        let enforcer = &loaded.enforcer;
         let mut tenants: Vec<String> = enforcer
             .get_model()
             .get_model()
