@@ -46,6 +46,13 @@ struct Resolved {
     prepared: Arc<Prepared>,
 }
 
+impl Resolved {
+    /// Whether the install serves `council`, a council of its tenant.
+    fn serves(&self, council: &CouncilId) -> bool {
+        self.tenant_councils.contains(council) && self.councils.includes(council)
+    }
+}
+
 /// One version's preparation, shared by everyone who asks for it.
 type PreparedSlot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
 
@@ -261,7 +268,7 @@ impl Gateway {
         let Some(resolved) = self.resolve(tenant, plugin).await? else {
             return Ok(None);
         };
-        if !resolved.tenant_councils.contains(council) || !resolved.councils.includes(council) {
+        if !resolved.serves(council) {
             return Ok(None);
         }
         Ok(Some((
@@ -391,7 +398,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
         .resolve(&tenant, &plugin)
         .await?
         .ok_or_else(not_found)?;
-    if !resolved.tenant_councils.contains(&council) || !resolved.councils.includes(&council) {
+    if !resolved.serves(&council) {
         return Err(not_found());
     }
     let version = resolved.prepared.manifest().version.to_string();

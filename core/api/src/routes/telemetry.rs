@@ -221,6 +221,7 @@ pub(crate) async fn feedback(
                 HeaderValue::from(wait.as_secs().max(1)),
             ));
         }
+        // Every submission counts against the address, accepted or not.
         limiter.failed(addr.ip());
     }
     let (scope, version) = state
