@@ -41,6 +41,21 @@ fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// Runs one read query in a transaction scoped to `tenant`; SQL as for [`stmt`].
+async fn scoped_query(
+    db: &DatabaseConnection,
+    tenant: &str,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>> {
+    let txn = scoped::begin(db, tenant).await?;
+    let rows = txn
+        .query_all_raw(stmt(db.get_database_backend(), sql, values))
+        .await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
 fn get_i64(row: &QueryResult, column: &str) -> Result<i64> {
     Ok(row.try_get::<i64>("", column)?)
 }
@@ -178,13 +193,11 @@ impl<'a> Usage<'a> {
     /// Usage from day `from` to day `to` (inclusive, `YYYY-MM-DD`), one row per day,
     /// council and plugin, ordered that way.
     pub async fn rows(&self, from: &str, to: &str) -> Result<Vec<UsageRow>> {
-        let backend = self.db.get_database_backend();
         let tenant = self.scope.tenant().as_str();
-        let txn = scoped::begin(self.db, tenant).await?;
-        let rows = txn
-            .query_all_raw(stmt(
-                backend,
-                "SELECT day, council_id, plugin, \
+        let rows = scoped_query(
+            self.db,
+            tenant,
+            "SELECT day, council_id, plugin, \
                  CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(errors) AS BIGINT) AS errors, \
                  CAST(SUM(wall_us) AS BIGINT) AS wall_us, CAST(SUM(cpu_us) AS BIGINT) AS cpu_us, \
                  CAST(SUM(bytes_in) AS BIGINT) AS bytes_in, \
@@ -192,10 +205,9 @@ impl<'a> Usage<'a> {
                  CAST(SUM(kv_bytes) AS BIGINT) AS kv_bytes \
                  FROM usage_daily WHERE tenant_id = ? AND day >= ? AND day <= ? \
                  GROUP BY day, council_id, plugin ORDER BY day, council_id, plugin",
-                vec![tenant.into(), from.into(), to.into()],
-            ))
-            .await?;
-        txn.commit().await?;
+            vec![tenant.into(), from.into(), to.into()],
+        )
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(UsageRow {
@@ -328,20 +340,17 @@ impl<'a> Feedback<'a> {
 
     /// Ratings from day `from` to day `to` (inclusive), per council and plugin.
     pub async fn summary(&self, from: &str, to: &str) -> Result<Vec<RatingSummary>> {
-        let backend = self.db.get_database_backend();
         let tenant = self.scope.tenant().as_str();
-        let txn = scoped::begin(self.db, tenant).await?;
-        let rows = txn
-            .query_all_raw(stmt(
-                backend,
-                "SELECT council_id, plugin, CAST(COUNT(*) AS BIGINT) AS ratings, \
+        let rows = scoped_query(
+            self.db,
+            tenant,
+            "SELECT council_id, plugin, CAST(COUNT(*) AS BIGINT) AS ratings, \
                  CAST(SUM(rating) AS BIGINT) AS total FROM feedback \
                  WHERE tenant_id = ? AND day >= ? AND day <= ? \
                  GROUP BY council_id, plugin ORDER BY council_id, plugin",
-                vec![tenant.into(), from.into(), to.into()],
-            ))
-            .await?;
-        txn.commit().await?;
+            vec![tenant.into(), from.into(), to.into()],
+        )
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(RatingSummary {
@@ -356,18 +365,15 @@ impl<'a> Feedback<'a> {
 
     /// How many ratings the tenant has stored (for tests and operators).
     pub async fn count(&self) -> Result<i64> {
-        let backend = self.db.get_database_backend();
         let tenant = self.scope.tenant().as_str();
-        let txn = scoped::begin(self.db, tenant).await?;
-        let row = txn
-            .query_one_raw(stmt(
-                backend,
-                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM feedback WHERE tenant_id = ?",
-                vec![tenant.into()],
-            ))
-            .await?;
-        txn.commit().await?;
-        row.map_or(Ok(0), |row| get_i64(&row, "n"))
+        let rows = scoped_query(
+            self.db,
+            tenant,
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM feedback WHERE tenant_id = ?",
+            vec![tenant.into()],
+        )
+        .await?;
+        rows.first().map_or(Ok(0), |row| get_i64(row, "n"))
     }
 }
 
