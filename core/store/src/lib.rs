@@ -34,7 +34,7 @@ pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
 pub use usage::{
     Adoption, AdoptionFigures, AdoptionMap, CallsDelta, Feedback, LATENCY_BOUNDS_MS, NewFeedback,
-    PlatformUsage, RatingSummary, Usage, UsageDelta, UsageRow, day_of, latency_bucket,
+    PlatformUsage, RatingSummary, Usage, UsageCounts, UsageDelta, UsageRow, day_of, latency_bucket,
 };
 
 /// Errors from the store. Variants name the tenant or object they are about.

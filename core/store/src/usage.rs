@@ -64,17 +64,9 @@ fn get_string(row: &QueryResult, column: &str) -> Result<String> {
     Ok(row.try_get::<String>("", column)?)
 }
 
-/// Counts to add for one council, plugin, version and day.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UsageDelta {
-    /// The council called.
-    pub council: String,
-    /// The plugin.
-    pub plugin: String,
-    /// The version that answered.
-    pub version: String,
-    /// The UTC day, `YYYY-MM-DD`.
-    pub day: String,
+/// The metered counts of one key, as stored in `usage_daily` and added up in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UsageCounts {
     /// Calls.
     pub calls: i64,
     /// Calls that failed on the platform's or the plugin's side (429 or 5xx).
@@ -89,6 +81,79 @@ pub struct UsageDelta {
     pub bytes_out: i64,
     /// Bytes written to the plugin's key-value store.
     pub kv_bytes: i64,
+}
+
+/// The columns of [`UsageCounts`], in field order.
+const COUNT_COLUMNS: [&str; 7] = [
+    "calls",
+    "errors",
+    "wall_us",
+    "cpu_us",
+    "bytes_in",
+    "bytes_out",
+    "kv_bytes",
+];
+
+impl UsageCounts {
+    fn values(&self) -> [i64; 7] {
+        [
+            self.calls,
+            self.errors,
+            self.wall_us,
+            self.cpu_us,
+            self.bytes_in,
+            self.bytes_out,
+            self.kv_bytes,
+        ]
+    }
+
+    fn from_row(row: &QueryResult) -> Result<Self> {
+        let [
+            calls,
+            errors,
+            wall_us,
+            cpu_us,
+            bytes_in,
+            bytes_out,
+            kv_bytes,
+        ] = COUNT_COLUMNS.map(|c| get_i64(row, c));
+        Ok(Self {
+            calls: calls?,
+            errors: errors?,
+            wall_us: wall_us?,
+            cpu_us: cpu_us?,
+            bytes_in: bytes_in?,
+            bytes_out: bytes_out?,
+            kv_bytes: kv_bytes?,
+        })
+    }
+}
+
+impl std::ops::AddAssign for UsageCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        self.wall_us += other.wall_us;
+        self.cpu_us += other.cpu_us;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.kv_bytes += other.kv_bytes;
+    }
+}
+
+/// Counts to add for one council, plugin, version and day.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageDelta {
+    /// The council called.
+    pub council: String,
+    /// The plugin.
+    pub plugin: String,
+    /// The version that answered.
+    pub version: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The counts to add.
+    pub counts: UsageCounts,
 }
 
 /// Calls to add to one latency bucket of one plugin version on one day, across tenants.
@@ -117,20 +182,9 @@ pub struct UsageRow {
     pub council: String,
     /// The plugin.
     pub plugin: String,
-    /// Calls.
-    pub calls: i64,
-    /// Failed calls.
-    pub errors: i64,
-    /// Wall time, microseconds.
-    pub wall_us: i64,
-    /// Plugin code time, microseconds.
-    pub cpu_us: i64,
-    /// Request body bytes.
-    pub bytes_in: i64,
-    /// Response body bytes.
-    pub bytes_out: i64,
-    /// Key-value bytes written.
-    pub kv_bytes: i64,
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: UsageCounts,
 }
 
 /// One tenant's metered usage.
@@ -155,36 +209,26 @@ impl<'a> Usage<'a> {
             txn.rollback().await?;
             return Ok(false);
         }
+        let sql = format!(
+            "INSERT INTO usage_daily (tenant_id, day, council_id, plugin, version, {}) \
+             VALUES (?, ?, ?, ?, ?, {}) \
+             ON CONFLICT (tenant_id, day, council_id, plugin, version) DO UPDATE SET {}",
+            COUNT_COLUMNS.join(", "),
+            ["?"; 7].join(", "),
+            COUNT_COLUMNS
+                .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
+                .join(", "),
+        );
         for d in deltas {
-            txn.execute_raw(stmt(
-                backend,
-                "INSERT INTO usage_daily (tenant_id, day, council_id, plugin, version, calls, \
-                 errors, wall_us, cpu_us, bytes_in, bytes_out, kv_bytes) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (tenant_id, day, council_id, plugin, version) DO UPDATE SET \
-                 calls = usage_daily.calls + excluded.calls, \
-                 errors = usage_daily.errors + excluded.errors, \
-                 wall_us = usage_daily.wall_us + excluded.wall_us, \
-                 cpu_us = usage_daily.cpu_us + excluded.cpu_us, \
-                 bytes_in = usage_daily.bytes_in + excluded.bytes_in, \
-                 bytes_out = usage_daily.bytes_out + excluded.bytes_out, \
-                 kv_bytes = usage_daily.kv_bytes + excluded.kv_bytes",
-                vec![
-                    tenant.into(),
-                    d.day.clone().into(),
-                    d.council.clone().into(),
-                    d.plugin.clone().into(),
-                    d.version.clone().into(),
-                    d.calls.into(),
-                    d.errors.into(),
-                    d.wall_us.into(),
-                    d.cpu_us.into(),
-                    d.bytes_in.into(),
-                    d.bytes_out.into(),
-                    d.kv_bytes.into(),
-                ],
-            ))
-            .await?;
+            let mut values: Vec<Value> = vec![
+                tenant.into(),
+                d.day.clone().into(),
+                d.council.clone().into(),
+                d.plugin.clone().into(),
+                d.version.clone().into(),
+            ];
+            values.extend(d.counts.values().map(Value::from));
+            txn.execute_raw(stmt(backend, &sql, values)).await?;
         }
         txn.commit().await?;
         Ok(true)
@@ -194,17 +238,18 @@ impl<'a> Usage<'a> {
     /// council and plugin, ordered that way.
     pub async fn rows(&self, from: &str, to: &str) -> Result<Vec<UsageRow>> {
         let tenant = self.scope.tenant().as_str();
+        let sql = format!(
+            "SELECT day, council_id, plugin, {} FROM usage_daily \
+             WHERE tenant_id = ? AND day >= ? AND day <= ? \
+             GROUP BY day, council_id, plugin ORDER BY day, council_id, plugin",
+            COUNT_COLUMNS
+                .map(|c| format!("CAST(SUM({c}) AS BIGINT) AS {c}"))
+                .join(", "),
+        );
         let rows = scoped_query(
             self.db,
             tenant,
-            "SELECT day, council_id, plugin, \
-                 CAST(SUM(calls) AS BIGINT) AS calls, CAST(SUM(errors) AS BIGINT) AS errors, \
-                 CAST(SUM(wall_us) AS BIGINT) AS wall_us, CAST(SUM(cpu_us) AS BIGINT) AS cpu_us, \
-                 CAST(SUM(bytes_in) AS BIGINT) AS bytes_in, \
-                 CAST(SUM(bytes_out) AS BIGINT) AS bytes_out, \
-                 CAST(SUM(kv_bytes) AS BIGINT) AS kv_bytes \
-                 FROM usage_daily WHERE tenant_id = ? AND day >= ? AND day <= ? \
-                 GROUP BY day, council_id, plugin ORDER BY day, council_id, plugin",
+            &sql,
             vec![tenant.into(), from.into(), to.into()],
         )
         .await?;
@@ -214,13 +259,7 @@ impl<'a> Usage<'a> {
                     day: get_string(row, "day")?,
                     council: get_string(row, "council_id")?,
                     plugin: get_string(row, "plugin")?,
-                    calls: get_i64(row, "calls")?,
-                    errors: get_i64(row, "errors")?,
-                    wall_us: get_i64(row, "wall_us")?,
-                    cpu_us: get_i64(row, "cpu_us")?,
-                    bytes_in: get_i64(row, "bytes_in")?,
-                    bytes_out: get_i64(row, "bytes_out")?,
-                    kv_bytes: get_i64(row, "kv_bytes")?,
+                    counts: UsageCounts::from_row(row)?,
                 })
             })
             .collect()

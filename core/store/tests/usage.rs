@@ -2,7 +2,7 @@
 
 use guildhall_domain::TenantId;
 use guildhall_domain::tenant::TenantSpec;
-use guildhall_store::{CallsDelta, DatabaseUrl, PoolOptions, Store, UsageDelta};
+use guildhall_store::{CallsDelta, DatabaseUrl, PoolOptions, Store, UsageCounts, UsageDelta};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -26,13 +26,15 @@ fn delta(calls: i64) -> UsageDelta {
         plugin: "hello".into(),
         version: "0.1.0".into(),
         day: "2026-11-27".into(),
-        calls,
-        errors: 1,
-        wall_us: 1_000 * calls,
-        cpu_us: 100 * calls,
-        bytes_in: 10,
-        bytes_out: 20,
-        kv_bytes: 0,
+        counts: UsageCounts {
+            calls,
+            errors: 1,
+            wall_us: 1_000 * calls,
+            cpu_us: 100 * calls,
+            bytes_in: 10,
+            bytes_out: 20,
+            kv_bytes: 0,
+        },
     }
 }
 
@@ -52,10 +54,10 @@ async fn a_retried_batch_counts_once_and_replicas_add_up() {
     assert!(usage.add("batch-2", &[delta(4)]).await.unwrap());
     let rows = usage.rows("2026-11-01", "2026-11-30").await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].calls, 7);
-    assert_eq!(rows[0].errors, 2);
-    assert_eq!(rows[0].wall_us, 7_000);
-    assert_eq!(rows[0].bytes_in, 20);
+    assert_eq!(rows[0].counts.calls, 7);
+    assert_eq!(rows[0].counts.errors, 2);
+    assert_eq!(rows[0].counts.wall_us, 7_000);
+    assert_eq!(rows[0].counts.bytes_in, 20);
     // Outside the period: nothing.
     assert!(
         usage

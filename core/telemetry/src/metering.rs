@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use guildhall_store::{CallsDelta, Store, UsageDelta, latency_bucket};
+use guildhall_store::{CallsDelta, Store, UsageCounts, UsageDelta, latency_bucket};
 
 use crate::Metrics;
 
@@ -57,17 +57,6 @@ struct CallsKey {
     bucket: i32,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    calls: i64,
-    errors: i64,
-    wall_us: i64,
-    cpu_us: i64,
-    bytes_in: i64,
-    bytes_out: i64,
-    kv_bytes: i64,
-}
-
 #[derive(Debug)]
 enum Batch {
     Tenant {
@@ -83,7 +72,7 @@ enum Batch {
 
 #[derive(Debug, Default)]
 struct State {
-    usage: HashMap<UsageKey, Counts>,
+    usage: HashMap<UsageKey, UsageCounts>,
     calls: HashMap<CallsKey, (i64, i64)>,
     /// Batches whose write failed, kept with their ids for the next flush.
     retry: Vec<Batch>,
@@ -176,15 +165,17 @@ impl Meter {
             day,
             bucket: latency_bucket(wall_ms),
         };
+        let counts = UsageCounts {
+            calls: 1,
+            errors: error,
+            wall_us: micros(sample.wall),
+            cpu_us: micros(sample.cpu),
+            bytes_in: bytes(sample.bytes_in),
+            bytes_out: bytes(sample.bytes_out),
+            kv_bytes: bytes(sample.kv_bytes),
+        };
         let mut state = self.inner.state.lock().expect("meter poisoned");
-        let counts = state.usage.entry(usage_key).or_default();
-        counts.calls += 1;
-        counts.errors += error;
-        counts.wall_us += micros(sample.wall);
-        counts.cpu_us += micros(sample.cpu);
-        counts.bytes_in += bytes(sample.bytes_in);
-        counts.bytes_out += bytes(sample.bytes_out);
-        counts.kv_bytes += bytes(sample.kv_bytes);
+        *state.usage.entry(usage_key).or_default() += counts;
         let calls = state.calls.entry(calls_key).or_default();
         calls.0 += 1;
         calls.1 += error;
@@ -230,19 +221,13 @@ impl Meter {
         let mut batches = state.retry;
         let id = uuid::Uuid::now_v7().to_string();
         let mut by_tenant: HashMap<String, Vec<UsageDelta>> = HashMap::new();
-        for (key, c) in state.usage {
+        for (key, counts) in state.usage {
             by_tenant.entry(key.tenant).or_default().push(UsageDelta {
                 council: key.council,
                 plugin: key.plugin,
                 version: key.version,
                 day: day_string(key.day),
-                calls: c.calls,
-                errors: c.errors,
-                wall_us: c.wall_us,
-                cpu_us: c.cpu_us,
-                bytes_in: c.bytes_in,
-                bytes_out: c.bytes_out,
-                kv_bytes: c.kv_bytes,
+                counts,
             });
         }
         for (tenant, deltas) in by_tenant {

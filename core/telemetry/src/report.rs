@@ -119,8 +119,8 @@ pub fn usage_report(
     rows: Vec<UsageRow>,
 ) -> UsageReport {
     let weight = |r: &UsageRow, basis: Basis| match basis {
-        Basis::Cpu => r.cpu_us as f64,
-        Basis::Calls => r.calls as f64,
+        Basis::Cpu => r.counts.cpu_us as f64,
+        Basis::Calls => r.counts.calls as f64,
     };
     let mut basis_used = basis;
     let mut total: f64 = rows.iter().map(|r| weight(r, basis)).sum();
@@ -140,13 +140,13 @@ pub fn usage_report(
             day: r.day,
             council: r.council,
             plugin: r.plugin,
-            calls: r.calls,
-            errors: r.errors,
-            wall_ms: ms(r.wall_us),
-            cpu_ms: ms(r.cpu_us),
-            bytes_in: r.bytes_in,
-            bytes_out: r.bytes_out,
-            kv_bytes: r.kv_bytes,
+            calls: r.counts.calls,
+            errors: r.counts.errors,
+            wall_ms: ms(r.counts.wall_us),
+            cpu_ms: ms(r.counts.cpu_us),
+            bytes_in: r.counts.bytes_in,
+            bytes_out: r.counts.bytes_out,
+            kv_bytes: r.counts.kv_bytes,
         })
         .collect();
     UsageReport {
@@ -237,9 +237,9 @@ pub fn kpis(
     let mut by: BTreeMap<(String, String), Acc> = BTreeMap::new();
     for r in usage {
         let a = by.entry((r.plugin.clone(), r.council.clone())).or_default();
-        a.calls += r.calls;
-        a.errors += r.errors;
-        a.cpu_us += r.cpu_us;
+        a.calls += r.counts.calls;
+        a.errors += r.counts.errors;
+        a.cpu_us += r.counts.cpu_us;
     }
     for r in ratings {
         let a = by.entry((r.plugin.clone(), r.council.clone())).or_default();
@@ -275,19 +275,22 @@ pub fn kpis(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use guildhall_store::UsageCounts;
 
     fn row(day: &str, council: &str, calls: i64, cpu_us: i64) -> UsageRow {
         UsageRow {
             day: day.into(),
             council: council.into(),
             plugin: "hello".into(),
-            calls,
-            errors: 1,
-            wall_us: 1500,
-            cpu_us,
-            bytes_in: 10,
-            bytes_out: 20,
-            kv_bytes: 0,
+            counts: UsageCounts {
+                calls,
+                errors: 1,
+                wall_us: 1500,
+                cpu_us,
+                bytes_in: 10,
+                bytes_out: 20,
+                kv_bytes: 0,
+            },
         }
     }
 
