@@ -55,7 +55,10 @@ fn main() {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_MAKEFLAGS");
+        .env_remove("CARGO_MAKEFLAGS")
+        // The guest build has its own target folder; a shared build folder would be locked
+        // by the build that runs this script.
+        .env_remove("CARGO_BUILD_BUILD_DIR");
     let status = cmd.status().expect("run cargo to build plugins/");
     if !status.success() {
         panic!(
