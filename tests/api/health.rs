@@ -42,7 +42,7 @@ async fn readiness_fails_when_a_migration_is_pending(app: TestApp) {
 }
 
 #[tokio::test]
-async fn request_ids_are_echoed_or_generated() {
+async fn request_ids_are_the_servers_own() {
     let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
         .await
         .unwrap();
@@ -53,8 +53,12 @@ async fn request_ids_are_echoed_or_generated() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["x-request-id"], "abc-123");
-    // An id unsafe for logs is replaced, not echoed.
+    // The caller's id is kept apart (logged and audited as `client_request_id`); the id
+    // the server answers with and records under is its own.
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(id, "abc-123");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    // An id unsafe for logs is never echoed either.
     let response = app
         .client
         .get(app.url("/healthz"))

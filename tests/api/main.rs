@@ -9,6 +9,7 @@ mod catalogue;
 mod cli;
 mod gateway;
 mod health;
+mod identity;
 mod replicas;
 mod shutdown;
 mod telemetry;

@@ -206,9 +206,9 @@ def test_operations_guide_documents_every_key(guildhall_bin: Path, tmp_path: Pat
 
 
 def test_rendered_oidc_config_loads(guildhall_bin: Path, tmp_path: Path) -> None:
-    values = {"auth": {"oidc": {"enabled": True, "issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwksUrl": "https://login.example.gov.uk/keys"}}}
+    values = {"auth": {"oidc": {"enabled": True, "id": "example-idp", "issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwksUrl": "https://login.example.gov.uk/keys"}}}
     shown = check_and_show(guildhall_bin, values, tmp_path)
-    assert shown["auth"]["oidc"] == [{"issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwks_url": "https://login.example.gov.uk/keys", "tenants": [], "leeway_secs": 60}]
+    assert shown["auth"]["oidc"] == [{"id": "example-idp", "issuer": "https://login.example.gov.uk/", "audience": "guildhall", "jwks_url": "https://login.example.gov.uk/keys", "tenants": [], "leeway_secs": 60}]
 
 
 def test_rendered_telemetry_config_loads(guildhall_bin: Path, tmp_path: Path) -> None:

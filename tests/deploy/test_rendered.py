@@ -479,11 +479,11 @@ def test_optional_sections_are_rendered_only_when_enabled(value_set) -> None:
 
 def test_optional_sections_render_when_enabled() -> None:
     values = {
-        "auth": {"oidc": {"enabled": True, "issuer": "https://idp.example.org", "audience": "guildhall", "jwksUrl": "https://idp.example.org/jwks"}},
+        "auth": {"oidc": {"enabled": True, "id": "example-idp", "issuer": "https://idp.example.org", "audience": "guildhall", "jwksUrl": "https://idp.example.org/jwks"}},
         "telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector:4318"},
     }
     config = server_toml(render_objects(values))
-    assert config["auth"]["oidc"] == {"issuer": "https://idp.example.org", "audience": "guildhall", "jwks_url": "https://idp.example.org/jwks"}
+    assert config["auth"]["oidc"] == {"id": "example-idp", "issuer": "https://idp.example.org", "audience": "guildhall", "jwks_url": "https://idp.example.org/jwks"}
     assert config["telemetry"] == {"otlp_endpoint": "http://otel-collector:4318", "service_name": "guildhall"}
 
 

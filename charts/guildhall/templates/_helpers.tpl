@@ -111,8 +111,8 @@ schema can be skipped (--skip-schema-validation), a template cannot.
 {{- fail "guildhall: SQLite supports a single replica, so autoscaling.enabled must be false; use PostgreSQL to autoscale" }}
 {{- end }}
 {{- end }}
-{{- if and .Values.auth.oidc.enabled (not (and .Values.auth.oidc.issuer .Values.auth.oidc.audience)) }}
-{{- fail "guildhall: auth.oidc.enabled needs auth.oidc.issuer and auth.oidc.audience" }}
+{{- if and .Values.auth.oidc.enabled (not (and .Values.auth.oidc.id .Values.auth.oidc.issuer .Values.auth.oidc.audience)) }}
+{{- fail "guildhall: auth.oidc.enabled needs auth.oidc.id, auth.oidc.issuer and auth.oidc.audience" }}
 {{- end }}
 {{- if and .Values.auth.oidc.enabled (not (or .Values.auth.oidc.jwksUrl .Values.auth.oidc.jwksFile)) }}
 {{- fail "guildhall: auth.oidc.enabled needs auth.oidc.jwksUrl or auth.oidc.jwksFile" }}
@@ -159,7 +159,7 @@ the sections behind feature values, rendered as TOML.
 {{- $_ := set $runtime "cache_dir" .Values.compileCache.mountPath }}
 {{- $_ := set $config "runtime" $runtime }}
 {{- if .Values.auth.oidc.enabled }}
-{{- $oidc := dict "issuer" .Values.auth.oidc.issuer "audience" .Values.auth.oidc.audience }}
+{{- $oidc := dict "id" .Values.auth.oidc.id "issuer" .Values.auth.oidc.issuer "audience" .Values.auth.oidc.audience }}
 {{- if .Values.auth.oidc.jwksUrl }}{{ $_ := set $oidc "jwks_url" .Values.auth.oidc.jwksUrl }}{{ end }}
 {{- if .Values.auth.oidc.jwksFile }}{{ $_ := set $oidc "jwks_file" .Values.auth.oidc.jwksFile }}{{ end }}
 {{- $_ := set $config "auth" (dict "oidc" $oidc) }}

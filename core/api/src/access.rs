@@ -10,9 +10,9 @@
 //! hold no role in a tenant get the same 404 as for a tenant that does not exist, so
 //! tenants cannot be discovered; callers with a role there but not this permission get 403.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use guildhall_store::NewAuditEntry;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::middleware::RequestId;
+use crate::middleware::{ClientRequestId, RequestId};
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +192,27 @@ pub fn rule_for(method: &Method, path: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.method == *method && r.path == path)
 }
 
+/// The 405 for a method `route` does not have, naming the ones it has.
+fn method_not_allowed(method: &Method, route: &str) -> ApiError {
+    let mut allowed: Vec<&str> = RULES
+        .iter()
+        .filter(|r| r.path == route)
+        .map(|r| r.method.as_str())
+        .collect();
+    if allowed.contains(&"GET") {
+        allowed.push("HEAD");
+    }
+    let allow = allowed.join(", ");
+    ApiError::from_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed here; this route accepts {allow}"),
+    )
+    .with_header(
+        header::ALLOW,
+        HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("GET")),
+    )
+}
+
 /// The 404 for a tenant the caller cannot see, the same whether it exists or not.
 pub(crate) fn no_tenant(tenant: &str) -> ApiError {
     ApiError::not_found(format!("no tenant {tenant}"))
@@ -220,16 +241,15 @@ fn auth_error(e: AuthError) -> ApiError {
     }
 }
 
-/// Authenticates the caller of any request (API or gateway) from its headers, counting
-/// failures against the client's address.
+/// Authenticates the caller of any request (API or gateway) from its headers. Failures
+/// count against the presented token, or the client (behind a trusted proxy, the address it
+/// forwarded for).
 pub(crate) async fn principal(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     extensions: &axum::http::Extensions,
 ) -> Result<Principal, ApiError> {
-    let client: Option<IpAddr> = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+    let client: Option<IpAddr> = state.trusted_proxies.client_of(headers, extensions);
     let header = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(
@@ -269,22 +289,29 @@ async fn decide(
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let Some(rule) = rule_for(request.method(), &route) else {
-        // A method the route does not have: the router's own 405 follows.
-        if RULES.iter().any(|r| r.path == route) {
-            return Ok(next.run(request).await);
-        }
-        return Err(ApiError::internal(format!(
-            "route {} {route} has no access rule",
-            request.method()
-        )));
+    // HEAD is answered by the GET handler, so it is decided as GET.
+    let method = if request.method() == Method::HEAD {
+        Method::GET
+    } else {
+        request.method().clone()
     };
+    let rule = rule_for(&method, &route);
+    if rule.is_none() && !RULES.iter().any(|r| r.path == route) {
+        return Err(ApiError::internal(format!(
+            "route {method} {route} has no access rule"
+        )));
+    }
+    // Every method is authenticated first, so an anonymous caller learns nothing from which
+    // methods a path has.
     let principal = principal(state, request.headers(), request.extensions()).await?;
     if principal.is_anonymous() {
         return Err(unauthenticated(
             "this route needs a bearer token or an identity token",
         ));
     }
+    let Some(rule) = rule else {
+        return Err(method_not_allowed(request.method(), &route));
+    };
     state.authz.refresh().await.map_err(ApiError::internal)?;
     let tenant_param = params
         .iter()
@@ -332,7 +359,19 @@ async fn decide(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    let client_request_id = request
+        .extensions()
+        .get::<ClientRequestId>()
+        .map(|r| r.0.clone());
     let path = request.uri().path().to_string();
+    let refused = decision.is_err();
+    // A refusal is recorded in the tenant's chain only for a caller who holds a role there
+    // (403). A caller the tenant is hidden from (404) writes nothing into that tenant's
+    // chain: the attempt goes to the platform's, naming the tenant.
+    let chain = match &decision {
+        Err(e) if e.status() == StatusCode::NOT_FOUND => None,
+        _ => tenant_param.as_deref(),
+    };
     let response = match decision {
         Ok(()) => {
             request.extensions_mut().insert(principal.clone());
@@ -340,22 +379,36 @@ async fn decide(
         }
         Err(e) => e.into_response(),
     };
-    if let Some(action) = rule.audit {
+    // Refusals are recorded up to a quota per principal, so nobody can flood a chain with
+    // requests that change nothing.
+    let record = rule.audit.is_some() && (!refused || state.authz.note_refusal(&principal));
+    if let (Some(action), true) = (rule.audit, record) {
         let location = response
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let mut detail = serde_json::json!({ "method": rule.method.as_str(), "path": path });
+        if let Some(location) = location {
+            detail["location"] = location.into();
+        }
+        if let Some(id) = client_request_id {
+            detail["client_request_id"] = id.into();
+        }
+        if chain.is_none()
+            && let Some(tenant) = &tenant_param
+        {
+            detail["tenant"] = tenant.as_str().into();
+        }
         audit(
             state,
             &principal,
-            rule,
             action,
-            tenant_param.as_deref(),
+            chain,
             &path,
             &request_id,
             response.status(),
-            location,
+            detail,
         )
         .await?;
     }
@@ -368,13 +421,12 @@ async fn decide(
 async fn audit(
     state: &AppState,
     principal: &Principal,
-    rule: &Rule,
     action: &str,
     tenant: Option<&str>,
     path: &str,
     request_id: &str,
     status: StatusCode,
-    location: Option<String>,
+    detail: serde_json::Value,
 ) -> Result<(), ApiError> {
     let object = path.strip_prefix("/api/v1/").unwrap_or(path);
     let object = match tenant {
@@ -383,10 +435,6 @@ async fn audit(
             .unwrap_or(object),
         None => object,
     };
-    let mut detail = serde_json::json!({ "method": rule.method.as_str(), "path": path });
-    if let Some(location) = location {
-        detail["location"] = location.into();
-    }
     let entry = NewAuditEntry {
         actor: principal.subject(),
         action,

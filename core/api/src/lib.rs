@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod catalogue;
+pub mod client;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub trusted_keys: Arc<TrustedKeys>,
     /// Authentication and access control.
     pub authz: guildhall_authz::Authz,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<client::TrustedProxies>,
     /// Metrics, metering and feedback limits.
     pub telemetry: Telemetry,
 }

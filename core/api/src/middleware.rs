@@ -13,12 +13,19 @@ use tracing::Instrument;
 
 use crate::error::{ApiError, InternalCause, PROBLEM_JSON};
 
-/// The header that carries the request id in both directions.
+/// The header that carries the request id: a caller's is kept as its own id, the server's
+/// comes back on every response.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The request id of the current request, in request extensions.
+/// The server's id of the current request, in request extensions. Always generated here,
+/// so the ids the audit log and the logs key on are the server's, never a caller's choice.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// The id a caller sent in `x-request-id`, when short and printable: kept apart from the
+/// server's id, logged and audited as `client_request_id`.
+#[derive(Debug, Clone)]
+pub struct ClientRequestId(pub String);
 
 /// Accepts a caller's request id only when it is short and printable, so it is safe in logs.
 fn caller_request_id(req: &Request) -> Option<String> {
@@ -56,13 +63,19 @@ pub async fn request_context(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let id = caller_request_id(&req).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id = uuid::Uuid::now_v7().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
+    let client_id = caller_request_id(&req);
+    if let Some(client_id) = &client_id {
+        req.extensions_mut()
+            .insert(ClientRequestId(client_id.clone()));
+    }
     let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         otel.kind = "server",
         request_id = %id,
+        client_request_id = client_id.as_deref(),
         http.request.method = %method,
         http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,

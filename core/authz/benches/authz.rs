@@ -19,7 +19,7 @@ use guildhall_test_artifacts::print_percentiles;
 
 const TENANTS: usize = 1_000;
 const BINDINGS_PER_TENANT: usize = 10;
-const ROLES: [&str; 3] = ["tenant-admin", "officer", "auditor"];
+const ROLES: [&str; 3] = ["role:tenant-admin", "role:officer", "role:auditor"];
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -38,7 +38,7 @@ fn benches(c: &mut Criterion) {
         let mut rules = Vec::with_capacity(TENANTS * BINDINGS_PER_TENANT);
         for t in 0..TENANTS {
             for m in 0..BINDINGS_PER_TENANT {
-                let subject = format!("user-{t}-{m}");
+                let subject = format!("token:user-{t}-{m}");
                 let tenant = format!("tenant-{t:04}");
                 rules.push(RuleRow::new(
                     "g",
@@ -52,14 +52,14 @@ fn benches(c: &mut Criterion) {
     let tenant = TenantId::parse("tenant-0500").unwrap();
     let other = TenantId::parse("tenant-0501").unwrap();
     // Allowed: an officer (m = 1) reads installs; refused: the same subject elsewhere.
-    assert!(authz.allowed_subject("user-500-1", &tenant, "installs", "read"));
-    assert!(!authz.allowed_subject("user-500-1", &other, "installs", "read"));
+    assert!(authz.allowed_subject("token:user-500-1", &tenant, "installs", "read"));
+    assert!(!authz.allowed_subject("token:user-500-1", &other, "installs", "read"));
 
     c.bench_function("casbin_check_10k_rules_allowed", |b| {
-        b.iter(|| black_box(authz.allowed_subject("user-500-1", &tenant, "installs", "read")))
+        b.iter(|| black_box(authz.allowed_subject("token:user-500-1", &tenant, "installs", "read")))
     });
     c.bench_function("casbin_check_10k_rules_refused", |b| {
-        b.iter(|| black_box(authz.allowed_subject("user-500-1", &other, "installs", "write")))
+        b.iter(|| black_box(authz.allowed_subject("token:user-500-1", &other, "installs", "write")))
     });
 
     // Every binding's first check (nothing remembered yet), then the same checks again:
@@ -69,7 +69,7 @@ fn benches(c: &mut Criterion) {
         .map(|i| {
             let (t, m) = (i / BINDINGS_PER_TENANT, i % BINDINGS_PER_TENANT);
             (
-                format!("user-{t}-{m}"),
+                format!("token:user-{t}-{m}"),
                 TenantId::parse(format!("tenant-{t:04}")).unwrap(),
             )
         })

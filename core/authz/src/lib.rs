@@ -22,11 +22,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use casbin::{CoreApi, DefaultModel, Enforcer, RbacApi};
-use guildhall_domain::{CouncilId, Role, TenantId};
+use guildhall_domain::{CouncilId, IssuerId, Role, Subject, TenantId};
 use guildhall_store::{MemberRecord, NewToken, RuleRow, Store, TenantScope, TokenRecord};
 use time::OffsetDateTime;
 
-pub use limiter::FailureLimiter;
+pub use limiter::{ClientKey, FailureKey, FailureLimiter};
 pub use oidc::{Oidc, OidcError, OidcIssuer};
 
 /// The access-control model.
@@ -41,28 +41,29 @@ pub const MAX_TOKEN_DAYS: u32 = 365;
 /// Default lifetime of a token, in days.
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
 
-/// What each built-in role may do. Restored at every start.
+/// What each built-in role may do, by the roles' casbin names (`role:<name>`). Restored at
+/// every start.
 pub const DEFAULT_POLICIES: &[[&str; 4]] = &[
-    ["operator", "*", "*", "*"],
-    ["publisher", "*", "catalogue", "publish"],
-    ["publisher", "*", "catalogue", "yank"],
-    ["tenant-admin", "*", "tenant", "*"],
-    ["tenant-admin", "*", "members", "*"],
-    ["tenant-admin", "*", "tokens", "*"],
-    ["tenant-admin", "*", "installs", "*"],
-    ["tenant-admin", "*", "audit", "read"],
-    ["tenant-admin", "*", "usage", "read"],
-    ["tenant-admin", "*", "kpis", "read"],
-    ["tenant-admin", "*", "plugin:*", "*"],
-    ["officer", "*", "tenant", "read"],
-    ["officer", "*", "installs", "read"],
-    ["officer", "*", "kpis", "read"],
-    ["officer", "*", "plugin:*", "*"],
-    ["auditor", "*", "tenant", "read"],
-    ["auditor", "*", "installs", "read"],
-    ["auditor", "*", "audit", "read"],
-    ["auditor", "*", "usage", "read"],
-    ["auditor", "*", "kpis", "read"],
+    ["role:operator", "*", "*", "*"],
+    ["role:publisher", "*", "catalogue", "publish"],
+    ["role:publisher", "*", "catalogue", "yank"],
+    ["role:tenant-admin", "*", "tenant", "*"],
+    ["role:tenant-admin", "*", "members", "*"],
+    ["role:tenant-admin", "*", "tokens", "*"],
+    ["role:tenant-admin", "*", "installs", "*"],
+    ["role:tenant-admin", "*", "audit", "read"],
+    ["role:tenant-admin", "*", "usage", "read"],
+    ["role:tenant-admin", "*", "kpis", "read"],
+    ["role:tenant-admin", "*", "plugin:*", "*"],
+    ["role:officer", "*", "tenant", "read"],
+    ["role:officer", "*", "installs", "read"],
+    ["role:officer", "*", "kpis", "read"],
+    ["role:officer", "*", "plugin:*", "*"],
+    ["role:auditor", "*", "tenant", "read"],
+    ["role:auditor", "*", "installs", "read"],
+    ["role:auditor", "*", "audit", "read"],
+    ["role:auditor", "*", "usage", "read"],
+    ["role:auditor", "*", "kpis", "read"],
 ];
 
 /// How a principal proved who it is.
@@ -75,8 +76,8 @@ pub enum Credential {
     },
     /// A JWT from a configured OpenID Connect issuer.
     Oidc {
-        /// The issuer.
-        issuer: String,
+        /// The issuer's configured id.
+        issuer: IssuerId,
     },
 }
 
@@ -87,7 +88,8 @@ pub enum Principal {
     Anonymous,
     /// A checked credential.
     Authenticated {
-        /// The casbin subject: `token:<id>` for tokens, the `sub` claim for OIDC.
+        /// The casbin subject: `token:<id>` for tokens, `oidc:<issuer id>:<sub>` for OIDC
+        /// (see [`Subject`]); never a role's name.
         subject: String,
         /// How it was proved.
         credential: Credential,
@@ -127,8 +129,8 @@ pub enum AuthError {
     /// The JWT was refused.
     #[error("the identity token was refused: {0}")]
     Oidc(#[from] OidcError),
-    /// Too many failures from this address.
-    #[error("too many failed authentications from this address; retry in {} s", .0.as_secs().max(1))]
+    /// Too many failures with this credential, or from this client.
+    #[error("too many failed authentications; retry in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
     /// The store failed.
     #[error(transparent)]
@@ -159,6 +161,9 @@ pub enum ManageError {
     /// A global role was asked for in a tenant, or a tenant role without one.
     #[error("{0}")]
     Invalid(String),
+    /// One field of the request is unacceptable: (field, reason).
+    #[error("{1}")]
+    Field(&'static str, String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] guildhall_store::Error),
@@ -194,6 +199,8 @@ struct Inner {
     store: Store,
     oidc: Oidc,
     limiter: FailureLimiter,
+    /// Refused state-changing calls recorded in the audit log, per principal.
+    refusals: FailureLimiter,
     enforcer: RwLock<Arc<Loaded>>,
     revision: tokio::sync::Mutex<i64>,
 }
@@ -260,6 +267,19 @@ async fn load_enforcer(store: &Store) -> Result<Enforcer, casbin::Error> {
 }
 
 impl Authz {
+    /// Refused state-changing calls of one principal recorded in the audit log per minute;
+    /// more are answered the same way but not recorded.
+    pub const REFUSALS_AUDITED_PER_MINUTE: u32 = 30;
+
+    /// Counts a refused state-changing call of `principal`; `true` while it is within its
+    /// quota of audited refusals.
+    pub fn note_refusal(&self, principal: &Principal) -> bool {
+        let key = FailureKey::Subject(principal.subject().to_string());
+        let within = self.inner.refusals.blocked(&key).is_none();
+        self.inner.refusals.failed(key);
+        within
+    }
+
     /// Restores the built-in roles' policies and loads every rule.
     pub async fn new(store: Store, oidc: Oidc) -> Result<Self, ManageError> {
         let defaults: Vec<RuleRow> = DEFAULT_POLICIES
@@ -267,6 +287,7 @@ impl Authz {
             .map(|p| RuleRow::new("p", p))
             .collect();
         store.rules().add(&defaults).await?;
+        rebind_legacy_members(&store, &oidc).await?;
         let revision = store.rules().revision().await?;
         let enforcer = load_enforcer(&store).await?;
         Ok(Self {
@@ -274,6 +295,10 @@ impl Authz {
                 store,
                 oidc,
                 limiter: FailureLimiter::default(),
+                refusals: FailureLimiter::new(
+                    Self::REFUSALS_AUDITED_PER_MINUTE,
+                    FailureLimiter::WINDOW,
+                ),
                 enforcer: RwLock::new(Loaded::new(enforcer)),
                 revision: tokio::sync::Mutex::new(revision),
             }),
@@ -301,8 +326,13 @@ impl Authz {
         Arc::clone(&self.inner.enforcer.read().expect("enforcer lock"))
     }
 
-    /// Turns an `Authorization` header into a principal. No header is [`Principal::Anonymous`];
-    /// a header that does not check out is an error, counted against `client`.
+    /// Turns an `Authorization` header into a principal. No header is [`Principal::Anonymous`].
+    ///
+    /// A credential that checks out is never refused, whatever failed before it from the
+    /// same address. Failures count against the presented token's id when the credential is a
+    /// well-formed Guildhall token of a known id, and against `client` otherwise (garbage,
+    /// unknown ids, refused identity tokens, whose claims anyone can write). A key over its
+    /// limit is answered 429 instead of 401.
     pub async fn authenticate(
         &self,
         authorization: Option<&str>,
@@ -311,45 +341,54 @@ impl Authz {
         let Some(header) = authorization else {
             return Ok(Principal::Anonymous);
         };
-        if let Some(client) = client
-            && let Some(wait) = self.inner.limiter.blocked(client)
-        {
-            return Err(AuthError::RateLimited(wait));
+        let (error, token_id) = match self.check_credential(header).await {
+            Ok(principal) => return Ok(principal),
+            // Our own failures (database, the provider's keys unreachable) are not the
+            // caller's and do not count against it.
+            Err((e @ (AuthError::Store(_) | AuthError::Oidc(OidcError::Jwks(_))), _)) => {
+                return Err(e);
+            }
+            Err(failure) => failure,
+        };
+        let key = match token_id {
+            Some(id) => Some(FailureKey::Token(id)),
+            None => client.map(FailureKey::from),
+        };
+        if let Some(key) = key {
+            let wait = self.inner.limiter.blocked(&key);
+            self.inner.limiter.failed(key);
+            if let Some(wait) = wait {
+                return Err(AuthError::RateLimited(wait));
+            }
         }
-        let result = self.check_credential(header).await;
-        // Our own failures (database, the provider's keys unreachable) are not the
-        // caller's and do not count against it.
-        if let (Err(e), Some(client)) = (&result, client)
-            && !matches!(e, AuthError::Store(_) | AuthError::Oidc(OidcError::Jwks(_)))
-        {
-            self.inner.limiter.failed(client);
-        }
-        result
+        Err(error)
     }
 
-    async fn check_credential(&self, header: &str) -> Result<Principal, AuthError> {
-        let credential = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .ok_or(AuthError::BadScheme)?;
+    /// Checks a credential. A failure carries the token's id when the credential was a
+    /// well-formed token of an id that exists, so the failure counts against that token.
+    async fn check_credential(
+        &self,
+        header: &str,
+    ) -> Result<Principal, (AuthError, Option<String>)> {
+        let credential = bearer(header).ok_or((AuthError::BadScheme, None))?;
         if let Some(id) = tokens::id_of(credential) {
             let record = self
                 .inner
                 .store
                 .tokens()
                 .find(id)
-                .await?
-                .ok_or(AuthError::Invalid)?;
+                .await
+                .map_err(|e| (e.into(), None))?
+                .ok_or((AuthError::Invalid, None))?;
+            let known = || Some(record.id.clone());
             if !tokens::matches(credential, &record.hash) {
-                return Err(AuthError::Invalid);
+                return Err((AuthError::Invalid, known()));
             }
             if record.revoked_at.is_some() {
-                return Err(AuthError::Revoked);
+                return Err((AuthError::Revoked, known()));
             }
             if record.expires_at <= OffsetDateTime::now_utc() {
-                return Err(AuthError::Expired);
+                return Err((AuthError::Expired, known()));
             }
             return Ok(Principal::Authenticated {
                 subject: token_subject(&record.id),
@@ -359,22 +398,27 @@ impl Authz {
             });
         }
         if self.inner.oidc.is_enabled() && Oidc::looks_like_jwt(credential) {
-            let identity = self.inner.oidc.verify(credential).await?;
-            // Token subjects are `token:<id>`; a provider must not be able to name one.
-            if identity.subject.starts_with("token:") {
-                return Err(AuthError::Invalid);
-            }
+            let identity = self
+                .inner
+                .oidc
+                .verify(credential)
+                .await
+                .map_err(|e| (e.into(), None))?;
+            // `oidc:<issuer id>:<sub>`: whatever the provider puts in `sub`, the subject
+            // cannot name a token, a role or another issuer's user.
             return Ok(Principal::Authenticated {
-                subject: identity.subject,
+                subject: identity.subject.as_str().to_string(),
                 credential: Credential::Oidc {
                     issuer: identity.issuer,
                 },
             });
         }
-        Err(AuthError::Invalid)
+        Err((AuthError::Invalid, None))
     }
 
-    /// Whether an OIDC principal's issuer may act in `tenant` at all.
+    /// Whether a principal may act in `domain` at all: an OIDC subject only in the tenants
+    /// its issuer serves, and on the platform only when its issuer is not limited to some
+    /// tenants (so a council's provider can never reach a platform-wide role).
     fn may_act_in(&self, principal: &Principal, domain: Domain<'_>) -> bool {
         match (principal, domain) {
             (
@@ -383,9 +427,19 @@ impl Authz {
                     ..
                 },
                 Domain::Tenant(t),
-            ) => self.inner.oidc.issuer_allows_tenant(issuer, t.as_str()),
+            ) => self
+                .inner
+                .oidc
+                .issuer_allows_tenant(issuer.as_str(), t.as_str()),
+            (
+                Principal::Authenticated {
+                    credential: Credential::Oidc { issuer },
+                    ..
+                },
+                Domain::Platform,
+            ) => !self.inner.oidc.issuer_is_restricted(issuer.as_str()),
             (Principal::Anonymous, _) => false,
-            _ => true,
+            (Principal::Authenticated { .. }, _) => true,
         }
     }
 
@@ -398,7 +452,7 @@ impl Authz {
         object: &str,
         action: &str,
     ) -> bool {
-        if !self.may_act_in(principal, domain) {
+        if !self.may_act_in(principal, domain) || !namespaced(principal.subject()) {
             return false;
         }
         self.loaded()
@@ -415,8 +469,10 @@ impl Authz {
         object: &str,
         action: &str,
     ) -> bool {
-        self.loaded()
-            .decide(subject, tenant.as_str(), object, action)
+        namespaced(subject)
+            && self
+                .loaded()
+                .decide(subject, tenant.as_str(), object, action)
     }
 
     /// The roles `principal` holds in `tenant`, platform-wide ones included.
@@ -426,17 +482,21 @@ impl Authz {
         }
         let loaded = self.loaded();
         let enforcer = &loaded.enforcer;
-        let mut roles: Vec<Role> = enforcer
-            .get_roles_for_user(principal.subject(), Some(PLATFORM))
-            .into_iter()
-            .filter_map(|r| Role::parse(&r).ok())
-            .collect();
+        let mut roles = Vec::new();
+        if self.may_act_in(principal, Domain::Platform) {
+            roles.extend(
+                enforcer
+                    .get_roles_for_user(principal.subject(), Some(PLATFORM))
+                    .into_iter()
+                    .filter_map(|r| Role::from_casbin(&r)),
+            );
+        }
         if self.may_act_in(principal, Domain::Tenant(tenant)) {
             roles.extend(
                 enforcer
                     .get_roles_for_user(principal.subject(), Some(tenant.as_str()))
                     .into_iter()
-                    .filter_map(|r| Role::parse(&r).ok()),
+                    .filter_map(|r| Role::from_casbin(&r)),
             );
         }
         roles.sort();
@@ -479,7 +539,7 @@ impl Authz {
                         Principal::Authenticated {
                             credential: Credential::Oidc { issuer },
                             ..
-                        } => self.inner.oidc.issuer_allows_tenant(issuer, d),
+                        } => self.inner.oidc.issuer_allows_tenant(issuer.as_str(), d),
                         _ => true,
                     })
                     .collect()
@@ -587,11 +647,13 @@ impl Authz {
         Ok(self.inner.store.tokens().revoke(scope, id, &rule).await?)
     }
 
-    /// Sets `subject`'s roles in a tenant; an empty list removes the binding.
+    /// Sets `subject`'s roles in a tenant; an empty list removes the binding. The subject
+    /// must be an OIDC subject of a configured issuer that serves this tenant: tokens get
+    /// their role when they are minted, and platform-wide roles are never given here.
     pub async fn put_member(
         &self,
         scope: &TenantScope,
-        subject: &str,
+        subject: &Subject,
         roles: &[Role],
         council: Option<&CouncilId>,
     ) -> Result<(guildhall_store::Applied, Option<MemberRecord>), ManageError> {
@@ -605,12 +667,29 @@ impl Authz {
                 "only officers can be limited to a council".to_string(),
             ));
         }
-        if subject.starts_with("token:") {
+        let Some((issuer, _)) = subject.oidc_parts() else {
             return Err(ManageError::Invalid(
                 "token subjects get their role when the token is created".to_string(),
             ));
-        }
+        };
         let tenant = scope.tenant().as_str();
+        // Removing a binding is allowed whatever the configuration says now, so bindings of
+        // an issuer that was since removed or narrowed can still be cleaned up.
+        if !roles.is_empty() {
+            if !self.inner.oidc.knows_issuer(issuer) {
+                return Err(ManageError::Field(
+                    "issuer",
+                    format!("no OpenID Connect issuer with id {issuer:?} is configured"),
+                ));
+            }
+            if !self.inner.oidc.issuer_allows_tenant(issuer, tenant) {
+                return Err(ManageError::Field(
+                    "issuer",
+                    format!("the issuer {issuer:?} does not serve tenant {tenant}"),
+                ));
+            }
+        }
+        let subject = subject.as_str();
         let old: Vec<RuleRow> = Role::ALL
             .iter()
             .filter(|r| !r.is_global())
@@ -626,11 +705,67 @@ impl Authz {
     }
 }
 
+/// The credential of a `Bearer` header.
+fn bearer(header: &str) -> Option<&str> {
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+}
+
+/// Moves member bindings made before subjects were namespaced (a bare `sub`) to
+/// `oidc:<issuer id>:<sub>`, when exactly one configured issuer serves their tenant. A bare
+/// subject matches no principal, so a binding that cannot be moved grants nothing; it is
+/// named in a warning for an administrator to bind again with the issuer.
+async fn rebind_legacy_members(store: &Store, oidc: &Oidc) -> Result<(), ManageError> {
+    if !oidc.is_enabled() {
+        // Without issuers no OIDC subject can call; the bindings wait for the configuration.
+        return Ok(());
+    }
+    for tenant in store.tenants().list().await? {
+        let Some(scope) = store.scope(&tenant.id).await? else {
+            continue;
+        };
+        let members = store.members(&scope);
+        for member in members.list().await? {
+            if namespaced(&member.subject) {
+                continue;
+            }
+            let issuers = oidc.issuers_for_tenant(tenant.id.as_str());
+            let moved = match issuers.as_slice() {
+                [issuer] => match Subject::oidc(issuer, &member.subject) {
+                    Ok(subject) => members.rename(&member.subject, subject.as_str()).await?,
+                    Err(_) => false,
+                },
+                _ => false,
+            };
+            if moved {
+                tracing::info!(tenant = %tenant.id, "member binding moved to its issuer's namespace");
+            } else {
+                tracing::warn!(
+                    tenant = %tenant.id,
+                    issuers = issuers.len(),
+                    "a member binding made before subjects named their issuer grants nothing \
+                     until it is bound again as oidc:<issuer id>:<sub>"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The casbin subject of a token.
 pub fn token_subject(id: &str) -> String {
-    format!("token:{id}")
+    Subject::token(id).as_str().to_string()
+}
+
+/// Whether `subject` is in one of the namespaces principals are given. Decisions for any
+/// other text (a role's name, `*`, `anonymous`) are refused before casbin sees them.
+fn namespaced(subject: &str) -> bool {
+    subject.starts_with("token:") || subject.starts_with("oidc:")
 }
 
 fn binding(subject: &str, role: Role, domain: &str) -> RuleRow {
-    RuleRow::new("g", &[subject, role.as_str(), domain])
+    RuleRow::new("g", &[subject, role.casbin_name(), domain])
 }

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use guildhall_domain::{IssuerId, Subject};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::DeserializeOwned;
@@ -26,6 +27,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcIssuer {
+    /// A short name for the issuer (`[a-z0-9-]{2,32}`), used in its subjects'
+    /// names: `oidc:<id>:<sub>`. Changing it orphans the issuer's member bindings.
+    pub id: String,
     /// The `iss` claim tokens must carry, e.g. `https://login.example.gov.uk/`.
     pub issuer: String,
     /// The `aud` claim tokens must carry (Guildhall's client id at that provider).
@@ -67,10 +71,12 @@ const MAX_SUBJECT_LEN: usize = 255;
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The issuer exactly as configured (and as carried in the token's `iss`).
-    pub issuer: String,
+    /// The configured id of the issuer that signed it.
+    pub issuer: IssuerId,
     /// The token's `sub` claim: the user's stable identifier at that issuer.
-    pub subject: String,
+    pub sub: String,
+    /// The namespaced subject, `oidc:<issuer id>:<sub>`.
+    pub subject: Subject,
 }
 
 /// Why configuration was refused or a token was rejected.
@@ -147,6 +153,16 @@ impl Oidc {
         let mut states = Vec::with_capacity(issuers.len());
         for (index, config) in issuers.iter().enumerate() {
             let context = format!("auth.oidc[{index}] (issuer {:?})", config.issuer);
+            let id = IssuerId::parse(&config.id).map_err(|e| {
+                OidcError::Config(format!(
+                    "{context}: `id` {e}; it names the issuer in subjects (`oidc:<id>:<sub>`)"
+                ))
+            })?;
+            if states.iter().any(|s: &IssuerState| s.id == id) {
+                return Err(OidcError::Config(format!(
+                    "{context}: the id {id:?} is used by another issuer"
+                )));
+            }
             if config.issuer.trim().is_empty() {
                 return Err(OidcError::Config(format!("{context}: `issuer` is empty")));
             }
@@ -190,6 +206,7 @@ impl Oidc {
                 }
             };
             states.push(IssuerState {
+                id,
                 rs256: validation(config, Algorithm::RS256),
                 es256: validation(config, Algorithm::ES256),
                 config: config.clone(),
@@ -203,7 +220,9 @@ impl Oidc {
                 reqwest::Client::builder()
                     .timeout(FETCH_TIMEOUT)
                     .connect_timeout(FETCH_TIMEOUT)
-                    .redirect(reqwest::redirect::Policy::limited(3))
+                    // A redirect could send the fetch anywhere the provider's host points it,
+                    // including inside the cluster: the configured URL is the only one used.
+                    .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("guildhall/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .map_err(|e| {
@@ -309,28 +328,53 @@ impl Oidc {
                 "claim `sub` is longer than {MAX_SUBJECT_LEN} bytes"
             )));
         }
+        let namespaced = Subject::oidc(&issuer.id, &subject)
+            .map_err(|_| OidcError::Invalid("claim `sub` holds control characters".into()))?;
         Ok(Identity {
-            issuer: issuer.config.issuer.clone(),
-            subject,
+            issuer: issuer.id.clone(),
+            sub: subject,
+            subject: namespaced,
         })
     }
 
-    /// Whether subjects of `issuer` may be bound to members of `tenant`.
+    fn issuer(&self, id: &str) -> Option<&IssuerState> {
+        self.inner.issuers.iter().find(|i| i.id.as_str() == id)
+    }
+
+    /// Whether an issuer with this id is configured.
+    pub fn knows_issuer(&self, id: &str) -> bool {
+        self.issuer(id).is_some()
+    }
+
+    /// Whether subjects of the issuer `id` may be bound to members of `tenant`.
     ///
     /// An issuer with an empty `tenants` list serves every tenant; an unknown issuer serves none.
-    pub fn issuer_allows_tenant(&self, issuer: &str, tenant: &str) -> bool {
+    pub fn issuer_allows_tenant(&self, id: &str, tenant: &str) -> bool {
+        self.issuer(id).is_some_and(|i| {
+            i.config.tenants.is_empty() || i.config.tenants.iter().any(|t| t == tenant)
+        })
+    }
+
+    /// Whether the issuer `id` is limited to some tenants. Such an issuer's subjects never
+    /// hold a platform-wide role; an unknown issuer counts as restricted.
+    pub fn issuer_is_restricted(&self, id: &str) -> bool {
+        self.issuer(id).is_none_or(|i| !i.config.tenants.is_empty())
+    }
+
+    /// The ids of the issuers whose subjects may be bound in `tenant`.
+    pub fn issuers_for_tenant(&self, tenant: &str) -> Vec<IssuerId> {
         self.inner
             .issuers
             .iter()
-            .find(|i| i.config.issuer == issuer)
-            .is_some_and(|i| {
-                i.config.tenants.is_empty() || i.config.tenants.iter().any(|t| t == tenant)
-            })
+            .filter(|i| self.issuer_allows_tenant(i.id.as_str(), tenant))
+            .map(|i| i.id.clone())
+            .collect()
     }
 }
 
 /// One configured issuer with its key cache.
 struct IssuerState {
+    id: IssuerId,
     config: OidcIssuer,
     source: KeySource,
     rs256: Validation,
@@ -656,11 +700,12 @@ fn parse_jwks_url(url: &str, context: &str) -> Result<reqwest::Url, OidcError> {
                 .trim_end_matches(']')
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
+        // Keys fetched in the clear could be replaced in transit; only a provider on this
+        // machine (a test, a local sidecar) is trusted over plain HTTP.
         if !loopback {
-            tracing::warn!(
-                url,
-                "OIDC JWKS fetched over plain HTTP; keys can be spoofed in transit"
-            );
+            return Err(OidcError::Config(format!(
+                "{context}: `jwks_url` {url:?} must use https (plain http only on loopback)"
+            )));
         }
     }
     Ok(parsed)
@@ -677,6 +722,11 @@ async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Vec<u8>, 
         .await
         .map_err(|e| format!("GET {url}: {}", chain(&e.without_url())))?;
     let status = response.status();
+    if status.is_redirection() {
+        return Err(format!(
+            "GET {url}: HTTP {status}; redirects are not followed, configure the final URL"
+        ));
+    }
     if !status.is_success() {
         return Err(format!("GET {url}: HTTP {status}"));
     }

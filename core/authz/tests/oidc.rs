@@ -114,8 +114,11 @@ fn raw_token(header: &Value, claims: &Value, signature: &str) -> String {
     )
 }
 
+const ISSUER_ID: &str = "test-idp";
+
 fn url_issuer(url: &str) -> OidcIssuer {
     OidcIssuer {
+        id: ISSUER_ID.into(),
         issuer: ISS.into(),
         audience: AUD.into(),
         jwks_url: Some(url.into()),
@@ -133,10 +136,12 @@ fn file_issuer(path: &Path) -> OidcIssuer {
     }
 }
 
-fn identity(subject: &str) -> Identity {
+fn identity(sub: &str) -> Identity {
+    let issuer = guildhall_domain::IssuerId::parse(ISSUER_ID).unwrap();
     Identity {
-        issuer: ISS.into(),
-        subject: subject.into(),
+        subject: guildhall_domain::Subject::oidc(&issuer, sub).unwrap(),
+        issuer,
+        sub: sub.into(),
     }
 }
 
@@ -163,6 +168,7 @@ impl JwksServer {
         let app = Router::new()
             .route("/jwks.json", get(serve_jwks))
             .route("/huge.json", get(serve_huge))
+            .route("/moved.json", get(serve_redirect))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -210,6 +216,27 @@ async fn serve_huge(State(state): State<ServerState>) -> Response {
         "x".repeat(2 * 1024 * 1024)
     );
     ([("content-type", "application/json")], body).into_response()
+}
+
+/// Points at the real keys on the same server: a redirect an attacker controlling the
+/// provider's host could as well point into the cluster.
+async fn serve_redirect(State(state): State<ServerState>) -> Response {
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    (StatusCode::FOUND, [("location", "/jwks.json")]).into_response()
+}
+
+#[tokio::test]
+async fn jwks_redirects_are_not_followed() {
+    let server = rsa_server().await;
+    let moved = format!("http://{}/moved.json", server.addr);
+    let oidc = Oidc::new(&[url_issuer(&moved)]).expect("valid configuration");
+    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    match oidc.verify(&token).await {
+        Err(OidcError::Jwks(reason)) => assert!(reason.contains("redirect"), "{reason}"),
+        other => panic!("expected a JWKS error, got {other:?}"),
+    }
+    // Only the redirect was fetched, never its target.
+    assert_eq!(server.hits(), 1);
 }
 
 async fn rsa_server() -> JwksServer {
@@ -736,6 +763,35 @@ fn configuration_errors() {
         ),
         ("unparsable url", vec![url_issuer("not a url")]),
         ("non-http url", vec![url_issuer("file:///etc/jwks.json")]),
+        // Keys in the clear could be swapped in transit: http only on loopback.
+        (
+            "plain http off loopback",
+            vec![url_issuer("http://idp.example.test/jwks.json")],
+        ),
+        (
+            "no id",
+            vec![OidcIssuer {
+                id: String::new(),
+                ..url_issuer(url)
+            }],
+        ),
+        (
+            "an id with a colon",
+            vec![OidcIssuer {
+                id: "a:b".into(),
+                ..url_issuer(url)
+            }],
+        ),
+        (
+            "duplicate id",
+            vec![
+                url_issuer(url),
+                OidcIssuer {
+                    issuer: "https://other.example.test/".into(),
+                    ..file_issuer(&good_file)
+                },
+            ],
+        ),
         (
             "missing file",
             vec![file_issuer(&dir.path().join("missing.json"))],
@@ -808,15 +864,21 @@ async fn malformed_tokens() {
 fn tenant_restrictions() {
     let url = "https://idp.example.test/jwks.json";
     let restricted = OidcIssuer {
+        id: "restricted".into(),
         issuer: "https://restricted.example.test/".into(),
         tenants: vec!["leeds".into(), "york".into()],
         ..url_issuer(url)
     };
     let oidc = Oidc::new(&[url_issuer(url), restricted]).expect("config");
-    assert!(oidc.issuer_allows_tenant(ISS, "anywhere"));
-    assert!(oidc.issuer_allows_tenant("https://restricted.example.test/", "york"));
-    assert!(!oidc.issuer_allows_tenant("https://restricted.example.test/", "hull"));
-    assert!(!oidc.issuer_allows_tenant("https://unknown.example.test/", "york"));
+    assert!(oidc.issuer_allows_tenant(ISSUER_ID, "anywhere"));
+    assert!(oidc.issuer_allows_tenant("restricted", "york"));
+    assert!(!oidc.issuer_allows_tenant("restricted", "hull"));
+    assert!(!oidc.issuer_allows_tenant("unknown", "york"));
+    // Issuers are named by their ids, never their URLs.
+    assert!(!oidc.issuer_allows_tenant(ISS, "anywhere"));
+    assert!(!oidc.issuer_is_restricted(ISSUER_ID));
+    assert!(oidc.issuer_is_restricted("restricted"));
+    assert!(oidc.issuer_is_restricted("unknown"));
 }
 
 #[tokio::test]

@@ -8,8 +8,10 @@ mod digest;
 mod ids;
 pub mod manifest;
 mod role;
+mod subject;
 pub mod tenant;
 
 pub use digest::{Digest, DigestError};
 pub use ids::{CouncilId, IdError, PluginName, TenantId};
 pub use role::{Role, UnknownRole};
+pub use subject::{IssuerId, MAX_SUB_LEN, Subject, SubjectError, check_sub};

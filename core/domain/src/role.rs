@@ -62,6 +62,23 @@ impl Role {
         }
     }
 
+    /// The role's name in casbin's rules: `role:<name>`, a namespace no subject can enter
+    /// (subjects are `token:…` or `oidc:…`).
+    pub fn casbin_name(self) -> &'static str {
+        match self {
+            Role::Operator => "role:operator",
+            Role::Publisher => "role:publisher",
+            Role::TenantAdmin => "role:tenant-admin",
+            Role::Officer => "role:officer",
+            Role::Auditor => "role:auditor",
+        }
+    }
+
+    /// The role a casbin role name stands for.
+    pub fn from_casbin(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.casbin_name() == name)
+    }
+
     /// Whether the role holds platform-wide rather than in one tenant.
     pub fn is_global(self) -> bool {
         matches!(self, Role::Operator | Role::Publisher)
@@ -89,6 +106,10 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Ok(role));
         }
         assert!(Role::parse("admin").is_err());
+        for role in Role::ALL {
+            assert_eq!(Role::from_casbin(role.casbin_name()), Some(role));
+            assert_eq!(Role::from_casbin(role.as_str()), None);
+        }
         assert!(Role::Operator.is_global() && !Role::Officer.is_global());
     }
 }

@@ -38,6 +38,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// HTTP server behaviour.
     pub http: HttpConfig,
+    /// Who the server believes about clients' addresses.
+    pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
     /// Plugin runtime limits and caches.
@@ -135,6 +137,16 @@ impl Default for HttpConfig {
             shutdown_grace_secs: 25,
         }
     }
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Proxies (CIDRs, e.g. the ingress controller's pod range) whose `X-Forwarded-For` names
+    /// the client, for the failed-authentication and feedback limits. Empty: the TCP peer is
+    /// the client, whatever the header says.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// `[log]`

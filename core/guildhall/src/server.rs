@@ -209,6 +209,9 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
         runtime,
         trusted_keys: std::sync::Arc::new(trusted_keys),
         authz,
+        trusted_proxies: std::sync::Arc::new(guildhall_api::client::TrustedProxies::new(
+            config.server.trusted_proxies.clone(),
+        )),
         telemetry,
     })
 }

@@ -390,7 +390,7 @@ fn to_token(row: tokens::Model) -> Result<TokenRecord> {
 /// A subject's roles in one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemberRecord {
-    /// The subject: an OIDC `sub`.
+    /// The subject: `oidc:<issuer id>:<sub>`.
     pub subject: String,
     /// Its roles in the tenant.
     pub roles: Vec<Role>,
@@ -520,6 +520,44 @@ impl<'a> Members<'a> {
         }
         txn.commit().await?;
         Ok((applied, row.map(to_member).transpose()?))
+    }
+}
+
+impl Members<'_> {
+    /// Renames a subject's binding in this tenant, with its casbin role bindings, in one
+    /// transaction. Used once, to move bindings made before subjects were namespaced to
+    /// their `oidc:<issuer id>:<sub>` form. `false` when there was nothing to rename or the
+    /// new subject is already bound (then the old binding is left for an administrator).
+    pub async fn rename(&self, old: &str, new: &str) -> Result<bool> {
+        let txn = scoped::begin_write(self.db, self.tenant()).await?;
+        let key = |s: &str| (self.tenant().to_string(), s.to_string());
+        let Some(row) = members::Entity::find_by_id(key(old)).one(&txn).await? else {
+            return Ok(false);
+        };
+        if members::Entity::find_by_id(key(new))
+            .one(&txn)
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        members::Entity::delete_by_id(key(old)).exec(&txn).await?;
+        members::ActiveModel {
+            subject: Set(new.to_string()),
+            ..row.into()
+        }
+        .insert(&txn)
+        .await?;
+        casbin_rules::Entity::update_many()
+            .col_expr(casbin_rules::Column::V0, Expr::value(new))
+            .filter(casbin_rules::Column::Ptype.eq("g"))
+            .filter(casbin_rules::Column::V0.eq(old))
+            .filter(casbin_rules::Column::V2.eq(self.tenant()))
+            .exec(&txn)
+            .await?;
+        bump_authz_revision(&txn).await?;
+        txn.commit().await?;
+        Ok(true)
     }
 }
 

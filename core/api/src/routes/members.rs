@@ -1,10 +1,10 @@
-//! Member bindings: which roles a subject (an OIDC `sub`) holds in a tenant.
+//! Member bindings: which roles a subject (`oidc:<issuer id>:<sub>`) holds in a tenant.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use guildhall_authz::ManageError;
-use guildhall_domain::{CouncilId, Role, TenantId};
+use guildhall_domain::{CouncilId, IssuerId, Role, Subject, TenantId};
 use guildhall_store::{Applied, MemberRecord};
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,10 @@ use crate::routes::tenants::resolve;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MemberBody {
+    /// The id of the identity provider (`[[auth.oidc]] id`) whose `sub` the path names.
+    /// Required unless the path is the whole subject, `oidc:<issuer id>:<sub>`.
+    #[serde(default)]
+    issuer: Option<String>,
     /// The subject's roles in the tenant; an empty list removes the binding.
     roles: Vec<Role>,
     /// The one council an officer is limited to.
@@ -28,8 +32,14 @@ pub(crate) struct MemberBody {
 /// A member binding.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct MemberView {
-    /// The subject.
+    /// The subject, `oidc:<issuer id>:<sub>`.
     subject: String,
+    /// The identity provider's id; absent for a binding made before subjects named their
+    /// issuer, which grants nothing until it is bound again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
+    /// The `sub` claim at that provider.
+    sub: String,
     /// Its roles.
     roles: Vec<Role>,
     /// The council it is limited to.
@@ -47,8 +57,17 @@ impl From<MemberRecord> for MemberView {
             t.format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default()
         };
+        let (issuer, sub) = match Subject::parse(&m.subject) {
+            Ok(subject) => match subject.oidc_parts() {
+                Some((issuer, sub)) => (Some(issuer.to_string()), sub.to_string()),
+                None => (None, m.subject.clone()),
+            },
+            Err(_) => (None, m.subject.clone()),
+        };
         Self {
             subject: m.subject,
+            issuer,
+            sub,
             roles: m.roles,
             council: m.council,
             created_at: rfc(m.created_at),
@@ -64,11 +83,55 @@ pub(crate) struct MemberList {
     members: Vec<MemberView>,
 }
 
+/// The namespaced subject a `PUT …/members/{subject}` names: the path's `sub` at the body's
+/// `issuer`, or the whole subject written in the path. Nothing else can be bound, so a
+/// binding never names a token, a role or a subject of an issuer left unsaid.
+fn member_subject(path: &str, issuer: Option<&str>) -> Result<Subject, ApiError> {
+    let invalid = |field: &str, reason: String| {
+        ApiError::validation(
+            reason.clone(),
+            vec![FieldError {
+                field: field.into(),
+                reason,
+            }],
+        )
+    };
+    if path.starts_with("oidc:") || path.starts_with("token:") {
+        let subject = Subject::parse(path).map_err(|e| invalid("subject", e.to_string()))?;
+        if let (Some(named), Some((issuer, _))) = (issuer, subject.oidc_parts())
+            && named != issuer
+        {
+            return Err(invalid(
+                "issuer",
+                format!("the body names issuer {named:?} but the subject names {issuer:?}"),
+            ));
+        }
+        return Ok(subject);
+    }
+    let Some(issuer) = issuer else {
+        return Err(invalid(
+            "issuer",
+            "name the identity provider: `issuer` in the body, or the subject as \
+             oidc:<issuer id>:<sub>"
+                .to_string(),
+        ));
+    };
+    let issuer = IssuerId::parse(issuer).map_err(|e| invalid("issuer", e.to_string()))?;
+    Subject::oidc(&issuer, path).map_err(|e| invalid("subject", e.to_string()))
+}
+
 pub(crate) fn manage_error(e: ManageError) -> ApiError {
     match e {
         ManageError::Invalid(reason) => {
             ApiError::validation(reason.clone(), Vec::<FieldError>::new())
         }
+        ManageError::Field(field, reason) => ApiError::validation(
+            reason.clone(),
+            vec![FieldError {
+                field: field.into(),
+                reason,
+            }],
+        ),
         ManageError::Store(e) => e.into(),
         ManageError::Casbin(e) => ApiError::internal(e),
     }
@@ -98,7 +161,7 @@ pub(crate) async fn list_members(
 #[utoipa::path(put, path = "/api/v1/tenants/{tenant}/members/{subject}", tag = "access",
     params(
         ("tenant" = String, Path, description = "Tenant id"),
-        ("subject" = String, Path, description = "The OIDC subject (`sub` claim)"),
+        ("subject" = String, Path, description = "The `sub` claim, with `issuer` in the body; or the whole subject `oidc:<issuer id>:<sub>`"),
     ),
     request_body = MemberBody,
     responses(
@@ -114,15 +177,7 @@ pub(crate) async fn put_member(
     Json(body): Json<MemberBody>,
 ) -> Result<Response, ApiError> {
     let scope = resolve(&state, &tenant).await?;
-    if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "a subject has 1 to 255 printable characters",
-            vec![FieldError {
-                field: "subject".into(),
-                reason: "1 to 255 printable characters".into(),
-            }],
-        ));
-    }
+    let subject = member_subject(&subject, body.issuer.as_deref())?;
     if let Some(council) = &body.council {
         let known = state.store.councils(&scope).ids().await?;
         if !known.contains(council) {

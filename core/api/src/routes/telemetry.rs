@@ -1,9 +1,7 @@
 //! Observability for operators and councils: `/metrics`, a tenant's usage report and
 //! KPIs, and citizens' feedback on a service.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guildhall_domain::{CouncilId, PluginName, TenantId};
@@ -200,6 +198,7 @@ pub(crate) struct FeedbackReceipt {
 pub(crate) async fn feedback(
     State(state): State<AppState>,
     Path((tenant, council, plugin)): Path<(String, String, String)>,
+    headers: axum::http::HeaderMap,
     extensions: axum::http::Extensions,
     body: Result<axum::Json<FeedbackForm>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -209,8 +208,9 @@ pub(crate) async fn feedback(
     let plugin = PluginName::parse(plugin).map_err(|_| not_found())?;
     let metrics = &state.telemetry.metrics;
     let limiter = &state.telemetry.feedback_limiter;
-    if let Some(ConnectInfo(addr)) = extensions.get::<ConnectInfo<SocketAddr>>().copied() {
-        if let Some(wait) = limiter.blocked(addr.ip()) {
+    if let Some(client) = state.trusted_proxies.client_of(&headers, &extensions) {
+        let key = guildhall_authz::FailureKey::from(client);
+        if let Some(wait) = limiter.blocked(&key) {
             metrics.feedback("rate_limited");
             return Err(ApiError::from_status(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -222,7 +222,7 @@ pub(crate) async fn feedback(
             ));
         }
         // Every submission counts against the address, accepted or not.
-        limiter.failed(addr.ip());
+        limiter.failed(key);
     }
     let (scope, version) = state
         .gateway
