@@ -704,3 +704,71 @@ async fn refused_calls_cannot_flood_an_audit_chain() {
         assert_eq!(detail["client_request_id"], "caller-chosen");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_stored_under_bare_role_names_are_migrated() {
+    use sea_orm::{ConnectionTrait, Statement};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(mut app) = TestApp::spawn(backend).await else {
+            continue;
+        };
+        app.create_example_tenants().await;
+        let admin_a = app.client_for(&app.token("tenant-admin", Some(A), None).await);
+        let store = app.admin_store().await;
+        let db = store.connection();
+        // The database as the previous release left it: roles under their bare names, and
+        // the renaming migration not yet applied.
+        for sql in [
+            "UPDATE casbin_rules SET v1 = substr(v1, 6) WHERE ptype = 'g' AND v1 LIKE 'role:%'",
+            "UPDATE casbin_rules SET v0 = substr(v0, 6) WHERE ptype = 'p' AND v0 LIKE 'role:%'",
+            "DELETE FROM seaql_migrations WHERE version = 'm20261201_000007_namespaced_roles'",
+        ] {
+            db.execute_unprepared(sql).await.unwrap();
+        }
+        let bare = "SELECT COUNT(*) FROM casbin_rules WHERE (ptype = 'g' AND v1 NOT LIKE 'role:%') \
+                    OR (ptype = 'p' AND v0 NOT LIKE 'role:%')";
+        let n = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), bare))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap();
+        assert!(n > 0, "the old form was not set up");
+        assert_eq!(
+            store.migrate().await.unwrap(),
+            ["m20261201_000007_namespaced_roles"]
+        );
+        let n = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), bare))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<i64>(0)
+            .unwrap();
+        assert_eq!(n, 0, "rules left under bare role names");
+        // The next start restores the built-in policies under the new names; every token
+        // keeps exactly the role it had.
+        app.restart().await;
+        assert_eq!(app.get("/api/v1/tenants").await.status(), 200);
+        let r = app
+            .post_json(
+                "/api/v1/tenants",
+                &json!({"id": "after-migration", "name": "After"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let r = admin_a
+            .get(app.url(&format!("/api/v1/tenants/{A}/members")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = admin_a
+            .get(app.url(&format!("/api/v1/tenants/{B}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+}
