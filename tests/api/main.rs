@@ -9,6 +9,7 @@ mod catalogue;
 mod cli;
 mod gateway;
 mod health;
+mod hostile;
 mod replicas;
 mod shutdown;
 mod telemetry;

@@ -24,14 +24,16 @@ pub(super) fn link_types(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         linker,
         &(&options).into(),
         <Host as wasmtime_wasi_http::WasiHttpView>::http,
-    )
+    )?;
+    super::http_limits::link_types(linker)
 }
 
 pub(super) fn link_outgoing(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::bindings::http::outgoing_handler::add_to_linker::<Host, WasiHttp>(
         linker,
         <Host as wasmtime_wasi_http::WasiHttpView>::http,
-    )
+    )?;
+    super::http_limits::link_outgoing(linker)
 }
 
 /// An address range in CIDR notation.
@@ -209,11 +211,7 @@ impl OutboundPolicy {
     > {
         let deny = |what: String| {
             tracing::warn!(what = %what, "outbound request denied");
-            observed
-                .lock()
-                .expect("observed poisoned")
-                .denied
-                .push(what);
+            observed.lock().expect("observed poisoned").deny(what);
         };
         let uri = request.uri().clone();
         let host = uri
@@ -351,6 +349,12 @@ type SendResult = Result<
 >;
 
 impl WasiHttpHooks for OutboundHooks {
+    // Smaller chunks than wasmtime-wasi-http's 1 MiB keep what an unread body buffers on
+    // the host small; `http_limits` counts each body's buffer against the memory cap.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        super::http_limits::BODY_CHUNK
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,
@@ -374,8 +378,7 @@ impl WasiHttpHooks for OutboundHooks {
                     observed
                         .lock()
                         .expect("observed poisoned")
-                        .denied
-                        .push("outbound http: not declared in the manifest".into());
+                        .deny("outbound http: not declared in the manifest".into());
                     Err(Error::HttpRequestDenied)
                 }
             }
