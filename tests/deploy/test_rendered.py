@@ -647,5 +647,5 @@ def test_the_memory_budget_follows_the_container_memory_limit() -> None:
         render_objects({"resources": {"limits": {"memory": "2Gi"}}, "config": {"runtime": {"memory_budget_mib": 900}}})
     )
     assert config["runtime"]["memory_budget_mib"] == 900
-    config = server_toml(render_objects({"resources": {"requests": {"cpu": "1"}}}))
+    config = server_toml(render_objects({"resources": {"limits": {"memory": None}}}))
     assert "memory_budget_mib" not in config["runtime"]
