@@ -43,10 +43,10 @@ pub(crate) struct CallLimits {
     pub(crate) outbound_requests: u32,
 }
 
-/// What the host observed during a call, reported with its outcome.
 /// Refused capability uses listed in a call's report; later ones are only counted.
 pub(crate) const MAX_DENIED_RECORDS: usize = 16;
 
+/// What the host observed during a call, reported with its outcome.
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
     /// Capability uses the host refused, e.g. an outbound call to an undeclared host.
