@@ -145,6 +145,10 @@ async fn run(
     });
 
     let (parts, body) = request.into_parts();
+    // The request body is held for the guest until it reads it.
+    if !memory.try_take(body.len()) {
+        return Err(CallError::MemoryCap(plugin.memory_bytes));
+    }
     let mut hyper_request = http::Request::from_parts(
         parts,
         Full::new(body)
