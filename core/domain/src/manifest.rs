@@ -201,9 +201,7 @@ impl Manifest {
             } else if !valid_host(host) {
                 errors.push(err(
                     format!("capabilities.outbound_http[{i}]"),
-                    format!(
-                        "{host:?} is not a lowercase host name (no scheme, port or path)"
-                    ),
+                    format!("{host:?} is not a lowercase host name (no scheme, port or path)"),
                 ));
             } else if !hosts.insert(host) {
                 errors.push(err(
@@ -352,9 +350,7 @@ pub fn ip_literal(host: &str) -> Option<&'static str> {
         });
     }
     let without_port = match bare.rsplit_once(':') {
-        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => bare,
     };
     let last = without_port.rsplit('.').next().unwrap_or_default();

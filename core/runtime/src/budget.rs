@@ -53,11 +53,8 @@ impl MemoryBudget {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_many_owned(mib) {
             return Ok(MemoryReservation { _permit: permit });
         }
-        match tokio::time::timeout(
-            self.wait,
-            Arc::clone(&self.permits).acquire_many_owned(mib),
-        )
-        .await
+        match tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_many_owned(mib))
+            .await
         {
             Ok(Ok(permit)) => Ok(MemoryReservation { _permit: permit }),
             _ => Err(busy()),

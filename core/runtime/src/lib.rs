@@ -136,7 +136,9 @@ impl Prepared {
 
     /// The memory cap of each call, in MiB.
     pub fn memory_mib(&self) -> u32 {
-        u32::try_from(self.memory_bytes >> 20).unwrap_or(u32::MAX).max(1)
+        u32::try_from(self.memory_bytes >> 20)
+            .unwrap_or(u32::MAX)
+            .max(1)
     }
 }
 

@@ -430,7 +430,10 @@ mod tests {
             ("64:ff9b::10.0.0.1", "NAT64 private"),
             ("64:ff9b::a9fe:a9fe", "NAT64 metadata"),
             ("64:ff9b:1::1", "local-use NAT64"),
-            ("64:ff9b:1:abcd::8.8.8.8", "local-use NAT64, whatever it embeds"),
+            (
+                "64:ff9b:1:abcd::8.8.8.8",
+                "local-use NAT64, whatever it embeds",
+            ),
             // 6to4 carries the IPv4 address in bits 16 to 47.
             ("2002:7f00:1::", "6to4 loopback"),
             ("2002:a00:1::1", "6to4 private"),
@@ -446,7 +449,10 @@ mod tests {
             ("2001:2::1", "benchmarking"),
         ];
         for (ip, what) in internal {
-            assert!(is_internal(ip.parse().unwrap()), "{ip} ({what}) should be internal");
+            assert!(
+                is_internal(ip.parse().unwrap()),
+                "{ip} ({what}) should be internal"
+            );
         }
         let public = [
             ("::ffff:8.8.8.8", "mapped public"),
@@ -456,7 +462,10 @@ mod tests {
             ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", "Teredo 8.8.8.8"),
         ];
         for (ip, what) in public {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip} ({what}) should be public");
+            assert!(
+                !is_internal(ip.parse().unwrap()),
+                "{ip} ({what}) should be public"
+            );
         }
     }
 
