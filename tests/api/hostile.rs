@@ -177,12 +177,6 @@ async fn host_side_floods_end_their_call_and_leave_the_host_as_it_was() {
     stop.store(true, Ordering::Relaxed);
     let peak = peak.join().unwrap();
     let after = rss_bytes();
-    eprintln!(
-        "resident memory: baseline {} MiB, peak {} MiB, after {} MiB",
-        baseline / MIB,
-        peak / MIB,
-        after / MIB
-    );
     // Unbounded, one header flood took the server from 34 MiB to 3.4 GiB. Bounded, twelve
     // calls of at most 64 MiB each (three at a time) stay within a few hundred MiB.
     assert!(
