@@ -388,7 +388,7 @@ async fn hostile_plugins_break_only_their_own_requests() {
     }
     // Outbound calls to an undeclared host and to loopback are refused to the plugin.
     let response = app
-        .get("/s/north-downs/tandridge/fixture-outbound/?url=http%3A%2F%2F127.0.0.1%3A9%2F")
+        .get("/s/north-downs/tandridge/fixture-outbound/?url=http%3A%2F%2Flocalhost%3A9%2F")
         .await;
     assert_eq!(response.status(), 502);
     assert!(

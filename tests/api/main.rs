@@ -9,6 +9,7 @@ mod catalogue;
 mod cli;
 mod gateway;
 mod health;
+mod hostile;
 mod identity;
 mod replicas;
 mod shutdown;

@@ -46,7 +46,17 @@ EVERY_KEY: dict[str, Any] = {
         "pooling_instances": 0,
         "kv_quota_bytes": 1073741824,
         "guest_log_lines": 10,
-        "outbound": {"timeout_ms": 3000, "max_response_bytes": 1048576, "allow_cidrs": ["10.20.0.0/16", "fd00:1::/64"]},
+        "memory_budget_mib": 1024,
+        "max_call_resources": 500,
+        "max_fields_bytes": 32768,
+        "events_per_call": 50,
+        "events_per_tenant_per_minute": 3000,
+        "outbound": {
+            "timeout_ms": 3000,
+            "max_response_bytes": 1048576,
+            "allow_cidrs": ["10.20.0.0/16", "fd00:1::/64"],
+            "max_requests_per_call": 8,
+        },
     },
     "catalogue": {
         "require_signatures": True,

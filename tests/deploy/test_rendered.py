@@ -628,3 +628,24 @@ def test_notes_describe_metrics_traces_and_usage(value_set) -> None:
 def test_notes_warn_when_the_ingress_publishes_metrics() -> None:
     ingress = {"enabled": True, "hosts": [{"host": "guildhall.example.org", "paths": [{"path": "/", "pathType": "Prefix"}]}]}
     assert "/metrics is public" in notes({"ingress": ingress})
+
+
+# Memory budget -----------------------------------------------------------------------------
+
+
+def test_the_memory_budget_follows_the_container_memory_limit() -> None:
+    """Unset, runtime.memory_budget_mib is the memory limit less 256 MiB for the server, so
+    guests are refused with 429 before the pod would be OOM-killed; set, it is kept."""
+    cases = [({"limits": {"memory": "2Gi"}}, 1792), ({"limits": {"memory": "3072Mi"}}, 2816)]
+    for resources, budget in cases:
+        config = server_toml(render_objects({"resources": resources}))
+        assert config["runtime"]["memory_budget_mib"] == budget, resources
+    # Never below the largest plugin's cap, which the server would refuse.
+    config = server_toml(render_objects({"resources": {"limits": {"memory": "300Mi"}}}))
+    assert config["runtime"]["memory_budget_mib"] == 256
+    config = server_toml(
+        render_objects({"resources": {"limits": {"memory": "2Gi"}}, "config": {"runtime": {"memory_budget_mib": 900}}})
+    )
+    assert config["runtime"]["memory_budget_mib"] == 900
+    config = server_toml(render_objects({"resources": {"limits": {"memory": None}}}))
+    assert "memory_budget_mib" not in config["runtime"]

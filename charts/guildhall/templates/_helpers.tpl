@@ -157,6 +157,15 @@ the sections behind feature values, rendered as TOML.
 {{- $_ := set $config "listen" (printf "0.0.0.0:%d" (int .Values.containerPort)) }}
 {{- $runtime := get $config "runtime" | default dict }}
 {{- $_ := set $runtime "cache_dir" .Values.compileCache.mountPath }}
+{{- /* The memory budget follows the container's memory limit, less room for the server
+itself, unless set explicitly; never below the largest plugin's cap (the server refuses
+that). */}}
+{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) }}
+{{- if and $limit (not (get $runtime "memory_budget_mib")) }}
+{{- $maxMemory := get $runtime "max_memory_mib" | default 256 | int }}
+{{- $budget := sub (include "guildhall.memoryMiB" $limit | int) 256 | int }}
+{{- $_ := set $runtime "memory_budget_mib" (max $budget $maxMemory) }}
+{{- end }}
 {{- $_ := set $config "runtime" $runtime }}
 {{- if .Values.auth.oidc.enabled }}
 {{- $oidc := dict "id" .Values.auth.oidc.id "issuer" .Values.auth.oidc.issuer "audience" .Values.auth.oidc.audience }}
@@ -244,4 +253,19 @@ the sections behind feature values, rendered as TOML.
   emptyDir: {{ toJson $cache }}
 - name: tmp
   emptyDir: {{ toJson $tmp }}
+{{- end }}
+
+{{/* A Kubernetes memory quantity (integer, with Ki, Mi, Gi, Ti, k, M, G or no suffix) in
+MiB, rounded down. */}}
+{{- define "guildhall.memoryMiB" -}}
+{{- $q := toString . }}
+{{- if hasSuffix "Ti" $q }}{{ mul (trimSuffix "Ti" $q | int64) 1048576 }}
+{{- else if hasSuffix "Gi" $q }}{{ mul (trimSuffix "Gi" $q | int64) 1024 }}
+{{- else if hasSuffix "Mi" $q }}{{ trimSuffix "Mi" $q | int64 }}
+{{- else if hasSuffix "Ki" $q }}{{ div (trimSuffix "Ki" $q | int64) 1024 }}
+{{- else if hasSuffix "G" $q }}{{ div (mul (trimSuffix "G" $q | int64) 1000000000) 1048576 }}
+{{- else if hasSuffix "M" $q }}{{ div (mul (trimSuffix "M" $q | int64) 1000000) 1048576 }}
+{{- else if hasSuffix "k" $q }}{{ div (mul (trimSuffix "k" $q | int64) 1000) 1048576 }}
+{{- else }}{{ div ($q | int64) 1048576 }}
+{{- end }}
 {{- end }}

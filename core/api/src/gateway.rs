@@ -345,7 +345,8 @@ fn call_error(plugin: &PluginName, e: CallError) -> ApiError {
         CallError::MemoryCap(_)
         | CallError::Trap(_)
         | CallError::BadResponse(_)
-        | CallError::CapabilityDenied(_) => ApiError::new(
+        | CallError::CapabilityDenied(_)
+        | CallError::HostLimit(_) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "plugin-failed",
             "Plugin failed",
@@ -498,6 +499,19 @@ async fn call(
     let _permit = match gateway.admit(tenant).await {
         Ok(permit) => permit,
         Err(e) => return (Err(e), None),
+    };
+    // The call's memory cap comes out of the platform's memory budget while it runs.
+    let _memory = match state.runtime.reserve_memory(&resolved.prepared).await {
+        Ok(reservation) => reservation,
+        Err(busy) => {
+            tracing::warn!(tenant = %tenant, plugin = %plugin, error = %busy, "memory budget in use");
+            let error = ApiError::from_status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the platform is running as many plugin calls as its memory allows; retry shortly",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return (Err(error), None);
+        }
     };
     let limit = state.runtime.config().max_request_body_bytes;
     let body = match axum::body::to_bytes(body, limit).await {

@@ -189,10 +189,19 @@ impl Manifest {
         }
         let mut hosts = std::collections::BTreeSet::new();
         for (i, host) in self.capabilities.outbound_http.iter().enumerate() {
-            if !valid_host(host) {
+            if let Some(form) = ip_literal(host) {
                 errors.push(err(
                     format!("capabilities.outbound_http[{i}]"),
-                    format!("{host:?} is not a lowercase host name or IP address (no scheme, port or path)"),
+                    format!(
+                        "{host:?} is {form}; declare host names only (addresses are checked \
+                         after name resolution, and an operator allows internal ranges with \
+                         runtime.outbound.allow_cidrs)"
+                    ),
+                ));
+            } else if !valid_host(host) {
+                errors.push(err(
+                    format!("capabilities.outbound_http[{i}]"),
+                    format!("{host:?} is not a lowercase host name (no scheme, port or path)"),
                 ));
             } else if !hosts.insert(host) {
                 errors.push(err(
@@ -309,10 +318,62 @@ fn valid_file_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
-/// A lowercase DNS name (labels of a-z, 0-9 and '-') or an IP address literal.
+/// What kind of IP literal `host` is, or `None` for anything else. Manifests may declare
+/// only host names: an address would sidestep nothing (the runtime checks resolved
+/// addresses), but written forms such as `2130706433`, `0x7f.1` or `0177.0.0.1` are read
+/// as IPv4 by URL parsers and resolvers, so a reviewer of `plugin.toml` could not tell what
+/// the plugin reaches. Following the WHATWG URL standard, a host whose last label is a
+/// number (decimal, `0x` hex or leading-zero octal) is an IPv4 address in some form.
+pub fn ip_literal(host: &str) -> Option<&'static str> {
+    let bare = host.trim_end_matches('.');
+    if bare.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Some("an IPv4 address");
+    }
+    if bare.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Some("an IPv6 address");
+    }
+    if let Some(inner) = bare.strip_prefix('[') {
+        let inner = inner.split(']').next().unwrap_or_default();
+        if inner.parse::<std::net::Ipv6Addr>().is_ok() || inner.starts_with('v') {
+            return Some(if bare.ends_with(']') {
+                "a bracketed IPv6 address"
+            } else {
+                "a bracketed IPv6 address with a port"
+            });
+        }
+    }
+    if let Ok(addr) = bare.parse::<std::net::SocketAddr>() {
+        return Some(if addr.is_ipv4() {
+            "an IPv4 address with a port"
+        } else {
+            "an IPv6 address with a port"
+        });
+    }
+    let without_port = match bare.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => bare,
+    };
+    let last = without_port.rsplit('.').next().unwrap_or_default();
+    let numeric = |label: &str| {
+        let lower = label.to_ascii_lowercase();
+        match lower.strip_prefix("0x") {
+            Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => !lower.is_empty() && lower.bytes().all(|b| b.is_ascii_digit()),
+        }
+    };
+    if numeric(last) {
+        return Some(
+            "a number that URL parsers read as an IPv4 address (decimal, hex or octal form)",
+        );
+    }
+    None
+}
+
+/// A lowercase DNS name (labels of a-z, 0-9 and '-') whose last label is not a number (see
+/// [`ip_literal`]).
 pub fn valid_host(host: &str) -> bool {
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return true;
+    if ip_literal(host).is_some() {
+        return false;
     }
     !host.is_empty()
         && host.len() <= 253
@@ -403,6 +464,56 @@ default = 20
             .map(|e| e.field)
             .collect();
         assert_eq!(fields, ["component", "capabilities.outbound_http[0]"]);
+    }
+
+    /// Every written form of an IP address is refused with what it is, and host names
+    /// that merely contain digits are not.
+    #[test]
+    fn outbound_hosts_may_not_be_ip_literals() {
+        let refused = [
+            ("127.0.0.1", "an IPv4 address"),
+            ("10.0.0.1.", "an IPv4 address"),
+            ("::1", "an IPv6 address"),
+            ("64:ff9b::7f00:1", "an IPv6 address"),
+            ("::ffff:127.0.0.1", "an IPv6 address"),
+            ("[::1]", "a bracketed IPv6 address"),
+            ("[::1]:8080", "a bracketed IPv6 address with a port"),
+            ("[v1.x]", "a bracketed IPv6 address"),
+            ("127.0.0.1:80", "an IPv4 address with a port"),
+            ("2130706433", "decimal, hex or octal"),
+            ("0x7f000001", "decimal, hex or octal"),
+            ("0x7f.1", "decimal, hex or octal"),
+            ("0X7F.0.0.1", "decimal, hex or octal"),
+            ("0177.0.0.1", "decimal, hex or octal"),
+            ("127.1", "decimal, hex or octal"),
+            ("017700000001", "decimal, hex or octal"),
+            ("example.0x10", "decimal, hex or octal"),
+            ("2130706433:80", "decimal, hex or octal"),
+        ];
+        for (host, form) in refused {
+            let text = EXAMPLE.replace("\"api.example.org\"", &format!("{host:?}"));
+            let m = Manifest::from_toml(&text).unwrap();
+            let errors = m.validate(&CAPS).unwrap_err();
+            assert_eq!(errors.len(), 1, "{host}: {errors:?}");
+            assert_eq!(errors[0].field, "capabilities.outbound_http[0]", "{host}");
+            assert!(
+                errors[0].reason.contains(form),
+                "{host}: {}",
+                errors[0].reason
+            );
+            assert!(ip_literal(host).is_some(), "{host}");
+        }
+        for host in [
+            "api.example.org",
+            "0x.example.org",
+            "1password.com",
+            "www.123.example",
+            "3com.example",
+            "example.x0",
+        ] {
+            assert_eq!(ip_literal(host), None, "{host}");
+            assert!(valid_host(host), "{host}");
+        }
     }
 
     #[test]

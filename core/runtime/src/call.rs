@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 
 use crate::error::CallError;
 use crate::fair::Seat;
-use crate::host::{Host, Observed, Services};
+use crate::host::{CallLimits, CallMemory, Host, Observed, Services};
 use crate::{CallContext, Inner, Prepared};
 
 /// What happened during a call, for logs, metrics and metering.
@@ -79,6 +80,11 @@ pub(crate) async fn handle(
             let observed = observed.lock().expect("observed poisoned");
             report.bytes_out = response.body().len() as u64;
             report.denied = observed.denied.clone();
+            if observed.denied_more > 0 {
+                report
+                    .denied
+                    .push(format!("and {} more refused", observed.denied_more));
+            }
             report.kv_bytes = observed.kv_bytes_written;
         }
         Err(e) => report.outcome = e.kind(),
@@ -100,6 +106,8 @@ async fn run(
     let tenant = call.scope.tenant().clone();
     let outbound =
         (!manifest.capabilities.outbound_http.is_empty()).then(|| Arc::clone(&plugin.outbound));
+    let config = &inner.config;
+    let memory = Arc::new(CallMemory::new(plugin.memory_bytes));
     let host = Host::new(
         call,
         manifest.name.clone(),
@@ -107,11 +115,19 @@ async fn run(
         Services {
             store: inner.store.clone(),
             authorizer: Arc::clone(&inner.authorizer),
-            kv_quota: inner.config.kv_quota_bytes,
+            kv_quota: config.kv_quota_bytes,
+            events: Arc::clone(&inner.events),
         },
-        plugin.memory_bytes,
+        CallLimits {
+            memory_bytes: plugin.memory_bytes,
+            resources: config.max_call_resources as usize,
+            fields_bytes: config.max_fields_bytes,
+            log_lines: config.guest_log_lines,
+            events: config.events_per_call,
+            outbound_requests: config.outbound.max_requests_per_call,
+        },
+        Arc::clone(&memory),
         outbound,
-        inner.config.guest_log_lines,
     );
     let observed = Arc::clone(&host.observed);
     let mut store = wasmtime::Store::new(&inner.engine, host);
@@ -129,6 +145,10 @@ async fn run(
     });
 
     let (parts, body) = request.into_parts();
+    // The request body is held for the guest until it reads it.
+    if !memory.try_take(body.len()) {
+        return Err(CallError::MemoryCap(plugin.memory_bytes));
+    }
     let mut hyper_request = http::Request::from_parts(
         parts,
         Full::new(body)
@@ -177,6 +197,7 @@ async fn run(
 
     let max_body = inner.config.max_response_body_bytes;
     let memory_bytes = plugin.memory_bytes;
+    let resources = inner.config.max_call_resources;
     let timeout = plugin.timeout;
     let exchange = async {
         let head = loop {
@@ -203,7 +224,7 @@ async fn run(
                     Ok(()) => {
                         CallError::BadResponse("the plugin returned without a response".into())
                     }
-                    Err(e) => classify(&e, &observed, memory_bytes, timeout),
+                    Err(e) => classify(&e, &observed, memory_bytes, resources, timeout),
                 });
             }
         };
@@ -220,6 +241,10 @@ async fn run(
                                 return Err(CallError::BadResponse(format!(
                                     "the response body is larger than {max_body} bytes"
                                 )));
+                            }
+                            // The collected body is held for the guest too.
+                            if !memory.try_take(data.len()) {
+                                return Err(CallError::MemoryCap(memory_bytes));
                             }
                             collected.extend_from_slice(data);
                         }
@@ -239,7 +264,7 @@ async fn run(
             None => (&mut guest).await,
         };
         match result {
-            Err(e) => Err(classify(&e, &observed, memory_bytes, timeout)),
+            Err(e) => Err(classify(&e, &observed, memory_bytes, resources, timeout)),
             Ok(()) if broken => Err(CallError::BadResponse(
                 "the response body ended with an error".into(),
             )),
@@ -264,10 +289,31 @@ fn classify(
     err: &wasmtime::Error,
     observed: &Mutex<Observed>,
     memory_bytes: usize,
+    resources: u32,
     timeout: Duration,
 ) -> CallError {
-    if observed.lock().expect("observed poisoned").memory_cap_hit {
-        return CallError::MemoryCap(memory_bytes);
+    {
+        let observed = observed.lock().expect("observed poisoned");
+        if observed.memory_cap_hit {
+            return CallError::MemoryCap(memory_bytes);
+        }
+        if let Some(limit) = &observed.host_limit {
+            return CallError::HostLimit(limit.clone());
+        }
+    }
+    let table_full = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<ResourceTableError>(),
+            Some(ResourceTableError::Full)
+        )
+    }) || matches!(
+        err.downcast_ref::<ResourceTableError>(),
+        Some(ResourceTableError::Full)
+    );
+    if table_full {
+        return CallError::HostLimit(format!(
+            "more than {resources} resources open at once (runtime.max_call_resources)"
+        ));
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Deadline(timeout),

@@ -45,6 +45,19 @@ pub struct RuntimeConfig {
     pub outbound: OutboundConfig,
     /// Guest stdout/stderr lines logged per call; the rest is counted and dropped.
     pub guest_log_lines: u32,
+    /// The most memory all running guests may be promised at once, in MiB: the sum of the
+    /// memory caps of the calls running never exceeds it, and calls beyond it wait up to
+    /// `tenant_queue_timeout_ms`, then get 429. Set it below the pod's memory limit, leaving
+    /// room for the server itself and the compile cache.
+    pub memory_budget_mib: u32,
+    /// Resources (fields, bodies, streams, pollables, ...) one call may hold at once.
+    pub max_call_resources: u32,
+    /// Bytes of header names and values one `wasi:http` `fields` may hold.
+    pub max_fields_bytes: usize,
+    /// `events.emit` calls recorded per call; later ones get a quota error.
+    pub events_per_call: u32,
+    /// Events recorded per tenant per minute on each replica; later ones get a quota error.
+    pub events_per_tenant_per_minute: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -68,6 +81,11 @@ impl Default for RuntimeConfig {
             kv_quota_bytes: 64 << 20,
             outbound: OutboundConfig::default(),
             guest_log_lines: 100,
+            memory_budget_mib: 2_048,
+            max_call_resources: 1_000,
+            max_fields_bytes: 64 << 10,
+            events_per_call: 100,
+            events_per_tenant_per_minute: 6_000,
         }
     }
 }
@@ -84,6 +102,9 @@ pub struct OutboundConfig {
     /// internal API on `10.20.0.0/16`. Empty by default: loopback, private, link-local and
     /// unique-local addresses are refused.
     pub allow_cidrs: Vec<String>,
+    /// Outbound requests one call may make, refused ones included; the call fails (502)
+    /// when it tries one more.
+    pub max_requests_per_call: u32,
 }
 
 impl Default for OutboundConfig {
@@ -92,6 +113,7 @@ impl Default for OutboundConfig {
             timeout_ms: 10_000,
             max_response_bytes: 8 << 20,
             allow_cidrs: Vec::new(),
+            max_requests_per_call: 16,
         }
     }
 }
@@ -114,6 +136,19 @@ impl RuntimeConfig {
         if self.tenant_concurrency == 0 {
             return Err("runtime.tenant_concurrency must be at least 1".into());
         }
+        if self.memory_budget_mib < self.max_memory_mib {
+            return Err(format!(
+                "runtime.memory_budget_mib ({}) must be at least runtime.max_memory_mib ({}), \
+                 or a plugin asking for the most memory could never run",
+                self.memory_budget_mib, self.max_memory_mib
+            ));
+        }
+        if self.max_call_resources < 32 {
+            return Err("runtime.max_call_resources must be at least 32".into());
+        }
+        if self.max_fields_bytes < 1024 {
+            return Err("runtime.max_fields_bytes must be at least 1024".into());
+        }
         crate::capabilities::parse_cidrs(&self.outbound.allow_cidrs)
             .map_err(|e| format!("runtime.outbound.allow_cidrs: {e}"))?;
         Ok(())
@@ -125,5 +160,23 @@ impl RuntimeConfig {
             max_memory_mib: self.max_memory_mib,
             max_timeout_ms: self.max_timeout_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RuntimeConfig;
+
+    #[test]
+    fn the_memory_budget_must_fit_the_largest_plugin() {
+        assert_eq!(RuntimeConfig::default().validate(), Ok(()));
+        let config = RuntimeConfig {
+            memory_budget_mib: 128,
+            max_memory_mib: 256,
+            ..RuntimeConfig::default()
+        };
+        let e = config.validate().unwrap_err();
+        assert!(e.contains("runtime.memory_budget_mib (128)"), "{e}");
+        assert!(e.contains("runtime.max_memory_mib (256)"), "{e}");
     }
 }

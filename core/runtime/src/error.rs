@@ -66,6 +66,10 @@ pub enum CallError {
     /// The plugin used a capability it may not use (502).
     #[error("capability denied: {0}")]
     CapabilityDenied(String),
+    /// The plugin ran into a per-call host limit other than memory, e.g. the resources or
+    /// outbound requests one call may have (502); carries which.
+    #[error("the plugin exceeded a per-call limit: {0}")]
+    HostLimit(String),
     /// The platform failed, not the plugin (500).
     #[error("the platform failed to run the plugin: {0}")]
     Internal(String),
@@ -81,7 +85,23 @@ impl CallError {
             CallError::BadResponse(_) => "bad_response",
             CallError::BodyTooLarge(_) => "body_too_large",
             CallError::CapabilityDenied(_) => "capability_denied",
+            CallError::HostLimit(_) => "host_limit",
             CallError::Internal(_) => "internal",
         }
     }
+}
+
+/// A call could not be given its memory within the wait: the guests running hold the
+/// whole `runtime.memory_budget_mib` (429).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the platform's memory budget of {budget_mib} MiB is in use; a call needing {needed_mib} MiB waited {waited:?}"
+)]
+pub struct MemoryBusy {
+    /// The plugin's memory cap.
+    pub needed_mib: u32,
+    /// The operator's budget.
+    pub budget_mib: u32,
+    /// How long the call waited.
+    pub waited: Duration,
 }

@@ -1,6 +1,7 @@
 //! The per-call host state that lives in each `Store`, and what it needs from WASI.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -22,17 +23,86 @@ pub(crate) struct Services {
     pub(crate) store: Store,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) kv_quota: u64,
+    pub(crate) events: Arc<crate::capabilities::EventQuota>,
 }
+
+/// The per-call host limits besides memory, from `[runtime]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallLimits {
+    /// The call's memory cap in bytes: its linear memories plus what the host holds for it.
+    pub(crate) memory_bytes: usize,
+    /// Entries in the call's resource table at once.
+    pub(crate) resources: usize,
+    /// Bytes of names and values in one `wasi:http` `fields`.
+    pub(crate) fields_bytes: usize,
+    /// Guest stdout/stderr lines logged.
+    pub(crate) log_lines: u32,
+    /// `events.emit` calls.
+    pub(crate) events: u32,
+    /// Outbound requests, refused ones included.
+    pub(crate) outbound_requests: u32,
+}
+
+/// Refused capability uses listed in a call's report; later ones are only counted.
+pub(crate) const MAX_DENIED_RECORDS: usize = 16;
 
 /// What the host observed during a call, reported with its outcome.
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
     /// Capability uses the host refused, e.g. an outbound call to an undeclared host.
     pub(crate) denied: Vec<String>,
+    /// Refused capability uses beyond those kept in `denied`.
+    pub(crate) denied_more: u32,
     /// Whether the guest asked for memory beyond its cap.
     pub(crate) memory_cap_hit: bool,
+    /// A per-call host limit the call ran into, e.g. too many outbound requests; the call
+    /// fails with it.
+    pub(crate) host_limit: Option<String>,
     /// Bytes (keys plus values) the guest wrote to its key-value store.
     pub(crate) kv_bytes_written: u64,
+}
+
+impl Observed {
+    /// Records a refused capability use, keeping at most [`MAX_DENIED_RECORDS`].
+    pub(crate) fn deny(&mut self, what: String) {
+        if self.denied.len() < MAX_DENIED_RECORDS {
+            self.denied.push(what);
+        } else {
+            self.denied_more += 1;
+        }
+    }
+}
+
+/// Every byte a call holds, counted against its memory cap: the linear memories the guest
+/// grows (all of them, however many the component has) and what the host keeps on the
+/// guest's behalf (header fields, buffered bodies, the collected response).
+#[derive(Debug)]
+pub(crate) struct CallMemory {
+    cap: usize,
+    used: AtomicUsize,
+}
+
+impl CallMemory {
+    pub(crate) fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            used: AtomicUsize::new(0),
+        }
+    }
+
+    /// The cap, in bytes.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Counts `bytes` more, or refuses (counting nothing) when that would pass the cap.
+    pub(crate) fn try_take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.cap)
+            })
+            .is_ok()
+    }
 }
 
 /// The data of one call's `Store`.
@@ -47,6 +117,12 @@ pub(crate) struct Host {
     pub(crate) version: String,
     pub(crate) services: Services,
     pub(crate) observed: Arc<Mutex<Observed>>,
+    /// `events.emit` calls this call may still make.
+    pub(crate) events_left: u32,
+    /// Outbound requests this call may still make.
+    outbound_left: u32,
+    /// The call's limits as they were at its start.
+    pub(crate) limits: CallLimits,
 }
 
 impl Host {
@@ -57,12 +133,12 @@ impl Host {
         plugin: PluginName,
         version: String,
         services: Services,
-        memory_bytes: usize,
+        limits: CallLimits,
+        memory: Arc<CallMemory>,
         outbound: Option<Arc<OutboundPolicy>>,
-        log_lines: u32,
     ) -> Self {
         let observed = Arc::new(Mutex::new(Observed::default()));
-        let log = Arc::new(GuestLog::new(&call, &plugin, log_lines));
+        let log = Arc::new(GuestLog::new(&call, &plugin, limits.log_lines));
         let mut wasi = WasiCtxBuilder::new();
         // No environment, no arguments, no preopened directories, no network: standard
         // library imports link, but carry no authority.
@@ -77,22 +153,32 @@ impl Host {
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(memory_bytes)
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
             .instances(32)
             .tables(64)
             .memories(8)
             .table_elements(100_000)
             .build();
+        // The table holds every resource the guest has open (fields, bodies, streams,
+        // pollables); without a bound its size is limited only by the host's memory.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resources);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits.fields_bytes);
         Self {
-            table: ResourceTable::new(),
+            table,
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
+            http,
             hooks: OutboundHooks::new(outbound, Arc::clone(&observed), call.traceparent.clone()),
             limiter: Limiter {
-                inner: limits,
+                inner: store_limits,
+                memory,
                 observed: Arc::clone(&observed),
             },
+            events_left: limits.events,
+            outbound_left: limits.outbound_requests,
+            limits,
             call,
             plugin,
             version,
@@ -121,11 +207,60 @@ impl WasiHttpView for Host {
     }
 }
 
-/// The store's resource limiter: the operator's caps, remembering when memory was refused
-/// so a following trap is reported as the memory cap rather than a generic trap.
+impl Host {
+    /// Counts `bytes` the host is about to keep for the guest against the call's memory
+    /// cap; past the cap the guest traps and the call ends as over its memory cap.
+    pub(crate) fn charge(&mut self, bytes: usize, what: &str) -> wasmtime::Result<()> {
+        self.limiter.charge(bytes, what)
+    }
+
+    /// Counts one outbound request; past the call's limit the guest traps and the call
+    /// fails with the limit named.
+    pub(crate) fn take_outbound_request(&mut self) -> wasmtime::Result<()> {
+        if let Some(left) = self.outbound_left.checked_sub(1) {
+            self.outbound_left = left;
+            return Ok(());
+        }
+        let reason = format!(
+            "more than {} outbound requests in one call (runtime.outbound.max_requests_per_call)",
+            self.limits.outbound_requests
+        );
+        self.observed
+            .lock()
+            .expect("observed poisoned")
+            .host_limit
+            .get_or_insert_with(|| reason.clone());
+        wasmtime::bail!("{reason}")
+    }
+}
+
+/// The store's resource limiter: the operator's caps, with every linear memory of the call
+/// counted together against its memory cap, remembering when memory was refused so a
+/// following trap is reported as the memory cap rather than a generic trap.
 pub(crate) struct Limiter {
     inner: StoreLimits,
+    memory: Arc<CallMemory>,
     observed: Arc<Mutex<Observed>>,
+}
+
+impl Limiter {
+    fn refused(&self) {
+        self.observed
+            .lock()
+            .expect("observed poisoned")
+            .memory_cap_hit = true;
+    }
+
+    pub(crate) fn charge(&mut self, bytes: usize, what: &str) -> wasmtime::Result<()> {
+        if self.memory.try_take(bytes) {
+            return Ok(());
+        }
+        self.refused();
+        wasmtime::bail!(
+            "{what} ({bytes} bytes) would take the call past its memory cap of {} bytes",
+            self.memory.cap()
+        )
+    }
 }
 
 impl ResourceLimiter for Limiter {
@@ -135,12 +270,12 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        // Each memory on its own is held to the cap, and all of them together (with what
+        // the host holds) too: a component may have several memories.
+        let allowed = self.inner.memory_growing(current, desired, maximum)?
+            && self.memory.try_take(desired.saturating_sub(current));
         if !allowed {
-            self.observed
-                .lock()
-                .expect("observed poisoned")
-                .memory_cap_hit = true;
+            self.refused();
         }
         Ok(allowed)
     }

@@ -18,8 +18,16 @@
 //! **Architecture Invariant:** a plugin can never stop the server. Every call has an epoch
 //! deadline, a memory cap, a wasm stack cap and a response cap, and a trap ends only that
 //! call.
+//!
+//! **Architecture Invariant:** a plugin can never exhaust the host's memory. A call's
+//! memory cap covers all of its linear memories together and every byte the host keeps
+//! for it (header fields, outgoing body buffers, the collected response); its resource
+//! table, outbound requests, refused-use records, log lines and events are bounded per
+//! call; and the memory caps of the calls running at once never add up past
+//! `runtime.memory_budget_mib` ([`Runtime::reserve_memory`]).
 
 mod bindings;
+mod budget;
 mod cache;
 mod call;
 mod capabilities;
@@ -38,10 +46,11 @@ use guildhall_domain::{CouncilId, Digest, PluginName};
 use guildhall_store::{Store, TenantScope};
 use wasmtime::component::Linker;
 
+pub use budget::MemoryReservation;
 pub use call::CallReport;
 pub use capabilities::{Authorizer, AuthzQuestion, DenyAll};
 pub use config::{OutboundConfig, RuntimeConfig};
-pub use error::{CallError, PrepareError};
+pub use error::{CallError, MemoryBusy, PrepareError};
 
 use crate::cache::ComponentCache;
 use crate::capabilities::{CapabilitySet, OutboundPolicy};
@@ -124,6 +133,13 @@ impl Prepared {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+
+    /// The memory cap of each call, in MiB.
+    pub fn memory_mib(&self) -> u32 {
+        u32::try_from(self.memory_bytes >> 20)
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
 }
 
 /// Counters that show the runtime's caches at work.
@@ -164,6 +180,8 @@ struct Inner {
     linkers: Mutex<HashMap<CapabilitySet, Arc<Linker<Host>>>>,
     outbound_allow: Arc<Vec<capabilities::Cidr>>,
     gate: fair::FairGate,
+    budget: budget::MemoryBudget,
+    events: Arc<capabilities::EventQuota>,
     _ticker: engine::EpochTicker,
 }
 
@@ -181,6 +199,13 @@ impl Runtime {
             capabilities::parse_cidrs(&config.outbound.allow_cidrs).map_err(|e| {
                 PrepareError::Engine(anyhow::anyhow!("runtime.outbound.allow_cidrs: {e}"))
             })?;
+        let budget = budget::MemoryBudget::new(
+            config.memory_budget_mib,
+            Duration::from_millis(config.tenant_queue_timeout_ms),
+        );
+        let events = Arc::new(capabilities::EventQuota::new(
+            config.events_per_tenant_per_minute,
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -195,6 +220,8 @@ impl Runtime {
                 gate: fair::FairGate::new(
                     std::thread::available_parallelism().map_or(2, |n| n.get()),
                 ),
+                budget,
+                events,
                 _ticker: ticker,
             }),
         })
@@ -290,6 +317,18 @@ impl Runtime {
             Arc::new(capabilities::linker(&self.inner.engine, caps).map_err(PrepareError::Engine)?);
         linkers.insert(caps, Arc::clone(&linker));
         Ok(linker)
+    }
+
+    /// Reserves `plugin`'s memory cap in the memory budget for one call, waiting up to
+    /// `runtime.tenant_queue_timeout_ms` for running calls to give theirs back. Hold the
+    /// reservation until the call's [`Runtime::handle`] returns.
+    pub async fn reserve_memory(&self, plugin: &Prepared) -> Result<MemoryReservation, MemoryBusy> {
+        self.inner.budget.reserve(plugin.memory_mib()).await
+    }
+
+    /// MiB of the memory budget reserved by running calls, for metrics and tests.
+    pub fn memory_in_use_mib(&self) -> u32 {
+        self.inner.budget.in_use_mib()
     }
 
     /// Serves one request with a fresh instance of `plugin`.

@@ -32,10 +32,20 @@ pub enum EventError {
     InvalidPayload(String),
     /// The payload is larger than 64 KiB; carries its length.
     TooLarge(u64),
-    /// The platform's storage failed.
+    /// The platform did not record the event: its storage failed, or a quota ran out (at
+    /// most a set number of events per call and per tenant per minute; the message then
+    /// starts with `quota exceeded:`, see [`EventError::is_quota_exceeded`]).
     Unavailable(String),
     /// The payload could not be serialised to JSON; carries serde's message.
     Encode(String),
+}
+
+impl EventError {
+    /// Whether the event was refused because a quota ran out: emitting more in this call
+    /// is pointless, and the tenant's per-minute quota comes back within a minute.
+    pub fn is_quota_exceeded(&self) -> bool {
+        matches!(self, EventError::Unavailable(message) if message.starts_with("quota exceeded:"))
+    }
 }
 
 impl fmt::Display for EventError {
@@ -46,7 +56,7 @@ impl fmt::Display for EventError {
             EventError::TooLarge(len) => {
                 write!(f, "event payload of {len} bytes is larger than 64 KiB")
             }
-            EventError::Unavailable(message) => write!(f, "event storage unavailable: {message}"),
+            EventError::Unavailable(message) => write!(f, "event not recorded: {message}"),
             EventError::Encode(message) => write!(f, "could not serialise the payload: {message}"),
         }
     }

@@ -1,5 +1,16 @@
 //! `guildhall:platform/events`: named events with a JSON payload, recorded per tenant.
+//!
+//! Every event lands in the tenant's audit chain, so emitting is bounded: at most
+//! `runtime.events_per_call` per call and `runtime.events_per_tenant_per_minute` per
+//! tenant (per replica, in fixed one-minute windows). Past either the plugin gets
+//! `unavailable` with a message starting `quota exceeded:` and nothing is recorded; the
+//! WIT `error` variant is unchanged, so components built against it keep linking.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use guildhall_domain::TenantId;
 use guildhall_store::NewEvent;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -11,6 +22,39 @@ pub(crate) const MAX_PAYLOAD: usize = 64 << 10;
 
 pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     events::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
+}
+
+/// The per-tenant events budget of this replica: fixed one-minute windows, one entry per
+/// tenant that has emitted (tenants are created by operators, so the map stays small).
+#[derive(Debug)]
+pub(crate) struct EventQuota {
+    per_minute: u32,
+    windows: Mutex<HashMap<TenantId, (Instant, u32)>>,
+}
+
+impl EventQuota {
+    pub(crate) fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one event from `tenant`'s budget for this minute, or says when the budget
+    /// is spent.
+    pub(crate) fn take(&self, tenant: &TenantId, now: Instant) -> bool {
+        let mut windows = self.windows.lock().expect("event quota poisoned");
+        let (started, used) = windows.entry(tenant.clone()).or_insert((now, 0));
+        if now.duration_since(*started) >= Duration::from_secs(60) {
+            *started = now;
+            *used = 0;
+        }
+        if *used >= self.per_minute {
+            return false;
+        }
+        *used += 1;
+        true
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -36,6 +80,26 @@ impl events::Host for Host {
         }
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
             return Ok(Err(events::Error::InvalidPayload(e.to_string())));
+        }
+        let Some(left) = self.events_left.checked_sub(1) else {
+            return Ok(Err(events::Error::Unavailable(format!(
+                "quota exceeded: at most {} events per call",
+                self.limits.events
+            ))));
+        };
+        self.events_left = left;
+        let tenant = self.call.scope.tenant();
+        if !self.services.events.take(tenant, Instant::now()) {
+            tracing::warn!(
+                tenant = %tenant,
+                plugin = %self.plugin,
+                request_id = %self.call.request_id,
+                "event refused: the tenant's events quota for this minute is spent"
+            );
+            return Ok(Err(events::Error::Unavailable(format!(
+                "quota exceeded: tenant {tenant} may record at most {} events a minute; retry later",
+                self.services.events.per_minute
+            ))));
         }
         let store = &self.services.store;
         let recorded = store
@@ -68,5 +132,30 @@ impl events::Host for Host {
                 ))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use guildhall_domain::TenantId;
+
+    use super::EventQuota;
+
+    #[test]
+    fn each_tenant_has_its_own_budget_per_minute() {
+        let quota = EventQuota::new(3);
+        let alpha = TenantId::parse("alpha").unwrap();
+        let beta = TenantId::parse("beta").unwrap();
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(quota.take(&alpha, start));
+        }
+        assert!(!quota.take(&alpha, start + Duration::from_secs(59)));
+        // Another tenant's budget is untouched by the first's.
+        assert!(quota.take(&beta, start));
+        // A new minute brings a new budget.
+        assert!(quota.take(&alpha, start + Duration::from_secs(60)));
     }
 }

@@ -15,6 +15,7 @@
 mod authz;
 mod context;
 mod events;
+mod http_limits;
 mod kv;
 mod outbound;
 
@@ -24,6 +25,7 @@ use wasmtime::component::Linker;
 use wasmtime::component::types::ComponentItem;
 
 pub use authz::{Authorizer, AuthzQuestion, DenyAll};
+pub(crate) use events::EventQuota;
 pub(crate) use outbound::{Cidr, OutboundHooks, OutboundPolicy, parse_cidrs};
 
 use crate::error::PrepareError;

@@ -5,7 +5,7 @@
 //! check and use).
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,14 +24,16 @@ pub(super) fn link_types(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         linker,
         &(&options).into(),
         <Host as wasmtime_wasi_http::WasiHttpView>::http,
-    )
+    )?;
+    super::http_limits::link_types(linker)
 }
 
 pub(super) fn link_outgoing(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::bindings::http::outgoing_handler::add_to_linker::<Host, WasiHttp>(
         linker,
         <Host as wasmtime_wasi_http::WasiHttpView>::http,
-    )
+    )?;
+    super::http_limits::link_outgoing(linker)
 }
 
 /// An address range in CIDR notation.
@@ -82,23 +84,65 @@ pub(crate) fn parse_cidrs(list: &[String]) -> Result<Vec<Cidr>, String> {
 
 /// Whether an address is one a plugin may never reach unless the operator allows it:
 /// unspecified, loopback, private, shared (CGNAT), link-local, unique-local, multicast,
-/// broadcast, documentation or reserved.
+/// broadcast, documentation or reserved. IPv6 forms that carry an IPv4 address (mapped,
+/// compatible, NAT64, 6to4 and Teredo) are judged by the IPv4 address they lead to, so a
+/// plugin cannot reach `127.0.0.1` as `64:ff9b::7f00:1` through a NAT64 gateway.
 pub(crate) fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_internal_v4(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_v4(v6) {
                 return is_internal_v4(v4);
             }
-            let first = v6.segments()[0];
+            let [first, second, ..] = v6.segments();
             v6.is_unspecified()
                 || v6.is_loopback()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local
                 || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+                || (first & 0xffc0) == 0xfec0 // fec0::/10 deprecated site local
+                || (first == 0x2001 && second == 0x0db8) // 2001:db8::/32 documentation
+                || (first == 0x3fff && second < 0x1000) // 3fff::/20 documentation
+                || (first == 0x0100 && v6.segments()[1..4] == [0, 0, 0]) // 100::/64 discard
+                // 2001::/23 holds special-purpose ranges (benchmarking, ORCHID); Teredo's
+                // 2001::/32 is handled above by its embedded address.
+                || (first == 0x2001 && second < 0x0200)
         }
     }
+}
+
+/// The IPv4 address an IPv6 address stands for, if it is one of the forms that carry one:
+/// IPv4-mapped `::ffff:0:0/96`, IPv4-compatible `::/96` (deprecated, but still routed by
+/// some stacks), NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4 `2002::/16` and Teredo
+/// `2001::/32` (whose client address is stored inverted).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from(bits as u32);
+    let s = v6.segments();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    // `::` and `::1` are IPv6's own unspecified and loopback addresses, not IPv4-compatible
+    // ones; every other address in ::/96 carries an IPv4 address in its low 32 bits.
+    if bits >> 32 == 0 && bits > 1 {
+        return Some(low32);
+    }
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return Some(low32);
+    }
+    if s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001 {
+        // RFC 8215 local-use NAT64: the prefix length is chosen by the network, so the
+        // IPv4 address may sit anywhere; refuse the whole range by pretending it is
+        // unspecified, which is internal.
+        return Some(Ipv4Addr::UNSPECIFIED);
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::from((bits >> 80) as u32));
+    }
+    if s[0] == 0x2001 && s[1] == 0x0000 {
+        return Some(Ipv4Addr::from(!(bits as u32)));
+    }
+    None
 }
 
 fn is_internal_v4(ip: Ipv4Addr) -> bool {
@@ -167,11 +211,7 @@ impl OutboundPolicy {
     > {
         let deny = |what: String| {
             tracing::warn!(what = %what, "outbound request denied");
-            observed
-                .lock()
-                .expect("observed poisoned")
-                .denied
-                .push(what);
+            observed.lock().expect("observed poisoned").deny(what);
         };
         let uri = request.uri().clone();
         let host = uri
@@ -309,6 +349,12 @@ type SendResult = Result<
 >;
 
 impl WasiHttpHooks for OutboundHooks {
+    // Smaller chunks than wasmtime-wasi-http's 1 MiB keep what an unread body buffers on
+    // the host small; `http_limits` counts each body's buffer against the memory cap.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        super::http_limits::BODY_CHUNK
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,
@@ -332,8 +378,7 @@ impl WasiHttpHooks for OutboundHooks {
                     observed
                         .lock()
                         .expect("observed poisoned")
-                        .denied
-                        .push("outbound http: not declared in the manifest".into());
+                        .deny("outbound http: not declared in the manifest".into());
                     Err(Error::HttpRequestDenied)
                 }
             }
@@ -365,6 +410,62 @@ mod tests {
         }
         for ip in ["93.184.216.34", "8.8.8.8", "2a00:1450:4009:81f::200e"] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip} should be public");
+        }
+    }
+
+    /// Every IPv6 form that carries an IPv4 address is judged by that address: an
+    /// internal one is refused, a public one is not.
+    #[test]
+    fn ipv6_forms_carrying_ipv4_addresses_are_unwrapped() {
+        let internal = [
+            // IPv4-mapped and IPv4-compatible.
+            ("::ffff:127.0.0.1", "mapped loopback"),
+            ("::ffff:10.0.0.1", "mapped private"),
+            ("::ffff:169.254.169.254", "mapped metadata"),
+            ("::127.0.0.1", "compatible loopback"),
+            ("::10.1.2.3", "compatible private"),
+            ("::169.254.169.254", "compatible metadata"),
+            // NAT64 well-known prefix and the local-use range.
+            ("64:ff9b::7f00:1", "NAT64 loopback"),
+            ("64:ff9b::10.0.0.1", "NAT64 private"),
+            ("64:ff9b::a9fe:a9fe", "NAT64 metadata"),
+            ("64:ff9b:1::1", "local-use NAT64"),
+            (
+                "64:ff9b:1:abcd::8.8.8.8",
+                "local-use NAT64, whatever it embeds",
+            ),
+            // 6to4 carries the IPv4 address in bits 16 to 47.
+            ("2002:7f00:1::", "6to4 loopback"),
+            ("2002:a00:1::1", "6to4 private"),
+            ("2002:c0a8:101::", "6to4 192.168.1.1"),
+            ("2002:a9fe:a9fe::1", "6to4 metadata"),
+            // Teredo stores the client address inverted in the low 32 bits.
+            ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo 127.0.0.1"),
+            ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "Teredo 10.0.0.1"),
+            // Other special-purpose IPv6 ranges.
+            ("100::1", "discard"),
+            ("fec0::1", "site local"),
+            ("3fff::1", "documentation"),
+            ("2001:2::1", "benchmarking"),
+        ];
+        for (ip, what) in internal {
+            assert!(
+                is_internal(ip.parse().unwrap()),
+                "{ip} ({what}) should be internal"
+            );
+        }
+        let public = [
+            ("::ffff:8.8.8.8", "mapped public"),
+            ("::8.8.8.8", "compatible public"),
+            ("64:ff9b::808:808", "NAT64 public"),
+            ("2002:808:808::1", "6to4 public"),
+            ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", "Teredo 8.8.8.8"),
+        ];
+        for (ip, what) in public {
+            assert!(
+                !is_internal(ip.parse().unwrap()),
+                "{ip} ({what}) should be public"
+            );
         }
     }
 
