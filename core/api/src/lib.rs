@@ -13,6 +13,7 @@ pub mod extract;
 pub mod gateway;
 pub mod middleware;
 mod routes;
+mod service_path;
 
 use std::sync::Arc;
 

@@ -23,10 +23,10 @@
 //! `council/<council>/`): `uprn/<uprn>` holds a property's record; `postcode/<POSTCODE>/<uprn>`
 //! indexes it by normalised postcode and holds its address.
 //!
-//! Version 0.1.0 of this example, before it was released, kept one schedule for the whole
-//! install under unscoped keys (`uprn/<uprn>`, `postcode/...`). Those keys are not read any
-//! more: after upgrading, each council uploads its schedule again, and uninstalling with
-//! `purge_data` removes the old keys.
+//! This example is pre-1.0. Builds from before councils were kept apart (with the same
+//! version number) kept one schedule for the whole install under unscoped keys
+//! (`uprn/<uprn>`, `postcode/...`). Those keys are not read any more: each council uploads
+//! its schedule again, and uninstalling with `purge_data` removes the old keys.
 
 mod csv;
 mod postcode;

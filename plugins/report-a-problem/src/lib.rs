@@ -26,9 +26,10 @@
 //! sequential ids per council (`1`, `2`, ...) counted in `counter/requests`, and every read
 //! and write is for the council of the URL the request came through.
 //!
-//! Version 0.1.0 of this example, before it was released, kept the requests of all councils
-//! under unscoped keys (`request/<id>`, `counter/requests`). Those keys are not read any
-//! more; uninstalling with `purge_data` removes them.
+//! This example is pre-1.0. Builds from before councils were kept apart (with the same
+//! version number) kept the requests of all councils under unscoped keys (`request/<id>`,
+//! `counter/requests`). Those keys are not read any more; uninstalling with `purge_data`
+//! removes them.
 
 mod open311;
 
