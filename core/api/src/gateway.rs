@@ -385,13 +385,13 @@ pub(crate) async fn serve(State(state): State<AppState>, request: Request) -> Re
 
 async fn serve_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    // /s/{tenant}/{council}/{plugin}[/{path}]
-    let raw = parts.uri.path().strip_prefix("/s/").unwrap_or_default();
-    let mut segments = raw.splitn(4, '/');
     let not_found = || ApiError::not_found("no such service");
-    let tenant = TenantId::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
-    let council = CouncilId::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
-    let plugin = PluginName::parse(segments.next().unwrap_or_default()).map_err(|_| not_found())?;
+    let crate::service_path::ServicePath {
+        tenant,
+        council,
+        plugin,
+        ..
+    } = crate::service_path::ServicePath::parse(parts.uri.path()).ok_or_else(not_found)?;
 
     let started = std::time::Instant::now();
     let gateway = &state.gateway;

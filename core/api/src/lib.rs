@@ -14,6 +14,7 @@ pub mod extract;
 pub mod gateway;
 pub mod middleware;
 mod routes;
+mod service_path;
 
 use std::sync::Arc;
 

@@ -88,3 +88,64 @@ mod tests {
         assert_eq!(id_of("Bearer"), None);
     }
 }
+
+/// Property tests: whatever a caller sends as a bearer token, parsing never panics, and only
+/// text of exactly the generated shape yields an id.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Tokens an attacker would try: near misses of the real shape, role names, wildcards,
+    /// NUL bytes, unicode and very long text.
+    fn adversarial() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just(PREFIX.to_string()),
+            Just("*".to_string()),
+            Just("operator".to_string()),
+            Just("role:operator".to_string()),
+            Just("token:0123456789abcdef".to_string()),
+            Just(format!("{PREFIX}0123456789abcdef_")),
+            Just(format!("{PREFIX}0123456789ABCDEF_{}", "a".repeat(43))),
+            Just(format!("{PREFIX}0123456789abcdef_{}\0", "a".repeat(42))),
+            Just(format!("{PREFIX}../../etc/passwd_{}", "a".repeat(43))),
+            Just(format!("{PREFIX}{}_{}", "é".repeat(8), "a".repeat(43))),
+            Just("ghall_".repeat(20_000)),
+            // Right lengths, any characters.
+            ("\\PC{16}", "\\PC{43}").prop_map(|(id, secret)| format!("{PREFIX}{id}_{secret}")),
+            // Right alphabet, any lengths.
+            ("[0-9a-f]{0,20}", "[A-Za-z0-9_-]{0,50}")
+                .prop_map(|(id, secret)| format!("{PREFIX}{id}_{secret}")),
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_text_parses_without_panicking(token in adversarial()) {
+            if let Some(id) = id_of(&token) {
+                // Only the generated shape has an id: 16 lowercase hex digits, then a
+                // 43-character base64url secret.
+                prop_assert_eq!(id.len(), 16);
+                prop_assert!(id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+                prop_assert_eq!(token.len(), PREFIX.len() + 16 + 1 + 43);
+                prop_assert!(token.is_ascii());
+            }
+            // Hashing and comparing any text is total too, and never matches a different
+            // token's hash.
+            let generated = generate();
+            prop_assert_eq!(matches(&token, &generated.hash), token == generated.token);
+            prop_assert!(matches(&token, &hash(&token)));
+            prop_assert!(!matches(&token, &token));
+        }
+
+        #[test]
+        fn stored_hashes_of_any_shape_do_not_panic(token in adversarial(), stored in any::<String>()) {
+            let _ = matches(&token, &stored);
+        }
+    }
+}

@@ -1,30 +1,41 @@
 //! Find your bin collection days: a Guildhall example plugin.
 //!
 //! Officers upload the schedule; citizens look up their next collections by UPRN, or find
-//! their UPRN by postcode.
+//! their UPRN by postcode. Each council of the install has its own schedule: everything is
+//! read and written for the council of the URL the request came through.
 //!
 //! - `PUT /schedule` (roles `officer` or `tenant-admin`; an officer limited to one council
-//!   may only upload for that council): a JSON array of
+//!   may only upload for that council, through that council's URL): a JSON array of
 //!   `{uprn, postcode, address, collections: [{date: "YYYY-MM-DD", bin}]}`, or with
 //!   `Content-Type: text/csv` a CSV with header `uprn,postcode,address,date,bin` and one row
 //!   per collection. `bin` is `refuse`, `recycling`, `garden` or `food`. Each UPRN in the
-//!   upload has its record replaced; UPRNs not in the upload are left as they are. Answers
+//!   upload has its record in this council's schedule replaced; UPRNs not in the upload are
+//!   left as they are, and other councils' schedules are never touched. Answers
 //!   `200 {"properties": n, "collections": m}`, `401`/`403` for the wrong caller, `413` for
 //!   more than `max_upload_rows` rows, `422` with per-row `errors` (`line` for CSV, where the
 //!   header is line 1; `index` for JSON, from 0).
-//! - `GET /uprn/{uprn}[?limit=n]`: the address and the collections from today on.
-//! - `GET /postcode/{postcode}`: the addresses at a postcode, with their UPRNs.
+//! - `GET /uprn/{uprn}[?limit=n]`: the address and the collections from today on, from this
+//!   council's schedule.
+//! - `GET /postcode/{postcode}`: the addresses at a postcode in this council's schedule, with
+//!   their UPRNs.
 //!
-//! Storage: `uprn/<uprn>` holds a property's record; `postcode/<POSTCODE>/<uprn>` indexes it
-//! by normalised postcode and holds its address.
+//! Storage, in this council's part of the store ([`CouncilKv`], keys under
+//! `council/<council>/`): `uprn/<uprn>` holds a property's record; `postcode/<POSTCODE>/<uprn>`
+//! indexes it by normalised postcode and holds its address.
+//!
+//! This example is pre-1.0. Builds from before councils were kept apart (with the same
+//! version number) kept one schedule for the whole install under unscoped keys
+//! (`uprn/<uprn>`, `postcode/...`). Those keys are not read any more: each council uploads
+//! its schedule again, and uninstalling with `purge_data` removes the old keys.
 
 mod csv;
 mod postcode;
 mod schedule;
 
-use guildhall_plugin::context::{self, Principal};
+use guildhall_plugin::context::{self, Principal, Refusal};
+use guildhall_plugin::kv::{self, CouncilKv};
 use guildhall_plugin::time::{self, Date};
-use guildhall_plugin::{Handler, Request, Response, Router, config, events, kv};
+use guildhall_plugin::{Handler, Request, Response, Router, config, events};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -36,14 +47,17 @@ const DEFAULT_MAX_UPLOAD_ROWS: usize = 5000;
 /// The most collections `?limit=` may ask for.
 const MAX_LIMIT: usize = 1000;
 
-/// A property as stored under `uprn/<uprn>`.
+/// The roles that may upload a schedule.
+const UPLOADERS: &[&str] = &["officer", "tenant-admin"];
+
+/// A property as stored under `uprn/<uprn>` in its council's part of the store.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     uprn: String,
     postcode: String,
     address: String,
     collections: Vec<Collection>,
-    /// The council whose officer uploaded it.
+    /// The council whose schedule it is in: the council of the URL it was uploaded through.
     council: String,
     /// When it was uploaded, RFC 3339.
     updated_at: String,
@@ -80,36 +94,17 @@ fn index(_req: Request) -> Response {
     )
 }
 
-/// Who may upload, decided from the principal alone.
-#[derive(Debug, PartialEq, Eq)]
-enum Permission {
-    Allowed,
-    Unauthenticated,
-    Forbidden(&'static str),
-}
-
-fn upload_permission(principal: &Principal, council: &str) -> Permission {
-    match principal.subject() {
-        None => Permission::Unauthenticated,
-        Some(subject) if !subject.has_any_role(&["officer", "tenant-admin"]) => {
-            Permission::Forbidden("uploading a schedule needs the officer or tenant-admin role")
-        }
-        Some(subject) if !subject.acts_for(council) => {
-            Permission::Forbidden("your role is for another council")
-        }
-        Some(_) => Permission::Allowed,
-    }
+/// Whether `principal` may upload the schedule of `council`, the council of the URL:
+/// signed in, an officer or tenant admin, and not limited to another council.
+fn upload_permission(principal: &Principal, council: &str) -> Result<(), Refusal> {
+    principal.may_write_for(council, UPLOADERS).map(|_| ())
 }
 
 fn upload(req: Request) -> Response {
+    // The schedule is always the URL's council's: an upload cannot name another council.
     let council = context::council();
-    match upload_permission(&context::principal(), &council) {
-        Permission::Allowed => {}
-        Permission::Unauthenticated => {
-            return Response::error(401, "sign in as a council officer to upload a schedule")
-                .with_header("www-authenticate", "Bearer");
-        }
-        Permission::Forbidden(why) => return Response::error(403, why),
+    if let Err(refusal) = upload_permission(&context::principal(), &council) {
+        return refusal.into();
     }
 
     let max_rows = config::get::<u64>("max_upload_rows")
@@ -146,7 +141,7 @@ fn upload(req: Request) -> Response {
     };
 
     let collections: usize = properties.iter().map(|p| p.collections.len()).sum();
-    if let Err(e) = store(&properties, &council) {
+    if let Err(e) = store(&CouncilKv::for_council(&council), &properties, &council) {
         return e.into();
     }
     let summary = json!({
@@ -166,16 +161,16 @@ fn upload(req: Request) -> Response {
     )
 }
 
-fn store(properties: &[Property], council: &str) -> Result<(), kv::KvError> {
+fn store(store: &CouncilKv, properties: &[Property], council: &str) -> Result<(), kv::KvError> {
     let updated_at = time::now_rfc3339();
     for property in properties {
-        let key = format!("uprn/{}", property.uprn);
-        if let Some(old) = kv::get_json::<Record>(&key)?
+        let key = record_key(&property.uprn);
+        if let Some(old) = store.get_json::<Record>(&key)?
             && old.postcode != property.postcode
         {
-            kv::delete(&index_key(&old.postcode, &old.uprn))?;
+            store.delete(&index_key(&old.postcode, &old.uprn))?;
         }
-        kv::set_json(
+        store.set_json(
             &key,
             &Record {
                 uprn: property.uprn.clone(),
@@ -186,7 +181,7 @@ fn store(properties: &[Property], council: &str) -> Result<(), kv::KvError> {
                 updated_at: updated_at.clone(),
             },
         )?;
-        kv::set_json(
+        store.set_json(
             &index_key(&property.postcode, &property.uprn),
             &property.address,
         )?;
@@ -194,6 +189,12 @@ fn store(properties: &[Property], council: &str) -> Result<(), kv::KvError> {
     Ok(())
 }
 
+/// Where a property's record is kept, relative to its council's part of the store.
+fn record_key(uprn: &str) -> String {
+    format!("uprn/{uprn}")
+}
+
+/// Where a property is indexed by postcode, relative to its council's part of the store.
 fn index_key(postcode: &str, uprn: &str) -> String {
     format!("postcode/{postcode}/{uprn}")
 }
@@ -220,7 +221,7 @@ fn by_uprn(req: Request) -> Response {
         Ok(limit) => limit,
         Err(why) => return Response::error(400, &why),
     };
-    let record = match kv::get_json::<Record>(&format!("uprn/{uprn}")) {
+    let record = match CouncilKv::current().get_json::<Record>(&record_key(uprn)) {
         Ok(Some(record)) => record,
         Ok(None) => {
             return Response::error(404, &format!("no collections are known for UPRN {uprn}"));
@@ -246,15 +247,16 @@ fn by_postcode(req: Request) -> Response {
     let Some(postcode) = postcode::normalise(raw) else {
         return Response::error(400, "that is not a UK postcode; try one like RH8 0BT");
     };
+    let store = CouncilKv::current();
     let prefix = format!("postcode/{postcode}/");
-    let keys = match kv::list_all_keys(&prefix) {
+    let keys = match store.list_all_keys(&prefix) {
         Ok(keys) => keys,
         Err(e) => return e.into(),
     };
     let mut addresses = Vec::with_capacity(keys.len());
     for key in &keys {
         let uprn = &key[prefix.len()..];
-        match kv::get_json::<String>(key) {
+        match store.get_json::<String>(key) {
             Ok(Some(address)) => addresses.push((uprn.to_owned(), address)),
             // Deleted between listing and reading.
             Ok(None) => {}
@@ -292,32 +294,31 @@ mod tests {
     fn who_may_upload() {
         assert_eq!(
             upload_permission(&Principal::Anonymous, "tandridge"),
-            Permission::Unauthenticated
+            Err(Refusal::Unauthenticated)
         );
-        assert_eq!(
-            upload_permission(&subject(&["officer"], None), "tandridge"),
-            Permission::Allowed
-        );
-        assert_eq!(
-            upload_permission(&subject(&["auditor", "tenant-admin"], None), "tandridge"),
-            Permission::Allowed
-        );
-        assert_eq!(
-            upload_permission(&subject(&["officer"], Some("tandridge")), "tandridge"),
-            Permission::Allowed
-        );
-        assert!(matches!(
-            upload_permission(&subject(&["officer"], Some("mole-valley")), "tandridge"),
-            Permission::Forbidden(_)
-        ));
-        assert!(matches!(
-            upload_permission(&subject(&["auditor"], None), "tandridge"),
-            Permission::Forbidden(_)
-        ));
-        assert!(matches!(
-            upload_permission(&subject(&[], None), "tandridge"),
-            Permission::Forbidden(_)
-        ));
+        for allowed in [
+            subject(&["officer"], None),
+            subject(&["auditor", "tenant-admin"], None),
+            subject(&["officer"], Some("tandridge")),
+        ] {
+            assert_eq!(upload_permission(&allowed, "tandridge"), Ok(()));
+        }
+        // An officer limited to another council, whatever roles the platform passes on.
+        for roles in [&["officer"][..], &[]] {
+            assert_eq!(
+                upload_permission(&subject(roles, Some("mole-valley")), "tandridge"),
+                Err(Refusal::OtherCouncil("mole-valley".to_owned()))
+            );
+        }
+        for refused in [
+            subject(&["auditor"], None),
+            subject(&["operator"], None),
+            subject(&["*"], None),
+            subject(&[], None),
+        ] {
+            let refusal = upload_permission(&refused, "tandridge").unwrap_err();
+            assert_eq!(refusal.status(), 403, "{refusal}");
+        }
     }
 
     #[test]
@@ -331,7 +332,21 @@ mod tests {
     }
 
     #[test]
-    fn index_keys() {
-        assert_eq!(index_key("RH8 0BT", "12"), "postcode/RH8 0BT/12");
+    fn keys_are_per_council() {
+        let tandridge = CouncilKv::for_council("tandridge");
+        let mole_valley = CouncilKv::for_council("mole-valley");
+        assert_eq!(
+            tandridge.key(&record_key("12")),
+            "council/tandridge/uprn/12"
+        );
+        assert_eq!(
+            tandridge.key(&index_key("RH8 0BT", "12")),
+            "council/tandridge/postcode/RH8 0BT/12"
+        );
+        // The same property in two councils' schedules is two records.
+        assert_ne!(
+            tandridge.key(&record_key("12")),
+            mole_valley.key(&record_key("12"))
+        );
     }
 }

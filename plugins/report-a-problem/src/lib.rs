@@ -13,17 +13,27 @@
 //! - `GET /requests.json` with `service_request_id`, `service_code`, `start_date`,
 //!   `end_date` and `status` filters, and `GET /requests/{id}.json`.
 //! - `POST /requests/{id}/status.json` with `{"status": "open"|"closed", "status_notes"?}`:
-//!   a council officer updates a request. The platform's policy decides who may
-//!   (`authz` action `update` on object `requests`): anonymous callers get `401`, others
+//!   a council officer updates a request of the council whose URL it calls through. The
+//!   platform's policy decides who may (`authz` action `update` on object `requests`):
+//!   anonymous callers get `401`, callers whose roles are limited to another council or
 //!   without the permission `403`.
 //!
 //! Errors use GeoReport's format, `[{"code": 400, "description": "..."}]`. Listings never
-//! include the reporter's email, name, phone or device. Requests are kept per install under
-//! `request/<id>` with sequential ids (`1`, `2`, ...), and each council of the install sees
-//! only the requests reported to it.
+//! include the reporter's email, name, phone or device.
+//!
+//! Each council of the install has its own requests: they are kept in the council's part of
+//! the store ([`CouncilKv`], keys under `council/<council>/`) as `request/<id>` with
+//! sequential ids per council (`1`, `2`, ...) counted in `counter/requests`, and every read
+//! and write is for the council of the URL the request came through.
+//!
+//! This example is pre-1.0. Builds from before councils were kept apart (with the same
+//! version number) kept the requests of all councils under unscoped keys (`request/<id>`,
+//! `counter/requests`). Those keys are not read any more; uninstalling with `purge_data`
+//! removes them.
 
 mod open311;
 
+use guildhall_plugin::kv::CouncilKv;
 use guildhall_plugin::{
     Handler, Request, Response, Router, authz, config, context, events, kv, time,
 };
@@ -32,7 +42,7 @@ use serde_json::{Value, json};
 
 use open311::{Open311Error, Service, StoredRequest};
 
-/// The kv key holding the last id handed out.
+/// The key, in a council's part of the store, holding the last id handed out.
 const COUNTER_KEY: &str = "counter/requests";
 
 /// The plugin.
@@ -163,10 +173,12 @@ fn create_request(req: Request) -> Response {
         return error(400, "service_code is not a service offered here");
     };
 
+    // A report is always filed with the council of the URL; the body cannot name another.
     let council = context::council();
+    let store = CouncilKv::for_council(&council);
     let agency = config::get::<String>("agency_responsible").unwrap_or_else(|| council.clone());
     let notice = config::get::<String>("service_notice");
-    let id = match next_id() {
+    let id = match next_id(&store) {
         Ok(id) => id,
         Err(e) => return kv_error(e),
     };
@@ -179,7 +191,7 @@ fn create_request(req: Request) -> Response {
         notice.clone(),
         time::now_unix(),
     );
-    if let Err(e) = kv::set_json(&request_key(&id), &stored) {
+    if let Err(e) = store.set_json(&request_key(&id), &stored) {
         return kv_error(e);
     }
     let event = json!({ "service_request_id": id, "service_code": stored.service_code });
@@ -199,27 +211,31 @@ fn create_request(req: Request) -> Response {
     )
 }
 
+/// Where a request is kept, relative to its council's part of the store.
 fn request_key(id: &str) -> String {
     format!("request/{id}")
 }
 
-/// Hands out the next sequential id. The store has no atomic increment, so an id already
-/// taken by a concurrent request is skipped rather than overwritten.
-fn next_id() -> Result<String, kv::KvError> {
-    let mut n = kv::get_json::<u64>(COUNTER_KEY)?.unwrap_or(0) + 1;
-    while kv::get(&request_key(&n.to_string()))?.is_some() {
+/// Hands out the council's next sequential id. The store has no atomic increment, so an id
+/// already taken by a concurrent request is skipped rather than overwritten.
+fn next_id(store: &CouncilKv) -> Result<String, kv::KvError> {
+    let mut n = store.get_json::<u64>(COUNTER_KEY)?.unwrap_or(0) + 1;
+    while store.get(&request_key(&n.to_string()))?.is_some() {
         n += 1;
     }
-    kv::set_json(COUNTER_KEY, &n)?;
+    store.set_json(COUNTER_KEY, &n)?;
     Ok(n.to_string())
 }
 
 /// Every request reported to this council.
 fn council_requests() -> Result<Vec<StoredRequest>, kv::KvError> {
     let council = context::council();
+    let store = CouncilKv::for_council(&council);
     let mut requests = Vec::new();
-    for key in kv::list_all_keys("request/")? {
-        if let Some(request) = kv::get_json::<StoredRequest>(&key)?
+    for key in store.list_all_keys("request/")? {
+        // The council's part of the store holds only its own requests; the check keeps a
+        // record filed wrongly by some other version from showing.
+        if let Some(request) = store.get_json::<StoredRequest>(&key)?
             && request.council == council
         {
             requests.push(request);
@@ -248,10 +264,9 @@ fn get_request(req: Request) -> Response {
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         return not_found();
     }
-    match kv::get_json::<StoredRequest>(&request_key(id)) {
-        Ok(Some(request)) if request.council == context::council() => {
-            Response::json(200, &[request.view()])
-        }
+    let council = context::council();
+    match CouncilKv::for_council(&council).get_json::<StoredRequest>(&request_key(id)) {
+        Ok(Some(request)) if request.council == council => Response::json(200, &[request.view()]),
         Ok(_) => not_found(),
         Err(e) => kv_error(e),
     }
@@ -266,10 +281,21 @@ struct StatusUpdate {
     status_notes: Option<String>,
 }
 
+/// Answers a refused caller in GeoReport's error format.
+fn refused(refusal: context::Refusal) -> Response {
+    let response = error(refusal.status(), refusal.to_string());
+    match refusal {
+        context::Refusal::Unauthenticated => response.with_header("www-authenticate", "Bearer"),
+        _ => response,
+    }
+}
+
 fn update_status(req: Request) -> Response {
-    if context::principal().is_anonymous() {
-        return error(401, "sign in as a council officer to update a request")
-            .with_header("www-authenticate", "Bearer");
+    // Only requests of the URL's council are updated, and only by a caller who may act for
+    // it; the platform's policy then decides whether its roles allow updating.
+    let council = context::council();
+    if let Err(refusal) = context::principal().acting_for(&council) {
+        return refused(refusal);
     }
     if !authz::allowed("update", "requests") {
         return error(403, "your roles here do not allow updating requests");
@@ -285,16 +311,17 @@ fn update_status(req: Request) -> Response {
     if update.status_notes.as_ref().is_some_and(|n| n.len() > 2000) {
         return error(400, "status_notes may have at most 2000 bytes");
     }
+    let store = CouncilKv::for_council(&council);
     let key = request_key(&id);
-    let mut stored = match kv::get_json::<StoredRequest>(&key) {
-        Ok(Some(request)) if request.council == context::council() => request,
+    let mut stored = match store.get_json::<StoredRequest>(&key) {
+        Ok(Some(request)) if request.council == council => request,
         Ok(_) => return error(404, format!("service_request_id {id} not found")),
         Err(e) => return kv_error(e),
     };
     stored.status = update.status;
     stored.status_notes = update.status_notes;
     stored.updated_datetime = time::format_rfc3339(time::now_unix());
-    if let Err(e) = kv::set_json(&key, &stored) {
+    if let Err(e) = store.set_json(&key, &stored) {
         return kv_error(e);
     }
     let event = json!({ "service_request_id": id, "status": stored.status });
@@ -335,6 +362,43 @@ mod tests {
         assert_eq!(response.status, 404);
         let body: Value = serde_json::from_slice(&response.body).unwrap();
         assert_eq!(body[0]["code"], 404);
+    }
+
+    #[test]
+    fn refusals_are_open311_errors() {
+        let response = refused(context::Refusal::Unauthenticated);
+        assert_eq!(response.status, 401);
+        assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body[0]["code"], 401);
+        let response = refused(context::Refusal::OtherCouncil("tandridge".to_owned()));
+        assert_eq!(response.status, 403);
+        assert_eq!(response.header("www-authenticate"), None);
+        let body: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(body[0]["code"], 403);
+        assert!(
+            body[0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("tandridge")
+        );
+    }
+
+    #[test]
+    fn requests_are_kept_per_council() {
+        let tandridge = CouncilKv::for_council("tandridge");
+        assert_eq!(
+            tandridge.key(&request_key("7")),
+            "council/tandridge/request/7"
+        );
+        assert_eq!(
+            tandridge.key(COUNTER_KEY),
+            "council/tandridge/counter/requests"
+        );
+        assert_ne!(
+            tandridge.key(&request_key("7")),
+            CouncilKv::for_council("mole-valley").key(&request_key("7"))
+        );
     }
 
     #[test]

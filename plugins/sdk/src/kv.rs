@@ -2,8 +2,10 @@
 //!
 //! Needs the `kv` capability. Keys are UTF-8 strings of 1 to 512 bytes; values are at most
 //! 1 MiB; the total per install is capped by the operator's quota. Every council the plugin
-//! is installed for shares the same store, so put the council in your keys (see
-//! [`crate::context::council`]) when data must not be shared between them.
+//! is installed for shares the same store, so keep each council's data under its own keys:
+//! [`CouncilKv::current`] puts every key under `council/<council>/`, for the council of the
+//! URL the request came through ([`crate::context::council`]), so one council's requests
+//! can neither read nor overwrite another's data by choosing a key.
 //!
 //! There is no transaction or compare-and-swap: two requests that read, change and write the
 //! same key at once can overwrite each other.
@@ -93,6 +95,94 @@ pub fn set_json<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<(), KvErr
     set(key, &bytes)
 }
 
+/// The part of the store that belongs to one council: every key is put under
+/// `council/<council>/`.
+///
+/// Build it with [`CouncilKv::current`], for the council of the URL the request came
+/// through. Keys given to its methods and returned by [`CouncilKv::list_all_keys`] are relative
+/// to the council's prefix. Check the caller first with [`crate::context::writer`] before a
+/// write.
+///
+/// ```no_run
+/// use guildhall_plugin::kv::CouncilKv;
+///
+/// # fn main() -> Result<(), guildhall_plugin::kv::KvError> {
+/// let store = CouncilKv::current();
+/// store.set_json("notes/1", "hello")?; // stored as council/<council>/notes/1
+/// let note: Option<String> = store.get_json("notes/1")?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouncilKv {
+    prefix: String,
+}
+
+impl CouncilKv {
+    /// The store of the council this request came through.
+    pub fn current() -> Self {
+        Self::for_council(&crate::context::council())
+    }
+
+    /// The store of `council`. In a handler use [`CouncilKv::current`]: a council taken from
+    /// the request is the caller's choice, not the platform's. This exists for tests and for
+    /// reading data a plugin itself filed under another council.
+    pub fn for_council(council: &str) -> Self {
+        Self {
+            prefix: format!("council/{council}/"),
+        }
+    }
+
+    /// The full key of `key` in this council's part of the store.
+    pub fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The prefix every key of this council starts with, `council/<council>/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// [`get`] in this council's part of the store.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        get(&self.key(key))
+    }
+
+    /// [`set`] in this council's part of the store.
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        set(&self.key(key), value)
+    }
+
+    /// [`delete`] in this council's part of the store.
+    pub fn delete(&self, key: &str) -> Result<bool, KvError> {
+        delete(&self.key(key))
+    }
+
+    /// [`get_json`] in this council's part of the store.
+    pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, KvError> {
+        get_json(&self.key(key))
+    }
+
+    /// [`set_json`] in this council's part of the store.
+    pub fn set_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), KvError> {
+        set_json(&self.key(key), value)
+    }
+
+    /// Every key of this council starting with `prefix`, relative to the council's prefix,
+    /// in ascending byte order.
+    pub fn list_all_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        Ok(list_all_keys(&self.key(prefix))?
+            .into_iter()
+            .filter_map(|k| self.relative(&k).map(str::to_owned))
+            .collect())
+    }
+
+    /// `key` without this council's prefix, or `None` when it is not one of this council's.
+    pub fn relative<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.prefix)
+    }
+}
+
 /// Why a key-value operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KvError {
@@ -174,5 +264,28 @@ impl From<KvError> for crate::Response {
             _ => "this service could not read or write its data",
         };
         crate::Response::error(error.status(), detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn council_keys_are_apart() {
+        let tandridge = CouncilKv::for_council("tandridge");
+        assert_eq!(tandridge.key("uprn/12"), "council/tandridge/uprn/12");
+        assert_eq!(tandridge.prefix(), "council/tandridge/");
+        assert_eq!(
+            tandridge.relative("council/tandridge/uprn/12"),
+            Some("uprn/12")
+        );
+        // A council whose id starts with another's does not share its keys: the prefix ends
+        // in a separator, and council ids never contain one.
+        let longer = CouncilKv::for_council("tandridge-north");
+        assert_eq!(tandridge.relative(&longer.key("uprn/12")), None);
+        assert_eq!(longer.relative(&tandridge.key("uprn/12")), None);
+        // Keys outside every council's part, such as an old unscoped layout, are no council's.
+        assert_eq!(tandridge.relative("uprn/12"), None);
     }
 }
