@@ -308,6 +308,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route_layer(expose())
         .layer(DefaultBodyLimit::disable())
+        // Plugins may set their own policy; a plugin that sets none still gets one, so a
+        // page it serves cannot load scripts from elsewhere or be framed.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(gateway::DEFAULT_CSP),
+        ))
         .merge(services);
     #[cfg(feature = "bench")]
     let gateway = gateway.merge(
