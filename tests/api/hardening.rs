@@ -59,7 +59,9 @@ async fn hostile_dates_get_a_400_naming_the_parameter(app: TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
-    let app = TestApp::spawn(crate::helpers::Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
     app.create_example_tenants().await;
     for plugin in ["hello", "fixture-own-csp"] {
         app.publish_built(plugin).await;
@@ -76,11 +78,21 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
             .map(|v| v.to_str().unwrap().to_string())
             .collect::<Vec<_>>()
     };
-    let plain = app.anonymous.get(app.url("/s/north-downs/tandridge/hello/")).send().await.unwrap();
+    let plain = app
+        .anonymous
+        .get(app.url("/s/north-downs/tandridge/hello/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(plain.status(), 200);
     assert_eq!(csp(&plain), [guildhall_api_default_csp()]);
     // The gateway's own answers (here a 404) have it too.
-    let missing = app.anonymous.get(app.url("/s/north-downs/tandridge/nothing/")).send().await.unwrap();
+    let missing = app
+        .anonymous
+        .get(app.url("/s/north-downs/tandridge/nothing/"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     assert_eq!(csp(&missing), [guildhall_api_default_csp()]);
     // A plugin's own policy is passed on alone.
@@ -131,11 +143,18 @@ async fn concurrent_writers_never_take_kv_data_over_its_quota(app: TestApp) {
             }
         }
         let used = store.kv(&scope, &plugin).usage().await.unwrap();
-        assert!(used <= QUOTA, "round {round}: {used} bytes stored under a {QUOTA}-byte quota");
+        assert!(
+            used <= QUOTA,
+            "round {round}: {used} bytes stored under a {QUOTA}-byte quota"
+        );
         assert_eq!(used, stored * 100, "round {round}");
         assert_eq!(used, QUOTA, "round {round}: the quota fills exactly");
         // Empty it for the next round.
-        let (keys, _) = store.kv(&scope, &plugin).list_keys("", None, 100).await.unwrap();
+        let (keys, _) = store
+            .kv(&scope, &plugin)
+            .list_keys("", None, 100)
+            .await
+            .unwrap();
         for key in keys {
             store.kv(&scope, &plugin).delete(&key).await.unwrap();
         }

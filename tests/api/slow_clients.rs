@@ -116,7 +116,12 @@ async fn trickled_uploads_get_408_while_the_tenants_citizens_are_served() {
         let response = if round % 2 == 0 {
             app.anonymous.get(url).send().await.unwrap()
         } else {
-            app.anonymous.post(url).body("a small form").send().await.unwrap()
+            app.anonymous
+                .post(url)
+                .body("a small form")
+                .send()
+                .await
+                .unwrap()
         };
         assert_eq!(response.status(), 200, "round {round}");
         assert!(
@@ -186,12 +191,18 @@ async fn slow_heads_and_idle_connections_are_closed() {
         }
     }
     assert!(cut || closed_within(&mut trickled, Duration::from_millis(500)).await);
-    assert!(started.elapsed() < Duration::from_millis(2_500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A keep-alive connection is served, then closed once idle for two seconds.
     let mut idle = TcpStream::connect(app.addr).await.unwrap();
     idle.write_all(HEALTH).await.unwrap();
-    let answer = read_response(&mut idle, Duration::from_secs(2)).await.unwrap();
+    let answer = read_response(&mut idle, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let started = Instant::now();
     assert!(closed_within(&mut idle, Duration::from_secs(4)).await);
@@ -206,10 +217,15 @@ async fn slow_heads_and_idle_connections_are_closed() {
 
     // A request that takes its time but keeps within the limits is still served.
     let mut patient = TcpStream::connect(app.addr).await.unwrap();
-    patient.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    patient
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     patient.write_all(b"host: test\r\n\r\n").await.unwrap();
-    let answer = read_response(&mut patient, Duration::from_secs(2)).await.unwrap();
+    let answer = read_response(&mut patient, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
@@ -233,24 +249,33 @@ async fn a_client_over_its_connection_cap_is_refused_and_others_are_not() {
     for _ in 0..4 {
         let mut stream = connect_from([127, 0, 0, 1], app.addr).await;
         stream.write_all(HEALTH).await.unwrap();
-        let answer = read_response(&mut stream, Duration::from_secs(2)).await.unwrap();
+        let answer = read_response(&mut stream, Duration::from_secs(2))
+            .await
+            .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         held.push(stream);
     }
     // The fifth from the same address is closed unanswered.
     let mut fifth = connect_from([127, 0, 0, 1], app.addr).await;
     let _ = fifth.write_all(HEALTH).await;
-    assert_eq!(read_response(&mut fifth, Duration::from_secs(2)).await, None);
+    assert_eq!(
+        read_response(&mut fifth, Duration::from_secs(2)).await,
+        None
+    );
     // Another address is served meanwhile.
     let mut other = connect_from([127, 0, 0, 2], app.addr).await;
     other.write_all(HEALTH).await.unwrap();
-    let answer = read_response(&mut other, Duration::from_secs(2)).await.unwrap();
+    let answer = read_response(&mut other, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // Closing one gives the first address its place back.
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut again = connect_from([127, 0, 0, 1], app.addr).await;
     again.write_all(HEALTH).await.unwrap();
-    let answer = read_response(&mut again, Duration::from_secs(2)).await.unwrap();
+    let answer = read_response(&mut again, Duration::from_secs(2))
+        .await
+        .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

@@ -3,8 +3,11 @@
 One module-scoped deployment of the real binary: a fresh SQLite database in a temporary
 folder, the example tenants applied with `guildhall tenants apply`, `hello` published,
 and two tokens minted with `guildhall token create`: an operator and a tenant-admin of
-north-downs. schemathesis (pinned in requirements.txt) then generates requests for every
-operation of /api/openapi.json with each token and checks that
+north-downs; `hello` is installed for north-downs. schemathesis (pinned in
+requirements.txt) then generates requests for every operation of /api/openapi.json with
+each token, once with generated path ids (mostly unknown: the 404 paths) and once with the
+path ids fixed to the deployment's tenant, council, plugin and version (so requests reach
+the handlers' logic), and checks that
 
 - no response is a server error (`not_a_server_error`), and
 - every response matches the schema the document gives for its status
@@ -28,13 +31,20 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from test_observability import Serve, binary_env, plugin_folder, run_cli, wasm_dir
+from test_observability import Serve, binary_env, http, plugin_folder, run_cli, wasm_dir
 
 TENANT = "north-downs"
 # Examples per operation and phase; with the fixed seed this keeps a run to minutes.
 MAX_EXAMPLES = int(os.environ.get("GUILDHALL_SCHEMATHESIS_EXAMPLES", "30"))
 SEED = 20261201
 CHECKS = "not_a_server_error,response_schema_conformance"
+# Path parameters pinned to what exists, for the run that reaches past the 404s.
+EXISTING_IDS = """[parameters]
+"path.tenant" = "north-downs"
+"path.council" = "tandridge"
+"path.plugin" = "hello"
+"path.version" = "0.1.0"
+"""
 
 
 @dataclass
@@ -104,17 +114,31 @@ def api(guildhall_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         assert token and " " not in token and "\n" not in token, f"{role}: {token!r}"
     server = Serve(guildhall_bin, config)
     try:
-        yield Api(f"http://{server.wait_listening()}", tokens, server, dir_ / "reports")
+        base = f"http://{server.wait_listening()}"
+        installed = http(
+            "PUT",
+            f"{base}/api/v1/tenants/{TENANT}/installs/hello",
+            headers={"Authorization": f"Bearer {tokens['operator']}"},
+            json_body={"version": "0.1.0", "councils": "all", "config": {}},
+        )
+        assert installed.status == 201, installed
+        yield Api(base, tokens, server, dir_ / "reports")
     finally:
         code = server.terminate()
         assert code == 0, f"guildhall serve exited {code} on SIGTERM:\n{server.log()}"
 
 
+@pytest.mark.parametrize("ids", ["generated", "existing"])
 @pytest.mark.parametrize("role", ["operator", "tenant-admin"])
-def test_the_api_has_no_server_errors_and_keeps_to_its_schemas(api: Api, role: str) -> None:
-    report = api.reports / role
+def test_the_api_has_no_server_errors_and_keeps_to_its_schemas(api: Api, role: str, ids: str) -> None:
+    report = api.reports / f"{role}-{ids}"
+    report.mkdir(parents=True)
+    config = report / "schemathesis.toml"
+    config.write_text(EXISTING_IDS if ids == "existing" else "")
     command = [
         str(schemathesis_cli()),
+        "--config-file",
+        str(config),
         "run",
         f"{api.base}/api/openapi.json",
         "--checks",
@@ -139,7 +163,7 @@ def test_the_api_has_no_server_errors_and_keeps_to_its_schemas(api: Api, role: s
     ]
     done = subprocess.run(
         command,
-        cwd=api.reports.parent,
+        cwd=report,
         env=binary_env(),
         capture_output=True,
         text=True,
@@ -148,7 +172,7 @@ def test_the_api_has_no_server_errors_and_keeps_to_its_schemas(api: Api, role: s
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, (
-        f"schemathesis found problems with the {role} token (exit {done.returncode}):\n"
+        f"schemathesis found problems with the {role} token and {ids} ids (exit {done.returncode}):\n"
         f"{output[-20000:]}\n--- server log ---\n{api.server.log(120)}"
     )
     # A run that tested nothing would also exit 0.

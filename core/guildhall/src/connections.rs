@@ -112,35 +112,36 @@ async fn serve_connection(
         activity: Arc::clone(&activity),
     });
     let service_activity = Arc::clone(&activity);
-    let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-        let busy = Busy::begin(Arc::clone(&service_activity));
-        request.extensions_mut().insert(ConnectInfo(peer));
-        let app = app.clone();
-        async move {
-            let response = match tokio::time::timeout(
-                limits.request_timeout,
-                app.oneshot(request.map(axum::body::Body::new)),
-            )
-            .await
-            {
-                Ok(Ok(response)) => response,
-                Ok(Err(never)) => match never {},
-                Err(_) => {
-                    use axum::response::IntoResponse as _;
-                    guildhall_api::ApiError::from_status(
-                        StatusCode::REQUEST_TIMEOUT,
-                        format!(
-                            "the request was not answered within {} seconds",
-                            limits.request_timeout.as_secs()
-                        ),
-                    )
-                    .into_response()
-                }
-            };
-            drop(busy);
-            Ok::<_, Infallible>(response)
-        }
-    });
+    let service =
+        hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+            let busy = Busy::begin(Arc::clone(&service_activity));
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let app = app.clone();
+            async move {
+                let response = match tokio::time::timeout(
+                    limits.request_timeout,
+                    app.oneshot(request.map(axum::body::Body::new)),
+                )
+                .await
+                {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(never)) => match never {},
+                    Err(_) => {
+                        use axum::response::IntoResponse as _;
+                        guildhall_api::ApiError::from_status(
+                            StatusCode::REQUEST_TIMEOUT,
+                            format!(
+                                "the request was not answered within {} seconds",
+                                limits.request_timeout.as_secs()
+                            ),
+                        )
+                        .into_response()
+                    }
+                };
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        });
     // hyper's own header timer would also run while a connection waits idle for its next
     // request, so the watchdog below times heads and idleness separately instead.
     let connection = hyper::server::conn::http1::Builder::new()

@@ -325,9 +325,7 @@ impl<'a> Tokens<'a> {
     /// this one row only.
     pub async fn find(&self, id: &str) -> Result<Option<TokenRecord>> {
         let txn = scoped::begin_token_lookup(self.db, id).await?;
-        let row = tokens::Entity::find_by_id(id.to_string())
-            .one(&txn)
-            .await?;
+        let row = tokens::Entity::find_by_id(id.to_string()).one(&txn).await?;
         txn.commit().await?;
         row.map(to_token).transpose()
     }

@@ -54,7 +54,9 @@ pub fn period(from: Option<&str>, to: Option<&str>) -> Result<Period, String> {
                 4 | 7 => b == b'-',
                 _ => b.is_ascii_digit(),
             });
-        let date = time::Date::parse(value, &format).ok().filter(|d| d.year() >= 1);
+        let date = time::Date::parse(value, &format)
+            .ok()
+            .filter(|d| d.year() >= 1);
         match date {
             Some(date) if shape => Ok(date),
             _ => Err(format!(
@@ -72,7 +74,9 @@ pub fn period(from: Option<&str>, to: Option<&str>) -> Result<Period, String> {
         None => to
             .checked_sub(time::Duration::days(29))
             .filter(|d| d.year() >= 1)
-            .ok_or_else(|| format!("to ({to}) leaves no room for the default 30-day window; give from"))?,
+            .ok_or_else(|| {
+                format!("to ({to}) leaves no room for the default 30-day window; give from")
+            })?,
     };
     if from > to {
         return Err(format!("from ({from}) is after to ({to})"));
@@ -380,7 +384,10 @@ mod tests {
             assert!(err.starts_with(named), "{from:?} {to:?}: {err}");
         }
         let wide = period(Some("0001-01-01"), Some("9999-12-31")).unwrap();
-        assert_eq!((wide.from.as_str(), wide.to.as_str()), ("0001-01-01", "9999-12-31"));
+        assert_eq!(
+            (wide.from.as_str(), wide.to.as_str()),
+            ("0001-01-01", "9999-12-31")
+        );
     }
 
     #[test]
