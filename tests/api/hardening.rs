@@ -85,7 +85,7 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
         .await
         .unwrap();
     assert_eq!(plain.status(), 200);
-    assert_eq!(csp(&plain), [guildhall_api_default_csp()]);
+    assert_eq!(csp(&plain), [DEFAULT_CSP]);
     // The gateway's own answers (here a 404) have it too.
     let missing = app
         .anonymous
@@ -94,7 +94,7 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    assert_eq!(csp(&missing), [guildhall_api_default_csp()]);
+    assert_eq!(csp(&missing), [DEFAULT_CSP]);
     // A plugin's own policy is passed on alone.
     let own = app
         .anonymous
@@ -109,10 +109,9 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
     );
 }
 
-fn guildhall_api_default_csp() -> &'static str {
-    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'"
-}
+/// The gateway's Content-Security-Policy for plugin responses that set none.
+pub(crate) const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 async fn concurrent_writers_never_take_kv_data_over_its_quota(app: TestApp) {
     app.create_example_tenants().await;

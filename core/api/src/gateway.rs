@@ -127,11 +127,10 @@ impl Gateway {
 
     /// Reads a call's whole body within the size cap and the deadline, before the call
     /// takes anything of its tenant's share.
-    async fn read_body(
-        &self,
-        headers: &http::HeaderMap,
-        body: Body,
-    ) -> Result<axum::body::Bytes, ApiError> {
+    ///
+    /// A body declared over the cap is still read up to the cap (within the deadline)
+    /// before the 413, so the client, still sending, gets the answer rather than a reset.
+    async fn read_body(&self, body: Body) -> Result<axum::body::Bytes, ApiError> {
         let limit = self.inner.runtime.config().max_request_body_bytes;
         let too_large = || {
             ApiError::from_status(
@@ -139,14 +138,6 @@ impl Gateway {
                 format!("the request body is larger than {limit} bytes"),
             )
         };
-        // A declared length over the cap is refused without waiting for the bytes.
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
-            return Err(too_large());
-        }
         let timeout = self.inner.body_timeout;
         match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
             Ok(Ok(bytes)) => Ok(bytes),
@@ -473,7 +464,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     span.record("guildhall.council", council.as_str());
     span.record("guildhall.plugin", plugin.as_str());
     span.record("guildhall.plugin.version", version.as_str());
-    let body = gateway.read_body(&parts.headers, body).await?;
+    let body = gateway.read_body(body).await?;
     let principal = crate::access::principal(state, &parts.headers, &parts.extensions).await?;
     let caller = match &principal {
         guildhall_authz::Principal::Anonymous => Principal::Anonymous,

@@ -286,8 +286,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
-    // The gateway passes plugins' own responses through untouched (a plugin's 404 is its
-    // own business), and enforces the request body cap itself.
+    // The gateway passes plugins' own responses through (a plugin's 404 is its own
+    // business), adding only security headers they did not set, and enforces the request
+    // body cap itself.
     // Ratings are small JSON, whatever the service's own body limit.
     let services = services
         .route_layer(expose())
