@@ -12,9 +12,11 @@ mod m20261127_000004_identity;
 mod m20261127_000005_row_level_security;
 mod m20261127_000006_telemetry;
 mod m20261201_000007_namespaced_roles;
+mod m20261201_000009_tokens_rls;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
-/// row-level security enabled and forced.
+/// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
+/// `tenant_id` is NULL; see its migration for how authentication reads it.)
 pub const TENANT_TABLES: &[&str] = &[
     "councils",
     "installs",
@@ -25,6 +27,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "audit_heads",
     "usage_daily",
     "feedback",
+    "tokens",
 ];
 
 /// Applies Guildhall's migrations in order.
@@ -42,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_row_level_security::Migration),
             Box::new(m20261127_000006_telemetry::Migration),
             Box::new(m20261201_000007_namespaced_roles::Migration),
+            Box::new(m20261201_000009_tokens_rls::Migration),
         ]
     }
 }

@@ -932,14 +932,69 @@ async fn row_level_security_hides_other_tenants_rows_from_the_server_role() {
                 .collect::<Vec<_>>()
         }
     };
+    // A tenant token in each alliance, beside the platform token minted at start.
+    let a_token = app.token("auditor", Some(A), None).await;
+    app.token("auditor", Some(B), None).await;
+    // Every tenant table has row-level security enabled and forced: dropping it from one
+    // (tokens included) fails here, even before any row would leak.
+    let owner = app.admin_store().await;
     for table in guildhall_store::Store::tenant_tables() {
-        let sql: &'static str =
-            Box::leak(format!("SELECT DISTINCT tenant_id FROM {table}").into_boxed_str());
+        let row = owner
+            .connection()
+            .query_one_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                format!(
+                    "SELECT relrowsecurity AND relforcerowsecurity FROM pg_class \
+                     WHERE oid = '{table}'::regclass"
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            row.try_get_by_index::<bool>(0).unwrap(),
+            "{table} lacks forced row-level security"
+        );
+        let sql: &'static str = Box::leak(
+            format!("SELECT DISTINCT tenant_id FROM {table} WHERE tenant_id IS NOT NULL")
+                .into_boxed_str(),
+        );
         assert!(
             count(sql, None).await.is_empty(),
             "{table} without the setting"
         );
     }
+    let tokens = "SELECT DISTINCT tenant_id FROM tokens WHERE tenant_id IS NOT NULL";
+    assert_eq!(count(tokens, Some(A)).await, [A]);
+    // Authentication's lookup sees exactly the token it names, whatever its tenant.
+    let a_id = a_token
+        .strip_prefix("ghall_")
+        .and_then(|rest| rest.split('_').next())
+        .unwrap()
+        .to_string();
+    let txn = server_role.connection_begin().await.unwrap();
+    txn.execute_unprepared(&format!(
+        "SELECT set_config('guildhall.token_id', '{a_id}', true)"
+    ))
+    .await
+    .unwrap();
+    let seen = txn
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT tenant_id FROM tokens WHERE tenant_id IS NOT NULL",
+        ))
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(seen.len(), 1, "the lookup shows one tenant token");
+    // And that token still authenticates through the API.
+    let auditor = app.client_for(&a_token);
+    let response = auditor
+        .get(app.url(&format!("/api/v1/tenants/{A}/audit")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     assert!(
         count("SELECT DISTINCT tenant_id FROM councils", None)
             .await
@@ -954,7 +1009,6 @@ async fn row_level_security_hides_other_tenants_rows_from_the_server_role() {
         [A]
     );
     // The owner sees both tenants' rows: the data is there, the wall hides it.
-    let owner = app.admin_store().await;
     let rows = owner
         .connection()
         .query_all_raw(Statement::from_string(

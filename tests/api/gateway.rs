@@ -87,8 +87,11 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
     let response = app.get("/s/north-downs/tandridge/hello/").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
-    // A plugin's own pages may be framed or run scripts as the plugin decides.
-    assert!(!response.headers().contains_key("content-security-policy"));
+    // A plugin that sets no Content-Security-Policy gets the gateway's default.
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        crate::hardening::DEFAULT_CSP
+    );
     let body = response.text().await.unwrap();
     assert!(
         body.contains("tandridge") && body.contains("north-downs"),

@@ -28,6 +28,13 @@ CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.", "metering.")
 EVERY_KEY: dict[str, Any] = {
     "database": {"max_connections": 7, "acquire_timeout_ms": 1234},
     "http": {"api_body_limit_bytes": 2097152, "shutdown_grace_secs": 11},
+    "server": {
+        "header_read_timeout_secs": 7,
+        "body_read_timeout_secs": 12,
+        "request_timeout_secs": 70,
+        "keep_alive_idle_secs": 45,
+        "max_connections_per_client": 1000,
+    },
     "log": {"filter": "warn,guildhall_store=debug", "format": "text"},
     "runtime": {
         "default_memory_mib": 32,
@@ -138,6 +145,8 @@ def test_rendered_config_loads(guildhall_bin: Path, value_set, tmp_path: Path) -
     assert shown["runtime"]["cache_dir"] == "/var/cache/guildhall"
     assert shown["log"]["format"] == "json"
     assert shown["http"]["shutdown_grace_secs"] == 25
+    # Behind the ingress every connection comes from it: the chart raises the per-client cap.
+    assert shown["server"]["max_connections_per_client"] == 4096
     assert shown["database"]["url"].startswith("postgres://"), "the URL comes from the environment"
     assert shown["metering"] == {"enabled": True, "flush_interval_secs": 10, "price_per_cpu_second": 0.0001}
     if name == "production":

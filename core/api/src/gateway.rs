@@ -11,6 +11,10 @@
 //! Each tenant has its own concurrency share: `runtime.tenant_concurrency` calls at once,
 //! then a short queue, then 429 with `Retry-After`. A tenant flooding the gateway fills
 //! only its own share.
+//!
+//! A call's body is read whole, bounded in size (`runtime.max_request_body_bytes`, 413) and
+//! in time (`server.body_read_timeout_secs`, 408), before the call asks for a slot: a
+//! client trickling an upload holds a connection, never a share of its tenant.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -35,6 +39,14 @@ use crate::middleware::RequestId;
 
 /// How often replicas look for install changes made elsewhere.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The Content-Security-Policy of plugin responses that set none: resources from this
+/// origin only, no plugins (`object-src`), no `<base>` rewriting, no framing by others.
+pub const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// How long a call's body may take to arrive unless configured otherwise.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A resolved install, valid for the revision it was read at.
 struct Resolved {
@@ -74,6 +86,7 @@ struct GatewayInner {
     installs: Mutex<HashMap<(TenantId, PluginName), Arc<Resolved>>>,
     prepared: Mutex<HashMap<(PluginName, String), PreparedSlot>>,
     gates: Mutex<HashMap<TenantId, Arc<TenantGate>>>,
+    body_timeout: Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -95,7 +108,51 @@ impl Gateway {
                 installs: Mutex::new(HashMap::new()),
                 prepared: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
+                body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
+        }
+    }
+
+    /// The same gateway with another deadline for reading a call's body.
+    ///
+    /// # Panics
+    /// When the gateway has already been cloned: set this while building it.
+    #[must_use]
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the body timeout is set before the gateway is shared")
+            .body_timeout = timeout;
+        self
+    }
+
+    /// Reads a call's whole body within the size cap and the deadline, before the call
+    /// takes anything of its tenant's share.
+    ///
+    /// A body declared over the cap is still read up to the cap (within the deadline)
+    /// before the 413, so the client, still sending, gets the answer rather than a reset.
+    async fn read_body(&self, body: Body) -> Result<axum::body::Bytes, ApiError> {
+        let limit = self.inner.runtime.config().max_request_body_bytes;
+        let too_large = || {
+            ApiError::from_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {limit} bytes"),
+            )
+        };
+        let timeout = self.inner.body_timeout;
+        match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(e)) if is_length_limit(&e) => Err(too_large()),
+            Ok(Err(e)) => Err(ApiError::bad_request(format!(
+                "the request body could not be read: {e}"
+            ))),
+            Err(_) => Err(ApiError::from_status(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} seconds",
+                    timeout.as_secs()
+                ),
+            )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))),
         }
     }
 
@@ -408,6 +465,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     span.record("guildhall.council", council.as_str());
     span.record("guildhall.plugin", plugin.as_str());
     span.record("guildhall.plugin.version", version.as_str());
+    let body = gateway.read_body(body).await?;
     let principal = crate::access::principal(state, &parts.headers, &parts.extensions).await?;
     let caller = match &principal {
         guildhall_authz::Principal::Anonymous => Principal::Anonymous,
@@ -483,15 +541,27 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     Ok(response)
 }
 
-/// Admits the call to the tenant's share, passes the request to the plugin and maps its
-/// failure; the report is absent when the plugin never ran (429, 413).
+/// Whether reading a body failed on the size cap rather than on the connection.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Admits the call to the tenant's share, passes the request (its body already read) to
+/// the plugin and maps its failure; the report is absent when the plugin never ran (429).
 async fn call(
     state: &AppState,
     resolved: &Resolved,
     tenant: &TenantId,
     council: &CouncilId,
     parts: http::request::Parts,
-    body: Body,
+    body: axum::body::Bytes,
     caller: Principal,
 ) -> (Result<Response, ApiError>, Option<CallReport>) {
     let gateway = &state.gateway;
@@ -511,19 +581,6 @@ async fn call(
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return (Err(error), None);
-        }
-    };
-    let limit = state.runtime.config().max_request_body_bytes;
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(body) => body,
-        Err(_) => {
-            return (
-                Err(ApiError::from_status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is larger than {limit} bytes"),
-                )),
-                None,
-            );
         }
     };
     let rest = parts

@@ -290,8 +290,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
-    // The gateway passes plugins' own responses through untouched (a plugin's 404 is its
-    // own business), and enforces the request body cap itself.
+    // The gateway passes plugins' own responses through (a plugin's 404 is its own
+    // business), adding only security headers they did not set, and enforces the request
+    // body cap itself.
     // Ratings are small JSON, whatever the service's own body limit.
     let services = services
         .route_layer(expose())
@@ -312,6 +313,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route_layer(expose())
         .layer(DefaultBodyLimit::disable())
+        // Plugins may set their own policy; a plugin that sets none still gets one, so a
+        // page it serves cannot load scripts from elsewhere or be framed.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(gateway::DEFAULT_CSP),
+        ))
         .merge(services);
     #[cfg(feature = "bench")]
     let gateway = gateway.merge(

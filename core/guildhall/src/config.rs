@@ -38,7 +38,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// HTTP server behaviour.
     pub http: HttpConfig,
-    /// Who the server believes about clients' addresses.
+    /// Connections: timeouts, the per-client connection cap, and which proxies are
+    /// believed about clients' addresses.
     pub server: ServerConfig,
     /// Logging.
     pub log: LogConfig,
@@ -139,14 +140,74 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[server]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// `[server]`: how long a connection may hold the server, how many one client may open, and
+/// whose word on a client's address is believed.
+///
+/// These bound what a client can hold without doing any work: a trickling upload, a head
+/// sent a byte at a time, an idle keep-alive connection, thousands of open sockets.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// How long a request's head (request line and headers) may take to arrive, counted
+    /// from its first byte; slower connections are closed.
+    pub header_read_timeout_secs: u64,
+    /// How long a service request's body may take to arrive; it is read before the call
+    /// takes a slot in its tenant's share, and a slower upload gets 408.
+    pub body_read_timeout_secs: u64,
+    /// How long one request may take from its head to its response, whatever it is; 408
+    /// when it runs out. Keep it above `body_read_timeout_secs` plus the longest plugin
+    /// deadline (`runtime.max_timeout_ms`).
+    pub request_timeout_secs: u64,
+    /// How long a keep-alive connection may wait for its next request before it is closed.
+    pub keep_alive_idle_secs: u64,
+    /// The most connections open at once from one client address (IPv6 clients are
+    /// grouped by /64); further connections from it are closed at once. This counts the
+    /// TCP peer: behind an ingress or load balancer every connection comes from the proxy,
+    /// so set it above what the proxies open.
+    pub max_connections_per_client: usize,
     /// Proxies (CIDRs, e.g. the ingress controller's pod range) whose `X-Forwarded-For` names
     /// the client, for the failed-authentication and feedback limits. Empty: the TCP peer is
     /// the client, whatever the header says.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
+            request_timeout_secs: 90,
+            keep_alive_idle_secs: 60,
+            max_connections_per_client: 256,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks that every limit is set and that they fit together.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("body_read_timeout_secs", self.body_read_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("keep_alive_idle_secs", self.keep_alive_idle_secs),
+        ] {
+            if value == 0 {
+                return Err(format!("server.{name} must be at least 1"));
+            }
+        }
+        if self.max_connections_per_client == 0 {
+            return Err("server.max_connections_per_client must be at least 1".into());
+        }
+        if self.request_timeout_secs < self.body_read_timeout_secs {
+            return Err(
+                "server.request_timeout_secs must not be below server.body_read_timeout_secs"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `[log]`
@@ -296,6 +357,27 @@ mod tests {
             assert!(err.contains("`urll`"), "{err}");
             assert!(err.contains("database.urll"), "{err}");
             assert!(err.contains("custom.toml"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_reject_unknown_keys() {
+        Jail::expect_with(|jail| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.header_read_timeout_secs, 10);
+            assert_eq!(config.server.max_connections_per_client, 256);
+            assert!(config.server.validate().is_ok());
+            jail.set_env("GUILDHALL_SERVER__BODY_READ_TIMEOUT_SECS", "5");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.body_read_timeout_secs, 5);
+            jail.set_env("GUILDHALL_SERVER__REQUEST_TIMEOUT_SECS", "4");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let err = config.server.validate().unwrap_err();
+            assert!(err.contains("request_timeout_secs"), "{err}");
+            jail.set_env("GUILDHALL_SERVER__HEADER_TIMEOUT", "5");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("GUILDHALL_SERVER__HEADER_TIMEOUT"), "{err}");
             Ok(())
         });
     }

@@ -6,6 +6,7 @@
 mod access;
 pub mod cli;
 pub mod config;
+mod connections;
 mod logging;
 mod plugins;
 pub mod server;

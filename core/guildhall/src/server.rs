@@ -2,6 +2,7 @@
 //!
 //! On SIGTERM or SIGINT the server stops accepting connections, lets in-flight requests
 //! finish for at most `http.shutdown_grace_secs`, closes the database pool and returns.
+//! Connections are accepted and bounded by [`crate::connections`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -87,6 +88,7 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
     guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
     guildhall_authz::Oidc::new(&config.auth.oidc).context("invalid [auth.oidc]")?;
     config.runtime.validate().map_err(anyhow::Error::msg)?;
+    config.server.validate().map_err(anyhow::Error::msg)?;
     config.database.url.backend()?;
     check_telemetry(config)
 }
@@ -201,7 +203,8 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
     }
     let trusted_keys =
         guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
-    let gateway = guildhall_api::Gateway::new(store.clone(), runtime.clone());
+    let gateway = guildhall_api::Gateway::new(store.clone(), runtime.clone())
+        .with_body_timeout(Duration::from_secs(config.server.body_read_timeout_secs));
     let telemetry = telemetry(config, store, &runtime, &gateway)?;
     Ok(guildhall_api::AppState {
         store: store.clone(),
@@ -219,6 +222,7 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
 impl Server {
     /// Opens the database, migrates it, binds the listener and starts serving.
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
+        config.server.validate().map_err(anyhow::Error::msg)?;
         let store = open_store(config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen.0)
             .await
@@ -240,8 +244,9 @@ impl Server {
         let stop = CancellationToken::new();
         let stop_handle = stop.clone();
         let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+        let limits = crate::connections::Limits::from(&config.server);
         let task = tokio::spawn(async move {
-            let result = serve(listener, app, stop, grace).await;
+            let result = serve(listener, app, limits, stop, grace).await;
             watcher.abort();
             // Calls counted up to the end of the drain are written before the pool closes.
             flusher_stop.cancel();
@@ -287,14 +292,11 @@ impl Server {
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    limits: crate::connections::Limits,
     stop: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    let graceful = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let graceful = crate::connections::serve(listener, app, limits, stop.clone());
     let deadline = async {
         stop.cancelled().await;
         tracing::info!(
@@ -304,7 +306,7 @@ async fn serve(
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        result = graceful => result.context("the HTTP server failed")?,
+        () = graceful => {}
         () = deadline => tracing::warn!("grace period over; dropping the remaining connections"),
     }
     Ok(())

@@ -1,9 +1,10 @@
 //! Identity: API tokens, member bindings and the access-control rules casbin loads.
 //!
-//! Tokens and casbin rules are platform tables: authentication reads a token before any
-//! tenant is known, and the enforcer loads every rule. They hold no tenant data (tokens are
-//! stored as hashes). Member bindings are tenant data and are reached through a
-//! [`TenantScope`].
+//! Casbin rules are a platform table: the enforcer loads every rule. Member bindings are
+//! tenant data and are reached through a [`TenantScope`]. A tenant's tokens are tenant data
+//! too, under row-level security on PostgreSQL; platform tokens (no tenant) are not.
+//! Authentication reads a token by the id inside it before any tenant is known, through
+//! the one-row `guildhall.token_id` lookup (see the `tokens_rls` migration).
 
 use guildhall_domain::{CouncilId, Role, TenantId};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -295,7 +296,10 @@ impl<'a> Tokens<'a> {
 
     /// Stores a token and its role binding in one transaction.
     pub async fn create(&self, new: NewToken<'_>) -> Result<TokenRecord> {
-        let txn = scoped::write(self.db).await?;
+        let txn = match new.tenant {
+            Some(tenant) => scoped::begin_write(self.db, tenant.as_str()).await?,
+            None => scoped::write(self.db).await?,
+        };
         let row = tokens::ActiveModel {
             id: Set(new.id.to_string()),
             tenant_id: Set(new.tenant.map(|t| t.as_str().to_string())),
@@ -316,25 +320,26 @@ impl<'a> Tokens<'a> {
         to_token(row)
     }
 
-    /// The token with this id, revoked and expired ones included.
+    /// The token with this id, revoked and expired ones included, whatever its tenant:
+    /// authentication reads it before any tenant is known. On PostgreSQL the read can see
+    /// this one row only.
     pub async fn find(&self, id: &str) -> Result<Option<TokenRecord>> {
-        tokens::Entity::find_by_id(id.to_string())
-            .one(self.db)
-            .await?
-            .map(to_token)
-            .transpose()
+        let txn = scoped::begin_token_lookup(self.db, id).await?;
+        let row = tokens::Entity::find_by_id(id.to_string()).one(&txn).await?;
+        txn.commit().await?;
+        row.map(to_token).transpose()
     }
 
     /// The tokens of one tenant, newest first.
     pub async fn list(&self, scope: &TenantScope) -> Result<Vec<TokenRecord>> {
-        tokens::Entity::find()
+        let txn = scoped::begin(self.db, scope.tenant().as_str()).await?;
+        let rows = tokens::Entity::find()
             .filter(tokens::Column::TenantId.eq(scope.tenant().as_str()))
             .order_by_desc(tokens::Column::CreatedAt)
-            .all(self.db)
-            .await?
-            .into_iter()
-            .map(to_token)
-            .collect()
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        rows.into_iter().map(to_token).collect()
     }
 
     /// Revokes one of the tenant's tokens and removes its role binding. Returns the
@@ -345,7 +350,7 @@ impl<'a> Tokens<'a> {
         id: &str,
         binding: &RuleRow,
     ) -> Result<Option<TokenRecord>> {
-        let txn = scoped::write(self.db).await?;
+        let txn = scoped::begin_write(self.db, scope.tenant().as_str()).await?;
         let Some(row) = tokens::Entity::find_by_id(id.to_string())
             .filter(tokens::Column::TenantId.eq(scope.tenant().as_str()))
             .one(&txn)

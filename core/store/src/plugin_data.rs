@@ -3,8 +3,8 @@
 use guildhall_domain::{CouncilId, PluginName};
 use sea_orm::sea_query::{Alias, Expr, Func, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -74,6 +74,7 @@ impl<'a> Kv<'a> {
     pub async fn set(&self, key: &str, value: &[u8], quota: u64) -> Result<(), KvWriteError> {
         let size = (key.len() + value.len()) as u64;
         let txn = scoped::begin_write(self.db, self.tenant).await?;
+        self.lock_writers(&txn).await.map_err(crate::Error::from)?;
         let others: Option<i64> = kv_entries::Entity::find()
             .select_only()
             .column_as(sum_of_sizes(), "total")
@@ -118,6 +119,26 @@ impl<'a> Kv<'a> {
             .await
             .map_err(crate::Error::from)?;
         txn.commit().await.map_err(crate::Error::from)?;
+        Ok(())
+    }
+
+    /// Makes this transaction the only writer of the plugin's data in this tenant until it
+    /// ends, so the quota check and the write see the same total.
+    ///
+    /// On SQLite the write transaction already holds the database's write lock from its
+    /// `BEGIN IMMEDIATE`. On PostgreSQL two writers could both read the total before either
+    /// writes, and both pass; a transaction-scoped advisory lock on the (tenant, plugin)
+    /// pair queues them instead. Under READ COMMITTED the sum read after the lock sees
+    /// every write committed before it. Distinct pairs whose hashes collide merely queue.
+    async fn lock_writers(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [format!("guildhall.kv:{}/{}", self.tenant, self.plugin).into()],
+            ))
+            .await?;
+        }
         Ok(())
     }
 

@@ -30,6 +30,24 @@ pub(crate) async fn begin_write(
     Ok(txn)
 }
 
+/// Begins a read transaction that can see one token's row, whatever its tenant: the
+/// `token_lookup` policy shows the row whose id is the `guildhall.token_id` setting.
+pub(crate) async fn begin_token_lookup(
+    db: &DatabaseConnection,
+    token_id: &str,
+) -> Result<DatabaseTransaction> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config('guildhall.token_id', $1, true)",
+            [token_id.into()],
+        ))
+        .await?;
+    }
+    Ok(txn)
+}
+
 /// Begins a transaction that writes. On SQLite it takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`), so concurrent writers queue on the busy timeout; a deferred
 /// transaction that reads first and writes later fails at once with "database is locked"

@@ -42,11 +42,28 @@ pub struct Period {
 
 /// The period asked for: `to` defaults to today (UTC) and `from` to 29 days before
 /// `to`, a 30-day window.
+///
+/// Days are exactly `YYYY-MM-DD` with a four-digit year from 0001: the `time` crate also
+/// reads signed and longer years (`-0001-01-01`, `+10000-01-01`), which would sort wrongly
+/// against the stored day strings and can overflow when the window is computed.
 pub fn period(from: Option<&str>, to: Option<&str>) -> Result<Period, String> {
     let format = format_description!("[year]-[month]-[day]");
     let parse = |name: &str, value: &str| {
-        time::Date::parse(value, &format)
-            .map_err(|_| format!("{name} must be a date written YYYY-MM-DD, not {value:?}"))
+        let shape = value.len() == 10
+            && value.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        let date = time::Date::parse(value, &format)
+            .ok()
+            .filter(|d| d.year() >= 1);
+        match date {
+            Some(date) if shape => Ok(date),
+            _ => Err(format!(
+                "{name} must be a date written YYYY-MM-DD, from 0001-01-01 to 9999-12-31, not {:?}",
+                value.chars().take(40).collect::<String>()
+            )),
+        }
     };
     let to = match to {
         Some(value) => parse("to", value)?,
@@ -54,7 +71,12 @@ pub fn period(from: Option<&str>, to: Option<&str>) -> Result<Period, String> {
     };
     let from = match from {
         Some(value) => parse("from", value)?,
-        None => to - time::Duration::days(29),
+        None => to
+            .checked_sub(time::Duration::days(29))
+            .filter(|d| d.year() >= 1)
+            .ok_or_else(|| {
+                format!("to ({to}) leaves no room for the default 30-day window; give from")
+            })?,
     };
     if from > to {
         return Err(format!("from ({from}) is after to ({to})"));
@@ -342,6 +364,29 @@ mod tests {
             period(Some("2026-12-01"), Some("2026-11-01"))
                 .unwrap_err()
                 .contains("after")
+        );
+    }
+
+    #[test]
+    fn out_of_range_and_oddly_written_days_are_refused_by_name() {
+        for (from, to, named) in [
+            (Some("-0001-01-01"), Some("2026-01-01"), "from"),
+            (Some("+10000-01-01"), None, "from"),
+            (Some("2026-01-01"), Some("99999-01-01"), "to"),
+            (Some("0000-01-01"), Some("2026-01-01"), "from"),
+            (None, Some("0001-01-05"), "to"),
+            (Some("2026-1-01"), None, "from"),
+            (Some("２０２６-01-01"), None, "from"),
+            (None, Some("2026-01-01T00:00:00Z"), "to"),
+            (None, Some(""), "to"),
+        ] {
+            let err = period(from, to).unwrap_err();
+            assert!(err.starts_with(named), "{from:?} {to:?}: {err}");
+        }
+        let wide = period(Some("0001-01-01"), Some("9999-12-31")).unwrap();
+        assert_eq!(
+            (wide.from.as_str(), wide.to.as_str()),
+            ("0001-01-01", "9999-12-31")
         );
     }
 

@@ -19,7 +19,7 @@ pub(crate) struct InstallView {
     plugin: String,
     version: String,
     /// `"all"` or a list of council ids.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = councils_schema)]
     councils: Value,
     /// The checked configuration, with defaults filled in.
     #[schema(value_type = Object)]
@@ -45,6 +45,21 @@ impl From<&InstallRecord> for InstallView {
     }
 }
 
+/// The schema of an install's councils: the string `"all"` or a list of council ids.
+fn councils_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["all"])),
+        )
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some("`\"all\"` or a list of council ids."))
+        .build();
+    Schema::OneOf(one_of)
+}
+
 /// The installs of a tenant.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct InstallList {
@@ -59,7 +74,7 @@ pub(crate) struct InstallBody {
     /// rollback, switched atomically.
     version: String,
     /// `"all"` or a list of council ids of this tenant.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = councils_schema)]
     councils: Value,
     /// Settings checked against the manifest's `[config]` declarations.
     #[serde(default)]
