@@ -11,6 +11,7 @@ mod m20261127_000003_catalogue;
 mod m20261127_000004_identity;
 mod m20261127_000005_row_level_security;
 mod m20261127_000006_telemetry;
+mod m20261201_000008_plugin_owners;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced.
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_identity::Migration),
             Box::new(m20261127_000005_row_level_security::Migration),
             Box::new(m20261127_000006_telemetry::Migration),
+            Box::new(m20261201_000008_plugin_owners::Migration),
         ]
     }
 }

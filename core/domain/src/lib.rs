@@ -8,6 +8,7 @@ mod digest;
 mod ids;
 pub mod manifest;
 mod role;
+pub mod signing;
 pub mod tenant;
 
 pub use digest::{Digest, DigestError};

@@ -10,6 +10,7 @@
 
 mod audit;
 mod catalogue;
+mod owners;
 mod entities;
 mod identity;
 mod installs;
@@ -26,7 +27,12 @@ use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
-pub use catalogue::{Catalogue, NewVersion, PluginRecord, PublishError, Published, VersionRecord};
+pub use catalogue::{
+    Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
+};
+pub use owners::{
+    Actor, CLI_OPERATOR, KeyError, KeyRecord, NewKey, OwnerError, OwnerRecord, Owners, PublisherKeys,
+};
 pub use identity::{MemberRecord, Members, NewToken, RuleRow, Rules, TokenRecord, Tokens};
 pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
 pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
@@ -254,6 +260,16 @@ impl Store {
     /// The shared catalogue of plugins.
     pub fn catalogue(&self) -> Catalogue<'_> {
         Catalogue::new(&self.db)
+    }
+
+    /// Who owns each plugin name.
+    pub fn owners(&self) -> Owners<'_> {
+        Owners::new(&self.db)
+    }
+
+    /// Signing keys registered to identities.
+    pub fn publisher_keys(&self) -> PublisherKeys<'_> {
+        PublisherKeys::new(&self.db)
     }
 
     /// One tenant's installs.
