@@ -9,6 +9,7 @@ mod catalogue;
 mod cli;
 mod gateway;
 mod health;
+mod owners;
 mod replicas;
 mod shutdown;
 mod telemetry;
