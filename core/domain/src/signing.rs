@@ -175,8 +175,8 @@ mod tests {
             guildhall-signature-v1
             name=hello
             version=1.2.3
-            manifest-sha256=ba3c6fe2ad3b1ab0a1a63ef5e1ed8c5b2c2d2b90a41ab54e4d8ef4a7ab7e1d37
-            component-sha256=e3d1bcfd4ff5ef1f0f0b3a8d0fd2f3e7e2a3e7bd1bc2a9f0f2f5ce4a1b2c3d4e
+            manifest-sha256=05b3abf2579a5eb66403cd78be557fd860633a1fe2103c7642030defe32c657f
+            component-sha256=6985ca1f4daa5a584a28eae043a239cb96689af1337ea13afb63e00c2bf512fa
         "#]]
         .assert_eq(&s);
     }

@@ -89,8 +89,8 @@ async fn owner_list(state: &AppState, plugin: &PluginName) -> Result<OwnerList, 
 pub(crate) async fn list_owners(
     State(state): State<AppState>,
     Path(plugin): Path<PluginName>,
-) -> Result<Json<OwnerList>, ApiError> {
-    Ok(Json(owner_list(&state, &plugin).await?))
+) -> Result<axum::Json<OwnerList>, ApiError> {
+    Ok(axum::Json(owner_list(&state, &plugin).await?))
 }
 
 /// Adds a co-owner. Only an owner of the plugin (or an operator) may.
@@ -123,7 +123,7 @@ pub(crate) async fn add_owner(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(owner_list(&state, &plugin).await?)).into_response())
+    Ok((status, axum::Json(owner_list(&state, &plugin).await?)).into_response())
 }
 
 /// Removes an owner. Only an owner (or an operator) may, and never the last owner.
@@ -142,7 +142,7 @@ pub(crate) async fn remove_owner(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path((plugin, raw)): Path<(PluginName, String)>,
-) -> Result<Json<OwnerList>, ApiError> {
+) -> Result<axum::Json<OwnerList>, ApiError> {
     let subject = subject(raw)?;
     let removed = state
         .store
@@ -155,7 +155,7 @@ pub(crate) async fn remove_owner(
             "{subject} is not an owner of plugin {plugin}"
         )));
     }
-    Ok(Json(owner_list(&state, &plugin).await?))
+    Ok(axum::Json(owner_list(&state, &plugin).await?))
 }
 
 /// A signing key registered to the caller.
@@ -237,8 +237,8 @@ async fn key_list(state: &AppState, subject: &str) -> Result<KeyList, ApiError> 
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
-) -> Result<Json<KeyList>, ApiError> {
-    Ok(Json(key_list(&state, principal.subject()).await?))
+) -> Result<axum::Json<KeyList>, ApiError> {
+    Ok(axum::Json(key_list(&state, principal.subject()).await?))
 }
 
 /// Registers (or replaces) the caller's signing key `name`.
@@ -286,7 +286,7 @@ pub(crate) async fn put_key(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(key_list(&state, principal.subject()).await?)).into_response())
+    Ok((status, axum::Json(key_list(&state, principal.subject()).await?)).into_response())
 }
 
 /// Removes the caller's signing key `name`. Versions it signed keep their record.
@@ -300,7 +300,7 @@ pub(crate) async fn delete_key(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path(name): Path<String>,
-) -> Result<Json<KeyList>, ApiError> {
+) -> Result<axum::Json<KeyList>, ApiError> {
     if !state
         .store
         .publisher_keys()
@@ -309,5 +309,5 @@ pub(crate) async fn delete_key(
     {
         return Err(ApiError::not_found(format!("you have no key named {name}")));
     }
-    Ok(Json(key_list(&state, principal.subject()).await?))
+    Ok(axum::Json(key_list(&state, principal.subject()).await?))
 }
