@@ -112,7 +112,11 @@ impl MigrationTrait for Migration {
                             .string_len(512)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(PublisherKeys::Name).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(PublisherKeys::Name)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(PublisherKeys::PublicKey)
                             .string_len(64)

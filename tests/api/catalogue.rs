@@ -284,7 +284,13 @@ async fn upload_compiles_never_delay_the_gateway(backend: Backend) {
     app.create_example_tenants().await;
     app.publish_built("hello").await;
     let installed = app
-        .install("north-downs", "hello", "0.1.0", serde_json::json!("all"), serde_json::json!({}))
+        .install(
+            "north-downs",
+            "hello",
+            "0.1.0",
+            serde_json::json!("all"),
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(installed.status(), 201);
     // Cold: an empty compile cache and a fresh process.
@@ -309,15 +315,28 @@ async fn upload_compiles_never_delay_the_gateway(backend: Backend) {
         tokio::spawn(async move { client.post(url).multipart(form).send().await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(!upload.is_finished(), "the slow component compiled too fast to test with");
+    assert!(
+        !upload.is_finished(),
+        "the slow component compiled too fast to test with"
+    );
 
-    let other = hello.manifest().replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let other = hello
+        .manifest()
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
     let busy = app
-        .publish("hello", &other, guildhall_test_artifacts::plugin("fixture-panic").bytes(), None)
+        .publish(
+            "hello",
+            &other,
+            guildhall_test_artifacts::plugin("fixture-panic").bytes(),
+            None,
+        )
         .await;
     assert!(busy.headers().contains_key("retry-after"));
     let problem = expect_problem(busy, 503).await;
-    assert!(problem["detail"].as_str().unwrap().contains("compil"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("compil"),
+        "{problem}"
+    );
 
     let started = std::time::Instant::now();
     let served = app.get("/s/north-downs/tandridge/hello/").await;

@@ -348,7 +348,14 @@ fn keys_generate_sign_register_and_publish_round_trip() {
     assert!(!ok, "an existing key was overwritten");
     let public = format!("@{}.pub", key.display());
     let (ok, stdout, stderr) = run(&[
-        "keys", "register", "--subject", "token:alice", "--name", "laptop", "--public-key", &public,
+        "keys",
+        "register",
+        "--subject",
+        "token:alice",
+        "--name",
+        "laptop",
+        "--public-key",
+        &public,
     ]);
     assert!(ok && stdout.contains("registered"), "{stdout}{stderr}");
 
@@ -359,7 +366,10 @@ fn keys_generate_sign_register_and_publish_round_trip() {
     let plugin_arg = plugin.to_str().unwrap();
     let (ok, stdout, stderr) = run(&["plugins", "sign", plugin_arg, "--key", key_arg]);
     assert!(ok, "{stderr}");
-    assert!(stdout.starts_with("hello 0.1.0 signed with SHA256:"), "{stdout}");
+    assert!(
+        stdout.starts_with("hello 0.1.0 signed with SHA256:"),
+        "{stdout}"
+    );
     let (ok, stdout, stderr) = run(&["plugins", "publish", plugin_arg, "--owner", "token:alice"]);
     assert!(ok, "{stderr}");
     assert!(stdout.trim_end().ends_with(" published"), "{stdout}");
@@ -383,7 +393,17 @@ fn keys_generate_sign_register_and_publish_round_trip() {
     assert!(run(&["keys", "generate", "--out", bob_arg]).0);
     let bob_public = format!("@{}.pub", bob.display());
     assert!(
-        run(&["keys", "register", "--subject", "token:bob", "--name", "k", "--public-key", &bob_public]).0
+        run(&[
+            "keys",
+            "register",
+            "--subject",
+            "token:bob",
+            "--name",
+            "k",
+            "--public-key",
+            &bob_public
+        ])
+        .0
     );
     assert!(run(&["plugins", "sign", plugin_arg, "--key", bob_arg]).0);
     let (ok, _, stderr) = run(&["plugins", "publish", plugin_arg]);

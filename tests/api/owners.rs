@@ -120,7 +120,10 @@ async fn only_owners_publish_and_yank(app: TestApp) {
         403,
     )
     .await;
-    assert!(problem["detail"].as_str().unwrap().contains("not an owner"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("not an owner"),
+        "{problem}"
+    );
     // B can neither yank A's version nor make itself an owner nor remove A.
     let yank = |who: &Publisher, version: &str| {
         who.client
@@ -129,15 +132,28 @@ async fn only_owners_publish_and_yank(app: TestApp) {
     };
     expect_problem(yank(&b, "0.1.0").await.unwrap(), 403).await;
     let owner_url = |s: &str| app.url(&format!("/api/v1/plugins/hello/owners/{s}"));
-    expect_problem(b.client.put(owner_url(&b.subject)).send().await.unwrap(), 403).await;
-    expect_problem(b.client.delete(owner_url(&a.subject)).send().await.unwrap(), 403).await;
+    expect_problem(
+        b.client.put(owner_url(&b.subject)).send().await.unwrap(),
+        403,
+    )
+    .await;
+    expect_problem(
+        b.client.delete(owner_url(&a.subject)).send().await.unwrap(),
+        403,
+    )
+    .await;
     assert_eq!(versions(&app).await, ["0.1.0:false"]);
 
     // A adds B: B publishes and yanks.
     let added = a.client.put(owner_url(&b.subject)).send().await.unwrap();
     assert_eq!(added.status(), 201);
     assert_eq!(
-        a.client.put(owner_url(&b.subject)).send().await.unwrap().status(),
+        a.client
+            .put(owner_url(&b.subject))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200,
         "adding again changes nothing"
     );
@@ -157,12 +173,36 @@ async fn only_owners_publish_and_yank(app: TestApp) {
     assert_eq!(versions(&app).await, ["0.2.0:true", "0.1.0:false"]);
 
     // The last owner cannot leave; removing a non-owner is 404.
-    expect_problem(a.client.delete(owner_url(&a.subject)).send().await.unwrap(), 409).await;
-    expect_problem(a.client.delete(owner_url(&b.subject)).send().await.unwrap(), 404).await;
+    expect_problem(
+        a.client.delete(owner_url(&a.subject)).send().await.unwrap(),
+        409,
+    )
+    .await;
+    expect_problem(
+        a.client.delete(owner_url(&b.subject)).send().await.unwrap(),
+        404,
+    )
+    .await;
 
     // An operator manages any plugin's owners and may yank.
-    assert_eq!(app.client.put(owner_url(&b.subject)).send().await.unwrap().status(), 201);
-    assert_eq!(app.client.delete(owner_url(&b.subject)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .put(owner_url(&b.subject))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.client
+            .delete(owner_url(&b.subject))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(
         app.client
             .post(app.url("/api/v1/plugins/hello/versions/0.1.0/yank"))
@@ -174,7 +214,11 @@ async fn only_owners_publish_and_yank(app: TestApp) {
     );
     expect_problem(app.get("/api/v1/plugins/nothing/owners").await, 404).await;
     expect_problem(
-        app.client.put(app.url("/api/v1/plugins/nothing/owners/x")).send().await.unwrap(),
+        app.client
+            .put(app.url("/api/v1/plugins/nothing/owners/x"))
+            .send()
+            .await
+            .unwrap(),
         404,
     )
     .await;
@@ -188,9 +232,18 @@ async fn only_owners_publish_and_yank(app: TestApp) {
         .into_iter()
         .map(|e| format!("{} {}", e.action, e.outcome))
         .collect();
-    assert!(actions.contains(&"catalogue.owners.add 201".to_string()), "{actions:?}");
-    assert!(actions.contains(&"catalogue.owners.add 403".to_string()), "{actions:?}");
-    assert!(actions.contains(&"catalogue.owners.remove 409".to_string()), "{actions:?}");
+    assert!(
+        actions.contains(&"catalogue.owners.add 201".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"catalogue.owners.add 403".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"catalogue.owners.remove 409".to_string()),
+        "{actions:?}"
+    );
 }
 
 async fn signatures_must_come_from_an_owners_key(app: TestApp) {
@@ -217,22 +270,48 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
     let v1 = hello_at("0.1.0");
     // B's key does not sign A's plugin, even over the right statement.
     let problem = expect_problem(
-        publish_as(&app, &a.client, &v1, bytes.clone(), Some(&sign(&kb, &v1, &bytes))).await,
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&kb, &v1, &bytes)),
+        )
+        .await,
         422,
     )
     .await;
-    assert!(problem["detail"].as_str().unwrap().contains("bad signature"), "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bad signature"),
+        "{problem}"
+    );
     // A's key over another version's or another manifest's statement does not count.
     let v2 = hello_at("0.2.0");
     expect_problem(
-        publish_as(&app, &a.client, &v1, bytes.clone(), Some(&sign(&ka, &v2, &bytes))).await,
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&ka, &v2, &bytes)),
+        )
+        .await,
         422,
     )
     .await;
     let other_manifest = format!("{v1}\n# edited after signing\n");
     expect_problem(
-        publish_as(&app, &a.client, &v1, bytes.clone(), Some(&sign(&ka, &other_manifest, &bytes)))
-            .await,
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&ka, &other_manifest, &bytes)),
+        )
+        .await,
         422,
     )
     .await;
@@ -242,15 +321,28 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
     )
     .await;
     assert!(
-        app.get_json("/api/v1/plugins").await["plugins"].as_array().unwrap().is_empty(),
+        app.get_json("/api/v1/plugins").await["plugins"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "a refused signature published something"
     );
 
-    let signed = publish_as(&app, &a.client, &v1, bytes.clone(), Some(&sign(&ka, &v1, &bytes))).await;
+    let signed = publish_as(
+        &app,
+        &a.client,
+        &v1,
+        bytes.clone(),
+        Some(&sign(&ka, &v1, &bytes)),
+    )
+    .await;
     assert_eq!(signed.status(), 201);
     let version: Value = signed.json().await.unwrap();
     assert_eq!(version["signature"]["status"], "verified");
-    assert_eq!(version["signature"]["key"], ka.public().fingerprint().as_str());
+    assert_eq!(
+        version["signature"]["key"],
+        ka.public().fingerprint().as_str()
+    );
     assert_eq!(
         version["signature"]["manifest_sha256"],
         Digest::of(v1.as_bytes()).to_string().as_str()
@@ -258,37 +350,88 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
 
     // B, not an owner, signing with its own key: refused for ownership first.
     expect_problem(
-        publish_as(&app, &b.client, &v2, bytes.clone(), Some(&sign(&kb, &v2, &bytes))).await,
+        publish_as(
+            &app,
+            &b.client,
+            &v2,
+            bytes.clone(),
+            Some(&sign(&kb, &v2, &bytes)),
+        )
+        .await,
         403,
     )
     .await;
     // As a co-owner, B's key signs.
     let owner_url = app.url(&format!("/api/v1/plugins/hello/owners/{}", b.subject));
     assert_eq!(a.client.put(&owner_url).send().await.unwrap().status(), 201);
-    let signed = publish_as(&app, &b.client, &v2, bytes.clone(), Some(&sign(&kb, &v2, &bytes))).await;
+    let signed = publish_as(
+        &app,
+        &b.client,
+        &v2,
+        bytes.clone(),
+        Some(&sign(&kb, &v2, &bytes)),
+    )
+    .await;
     assert_eq!(signed.status(), 201);
     // Removed again, B's key no longer signs even what A uploads.
-    assert_eq!(a.client.delete(&owner_url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        a.client.delete(&owner_url).send().await.unwrap().status(),
+        200
+    );
     let v3 = hello_at("0.3.0");
     expect_problem(
-        publish_as(&app, &a.client, &v3, bytes.clone(), Some(&sign(&kb, &v3, &bytes))).await,
+        publish_as(
+            &app,
+            &a.client,
+            &v3,
+            bytes.clone(),
+            Some(&sign(&kb, &v3, &bytes)),
+        )
+        .await,
         422,
     )
     .await;
     // Keys can be listed and removed by their holder only.
-    let listed: Value = a.client.get(app.url("/api/v1/publisher-keys")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(listed["keys"][0]["fingerprint"], ka.public().fingerprint().as_str());
+    let listed: Value = a
+        .client
+        .get(app.url("/api/v1/publisher-keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["keys"][0]["fingerprint"],
+        ka.public().fingerprint().as_str()
+    );
     expect_problem(
-        b.client.delete(app.url("/api/v1/publisher-keys/nothing")).send().await.unwrap(),
+        b.client
+            .delete(app.url("/api/v1/publisher-keys/nothing"))
+            .send()
+            .await
+            .unwrap(),
         404,
     )
     .await;
     assert_eq!(
-        a.client.delete(app.url("/api/v1/publisher-keys/laptop")).send().await.unwrap().status(),
+        a.client
+            .delete(app.url("/api/v1/publisher-keys/laptop"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         200
     );
     expect_problem(
-        publish_as(&app, &a.client, &v3, bytes.clone(), Some(&sign(&ka, &v3, &bytes))).await,
+        publish_as(
+            &app,
+            &a.client,
+            &v3,
+            bytes.clone(),
+            Some(&sign(&ka, &v3, &bytes)),
+        )
+        .await,
         422,
     )
     .await;
@@ -353,7 +496,9 @@ async fn a_refused_upload_leaves_nothing_behind(app: TestApp) {
     let b = publisher(&app).await;
     let hello = guildhall_test_artifacts::plugin("hello");
     assert_eq!(
-        publish_as(&app, &a.client, &hello_at("0.1.0"), hello.bytes(), None).await.status(),
+        publish_as(&app, &a.client, &hello_at("0.1.0"), hello.bytes(), None)
+            .await
+            .status(),
         201
     );
     let store = app.store().await;
@@ -364,31 +509,65 @@ async fn a_refused_upload_leaves_nothing_behind(app: TestApp) {
     // Compiles, then fails the import check: its compile must not stay cached.
     let undeclared = guildhall_test_artifacts::plugin("fixture-undeclared-kv");
     expect_problem(
-        publish_as(&app, &a.client, &undeclared.manifest(), undeclared.bytes(), None).await,
+        publish_as(
+            &app,
+            &a.client,
+            &undeclared.manifest(),
+            undeclared.bytes(),
+            None,
+        )
+        .await,
         422,
     )
     .await;
     // A non-owner's upload of new bytes is refused before compiling.
     let panic = guildhall_test_artifacts::plugin("fixture-panic").bytes();
-    expect_problem(publish_as(&app, &b.client, &hello_at("0.9.0"), panic.clone(), None).await, 403)
-        .await;
+    expect_problem(
+        publish_as(&app, &b.client, &hello_at("0.9.0"), panic.clone(), None).await,
+        403,
+    )
+    .await;
     // A bad signature after upload, and garbage bytes.
     expect_problem(
-        publish_as(&app, &a.client, &hello_at("0.9.0"), panic, Some(&"A".repeat(88))).await,
+        publish_as(
+            &app,
+            &a.client,
+            &hello_at("0.9.0"),
+            panic,
+            Some(&"A".repeat(88)),
+        )
+        .await,
         422,
     )
     .await;
     expect_problem(
-        publish_as(&app, &a.client, &hello_at("0.9.1"), b"\0asm\x0d\0\x01\0junk".to_vec(), None)
-            .await,
+        publish_as(
+            &app,
+            &a.client,
+            &hello_at("0.9.1"),
+            b"\0asm\x0d\0\x01\0junk".to_vec(),
+            None,
+        )
+        .await,
         422,
     )
     .await;
 
-    assert_eq!(cache_files(&app), files, "a refused upload left a compiled artefact on disk");
+    assert_eq!(
+        cache_files(&app),
+        files,
+        "a refused upload left a compiled artefact on disk"
+    );
     assert_eq!(store.catalogue().blob_count().await.unwrap(), blobs);
     assert_eq!(app.get_json("/api/v1/plugins").await, before);
-    assert!(store.owners().subjects(&PluginName::parse("fixture-undeclared-kv").unwrap()).await.unwrap().is_empty());
+    assert!(
+        store
+            .owners()
+            .subjects(&PluginName::parse("fixture-undeclared-kv").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn require_signatures(backend: Backend) {
@@ -407,19 +586,39 @@ async fn require_signatures(backend: Backend) {
     let bytes = hello.bytes();
     let v1 = hello_at("0.1.0");
     let a = publisher(&app).await;
-    let problem = expect_problem(publish_as(&app, &a.client, &v1, bytes.clone(), None).await, 422).await;
-    assert!(problem["detail"].as_str().unwrap().contains("requires"), "{problem}");
+    let problem = expect_problem(
+        publish_as(&app, &a.client, &v1, bytes.clone(), None).await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("requires"),
+        "{problem}"
+    );
     assert_eq!(problem["errors"][0]["field"], "signature");
     // The operator's trusted key signs only for plugins `cli:operator` owns.
     expect_problem(
-        publish_as(&app, &a.client, &v1, bytes.clone(), Some(&sign(&operator_key, &v1, &bytes)))
-            .await,
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&operator_key, &v1, &bytes)),
+        )
+        .await,
         422,
     )
     .await;
     let ka = SecretKey::from_seed([6; 32]);
     assert_eq!(register_key(&app, &a, "ci", &ka).await, 201);
-    let signed = publish_as(&app, &a.client, &v1, bytes.clone(), Some(&sign(&ka, &v1, &bytes))).await;
+    let signed = publish_as(
+        &app,
+        &a.client,
+        &v1,
+        bytes.clone(),
+        Some(&sign(&ka, &v1, &bytes)),
+    )
+    .await;
     assert_eq!(signed.status(), 201);
     // Even an operator cannot publish unsigned into it.
     expect_problem(

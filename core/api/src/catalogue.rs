@@ -100,7 +100,9 @@ pub(crate) fn owner_error(e: OwnerError) -> ApiError {
     use axum::http::StatusCode;
     match e {
         e @ OwnerError::NoPlugin(_) => ApiError::not_found(e.to_string()),
-        e @ OwnerError::NotOwner { .. } => ApiError::from_status(StatusCode::FORBIDDEN, e.to_string()),
+        e @ OwnerError::NotOwner { .. } => {
+            ApiError::from_status(StatusCode::FORBIDDEN, e.to_string())
+        }
         e @ OwnerError::LastOwner { .. } => ApiError::conflict(e.to_string()),
         OwnerError::Store(e) => ApiError::from(e),
     }
@@ -141,10 +143,16 @@ async fn verify_signature(
         }
     }
     if owners.iter().any(|o| o == CLI_OPERATOR) {
-        candidates.extend(state.trusted_keys.operator_keys.iter().map(|(_, key)| Candidate {
-            subject: CLI_OPERATOR.to_string(),
-            key: *key,
-        }));
+        candidates.extend(
+            state
+                .trusted_keys
+                .operator_keys
+                .iter()
+                .map(|(_, key)| Candidate {
+                    subject: CLI_OPERATOR.to_string(),
+                    key: *key,
+                }),
+        );
     }
     let statement = signing::statement(&manifest.name, &manifest.version, manifest_sha256, digest);
     for candidate in candidates {

@@ -194,10 +194,7 @@ mod tests {
         let v2 = v1.replace("version=1.0.0", "version=2.0.0");
         let sig = key.sign(&v1);
         assert_eq!(key.public().verify(&v1, &sig), Ok(()));
-        assert_eq!(
-            key.public().verify(&v2, &sig),
-            Err(SigningError::Mismatch)
-        );
+        assert_eq!(key.public().verify(&v2, &sig), Err(SigningError::Mismatch));
         assert_eq!(
             other.public().verify(&v1, &sig),
             Err(SigningError::Mismatch)

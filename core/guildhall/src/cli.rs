@@ -328,8 +328,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Plugins(PluginsCommand::Publish { dir, owner }) => {
                 let store = server::open_store(&config).await?;
-                let result =
-                    crate::plugins::publish(&config, &store, &dir, owner.as_deref()).await;
+                let result = crate::plugins::publish(&config, &store, &dir, owner.as_deref()).await;
                 store.close().await?;
                 result
             }

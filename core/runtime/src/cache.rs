@@ -155,7 +155,8 @@ impl ComponentCache {
             let Some(hex) = name.strip_suffix(&suffix) else {
                 continue;
             };
-            let (Ok(digest), Ok(meta)) = (format!("sha256:{hex}").parse::<Digest>(), file.metadata())
+            let (Ok(digest), Ok(meta)) =
+                (format!("sha256:{hex}").parse::<Digest>(), file.metadata())
             else {
                 continue;
             };
@@ -480,8 +481,7 @@ impl ComponentCache {
         // Write to a temporary name and rename, so a crash never leaves a torn artefact
         // under the real name.
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-        if let Err(e) = std::fs::write(&tmp, artefact).and_then(|()| std::fs::rename(&tmp, &path))
-        {
+        if let Err(e) = std::fs::write(&tmp, artefact).and_then(|()| std::fs::rename(&tmp, &path)) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the precompiled artefact; continuing without it");
             let _ = std::fs::remove_file(&tmp);
         }

@@ -84,17 +84,27 @@ async fn serving_compiles_never_wait_behind_an_upload_compile() {
     });
     // Let the slow upload take its compile permit.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!upload.is_finished(), "the slow component compiled too fast to test with");
+    assert!(
+        !upload.is_finished(),
+        "the slow component compiled too fast to test with"
+    );
 
     // A second upload waits at most publish_compile_wait_ms, then hears Busy.
     let started = Instant::now();
     let busy = w
         .runtime
-        .check_component(&manifest("fixture-panic"), Arc::new(plugin("fixture-panic").bytes()))
+        .check_component(
+            &manifest("fixture-panic"),
+            Arc::new(plugin("fixture-panic").bytes()),
+        )
         .await
         .unwrap_err();
     assert!(matches!(busy, PrepareError::Busy(_)), "{busy}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 
     // The gateway compiles an installed version (cold) meanwhile, without waiting.
     let started = Instant::now();
@@ -106,7 +116,10 @@ async fn serving_compiles_never_wait_behind_an_upload_compile() {
     );
     let (result, upload_took) = upload.await.unwrap();
     // The slow component has no HTTP handler: refused, after compiling.
-    assert!(matches!(result, Err(PrepareError::NotAService(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(PrepareError::NotAService(_))),
+        "{result:?}"
+    );
     assert!(served_in < upload_took, "{served_in:?} vs {upload_took:?}");
     // Only the served component is cached: the refused upload left nothing, anywhere.
     assert_eq!(w.runtime.stats().cached, 1);
@@ -138,14 +151,22 @@ async fn a_refused_upload_is_not_cached_and_an_admitted_one_is() {
     assert_eq!(w.cache_files(), 1);
     let compiles = w.runtime.stats().compiles;
     w.serve("hello").await.unwrap();
-    assert_eq!(w.runtime.stats().compiles, compiles, "an admitted upload compiled again");
+    assert_eq!(
+        w.runtime.stats().compiles,
+        compiles,
+        "an admitted upload compiled again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_is_bounded_and_never_evicts_what_serves() {
     let w = world_with(|c| c.compile_cache_entries = 2).await;
     w.serve("hello").await.unwrap();
-    for name in ["fixture-panic", "fixture-infinite-loop", "fixture-big-response"] {
+    for name in [
+        "fixture-panic",
+        "fixture-infinite-loop",
+        "fixture-big-response",
+    ] {
         let checked = w
             .runtime
             .check_component(&manifest(name), Arc::new(plugin(name).bytes()))
@@ -170,7 +191,10 @@ async fn the_cache_is_bounded_and_never_evicts_what_serves() {
             ..RuntimeConfig::default()
         },
         Store::connect(
-            &DatabaseUrl::new(format!("sqlite://{}?mode=rwc", w.dir.path().join("g.db").display())),
+            &DatabaseUrl::new(format!(
+                "sqlite://{}?mode=rwc",
+                w.dir.path().join("g.db").display()
+            )),
             &PoolOptions::default(),
         )
         .await

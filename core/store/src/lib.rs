@@ -10,10 +10,10 @@
 
 mod audit;
 mod catalogue;
-mod owners;
 mod entities;
 mod identity;
 mod installs;
+mod owners;
 mod plugin_data;
 mod scoped;
 mod tenants;
@@ -30,11 +30,12 @@ pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
 pub use catalogue::{
     Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
 };
-pub use owners::{
-    Actor, CLI_OPERATOR, KeyError, KeyRecord, NewKey, OwnerError, OwnerRecord, Owners, PublisherKeys,
-};
 pub use identity::{MemberRecord, Members, NewToken, RuleRow, Rules, TokenRecord, Tokens};
 pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
+pub use owners::{
+    Actor, CLI_OPERATOR, KeyError, KeyRecord, NewKey, OwnerError, OwnerRecord, Owners,
+    PublisherKeys,
+};
 pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;

@@ -286,7 +286,11 @@ pub(crate) async fn put_key(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(key_list(&state, principal.subject()).await?)).into_response())
+    Ok((
+        status,
+        axum::Json(key_list(&state, principal.subject()).await?),
+    )
+        .into_response())
 }
 
 /// Removes the caller's signing key `name`. Versions it signed keep their record.

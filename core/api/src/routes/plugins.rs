@@ -370,7 +370,11 @@ pub(crate) async fn yank(
     let record = state
         .store
         .catalogue()
-        .yank(&plugin, &version, crate::catalogue::actor_of(&state, &principal))
+        .yank(
+            &plugin,
+            &version,
+            crate::catalogue::actor_of(&state, &principal),
+        )
         .await
         .map_err(crate::catalogue::owner_error)?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
