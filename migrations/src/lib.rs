@@ -12,6 +12,7 @@ mod m20261127_000004_identity;
 mod m20261127_000005_row_level_security;
 mod m20261127_000006_telemetry;
 mod m20261201_000007_namespaced_roles;
+mod m20261201_000008_plugin_owners;
 mod m20261201_000009_tokens_rls;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_row_level_security::Migration),
             Box::new(m20261127_000006_telemetry::Migration),
             Box::new(m20261201_000007_namespaced_roles::Migration),
+            Box::new(m20261201_000008_plugin_owners::Migration),
             Box::new(m20261201_000009_tokens_rls::Migration),
         ]
     }

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, expect_problem};
+use std::time::Duration;
+
+use crate::helpers::{Backend, TestApp, expect_problem};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -256,66 +258,108 @@ async fn yanked_versions_cannot_be_newly_installed(app: TestApp) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signatures_from_trusted_keys_are_verified_and_can_be_required() {
-    use base64::Engine as _;
-    use ed25519_dalek::Signer as _;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let publisher = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-    let stranger = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
-    let public = b64.encode(publisher.verifying_key().to_bytes());
-    let app = TestApp::spawn_with(crate::helpers::Backend::Sqlite, |c| {
-        c.catalogue.require_signatures = true;
-        c.catalogue
-            .trusted_keys
-            .insert("guildhall-examples-2026".into(), public);
-    })
-    .await
-    .unwrap();
-    let hello = guildhall_test_artifacts::plugin("hello");
-    let digest = guildhall_domain::Digest::of(&hello.bytes()).to_string();
+/// A component that is slow to compile: one core module of many long functions (and no
+/// HTTP handler, so its upload is refused after the compile).
+fn slow_component() -> Vec<u8> {
+    let mut text = String::from("(component (core module\n");
+    for _ in 0..2_500 {
+        text.push_str("(func (param i32) (result i32) local.get 0\n");
+        for i in 0..400 {
+            text.push_str(&format!("i32.const {i} i32.add i32.const 3 i32.mul\n"));
+        }
+        text.push_str(")\n");
+    }
+    text.push_str("))");
+    wat::parse_str(&text).unwrap()
+}
 
-    let problem = expect_problem(
-        app.publish("hello", &hello.manifest(), hello.bytes(), None)
-            .await,
-        422,
-    )
-    .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("requires a signature"),
-        "{problem}"
-    );
-    let forged = b64.encode(stranger.sign(digest.as_bytes()).to_bytes());
-    let problem = expect_problem(
-        app.publish("hello", &hello.manifest(), hello.bytes(), Some(&forged))
-            .await,
-        422,
-    )
-    .await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("no trusted publisher key"),
-        "{problem}"
-    );
-    assert!(
-        app.get_json("/api/v1/plugins").await["plugins"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-
-    let signed = b64.encode(publisher.sign(digest.as_bytes()).to_bytes());
-    let response = app
-        .publish("hello", &hello.manifest(), hello.bytes(), Some(&signed))
+/// While a slow upload compiles, a second upload gets a clear 503 and an installed plugin's
+/// first call on a cold server (nothing compiled, nothing on disk) is served at once.
+async fn upload_compiles_never_delay_the_gateway(backend: Backend) {
+    let Some(mut app) =
+        TestApp::spawn_with(backend, |c| c.runtime.publish_compile_wait_ms = 300).await
+    else {
+        return;
+    };
+    app.create_example_tenants().await;
+    app.publish_built("hello").await;
+    let installed = app
+        .install(
+            "north-downs",
+            "hello",
+            "0.1.0",
+            serde_json::json!("all"),
+            serde_json::json!({}),
+        )
         .await;
-    assert_eq!(response.status(), 201);
-    let version: Value = response.json().await.unwrap();
-    assert_eq!(version["digest"], digest.as_str());
-    assert_eq!(version["signature"]["status"], "verified");
-    assert_eq!(version["signature"]["key"], "guildhall-examples-2026");
+    assert_eq!(installed.status(), 201);
+    // Cold: an empty compile cache and a fresh process.
+    for file in std::fs::read_dir(&app.config.runtime.cache_dir).unwrap() {
+        std::fs::remove_file(file.unwrap().path()).unwrap();
+    }
+    app.restart().await;
+
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let slow_manifest = hello
+        .manifest()
+        .replace("name = \"hello\"", "name = \"slow-compile\"");
+    let upload = {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/plugins/slow-compile/versions");
+        let form = reqwest::multipart::Form::new()
+            .text("manifest", slow_manifest)
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(slow_component()).file_name("slow.wasm"),
+            );
+        tokio::spawn(async move { client.post(url).multipart(form).send().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !upload.is_finished(),
+        "the slow component compiled too fast to test with"
+    );
+
+    let other = hello
+        .manifest()
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let busy = app
+        .publish(
+            "hello",
+            &other,
+            guildhall_test_artifacts::plugin("fixture-panic").bytes(),
+            None,
+        )
+        .await;
+    assert!(busy.headers().contains_key("retry-after"));
+    let problem = expect_problem(busy, 503).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("compil"),
+        "{problem}"
+    );
+
+    let started = std::time::Instant::now();
+    let served = app.get("/s/north-downs/tandridge/hello/").await;
+    let took = started.elapsed();
+    assert_eq!(served.status(), 200);
+    assert!(
+        !upload.is_finished(),
+        "the cold call ({took:?}) was served only after the upload compile finished"
+    );
+    let refused = upload.await.unwrap();
+    expect_problem(refused, 422).await;
+    assert!(
+        app.get("/api/v1/plugins/slow-compile").await.status() == 404,
+        "a refused upload created its plugin"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_compiles_never_delay_the_gateway_sqlite() {
+    upload_compiles_never_delay_the_gateway(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_compiles_never_delay_the_gateway_postgres() {
+    upload_compiles_never_delay_the_gateway(Backend::Postgres).await;
 }

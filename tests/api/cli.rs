@@ -312,3 +312,108 @@ fn config_check_and_show_and_the_operations_guide_covers_every_key() {
         "docs/operations.md does not document {missing:?}"
     );
 }
+
+/// Copies a built plugin's folder (plugin.toml and component) into `to`.
+fn copy_plugin(artifact: &guildhall_test_artifacts::Artifact, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::write(to.join("plugin.toml"), artifact.manifest()).unwrap();
+    let component = artifact.component.file_name().unwrap();
+    std::fs::copy(&artifact.component, to.join(component)).unwrap();
+}
+
+#[test]
+fn keys_generate_sign_register_and_publish_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = guildhall(dir.path())
+            .env("GUILDHALL_RUNTIME__POOLING_INSTANCES", "0")
+            .args(args)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&out);
+        (out.status.success(), stdout, stderr)
+    };
+    let key = dir.path().join("alice.key");
+    let key_arg = key.to_str().unwrap();
+    let (ok, stdout, stderr) = run(&["keys", "generate", "--out", key_arg]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("SHA256:"), "{stdout}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the private key is readable by others");
+    }
+    let (ok, _, _) = run(&["keys", "generate", "--out", key_arg]);
+    assert!(!ok, "an existing key was overwritten");
+    let public = format!("@{}.pub", key.display());
+    let (ok, stdout, stderr) = run(&[
+        "keys",
+        "register",
+        "--subject",
+        "token:alice",
+        "--name",
+        "laptop",
+        "--public-key",
+        &public,
+    ]);
+    assert!(ok && stdout.contains("registered"), "{stdout}{stderr}");
+
+    // Sign a copy of hello and publish it as a new name owned by token:alice.
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let plugin = dir.path().join("hello");
+    copy_plugin(&hello, &plugin);
+    let plugin_arg = plugin.to_str().unwrap();
+    let (ok, stdout, stderr) = run(&["plugins", "sign", plugin_arg, "--key", key_arg]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("hello 0.1.0 signed with SHA256:"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = run(&["plugins", "publish", plugin_arg, "--owner", "token:alice"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.trim_end().ends_with(" published"), "{stdout}");
+    let (ok, stdout, _) = run(&["plugins", "owners", "list", "hello"]);
+    assert!(ok);
+    assert_eq!(stdout.trim(), "token:alice");
+
+    // A new version whose manifest changed after signing: the old signature is refused.
+    let manifest = std::fs::read_to_string(plugin.join("plugin.toml")).unwrap();
+    std::fs::write(
+        plugin.join("plugin.toml"),
+        manifest.replace("version = \"0.1.0\"", "version = \"0.2.0\""),
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&["plugins", "publish", plugin_arg]);
+    assert!(!ok);
+    assert!(stderr.contains("bad signature"), "{stderr}");
+    // Bob's key, registered to bob, does not sign alice's plugin.
+    let bob = dir.path().join("bob.key");
+    let bob_arg = bob.to_str().unwrap();
+    assert!(run(&["keys", "generate", "--out", bob_arg]).0);
+    let bob_public = format!("@{}.pub", bob.display());
+    assert!(
+        run(&[
+            "keys",
+            "register",
+            "--subject",
+            "token:bob",
+            "--name",
+            "k",
+            "--public-key",
+            &bob_public
+        ])
+        .0
+    );
+    assert!(run(&["plugins", "sign", plugin_arg, "--key", bob_arg]).0);
+    let (ok, _, stderr) = run(&["plugins", "publish", plugin_arg]);
+    assert!(!ok);
+    assert!(stderr.contains("bad signature"), "{stderr}");
+    // Signed again by alice, 0.2.0 publishes.
+    assert!(run(&["plugins", "sign", plugin_arg, "--key", key_arg]).0);
+    let (ok, stdout, stderr) = run(&["plugins", "publish", plugin_arg]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("hello 0.2.0 "), "{stdout}");
+    let (ok, stdout, _) = run(&["keys", "list", "--subject", "token:alice"]);
+    assert!(ok && stdout.starts_with("laptop SHA256:"), "{stdout}");
+}

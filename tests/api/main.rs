@@ -13,6 +13,7 @@ mod hardening;
 mod health;
 mod hostile;
 mod identity;
+mod owners;
 mod publish_properties;
 mod replicas;
 mod shutdown;

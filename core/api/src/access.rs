@@ -185,6 +185,44 @@ pub const RULES: &[Rule] = &[
         Access::Platform("catalogue", "yank"),
         Some("catalogue.yank"),
     ),
+    // Owners and signing keys: the ownership rule is in the operation (store), so any
+    // authenticated caller reaches it and a non-owner gets 403 there.
+    rule(
+        Method::GET,
+        "/api/v1/plugins/{plugin}/owners",
+        Access::Authenticated,
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/plugins/{plugin}/owners/{subject}",
+        Access::Authenticated,
+        Some("catalogue.owners.add"),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/v1/plugins/{plugin}/owners/{subject}",
+        Access::Authenticated,
+        Some("catalogue.owners.remove"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/publisher-keys",
+        Access::Authenticated,
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/publisher-keys/{name}",
+        Access::Platform("catalogue", "publish"),
+        Some("catalogue.keys.put"),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/v1/publisher-keys/{name}",
+        Access::Platform("catalogue", "publish"),
+        Some("catalogue.keys.delete"),
+    ),
 ];
 
 /// The rule for a route, if it has one.

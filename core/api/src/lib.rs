@@ -44,7 +44,7 @@ pub struct AppState {
     pub runtime: Runtime,
     /// The service gateway's caches and shares.
     pub gateway: Gateway,
-    /// Keys that may sign published components.
+    /// The `[catalogue]` signature settings and the operator's own signing keys.
     pub trusted_keys: Arc<TrustedKeys>,
     /// Authentication and access control.
     pub authz: guildhall_authz::Authz,
@@ -198,6 +198,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::plugins::get_plugin))
         .routes(routes!(routes::plugins::get_version))
         .routes(routes!(routes::plugins::yank))
+        .routes(routes!(routes::owners::list_owners))
+        .routes(routes!(
+            routes::owners::add_owner,
+            routes::owners::remove_owner
+        ))
+        .routes(routes!(routes::owners::list_keys))
+        .routes(routes!(routes::owners::put_key, routes::owners::delete_key))
         .routes(routes!(routes::installs::list_installs))
         .routes(routes!(
             routes::installs::put_install,

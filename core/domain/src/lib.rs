@@ -9,6 +9,7 @@ mod ids;
 pub mod manifest;
 mod role;
 mod subject;
+pub mod signing;
 pub mod tenant;
 
 pub use digest::{Digest, DigestError};

@@ -1,4 +1,4 @@
-//! The command line: `guildhall serve|migrate|tenants|plugins|token|audit|config`.
+//! The command line: `guildhall serve|migrate|tenants|plugins|keys|token|audit|config`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +55,49 @@ pub enum Command {
     /// Report metered usage.
     #[command(subcommand)]
     Usage(UsageCommand),
+    /// Make and register ed25519 keys for signing plugins.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `guildhall keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a key pair: the private key (base64) goes to FILE with mode 0600, the public key
+    /// to FILE.pub; prints the public key and its fingerprint. Never overwrites a file.
+    Generate {
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE", default_value = "guildhall-signing.key")]
+        out: PathBuf,
+    },
+    /// Register a public key to an identity (what `PUT /api/v1/publisher-keys/{name}`
+    /// does for the caller), so it can sign that identity's plugins.
+    Register {
+        /// The identity, e.g. `token:<id>` or `oidc:<issuer id>:<sub>`, or `cli:operator`.
+        #[arg(long)]
+        subject: String,
+        /// A name for the key, e.g. "laptop-2026".
+        #[arg(long)]
+        name: String,
+        /// The public key in base64, or `@FILE` to read it from a file such as a `.pub`.
+        #[arg(long, value_name = "BASE64|@FILE")]
+        public_key: String,
+    },
+    /// List the keys registered to an identity.
+    List {
+        /// The identity.
+        #[arg(long)]
+        subject: String,
+    },
+    /// Remove a key from an identity.
+    Remove {
+        /// The identity.
+        #[arg(long)]
+        subject: String,
+        /// The key's name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// `guildhall usage …`
@@ -132,12 +175,54 @@ pub enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
     /// Publish a plugin version from a folder holding plugin.toml and the component it
-    /// names (and optionally `<component>.sig`, a base64 ed25519 signature over the digest).
-    /// Prints the plugin, version, digest and whether it was new.
+    /// names (and optionally `<component>.sig`, written by `plugins sign`). Prints the
+    /// plugin, version, digest and whether it was new. The command line acts as an
+    /// operator: it may publish into any plugin.
     Publish {
         /// The plugin's folder.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+        /// Who owns the name if this is its first version (default `cli:operator`, whose
+        /// keys are `catalogue.trusted_keys`). Ignored for a name that has owners.
+        #[arg(long, value_name = "SUBJECT")]
+        owner: Option<String>,
+    },
+    /// Sign a plugin folder: writes `<component>.sig` next to plugin.toml, an ed25519
+    /// signature over its name, version, plugin.toml's sha256 and the component's sha256.
+    Sign {
+        /// The plugin's folder.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The private key written by `guildhall keys generate`.
+        #[arg(long, value_name = "FILE", default_value = "guildhall-signing.key")]
+        key: PathBuf,
+    },
+    /// Show or change who owns a plugin name.
+    #[command(subcommand)]
+    Owners(OwnersCommand),
+}
+
+/// `guildhall plugins owners …`
+#[derive(Debug, Subcommand)]
+pub enum OwnersCommand {
+    /// Print a plugin's owners, one subject a line.
+    List {
+        /// The plugin.
+        plugin: String,
+    },
+    /// Add an owner.
+    Add {
+        /// The plugin.
+        plugin: String,
+        /// The new owner's subject.
+        subject: String,
+    },
+    /// Remove an owner (never the last).
+    Remove {
+        /// The plugin.
+        plugin: String,
+        /// The owner's subject.
+        subject: String,
     },
 }
 
@@ -195,6 +280,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        // The author's tools need neither the database nor the server's settings.
+        Command::Keys(KeysCommand::Generate { out }) => {
+            return crate::plugins::generate(&out);
+        }
+        Command::Plugins(PluginsCommand::Sign { dir, key }) => {
+            return crate::plugins::sign(&dir, &key);
+        }
         _ => {}
     }
     crate::server::check_telemetry(&config)?;
@@ -234,11 +326,56 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 store.close().await?;
                 Ok(())
             }
-            Command::Plugins(PluginsCommand::Publish { dir }) => {
+            Command::Plugins(PluginsCommand::Publish { dir, owner }) => {
                 let store = server::open_store(&config).await?;
-                let result = crate::plugins::publish(&config, &store, &dir).await;
+                let result = crate::plugins::publish(&config, &store, &dir, owner.as_deref()).await;
                 store.close().await?;
                 result
+            }
+            Command::Plugins(PluginsCommand::Owners(command)) => {
+                let store = server::open_store(&config).await?;
+                let result = match command {
+                    OwnersCommand::List { plugin } => {
+                        crate::plugins::list_owners(&store, &plugin).await
+                    }
+                    OwnersCommand::Add { plugin, subject } => {
+                        crate::plugins::change_owner(&store, &plugin, &subject, true).await
+                    }
+                    OwnersCommand::Remove { plugin, subject } => {
+                        crate::plugins::change_owner(&store, &plugin, &subject, false).await
+                    }
+                };
+                store.close().await?;
+                result
+            }
+            Command::Keys(command) => {
+                let store = server::open_store(&config).await?;
+                let result = match command {
+                    KeysCommand::Register {
+                        subject,
+                        name,
+                        public_key,
+                    } => {
+                        let public_key = match public_key.strip_prefix('@') {
+                            Some(file) => std::fs::read_to_string(file)
+                                .with_context(|| format!("cannot read {file}"))?,
+                            None => public_key,
+                        };
+                        crate::plugins::register_key(&store, &subject, &name, &public_key).await
+                    }
+                    KeysCommand::List { subject } => {
+                        crate::plugins::list_keys(&store, &subject).await
+                    }
+                    KeysCommand::Remove { subject, name } => {
+                        crate::plugins::remove_key(&store, &subject, &name).await
+                    }
+                    KeysCommand::Generate { .. } => unreachable!("handled before the runtime"),
+                };
+                store.close().await?;
+                result
+            }
+            Command::Plugins(PluginsCommand::Sign { .. }) => {
+                unreachable!("handled before the runtime starts")
             }
             Command::Token(TokenCommand::Create {
                 name,

@@ -202,11 +202,12 @@ fn benches(c: &mut Criterion) {
                 .replace("name = \"hello\"", "name = \"hello-5mib\"")
                 .replace("version = \"0.1.0\"", &format!("version = \"0.0.{n}\""));
             let manifest = Manifest::from_toml(&text).unwrap();
-            let digest = bench
+            let checked = bench
                 .runtime
                 .check_component(&manifest, Arc::new(bytes.clone()))
                 .await
                 .unwrap();
+            let digest = *checked.digest();
             bench
                 .store
                 .catalogue()
@@ -214,10 +215,16 @@ fn benches(c: &mut Criterion) {
                     manifest: &manifest,
                     digest,
                     bytes: &bytes,
+                    manifest_sha256: Digest::of(text.as_bytes()),
                     signature: None,
+                    actor: guildhall_store::Actor {
+                        subject: "bench",
+                        operator: true,
+                    },
                 })
                 .await
                 .unwrap();
+            bench.runtime.admit(checked);
         })
     });
     group.finish();

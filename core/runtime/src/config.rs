@@ -33,8 +33,20 @@ pub struct RuntimeConfig {
     pub max_component_bytes: usize,
     /// The longest a component may take to compile, in milliseconds.
     pub compile_timeout_ms: u64,
-    /// Components compiled at the same time.
+    /// Components compiled at the same time for serving installed versions.
     pub compile_concurrency: usize,
+    /// Uploads compiled at the same time (their own permits and threads, so publishing
+    /// never delays the gateway).
+    pub publish_compile_concurrency: usize,
+    /// Compiler threads shared by upload compiles.
+    pub publish_compile_threads: usize,
+    /// How long an upload waits for a compile permit before 503, in milliseconds.
+    pub publish_compile_wait_ms: u64,
+    /// Compiled components kept (in memory and on disk); least recently used beyond it
+    /// are evicted, except those prepared for serving.
+    pub compile_cache_entries: usize,
+    /// Precompiled artefact bytes kept, in MiB, with the same eviction.
+    pub compile_cache_mib: u64,
     /// Where precompiled components are cached, keyed by digest and engine.
     pub cache_dir: PathBuf,
     /// Instance slots reserved by the pooling allocator; 0 disables pooling.
@@ -76,6 +88,11 @@ impl Default for RuntimeConfig {
             max_component_bytes: 32 << 20,
             compile_timeout_ms: 60_000,
             compile_concurrency: 1,
+            publish_compile_concurrency: 1,
+            publish_compile_threads: 1,
+            publish_compile_wait_ms: 10_000,
+            compile_cache_entries: 256,
+            compile_cache_mib: 2_048,
             cache_dir: PathBuf::from("data/cache/components"),
             pooling_instances: 1_000,
             kv_quota_bytes: 64 << 20,
@@ -132,6 +149,18 @@ impl RuntimeConfig {
                 "runtime.default_timeout_ms must be between 1 and runtime.max_timeout_ms ({})",
                 self.max_timeout_ms
             ));
+        }
+        if self.compile_cache_entries == 0 || self.compile_cache_mib == 0 {
+            return Err(
+                "runtime.compile_cache_entries and runtime.compile_cache_mib must be at least 1"
+                    .into(),
+            );
+        }
+        if self.publish_compile_concurrency == 0 || self.publish_compile_threads == 0 {
+            return Err(
+                "runtime.publish_compile_concurrency and runtime.publish_compile_threads must be at least 1"
+                    .into(),
+            );
         }
         if self.tenant_concurrency == 0 {
             return Err("runtime.tenant_concurrency must be at least 1".into());

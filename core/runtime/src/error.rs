@@ -37,6 +37,11 @@ pub enum PrepareError {
     /// Linking failed.
     #[error("the component cannot be linked: {0}")]
     Link(String),
+    /// Every upload compile permit stayed taken for this long; try again later (503).
+    #[error(
+        "the platform is compiling other uploads; no compile slot came free within {0:?}, try again shortly"
+    )]
+    Busy(Duration),
     /// The component's bytes could not be loaded.
     #[error("the component's bytes could not be loaded: {0}")]
     Load(String),

@@ -4,7 +4,8 @@
 //! - [`Runtime::new`] builds one wasmtime engine (component model, async, epoch
 //!   interruption with one ticker, pooling allocator when the address space allows it).
 //! - [`Runtime::check_component`] vets uploaded bytes: size, component-ness, compilation
-//!   within a time bound, and imports against the manifest's capabilities.
+//!   within a time bound, and imports against the manifest's capabilities; the result enters
+//!   the component cache only through [`Runtime::admit`], after the version is stored.
 //! - [`Runtime::prepare`] turns a published version into a [`Prepared`] plugin. Components
 //!   compile once per digest (and are cached on disk by digest and engine hash), shared by
 //!   every tenant.
@@ -142,6 +143,28 @@ impl Prepared {
     }
 }
 
+/// An upload that passed [`Runtime::check_component`]; its compiled component is held
+/// here, outside the cache, until [`Runtime::admit`] or drop.
+pub struct Checked {
+    digest: Digest,
+    staged: cache::Staged,
+}
+
+impl std::fmt::Debug for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checked")
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+impl Checked {
+    /// The component's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+}
+
 /// Counters that show the runtime's caches at work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RuntimeStats {
@@ -153,6 +176,10 @@ pub struct RuntimeStats {
     pub disk_loads: u64,
     /// Requests for a component that was already in memory.
     pub memory_hits: u64,
+    /// Components evicted to keep the cache within its bounds.
+    pub evictions: u64,
+    /// Components in the cache now (in memory, on disk or both).
+    pub cached: u64,
 }
 
 /// The plugin runtime; cheap to clone.
@@ -243,25 +270,34 @@ impl Runtime {
     }
 
     /// Checks uploaded component bytes against their manifest: size, that they are a
-    /// component, that they compile within the time bound, that every import is allowed by
-    /// the declared capabilities, and that the component links and exports
-    /// `wasi:http/incoming-handler`. Returns the digest. The compiled component stays
-    /// cached, so installing it later does not compile again.
+    /// component, that they compile within the time bound (with the upload compile
+    /// permits: [`PrepareError::Busy`] when none comes free in time), that every import is
+    /// allowed by the declared capabilities, and that the component links and exports
+    /// `wasi:http/incoming-handler`. Nothing enters the component cache: pass the result to
+    /// [`Runtime::admit`] once the version is stored, or drop it to leave nothing behind.
     pub async fn check_component(
         &self,
         manifest: &Manifest,
         bytes: Arc<Vec<u8>>,
-    ) -> Result<Digest, PrepareError> {
+    ) -> Result<Checked, PrepareError> {
         if bytes.len() > self.inner.config.max_component_bytes {
             return Err(PrepareError::TooLarge {
                 size: bytes.len(),
                 limit: self.inner.config.max_component_bytes,
             });
         }
+        manifest
+            .validate(&self.inner.config.caps())
+            .map_err(PrepareError::Manifest)?;
         let digest = Digest::of(&bytes);
-        self.prepare(Arc::new(manifest.clone()), digest, async move || Ok(bytes))
-            .await
-            .map(|prepared| prepared.digest)
+        let staged = self.inner.cache.stage(&digest, bytes).await?;
+        self.link(manifest, staged.component())?;
+        Ok(Checked { digest, staged })
+    }
+
+    /// Keeps a checked upload's compiled component once its version is stored.
+    pub fn admit(&self, checked: Checked) {
+        self.inner.cache.admit(&checked.digest, checked.staged);
     }
 
     /// Prepares a published version. `load` is only called when the component is neither
@@ -276,14 +312,7 @@ impl Runtime {
             .validate(&self.inner.config.caps())
             .map_err(PrepareError::Manifest)?;
         let component = self.inner.cache.get(&digest, load).await?;
-        capabilities::check_imports(&self.inner.engine, &component, &manifest.capabilities)?;
-        let caps = CapabilitySet::of(&manifest.capabilities);
-        let linker = self.linker(caps)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
-            .map_err(|e| PrepareError::NotAService(format!("{e:#}")))?;
+        let pre = self.link(&manifest, &component)?;
         let config = &self.inner.config;
         let memory_mib = manifest
             .limits
@@ -306,6 +335,23 @@ impl Runtime {
             timeout: Duration::from_millis(timeout_ms),
             outbound,
         })
+    }
+
+    /// Checks the component's imports against the manifest and links it with exactly the
+    /// declared capabilities.
+    fn link(
+        &self,
+        manifest: &Manifest,
+        component: &wasmtime::component::Component,
+    ) -> Result<wasmtime_wasi_http::p2::bindings::ProxyPre<Host>, PrepareError> {
+        capabilities::check_imports(&self.inner.engine, component, &manifest.capabilities)?;
+        let caps = CapabilitySet::of(&manifest.capabilities);
+        let linker = self.linker(caps)?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+            .map_err(|e| PrepareError::NotAService(format!("{e:#}")))
     }
 
     fn linker(&self, caps: CapabilitySet) -> Result<Arc<Linker<Host>>, PrepareError> {

@@ -12,7 +12,8 @@ use sea_orm::{
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::entities::{component_blobs, plugin_versions, plugins};
+use crate::entities::{component_blobs, plugin_owners, plugin_versions, plugins};
+use crate::owners::{self, Actor, OwnerError};
 use crate::{Error, Result, scoped};
 
 /// Why a version cannot be published.
@@ -30,15 +31,22 @@ pub enum PublishError {
         /// The digest it was published with.
         existing: Digest,
     },
-    /// The plugin name belongs to another publisher.
-    #[error("plugin {plugin} belongs to publisher {owner}, not {publisher}")]
-    PublisherMismatch {
+    /// The publisher is not an owner of the plugin (nor an operator).
+    #[error("{subject} is not an owner of plugin {plugin}; ask an owner to add you")]
+    NotOwner {
         /// The plugin.
         plugin: PluginName,
-        /// Who owns the name.
-        owner: String,
         /// Who tried to publish.
-        publisher: String,
+        subject: String,
+    },
+    /// The key that signed the version is not registered to an owner of the plugin (it
+    /// may have changed while the upload was checked).
+    #[error("the key {key} is not registered to an owner of plugin {plugin}")]
+    SignerNotOwner {
+        /// The plugin.
+        plugin: PluginName,
+        /// The key's fingerprint.
+        key: String,
     },
     /// The database failed.
     #[error(transparent)]
@@ -56,10 +64,13 @@ pub struct VersionRecord {
     pub digest: Digest,
     /// The manifest as published.
     pub manifest: Manifest,
-    /// The base64 ed25519 signature over the digest, when signed.
+    /// The base64 ed25519 signature over the signed statement, when signed.
     pub signature: Option<String>,
-    /// The trusted key that verified the signature.
+    /// The fingerprint of the owner's key that verified the signature.
     pub signed_by: Option<String>,
+    /// The sha256 of plugin.toml as uploaded (`None` for versions published before it
+    /// was recorded).
+    pub manifest_sha256: Option<Digest>,
     /// Yanked versions cannot be newly installed; running installs keep working.
     pub yanked: bool,
     /// When it was published.
@@ -72,7 +83,7 @@ pub struct VersionRecord {
 pub struct PluginRecord {
     /// The plugin's name.
     pub name: PluginName,
-    /// Who publishes it.
+    /// The display name its latest manifest gives (not an identity: see the owners).
     pub publisher: String,
     /// The latest version's description.
     pub description: String,
@@ -105,8 +116,23 @@ pub struct NewVersion<'a> {
     pub digest: Digest,
     /// The component's bytes.
     pub bytes: &'a [u8],
-    /// A verified signature and the key that verified it.
-    pub signature: Option<(String, String)>,
+    /// The sha256 of plugin.toml's bytes as uploaded.
+    pub manifest_sha256: Digest,
+    /// A verified signature, when there is one.
+    pub signature: Option<Signed>,
+    /// Who publishes.
+    pub actor: Actor<'a>,
+}
+
+/// A signature the caller has verified, and whose key verified it.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The base64 signature.
+    pub signature: String,
+    /// The fingerprint of the key that verified it.
+    pub fingerprint: String,
+    /// The subject the key is registered to.
+    pub signer: String,
 }
 
 /// The catalogue.
@@ -120,13 +146,50 @@ impl<'a> Catalogue<'a> {
         Self { db }
     }
 
-    /// Publishes a version in one transaction: the blob (once per digest), the plugin row
-    /// and the version row appear together or not at all.
+    /// Publishes a version in one transaction: the blob (once per digest), the plugin row,
+    /// its first owner (the actor, for a new name) and the version row appear together or
+    /// not at all. Only an owner or an operator publishes into an existing plugin, and a
+    /// signature must come from a key of an owner. Two first publishes of one name race on
+    /// the plugin's primary key; the loser retries once and then meets the winner's
+    /// ownership.
     pub async fn publish(&self, new: NewVersion<'_>) -> Result<Published, PublishError> {
+        match self.try_publish(&new).await {
+            Err(PublishError::Store(Error::Database(e)))
+                if matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                ) =>
+            {
+                self.try_publish(&new).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_publish(&self, new: &NewVersion<'_>) -> Result<Published, PublishError> {
         let m = new.manifest;
         let version = m.version.to_string();
         let now = OffsetDateTime::now_utc();
         let txn = scoped::write(self.db).await?;
+        let exists = owners::lock_plugin(&txn, &m.name).await?;
+        let owners = if exists {
+            let owners = owners::owner_subjects(&txn, &m.name).await?;
+            owners::may_act(&owners, new.actor, &m.name).map_err(|_| PublishError::NotOwner {
+                plugin: m.name.clone(),
+                subject: new.actor.subject.to_string(),
+            })?;
+            owners
+        } else {
+            vec![new.actor.subject.to_string()]
+        };
+        if let Some(signed) = &new.signature
+            && !owners.contains(&signed.signer)
+        {
+            return Err(PublishError::SignerNotOwner {
+                plugin: m.name.clone(),
+                key: signed.fingerprint.clone(),
+            });
+        }
         if let Some(existing) =
             plugin_versions::Entity::find_by_id((m.name.to_string(), version.clone()))
                 .one(&txn)
@@ -144,36 +207,44 @@ impl<'a> Catalogue<'a> {
                 })
             };
         }
-        match plugins::Entity::find_by_id(m.name.to_string())
-            .one(&txn)
-            .await
-            .map_err(Error::from)?
-        {
-            Some(row) if row.publisher != m.publisher => {
-                return Err(PublishError::PublisherMismatch {
-                    plugin: m.name.clone(),
-                    owner: row.publisher,
-                    publisher: m.publisher.clone(),
-                });
-            }
-            Some(row) => {
-                let mut active: plugins::ActiveModel = row.into();
-                active.description = Set(m.description.clone());
-                active.updated_at = Set(now);
-                active.update(&txn).await.map_err(Error::from)?;
-            }
-            None => {
-                plugins::ActiveModel {
-                    name: Set(m.name.to_string()),
-                    publisher: Set(m.publisher.clone()),
-                    description: Set(m.description.clone()),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-                .insert(&txn)
+        if exists {
+            plugins::Entity::update_many()
+                .col_expr(
+                    plugins::Column::Description,
+                    sea_orm::sea_query::Expr::value(m.description.clone()),
+                )
+                .col_expr(
+                    plugins::Column::Publisher,
+                    sea_orm::sea_query::Expr::value(m.publisher.clone()),
+                )
+                .col_expr(
+                    plugins::Column::UpdatedAt,
+                    sea_orm::sea_query::Expr::value(now),
+                )
+                .filter(plugins::Column::Name.eq(m.name.as_str()))
+                .exec(&txn)
                 .await
                 .map_err(Error::from)?;
+        } else {
+            plugins::ActiveModel {
+                name: Set(m.name.to_string()),
+                publisher: Set(m.publisher.clone()),
+                description: Set(m.description.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
             }
+            .insert(&txn)
+            .await
+            .map_err(Error::from)?;
+            plugin_owners::ActiveModel {
+                plugin: Set(m.name.to_string()),
+                subject: Set(new.actor.subject.to_string()),
+                added_by: Set(new.actor.subject.to_string()),
+                created_at: Set(now),
+            }
+            .insert(&txn)
+            .await
+            .map_err(Error::from)?;
         }
         let digest = new.digest.to_string();
         if component_blobs::Entity::find_by_id(digest.clone())
@@ -197,7 +268,8 @@ impl<'a> Catalogue<'a> {
         }
         let (signature, signed_by) = new
             .signature
-            .map_or((None, None), |(s, k)| (Some(s), Some(k)));
+            .clone()
+            .map_or((None, None), |s| (Some(s.signature), Some(s.fingerprint)));
         let manifest_json = serde_json::to_string(m)
             .map_err(|e| Error::Database(sea_orm::DbErr::Custom(e.to_string())))?;
         let row = plugin_versions::ActiveModel {
@@ -209,12 +281,25 @@ impl<'a> Catalogue<'a> {
             signed_by: Set(signed_by),
             yanked: Set(false),
             published_at: Set(now),
+            manifest_sha256: Set(Some(new.manifest_sha256.to_string())),
         }
         .insert(&txn)
         .await
         .map_err(Error::from)?;
         txn.commit().await.map_err(Error::from)?;
         Ok(Published::Created(to_version(row)?))
+    }
+
+    /// Whether a version of `name` exists, and its digest (a cheap check before compiling).
+    pub async fn version_digest(&self, name: &PluginName, version: &str) -> Result<Option<Digest>> {
+        plugin_versions::Entity::find_by_id((name.to_string(), version.to_string()))
+            .select_only()
+            .column(plugin_versions::Column::Digest)
+            .into_tuple::<String>()
+            .one(self.db)
+            .await?
+            .map(|d| d.parse().map_err(corrupt))
+            .transpose()
     }
 
     /// Every plugin with its versions, ordered by name.
@@ -261,20 +346,34 @@ impl<'a> Catalogue<'a> {
     }
 
     /// Marks a version yanked; returns the record, or `None` when there is no such version.
-    pub async fn yank(&self, name: &PluginName, version: &str) -> Result<Option<VersionRecord>> {
+    /// Only an owner of the plugin or an operator may yank.
+    pub async fn yank(
+        &self,
+        name: &PluginName,
+        version: &str,
+        actor: Actor<'_>,
+    ) -> Result<Option<VersionRecord>, OwnerError> {
+        let txn = scoped::write(self.db).await?;
+        if !owners::lock_plugin(&txn, name).await? {
+            return Ok(None);
+        }
+        let owners = owners::owner_subjects(&txn, name).await?;
+        owners::may_act(&owners, actor, name)?;
         let Some(row) =
             plugin_versions::Entity::find_by_id((name.to_string(), version.to_string()))
-                .one(self.db)
+                .one(&txn)
                 .await?
         else {
             return Ok(None);
         };
         if row.yanked {
-            return to_version(row).map(Some);
+            return Ok(Some(to_version(row)?));
         }
         let mut active: plugin_versions::ActiveModel = row.into();
         active.yanked = Set(true);
-        to_version(active.update(self.db).await?).map(Some)
+        let row = active.update(&txn).await?;
+        txn.commit().await?;
+        Ok(Some(to_version(row)?))
     }
 
     /// The bytes of a component.
@@ -306,6 +405,10 @@ pub(crate) fn to_version(row: plugin_versions::Model) -> Result<VersionRecord> {
         manifest: serde_json::from_str(&row.manifest).map_err(corrupt)?,
         signature: row.signature,
         signed_by: row.signed_by,
+        manifest_sha256: row
+            .manifest_sha256
+            .map(|d| d.parse().map_err(corrupt))
+            .transpose()?,
         yanked: row.yanked,
         published_at: row.published_at,
     })

@@ -13,6 +13,7 @@ mod catalogue;
 mod entities;
 mod identity;
 mod installs;
+mod owners;
 mod plugin_data;
 mod scoped;
 mod tenants;
@@ -26,9 +27,15 @@ use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
-pub use catalogue::{Catalogue, NewVersion, PluginRecord, PublishError, Published, VersionRecord};
+pub use catalogue::{
+    Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
+};
 pub use identity::{MemberRecord, Members, NewToken, RuleRow, Rules, TokenRecord, Tokens};
 pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
+pub use owners::{
+    Actor, CLI_OPERATOR, KeyError, KeyRecord, NewKey, OwnerError, OwnerRecord, Owners,
+    PublisherKeys,
+};
 pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
@@ -254,6 +261,16 @@ impl Store {
     /// The shared catalogue of plugins.
     pub fn catalogue(&self) -> Catalogue<'_> {
         Catalogue::new(&self.db)
+    }
+
+    /// Who owns each plugin name.
+    pub fn owners(&self) -> Owners<'_> {
+        Owners::new(&self.db)
+    }
+
+    /// Signing keys registered to identities.
+    pub fn publisher_keys(&self) -> PublisherKeys<'_> {
+        PublisherKeys::new(&self.db)
     }
 
     /// One tenant's installs.

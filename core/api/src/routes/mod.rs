@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod health;
 pub(crate) mod installs;
 pub(crate) mod members;
+pub(crate) mod owners;
 pub(crate) mod plugins;
 pub(crate) mod telemetry;
 pub(crate) mod tenants;

@@ -11,6 +11,8 @@ use guildhall_domain::manifest::{Capabilities, ConfigField, Limits};
 use guildhall_store::{AdoptionFigures, AdoptionMap, PluginRecord, Published, VersionRecord};
 use serde::Serialize;
 
+use guildhall_authz::Principal;
+
 use crate::AppState;
 use crate::error::{ApiError, Problem};
 use crate::extract::Path;
@@ -20,9 +22,15 @@ use crate::extract::Path;
 pub(crate) struct SignatureView {
     /// `verified` or `unsigned`.
     status: &'static str,
-    /// The trusted key that verified the signature.
+    /// The fingerprint of the owner's key that verified the signature.
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<String>,
+    /// The base64 signature, so anyone can check it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    /// `sha256:` and the digest of plugin.toml as uploaded, which the signed statement names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest_sha256: Option<String>,
 }
 
 /// One published version.
@@ -33,6 +41,7 @@ pub(crate) struct VersionView {
     /// `sha256:` and the component's digest.
     digest: String,
     description: String,
+    /// The manifest's display name for the publisher (not an identity: see the owners).
     publisher: String,
     licence: String,
     capabilities: Capabilities,
@@ -126,6 +135,8 @@ impl From<&VersionRecord> for VersionView {
                     "unsigned"
                 },
                 key: v.signed_by.clone(),
+                value: v.signature.clone(),
+                manifest_sha256: v.manifest_sha256.map(|d| d.to_string()),
             },
             yanked: v.yanked,
             adoption: None,
@@ -187,7 +198,9 @@ pub(crate) struct PublishForm {
     /// The component bytes.
     #[schema(format = Binary, content_media_type = "application/wasm")]
     component: Vec<u8>,
-    /// Optional base64 ed25519 signature over the digest text `sha256:<hex>`.
+    /// Optional base64 ed25519 signature over the statement
+    /// `guildhall-signature-v1\nname=…\nversion=…\nmanifest-sha256=…\ncomponent-sha256=…\n`
+    /// by a key registered to an owner of the plugin.
     signature: Option<String>,
 }
 
@@ -273,13 +286,16 @@ pub(crate) async fn get_version(
         (status = 201, description = "Published", body = VersionView),
         (status = 200, description = "Already published with the same bytes", body = VersionView),
         (status = 400, description = "Malformed form", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an owner of the plugin", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The version exists with other bytes", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Component too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not multipart/form-data", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid manifest or component", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid manifest, component or signature", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Every upload compile slot stayed busy; retry after the Retry-After seconds", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn publish(
     State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
     Path(plugin): Path<PluginName>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
@@ -310,6 +326,7 @@ pub(crate) async fn publish(
         component.ok_or_else(|| ApiError::bad_request("the form has no component field"))?;
     let published = crate::catalogue::publish(
         &state,
+        crate::catalogue::actor_of(&state, &principal),
         Some(&plugin),
         &manifest,
         component,
@@ -342,17 +359,24 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     params(("plugin" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
     responses(
         (status = 200, description = "Yanked", body = VersionView),
+        (status = 403, description = "The caller is not an owner of the plugin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such version", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn yank(
     State(state): State<AppState>,
+    axum::Extension(principal): axum::Extension<Principal>,
     Path((plugin, version)): Path<(PluginName, String)>,
 ) -> Result<axum::Json<VersionView>, ApiError> {
     let record = state
         .store
         .catalogue()
-        .yank(&plugin, &version)
-        .await?
+        .yank(
+            &plugin,
+            &version,
+            crate::catalogue::actor_of(&state, &principal),
+        )
+        .await
+        .map_err(crate::catalogue::owner_error)?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
     let adoption = state
         .store

@@ -16,6 +16,8 @@ pub struct Model {
     pub signed_by: Option<String>,
     pub yanked: bool,
     pub published_at: TimeDateTimeWithTimeZone,
+    /// `sha256:` and the digest of plugin.toml as uploaded (versions since owners).
+    pub manifest_sha256: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

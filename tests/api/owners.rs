@@ -1,0 +1,639 @@
+//! The crates.io owner model, tried as an attacker would: a second publisher (with the
+//! first one's `publisher` field copied) cannot publish into, sign for or yank another's
+//! plugin; a co-owner can until removed; signatures bind name, version, manifest and
+//! component to an owner's key; a refused upload leaves nothing behind.
+
+use guildhall_domain::manifest::Manifest;
+use guildhall_domain::signing::{self, SecretKey};
+use guildhall_domain::{Digest, PluginName};
+use guildhall_store::{Actor, NewVersion, PublishError, Published};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, expect_problem};
+use crate::on_both_databases;
+
+on_both_databases!(
+    only_owners_publish_and_yank,
+    signatures_must_come_from_an_owners_key,
+    concurrent_first_publishes_have_one_owner,
+    a_refused_upload_leaves_nothing_behind
+);
+
+/// A publisher's client and its subject.
+struct Publisher {
+    client: reqwest::Client,
+    subject: String,
+}
+
+async fn publisher(app: &TestApp) -> Publisher {
+    let client = app.client_for(&app.token("publisher", None, None).await);
+    let keys: Value = client
+        .get(app.url("/api/v1/publisher-keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subject = keys["subject"].as_str().unwrap().to_string();
+    assert!(subject.starts_with("token:"), "{keys}");
+    Publisher { client, subject }
+}
+
+async fn publish_as(
+    app: &TestApp,
+    client: &reqwest::Client,
+    manifest: &str,
+    component: Vec<u8>,
+    signature: Option<&str>,
+) -> reqwest::Response {
+    let name = Manifest::from_toml(manifest).unwrap().name;
+    let mut form = reqwest::multipart::Form::new()
+        .text("manifest", manifest.to_string())
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(component).file_name("component.wasm"),
+        );
+    if let Some(signature) = signature {
+        form = form.text("signature", signature.to_string());
+    }
+    client
+        .post(app.url(&format!("/api/v1/plugins/{name}/versions")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn hello_at(version: &str) -> String {
+    let manifest = guildhall_test_artifacts::plugin("hello").manifest();
+    let out = manifest.replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+    assert!(version == "0.1.0" || out != manifest, "hello is at 0.1.0");
+    out
+}
+
+/// Signs the statement of `manifest` and `component` with `key`.
+fn sign(key: &SecretKey, manifest: &str, component: &[u8]) -> String {
+    let m = Manifest::from_toml(manifest).unwrap();
+    key.sign(&signing::statement(
+        &m.name,
+        &m.version,
+        &Digest::of(manifest.as_bytes()),
+        &Digest::of(component),
+    ))
+}
+
+async fn register_key(app: &TestApp, who: &Publisher, name: &str, key: &SecretKey) -> u16 {
+    who.client
+        .put(app.url(&format!("/api/v1/publisher-keys/{name}")))
+        .json(&json!({"public_key": key.public().to_base64()}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn versions(app: &TestApp) -> Vec<String> {
+    app.get_json("/api/v1/plugins/hello").await["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| format!("{}:{}", v["version"].as_str().unwrap(), v["yanked"]))
+        .collect()
+}
+
+async fn only_owners_publish_and_yank(app: TestApp) {
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let a = publisher(&app).await;
+    let b = publisher(&app).await;
+    assert_ne!(a.subject, b.subject);
+    let created = publish_as(&app, &a.client, &hello_at("0.1.0"), hello.bytes(), None).await;
+    assert_eq!(created.status(), 201);
+    let owners = app.get_json("/api/v1/plugins/hello/owners").await;
+    assert_eq!(owners["owners"].as_array().unwrap().len(), 1, "{owners}");
+    assert_eq!(owners["owners"][0]["subject"], a.subject.as_str());
+
+    // B copies A's manifest (the same `publisher` display name) into a new version.
+    let problem = expect_problem(
+        publish_as(&app, &b.client, &hello_at("0.2.0"), hello.bytes(), None).await,
+        403,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("not an owner"),
+        "{problem}"
+    );
+    // B can neither yank A's version nor make itself an owner nor remove A.
+    let yank = |who: &Publisher, version: &str| {
+        who.client
+            .post(app.url(&format!("/api/v1/plugins/hello/versions/{version}/yank")))
+            .send()
+    };
+    expect_problem(yank(&b, "0.1.0").await.unwrap(), 403).await;
+    let owner_url = |s: &str| app.url(&format!("/api/v1/plugins/hello/owners/{s}"));
+    expect_problem(
+        b.client.put(owner_url(&b.subject)).send().await.unwrap(),
+        403,
+    )
+    .await;
+    expect_problem(
+        b.client.delete(owner_url(&a.subject)).send().await.unwrap(),
+        403,
+    )
+    .await;
+    assert_eq!(versions(&app).await, ["0.1.0:false"]);
+
+    // A adds B: B publishes and yanks.
+    let added = a.client.put(owner_url(&b.subject)).send().await.unwrap();
+    assert_eq!(added.status(), 201);
+    assert_eq!(
+        a.client
+            .put(owner_url(&b.subject))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "adding again changes nothing"
+    );
+    let published = publish_as(&app, &b.client, &hello_at("0.2.0"), hello.bytes(), None).await;
+    assert_eq!(published.status(), 201);
+    assert_eq!(yank(&b, "0.2.0").await.unwrap().status(), 200);
+
+    // A removes B: B's rights end at once.
+    let removed = a.client.delete(owner_url(&b.subject)).send().await.unwrap();
+    assert_eq!(removed.status(), 200);
+    expect_problem(
+        publish_as(&app, &b.client, &hello_at("0.3.0"), hello.bytes(), None).await,
+        403,
+    )
+    .await;
+    expect_problem(yank(&b, "0.1.0").await.unwrap(), 403).await;
+    assert_eq!(versions(&app).await, ["0.2.0:true", "0.1.0:false"]);
+
+    // The last owner cannot leave; removing a non-owner is 404.
+    expect_problem(
+        a.client.delete(owner_url(&a.subject)).send().await.unwrap(),
+        409,
+    )
+    .await;
+    expect_problem(
+        a.client.delete(owner_url(&b.subject)).send().await.unwrap(),
+        404,
+    )
+    .await;
+
+    // An operator manages any plugin's owners and may yank.
+    assert_eq!(
+        app.client
+            .put(owner_url(&b.subject))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.client
+            .delete(owner_url(&b.subject))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .post(app.url("/api/v1/plugins/hello/versions/0.1.0/yank"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    expect_problem(app.get("/api/v1/plugins/nothing/owners").await, 404).await;
+    expect_problem(
+        app.client
+            .put(app.url("/api/v1/plugins/nothing/owners/x"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    // Every ownership change is on the platform's audit chain, refused ones too.
+    let store = app.store().await;
+    let actions: Vec<String> = store
+        .platform_audit()
+        .list(0, 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{} {}", e.action, e.outcome))
+        .collect();
+    assert!(
+        actions.contains(&"catalogue.owners.add 201".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"catalogue.owners.add 403".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"catalogue.owners.remove 409".to_string()),
+        "{actions:?}"
+    );
+}
+
+async fn signatures_must_come_from_an_owners_key(app: TestApp) {
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let bytes = hello.bytes();
+    let a = publisher(&app).await;
+    let b = publisher(&app).await;
+    let ka = SecretKey::from_seed([1; 32]);
+    let kb = SecretKey::from_seed([2; 32]);
+    assert_eq!(register_key(&app, &a, "laptop", &ka).await, 201);
+    assert_eq!(register_key(&app, &a, "laptop", &ka).await, 200);
+    assert_eq!(register_key(&app, &b, "laptop", &kb).await, 201);
+    // B cannot claim A's public key.
+    assert_eq!(register_key(&app, &b, "stolen", &ka).await, 409);
+    let bad = b
+        .client
+        .put(app.url("/api/v1/publisher-keys/x"))
+        .json(&json!({"public_key": "AAAA"}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(bad, 422).await;
+
+    let v1 = hello_at("0.1.0");
+    // B's key does not sign A's plugin, even over the right statement.
+    let problem = expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&kb, &v1, &bytes)),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bad signature"),
+        "{problem}"
+    );
+    // A's key over another version's or another manifest's statement does not count.
+    let v2 = hello_at("0.2.0");
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&ka, &v2, &bytes)),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let other_manifest = format!("{v1}\n# edited after signing\n");
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&ka, &other_manifest, &bytes)),
+        )
+        .await,
+        422,
+    )
+    .await;
+    expect_problem(
+        publish_as(&app, &a.client, &v1, bytes.clone(), Some("not base64!")).await,
+        422,
+    )
+    .await;
+    assert!(
+        app.get_json("/api/v1/plugins").await["plugins"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a refused signature published something"
+    );
+
+    let signed = publish_as(
+        &app,
+        &a.client,
+        &v1,
+        bytes.clone(),
+        Some(&sign(&ka, &v1, &bytes)),
+    )
+    .await;
+    assert_eq!(signed.status(), 201);
+    let version: Value = signed.json().await.unwrap();
+    assert_eq!(version["signature"]["status"], "verified");
+    assert_eq!(
+        version["signature"]["key"],
+        ka.public().fingerprint().as_str()
+    );
+    assert_eq!(
+        version["signature"]["manifest_sha256"],
+        Digest::of(v1.as_bytes()).to_string().as_str()
+    );
+
+    // B, not an owner, signing with its own key: refused for ownership first.
+    expect_problem(
+        publish_as(
+            &app,
+            &b.client,
+            &v2,
+            bytes.clone(),
+            Some(&sign(&kb, &v2, &bytes)),
+        )
+        .await,
+        403,
+    )
+    .await;
+    // As a co-owner, B's key signs.
+    let owner_url = app.url(&format!("/api/v1/plugins/hello/owners/{}", b.subject));
+    assert_eq!(a.client.put(&owner_url).send().await.unwrap().status(), 201);
+    let signed = publish_as(
+        &app,
+        &b.client,
+        &v2,
+        bytes.clone(),
+        Some(&sign(&kb, &v2, &bytes)),
+    )
+    .await;
+    assert_eq!(signed.status(), 201);
+    // Removed again, B's key no longer signs even what A uploads.
+    assert_eq!(
+        a.client.delete(&owner_url).send().await.unwrap().status(),
+        200
+    );
+    let v3 = hello_at("0.3.0");
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &v3,
+            bytes.clone(),
+            Some(&sign(&kb, &v3, &bytes)),
+        )
+        .await,
+        422,
+    )
+    .await;
+    // Keys can be listed and removed by their holder only.
+    let listed: Value = a
+        .client
+        .get(app.url("/api/v1/publisher-keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["keys"][0]["fingerprint"],
+        ka.public().fingerprint().as_str()
+    );
+    expect_problem(
+        b.client
+            .delete(app.url("/api/v1/publisher-keys/nothing"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    assert_eq!(
+        a.client
+            .delete(app.url("/api/v1/publisher-keys/laptop"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &v3,
+            bytes.clone(),
+            Some(&sign(&ka, &v3, &bytes)),
+        )
+        .await,
+        422,
+    )
+    .await;
+}
+
+/// Many first publishes of one name at once, straight into the store (so they really
+/// meet in the database): exactly one owner, the winner's.
+async fn concurrent_first_publishes_have_one_owner(app: TestApp) {
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let text = hello.manifest();
+    let manifest = Manifest::from_toml(&text).unwrap();
+    let bytes = hello.bytes();
+    let store = app.store().await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let (manifest, bytes, text) = (manifest.clone(), bytes.clone(), text.clone());
+        tasks.push(tokio::spawn(async move {
+            let subject = format!("token:racer-{i}");
+            let result = store
+                .catalogue()
+                .publish(NewVersion {
+                    manifest: &manifest,
+                    digest: Digest::of(&bytes),
+                    bytes: &bytes,
+                    manifest_sha256: Digest::of(text.as_bytes()),
+                    signature: None,
+                    actor: Actor {
+                        subject: &subject,
+                        operator: false,
+                    },
+                })
+                .await;
+            (subject, result)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (subject, Ok(Published::Created(_))) => winners.push(subject),
+            (_, Err(PublishError::NotOwner { .. })) => {}
+            (subject, other) => panic!("{subject}: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let owners = store
+        .owners()
+        .subjects(&PluginName::parse("hello").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(owners, winners);
+}
+
+fn cache_files(app: &TestApp) -> usize {
+    std::fs::read_dir(&app.config.runtime.cache_dir)
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn a_refused_upload_leaves_nothing_behind(app: TestApp) {
+    let a = publisher(&app).await;
+    let b = publisher(&app).await;
+    let hello = guildhall_test_artifacts::plugin("hello");
+    assert_eq!(
+        publish_as(&app, &a.client, &hello_at("0.1.0"), hello.bytes(), None)
+            .await
+            .status(),
+        201
+    );
+    let store = app.store().await;
+    let blobs = store.catalogue().blob_count().await.unwrap();
+    let files = cache_files(&app);
+    let before = app.get_json("/api/v1/plugins").await;
+
+    // Compiles, then fails the import check: its compile must not stay cached.
+    let undeclared = guildhall_test_artifacts::plugin("fixture-undeclared-kv");
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &undeclared.manifest(),
+            undeclared.bytes(),
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    // A non-owner's upload of new bytes is refused before compiling.
+    let panic = guildhall_test_artifacts::plugin("fixture-panic").bytes();
+    expect_problem(
+        publish_as(&app, &b.client, &hello_at("0.9.0"), panic.clone(), None).await,
+        403,
+    )
+    .await;
+    // A bad signature after upload, and garbage bytes.
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &hello_at("0.9.0"),
+            panic,
+            Some(&"A".repeat(88)),
+        )
+        .await,
+        422,
+    )
+    .await;
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &hello_at("0.9.1"),
+            b"\0asm\x0d\0\x01\0junk".to_vec(),
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+
+    assert_eq!(
+        cache_files(&app),
+        files,
+        "a refused upload left a compiled artefact on disk"
+    );
+    assert_eq!(store.catalogue().blob_count().await.unwrap(), blobs);
+    assert_eq!(app.get_json("/api/v1/plugins").await, before);
+    assert!(
+        store
+            .owners()
+            .subjects(&PluginName::parse("fixture-undeclared-kv").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn require_signatures(backend: Backend) {
+    let operator_key = SecretKey::from_seed([5; 32]);
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.catalogue.require_signatures = true;
+        c.catalogue
+            .trusted_keys
+            .insert("platform-2026".into(), operator_key.public().to_base64());
+    })
+    .await
+    else {
+        return;
+    };
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let bytes = hello.bytes();
+    let v1 = hello_at("0.1.0");
+    let a = publisher(&app).await;
+    let problem = expect_problem(
+        publish_as(&app, &a.client, &v1, bytes.clone(), None).await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("requires"),
+        "{problem}"
+    );
+    assert_eq!(problem["errors"][0]["field"], "signature");
+    // The operator's trusted key signs only for plugins `cli:operator` owns.
+    expect_problem(
+        publish_as(
+            &app,
+            &a.client,
+            &v1,
+            bytes.clone(),
+            Some(&sign(&operator_key, &v1, &bytes)),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let ka = SecretKey::from_seed([6; 32]);
+    assert_eq!(register_key(&app, &a, "ci", &ka).await, 201);
+    let signed = publish_as(
+        &app,
+        &a.client,
+        &v1,
+        bytes.clone(),
+        Some(&sign(&ka, &v1, &bytes)),
+    )
+    .await;
+    assert_eq!(signed.status(), 201);
+    // Even an operator cannot publish unsigned into it.
+    expect_problem(
+        publish_as(&app, &app.client, &hello_at("0.2.0"), bytes.clone(), None).await,
+        422,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_signatures_refuses_unsigned_sqlite() {
+    require_signatures(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_signatures_refuses_unsigned_postgres() {
+    require_signatures(Backend::Postgres).await;
+}
