@@ -34,6 +34,7 @@ EVERY_KEY: dict[str, Any] = {
         "request_timeout_secs": 70,
         "keep_alive_idle_secs": 45,
         "max_connections_per_client": 1000,
+        "trusted_proxies": ["10.42.0.0/16", "fd00:42::/64"],
     },
     "log": {"filter": "warn,guildhall_store=debug", "format": "text"},
     "runtime": {
@@ -58,6 +59,11 @@ EVERY_KEY: dict[str, Any] = {
         "max_fields_bytes": 32768,
         "events_per_call": 50,
         "events_per_tenant_per_minute": 3000,
+        "publish_compile_concurrency": 2,
+        "publish_compile_threads": 2,
+        "publish_compile_wait_ms": 5000,
+        "compile_cache_entries": 64,
+        "compile_cache_mib": 512,
         "outbound": {
             "timeout_ms": 3000,
             "max_response_bytes": 1048576,
