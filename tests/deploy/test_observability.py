@@ -207,8 +207,9 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        # By name: manifests may declare host names only, never IP literals.
+        port = self.server.server_address[1]
+        return f"http://localhost:{port}"
 
     def snapshot(self) -> list[ExportedSpan]:
         with self.lock:
@@ -517,12 +518,16 @@ def deployment(guildhall_bin: Path, tmp_path_factory: pytest.TempPathFactory) ->
             raise
         yield d
         # A last request right before SIGTERM: its span must still be sent before the exit.
-        last_id = f"obs-last-{secrets.token_hex(8)}"
-        http("GET", f"{d.base}/metrics", headers={"x-request-id": last_id})
+        # The caller's id is kept beside the server's own, which names the span.
+        caller_id = f"obs-last-{secrets.token_hex(8)}"
+        answer = http("GET", f"{d.base}/metrics", headers={"x-request-id": caller_id})
+        last_id = answer.headers.get("x-request-id", "")
+        assert last_id and last_id != caller_id, answer.headers
         code = server.terminate()
         assert code == 0, f"guildhall serve exited {code} on SIGTERM (expected 0):\n{server.log()}"
         sent = [s for s in receiver.snapshot() if s.attributes.get("request_id") == last_id]
         assert sent, f"the span of the request made just before SIGTERM was not sent before the exit:\n{server.log()}"
+        assert sent[0].attributes.get("client_request_id") == caller_id, sent[0].attributes
     finally:
         receiver.close()
 
