@@ -8,8 +8,8 @@ mod digest;
 mod ids;
 pub mod manifest;
 mod role;
-mod subject;
 pub mod signing;
+mod subject;
 pub mod tenant;
 
 pub use digest::{Digest, DigestError};
