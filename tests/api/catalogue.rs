@@ -314,11 +314,28 @@ async fn upload_compiles_never_delay_the_gateway(backend: Backend) {
             );
         tokio::spawn(async move { client.post(url).multipart(form).send().await.unwrap() })
     };
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(
-        !upload.is_finished(),
-        "the slow component compiled too fast to test with"
-    );
+    // Wait until the slow upload holds its compile permit (reading, hashing and checking it
+    // come first and take their own time).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = app.anonymous.get(app.url("/metrics")).send().await.unwrap();
+        let text = metrics.text().await.unwrap();
+        if text
+            .lines()
+            .any(|l| l.starts_with("guildhall_runtime_uploads_compiling 1"))
+        {
+            break;
+        }
+        assert!(
+            !upload.is_finished(),
+            "the slow upload ended before compiling"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow upload never started compiling"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let other = hello
         .manifest()

@@ -146,6 +146,18 @@ fn telemetry(
         move || vec![(r.stats().compile_time.as_secs_f64(), vec![])],
     );
     let r = runtime.clone();
+    metrics.observe_gauge(
+        "guildhall.runtime.uploads.compiling",
+        "Uploads holding one of the upload compile permits",
+        move || vec![(r.stats().uploads_compiling, vec![])],
+    );
+    let r = runtime.clone();
+    metrics.observe_gauge(
+        "guildhall.runtime.memory.reserved",
+        "MiB of runtime.memory_budget_mib promised to plugin calls running now",
+        move || vec![(u64::from(r.memory_in_use_mib()), vec![])],
+    );
+    let r = runtime.clone();
     metrics.observe_counter(
         "guildhall.runtime.cache.hits",
         "Compiled components found in memory or in the on-disk cache",

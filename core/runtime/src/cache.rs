@@ -90,6 +90,8 @@ pub(crate) struct ComponentCache {
     max_cache_bytes: u64,
     serve_permits: Arc<Semaphore>,
     publish_permits: Arc<Semaphore>,
+    /// How many upload compiles may run at once.
+    publish_concurrency: usize,
     publish_wait: Duration,
     publish_pool: Arc<rayon::ThreadPool>,
     entries: Mutex<Entries>,
@@ -125,6 +127,7 @@ impl ComponentCache {
             max_cache_bytes: config.compile_cache_mib.max(1) << 20,
             serve_permits: Arc::new(Semaphore::new(config.compile_concurrency.max(1))),
             publish_permits: Arc::new(Semaphore::new(config.publish_compile_concurrency.max(1))),
+            publish_concurrency: config.publish_compile_concurrency.max(1),
             publish_wait: Duration::from_millis(config.publish_compile_wait_ms),
             publish_pool: Arc::new(publish_pool),
             entries: Mutex::new(Entries::default()),
@@ -192,6 +195,10 @@ impl ComponentCache {
             memory_hits: self.memory_hits.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             cached: cached as u64,
+            uploads_compiling: self
+                .publish_concurrency
+                .saturating_sub(self.publish_permits.available_permits())
+                as u64,
         }
     }
 

@@ -180,6 +180,8 @@ pub struct RuntimeStats {
     pub evictions: u64,
     /// Components in the cache now (in memory, on disk or both).
     pub cached: u64,
+    /// Uploads holding a compile permit now.
+    pub uploads_compiling: u64,
 }
 
 /// The plugin runtime; cheap to clone.

@@ -58,10 +58,12 @@ fn manifest(name: &str) -> Manifest {
     Manifest::from_toml(&plugin(name).manifest()).unwrap()
 }
 
-/// A component that is slow to compile: one core module of many long functions.
+/// A component that is slow to compile: one core module of many long functions (about
+/// 15 MB of code: seconds of compiling on one thread even on an idle machine, against a
+/// serving compile of `hello` in well under one).
 fn slow_component() -> Vec<u8> {
     let mut text = String::from("(component (core module\n");
-    for _ in 0..2_500 {
+    for _ in 0..6_000 {
         text.push_str("(func (param i32) (result i32) local.get 0\n");
         for i in 0..400 {
             text.push_str(&format!("i32.const {i} i32.add i32.const 3 i32.mul\n"));
@@ -74,7 +76,7 @@ fn slow_component() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serving_compiles_never_wait_behind_an_upload_compile() {
-    let w = world_with(|c| c.publish_compile_wait_ms = 300).await;
+    let w = world_with(|c| c.publish_compile_wait_ms = 100).await;
     let slow = Arc::new(slow_component());
     let runtime = w.runtime.clone();
     let upload = tokio::spawn(async move {
@@ -82,12 +84,20 @@ async fn serving_compiles_never_wait_behind_an_upload_compile() {
         let result = runtime.check_component(&manifest("hello"), slow).await;
         (result.map(|_| ()), started.elapsed())
     });
-    // Let the slow upload take its compile permit.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !upload.is_finished(),
-        "the slow component compiled too fast to test with"
-    );
+    // Wait until the slow upload holds its compile permit (hashing and checking it come
+    // first and take their own time).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.runtime.stats().uploads_compiling == 0 {
+        assert!(
+            !upload.is_finished(),
+            "the slow upload ended before compiling"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the slow upload never started compiling"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     // A second upload waits at most publish_compile_wait_ms, then hears Busy.
     let started = Instant::now();
