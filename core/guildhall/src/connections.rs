@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+use guildhall_authz::ClientKey;
+
 use crate::config::ServerConfig;
 
 /// The connection bounds, from `[server]`.
@@ -327,7 +329,7 @@ impl AsyncWrite for Watched {
 #[derive(Debug)]
 struct ClientCounts {
     limit: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    open: Mutex<HashMap<ClientKey, usize>>,
 }
 
 impl ClientCounts {
@@ -339,7 +341,7 @@ impl ClientCounts {
     }
 
     fn admit(self: &Arc<Self>, address: IpAddr) -> Option<ClientSlot> {
-        let client = client_key(address);
+        let client = ClientKey::of(address);
         let mut open = self.open.lock().expect("client counts poisoned");
         let count = open.entry(client).or_insert(0);
         if *count >= self.limit {
@@ -357,7 +359,7 @@ impl ClientCounts {
 #[derive(Debug)]
 struct ClientSlot {
     counts: Arc<ClientCounts>,
-    client: IpAddr,
+    client: ClientKey,
 }
 
 impl Drop for ClientSlot {
@@ -372,34 +374,26 @@ impl Drop for ClientSlot {
     }
 }
 
-/// The address a client is counted under: IPv4 as is (also when mapped into IPv6), IPv6 by
-/// its /64, the block one subscriber usually holds.
-fn client_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(prefix.into())
-            }
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ipv6_clients_are_counted_by_their_slash_64() {
+        let counts = Arc::new(ClientCounts::new(2));
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(client_key(a), client_key(b));
-        assert_ne!(client_key(a), client_key(c));
+        let _held = (counts.admit(a).unwrap(), counts.admit(b).unwrap());
+        assert!(counts.admit(a).is_none(), "a and b share a /64");
+        assert!(counts.admit(c).is_some());
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(client_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let plain: IpAddr = "192.0.2.7".parse().unwrap();
+        let _held = (counts.admit(mapped).unwrap(), counts.admit(plain).unwrap());
+        assert!(
+            counts.admit(plain).is_none(),
+            "a mapped address is its IPv4 address"
+        );
     }
 
     #[test]
@@ -414,6 +408,12 @@ mod tests {
         drop(first);
         assert!(counts.admit(me).is_some());
         // Entries of clients with no connection open are removed.
-        assert!(!counts.open.lock().unwrap().contains_key(&other));
+        assert!(
+            !counts
+                .open
+                .lock()
+                .unwrap()
+                .contains_key(&ClientKey::of(other))
+        );
     }
 }
