@@ -61,6 +61,35 @@ struct Entries {
     bytes: u64,
 }
 
+impl Entries {
+    /// Marks `digest` as just used, making its entry when there is none; `pin` pins it
+    /// (an entry once pinned stays pinned).
+    fn touch(&mut self, digest: &Digest, pin: bool) -> &mut Entry {
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.map.entry(*digest).or_insert_with(|| Entry {
+            slot: Slot::default(),
+            size: 0,
+            last_used: tick,
+            pinned: false,
+        });
+        entry.last_used = tick;
+        entry.pinned |= pin;
+        entry
+    }
+
+    /// Records the size of `digest`'s artefact and keeps the total in step; `false` when
+    /// there is no such entry.
+    fn set_size(&mut self, digest: &Digest, size: u64) -> bool {
+        let Some(entry) = self.map.get_mut(digest) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut entry.size, size);
+        self.bytes = self.bytes - old + size;
+        true
+    }
+}
+
 /// An upload's compiled component, not yet in the cache.
 pub(crate) enum Staged {
     /// The digest was cached already (memory or disk); nothing to admit.
@@ -218,17 +247,7 @@ impl ComponentCache {
     ) -> Result<Component, PrepareError> {
         let slot = {
             let mut entries = self.entries.lock().expect("component cache poisoned");
-            entries.tick += 1;
-            let tick = entries.tick;
-            let entry = entries.map.entry(*digest).or_insert_with(|| Entry {
-                slot: Slot::default(),
-                size: 0,
-                last_used: tick,
-                pinned: true,
-            });
-            entry.last_used = tick;
-            entry.pinned = true;
-            Arc::clone(&entry.slot)
+            Arc::clone(&entries.touch(digest, true).slot)
         };
         if let Some(component) = slot.get() {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
@@ -292,18 +311,8 @@ impl ComponentCache {
         };
         self.write_artefact(digest, &artefact);
         let mut entries = self.entries.lock().expect("component cache poisoned");
-        entries.tick += 1;
-        let tick = entries.tick;
-        let entry = entries.map.entry(*digest).or_insert_with(|| Entry {
-            slot: Slot::default(),
-            size: 0,
-            last_used: tick,
-            pinned: false,
-        });
-        entry.last_used = tick;
-        let _ = entry.slot.set(component);
-        let old = std::mem::replace(&mut entry.size, artefact.len() as u64);
-        entries.bytes = entries.bytes - old + artefact.len() as u64;
+        let _ = entries.touch(digest, false).slot.set(component);
+        entries.set_size(digest, artefact.len() as u64);
         let doomed = self.evict(&mut entries);
         drop(entries);
         self.remove_files(doomed);
@@ -311,11 +320,9 @@ impl ComponentCache {
 
     fn record_size(&self, digest: &Digest, size: u64) {
         let mut entries = self.entries.lock().expect("component cache poisoned");
-        let Some(entry) = entries.map.get_mut(digest) else {
+        if !entries.set_size(digest, size) {
             return;
-        };
-        let old = std::mem::replace(&mut entry.size, size);
-        entries.bytes = entries.bytes - old + size;
+        }
         let doomed = self.evict(&mut entries);
         drop(entries);
         self.remove_files(doomed);
