@@ -9,7 +9,10 @@ use serde_json::Value;
 use crate::helpers::TestApp;
 use crate::on_both_databases;
 
-on_both_databases!(malformed_publishes_are_refused_and_change_nothing);
+on_both_databases!(
+    malformed_publishes_are_refused_and_change_nothing,
+    long_manifest_text_is_refused_with_a_whole_problem
+);
 
 /// Boundaries the hand-built bodies declare.
 const BOUNDARY: &str = "gh-boundary";
@@ -277,4 +280,49 @@ async fn malformed_publishes_are_refused_and_change_nothing(app: TestApp) {
         before,
         "a refused upload changed the catalogue"
     );
+}
+
+/// A 70,000-character field is quoted back clipped, in a problem that still has its status,
+/// instance and request id.
+async fn long_manifest_text_is_refused_with_a_whole_problem(app: TestApp) {
+    let base = guildhall_test_artifacts::plugin("hello").manifest();
+    let long = "a".repeat(70_000);
+    let before = catalogue(&app).await;
+    for field in ["name", "version", "publisher", "licence"] {
+        let manifest: String = base
+            .lines()
+            .map(|line| {
+                if line.starts_with(&format!("{field} =")) {
+                    format!("{field} = \"{long}\"")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let upload = Upload::Form {
+            plugin: "hello".to_string(),
+            fields: vec![
+                ("manifest".to_string(), manifest.into_bytes()),
+                (
+                    "component".to_string(),
+                    guildhall_test_artifacts::plugin("hello").bytes(),
+                ),
+            ],
+        };
+        let response = send(&app, upload).await;
+        let status = response.status().as_u16();
+        let problem: Value = response.json().await.expect("a problem");
+        assert!((400..500).contains(&status), "{field}: {status} {problem}");
+        assert_eq!(problem["status"], status, "{field}: {problem}");
+        assert!(problem["instance"].is_string(), "{field}: {problem}");
+        assert!(problem["request_id"].is_string(), "{field}: {problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.chars().count() <= 1025,
+            "{field}: {} chars",
+            detail.len()
+        );
+    }
+    assert_eq!(catalogue(&app).await, before);
 }

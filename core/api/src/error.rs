@@ -12,6 +12,22 @@ use serde_json::{Map, Value};
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The most characters of one caller-facing text (a detail, a field or a reason) in a problem.
+/// Details can quote what the caller sent (a manifest line, a name); a problem stays small
+/// whatever that was.
+pub const MAX_PROBLEM_TEXT: usize = 1024;
+
+/// The most field errors listed in one problem; the rest are counted.
+const MAX_FIELD_ERRORS: usize = 50;
+
+/// `text` cut to [`MAX_PROBLEM_TEXT`] characters, marked with an ellipsis when cut.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_PROBLEM_TEXT) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 /// One field-level validation failure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -162,6 +178,15 @@ impl ApiError {
         self
     }
 
+    /// The problem document as a JSON object, without the instance and request id the
+    /// middleware adds.
+    pub(crate) fn problem_object(&self) -> Map<String, Value> {
+        match serde_json::to_value(self.problem()) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.0.status
@@ -186,14 +211,29 @@ impl ApiError {
 
     fn problem(&self) -> Problem {
         let e = &self.0;
+        let mut errors: Vec<FieldError> = e
+            .errors
+            .iter()
+            .take(MAX_FIELD_ERRORS)
+            .map(|f| FieldError {
+                field: clip(&f.field),
+                reason: clip(&f.reason),
+            })
+            .collect();
+        if e.errors.len() > MAX_FIELD_ERRORS {
+            errors.push(FieldError {
+                field: "*".to_string(),
+                reason: format!("{} more errors", e.errors.len() - MAX_FIELD_ERRORS),
+            });
+        }
         Problem {
             kind: format!("urn:guildhall:problem:{}", e.slug),
             title: e.title.to_string(),
             status: e.status.as_u16(),
-            detail: e.detail.clone(),
+            detail: clip(&e.detail),
             instance: None,
             request_id: None,
-            errors: e.errors.clone(),
+            errors,
             extensions: e.extensions.clone(),
         }
     }
@@ -257,5 +297,39 @@ pub(crate) fn status_slug(status: StatusCode) -> (&'static str, &'static str) {
         504 => ("gateway-timeout", "Gateway timeout"),
         s if s >= 500 => ("server-error", "Server error"),
         _ => ("client-error", "Client error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_detail_is_clipped_at_a_character_boundary() {
+        let detail = "é".repeat(70_000);
+        let problem = ApiError::bad_request(detail).problem();
+        assert_eq!(problem.detail.chars().count(), MAX_PROBLEM_TEXT + 1);
+        assert!(problem.detail.ends_with('…'));
+        assert_eq!(ApiError::bad_request("short").problem().detail, "short");
+    }
+
+    #[test]
+    fn many_field_errors_are_listed_up_to_a_limit_and_counted() {
+        let errors = (0..70)
+            .map(|i| FieldError {
+                field: format!("f{i}"),
+                reason: "x".repeat(5000),
+            })
+            .collect();
+        let problem = ApiError::validation("bad", errors).problem();
+        assert_eq!(problem.errors.len(), MAX_FIELD_ERRORS + 1);
+        assert_eq!(problem.errors[MAX_FIELD_ERRORS].reason, "20 more errors");
+        assert!(problem.errors[0].reason.chars().count() <= MAX_PROBLEM_TEXT + 1);
+        let rendered = serde_json::to_vec(&problem).unwrap();
+        assert!(
+            rendered.len() < crate::middleware::MAX_ERROR_BODY,
+            "{}",
+            rendered.len()
+        );
     }
 }

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http_body_util::BodyExt;
 use tracing::Instrument;
 
@@ -117,8 +117,10 @@ pub async fn request_context(
     response
 }
 
-/// The largest error body read back when rewriting it as problem+json.
-const MAX_ERROR_BODY: usize = 16 * 1024;
+/// The largest error body read back when adding the instance and request id. Problems clip
+/// their texts, so every problem Guildhall renders fits; a larger body is replaced by a problem
+/// built from its status.
+pub(crate) const MAX_ERROR_BODY: usize = 1024 * 1024;
 
 /// Makes every 4xx/5xx answer on platform routes problem+json, and stamps problem
 /// documents with the request path and id.
@@ -146,23 +148,25 @@ pub async fn problem_details(req: Request, next: Next) -> Response {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Default::default(),
     };
-    let mut problem = if is_problem {
-        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
-            .unwrap_or_default()
-    } else {
-        let detail = default_detail(status, &method, &instance, &bytes);
-        let rendered = ApiError::from_status(status, detail).into_response();
-        let (rendered_parts, body) = rendered.into_parts();
-        parts
-            .headers
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        parts.extensions.extend(rendered_parts.extensions);
-        let bytes = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
-        serde_json::from_slice(&bytes).unwrap_or_default()
+    // A handler's own problem is kept as it is; anything else (a bare status, plain text, a
+    // body too large to read back or not a problem after all) becomes one built from the status.
+    let handled = is_problem
+        .then(|| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok())
+        .flatten()
+        .filter(|p| p.get("status").and_then(|s| s.as_u64()) == Some(u64::from(status.as_u16())));
+    let mut problem = match handled {
+        Some(problem) => problem,
+        None => {
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            let detail = if is_problem {
+                default_detail(status, &method, &instance, &[])
+            } else {
+                default_detail(status, &method, &instance, &bytes)
+            };
+            ApiError::from_status(status, detail).problem_object()
+        }
     };
     problem.entry("instance").or_insert(instance.into());
     if let Some(id) = request_id {

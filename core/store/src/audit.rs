@@ -194,6 +194,16 @@ impl<'a> Audit<'a> {
     }
 }
 
+/// `text` with NUL replaced (PostgreSQL text cannot hold it) and cut to `max` characters,
+/// ending in an ellipsis when cut.
+fn fit(text: &str, max: usize) -> String {
+    let text = text.replace('\0', "\u{fffd}");
+    match text.char_indices().nth(max - 1) {
+        Some((end, _)) if text.chars().count() > max => format!("{}…", &text[..end]),
+        _ => text,
+    }
+}
+
 /// Appends to `chain` inside an open transaction already scoped to that chain's tenant.
 pub(crate) async fn append_in<C: ConnectionTrait>(
     db: &C,
@@ -229,6 +239,21 @@ pub(crate) async fn append_in<C: ConnectionTrait>(
     let at = OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .expect("UTC times format as RFC 3339");
+    // What an entry records can come from a refused request (a path, a claimed name), so it
+    // is fitted to its column the same way on both databases before it is hashed.
+    let actor = fit(entry.actor, 300);
+    let action = fit(entry.action, 100);
+    let object = fit(entry.object, 500);
+    let outcome = fit(entry.outcome, 40);
+    let request_id = fit(entry.request_id, 100);
+    let entry = NewAuditEntry {
+        actor: &actor,
+        action: &action,
+        object: &object,
+        outcome: &outcome,
+        request_id: &request_id,
+        detail: entry.detail,
+    };
     let detail = entry.detail.to_string();
     let seq = head.seq + 1;
     let hash = ChainEntry {
@@ -294,5 +319,19 @@ fn to_record(row: audit_log::Model) -> AuditRecord {
         detail: row.detail,
         prev_hash: row.prev_hash,
         hash: row.hash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+
+    #[test]
+    fn fitted_text_holds_no_nul_and_at_most_the_column_length() {
+        assert_eq!(fit("a\0b", 10), "a\u{fffd}b");
+        assert_eq!(fit("abc", 3), "abc");
+        assert_eq!(fit("abcd", 3), "ab…");
+        let long = "é".repeat(1000);
+        assert_eq!(fit(&long, 500).chars().count(), 500);
     }
 }
