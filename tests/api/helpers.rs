@@ -454,9 +454,19 @@ pub async fn expect_problem(response: reqwest::Response, status: u16) -> serde_j
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
     assert_eq!(content_type, "application/problem+json");
-    assert!(response.headers().contains_key("x-request-id"));
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .expect("an x-request-id header")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let path = response.url().path().to_string();
     let problem: serde_json::Value = response.json().await.expect("problem body");
     assert_eq!(problem["status"], status, "{problem}");
+    // Every problem names the request it answers, wherever in the server it was made.
+    assert_eq!(problem["request_id"], request_id.as_str(), "{problem}");
+    assert_eq!(problem["instance"], path.as_str(), "{problem}");
     assert!(
         problem["type"]
             .as_str()

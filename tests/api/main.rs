@@ -14,6 +14,7 @@ mod health;
 mod hostile;
 mod identity;
 mod owners;
+mod parity;
 mod publish_properties;
 mod replicas;
 mod shutdown;

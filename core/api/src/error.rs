@@ -64,6 +64,11 @@ pub struct Problem {
     pub extensions: Map<String, Value>,
 }
 
+/// Marks a response rendered from an [`ApiError`]: the outermost middleware adds the request's
+/// path and id to its problem document, whichever layer produced it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unstamped;
+
 /// The internal cause of a 5xx response, for the log only.
 #[derive(Debug, Clone)]
 pub(crate) struct InternalCause(pub(crate) String);
@@ -259,6 +264,7 @@ impl IntoResponse for ApiError {
         if let Some(cause) = inner.internal {
             response.extensions_mut().insert(InternalCause(cause));
         }
+        response.extensions_mut().insert(Unstamped);
         response
     }
 }

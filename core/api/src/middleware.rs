@@ -1,5 +1,6 @@
-//! Cross-cutting request handling: request ids, the request span and log line, and turning
-//! every non-problem error response on platform routes into problem+json.
+//! Cross-cutting request handling: request ids, the request span and log line, the request
+//! path and id on every problem, and turning every non-problem error response on platform
+//! routes into problem+json.
 
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 use tracing::Instrument;
 
-use crate::error::{ApiError, InternalCause, PROBLEM_JSON};
+use crate::error::{ApiError, InternalCause, PROBLEM_JSON, Unstamped};
 
 /// The header that carries the request id: a caller's is kept as its own id, the server's
 /// comes back on every response.
@@ -71,6 +72,7 @@ pub async fn request_context(
             .insert(ClientRequestId(client_id.clone()));
     }
     let method = req.method().clone();
+    let instance = req.uri().path().to_string();
     let span = tracing::info_span!(
         "request",
         otel.kind = "server",
@@ -89,6 +91,9 @@ pub async fn request_context(
     guildhall_telemetry::propagation::adopt_caller_context(&span, req.headers());
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
+    if response.extensions_mut().remove::<Unstamped>().is_some() {
+        response = stamp(response, &instance, &id).await;
+    }
     let elapsed = started.elapsed();
     let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
     let status = response.status();
@@ -122,25 +127,12 @@ pub async fn request_context(
 /// built from its status.
 pub(crate) const MAX_ERROR_BODY: usize = 1024 * 1024;
 
-/// Makes every 4xx/5xx answer on platform routes problem+json, and stamps problem
-/// documents with the request path and id.
-///
-/// Handlers already answer with problems; this catches what axum and tower produce on their
-/// own (405 with an empty body, plain-text rejections, a caught panic).
-pub async fn problem_details(req: Request, next: Next) -> Response {
-    let instance = req.uri().path().to_string();
-    let method = req.method().clone();
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let response = next.run(req).await;
+/// Adds the request path and id to a problem Guildhall rendered, wherever it came from (a
+/// handler, the gateway, a caught panic, the conversion below). Plugins' own responses carry
+/// no [`Unstamped`] mark and pass untouched.
+async fn stamp(response: Response, instance: &str, request_id: &str) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
     let (mut parts, body) = response.into_parts();
-    let is_problem = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
     let bytes = match http_body_util::Limited::new(body, MAX_ERROR_BODY)
         .collect()
         .await
@@ -148,42 +140,69 @@ pub async fn problem_details(req: Request, next: Next) -> Response {
         Ok(collected) => collected.to_bytes(),
         Err(_) => Default::default(),
     };
-    // A handler's own problem is kept as it is; anything else (a bare status, plain text, a
-    // body too large to read back or not a problem after all) becomes one built from the status.
-    let handled = is_problem
-        .then(|| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).ok())
-        .flatten()
-        .filter(|p| p.get("status").and_then(|s| s.as_u64()) == Some(u64::from(status.as_u16())));
-    let mut problem = match handled {
-        Some(problem) => problem,
-        None => {
-            parts
-                .headers
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-            let detail = if is_problem {
-                default_detail(status, &method, &instance, &[])
-            } else {
-                default_detail(status, &method, &instance, &bytes)
-            };
-            ApiError::from_status(status, detail).problem_object()
-        }
-    };
-    problem.entry("instance").or_insert(instance.into());
-    if let Some(id) = request_id {
-        problem.entry("request_id").or_insert(id.into());
-    }
+    let mut problem = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+        .ok()
+        .filter(|p| p.get("status").and_then(|s| s.as_u64()) == Some(u64::from(status.as_u16())))
+        .unwrap_or_else(|| {
+            ApiError::from_status(status, default_detail(status, None, instance, &[]))
+                .problem_object()
+        });
+    problem
+        .entry("instance")
+        .or_insert_with(|| instance.to_string().into());
+    problem
+        .entry("request_id")
+        .or_insert_with(|| request_id.to_string().into());
     let body = serde_json::to_vec(&problem).unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Makes every 4xx/5xx answer on platform routes problem+json.
+///
+/// Handlers already answer with problems; this catches what axum and tower produce on their
+/// own (405 with an empty body, plain-text rejections such as a body over the limit).
+pub async fn problem_details(req: Request, next: Next) -> Response {
+    let instance = req.uri().path().to_string();
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<Unstamped>().is_some()
+    {
+        return response;
+    }
+    // The status, headers (`Allow`, `Retry-After`) and extensions stay; the body becomes
+    // a problem, which the outermost layer stamps like any other.
+    let (mut parts, body) = response.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_ERROR_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Default::default(),
+    };
+    let detail = default_detail(status, Some(&method), &instance, &bytes);
+    let problem = ApiError::from_status(status, detail).problem_object();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.extensions.insert(Unstamped);
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
     Response::from_parts(parts, Body::from(body))
 }
 
 fn default_detail(
     status: StatusCode,
-    method: &axum::http::Method,
+    method: Option<&axum::http::Method>,
     path: &str,
     body: &[u8],
 ) -> String {
-    if status == StatusCode::METHOD_NOT_ALLOWED {
+    if let (StatusCode::METHOD_NOT_ALLOWED, Some(method)) = (status, method) {
         // The router adds the `Allow` header after this middleware has run.
         return format!("{method} is not allowed on {path}; the Allow header lists what is");
     }

@@ -172,6 +172,9 @@ pub enum ManageError {
     Casbin(#[from] casbin::Error),
 }
 
+/// The longest token name, in characters.
+pub const MAX_TOKEN_NAME: usize = 100;
+
 /// A token to mint.
 #[derive(Debug, Clone)]
 pub struct TokenRequest<'a> {
@@ -606,11 +609,8 @@ impl Authz {
             )));
         }
         let name = request.name.trim();
-        if name.is_empty() || name.len() > 100 {
-            return Err(ManageError::Invalid(
-                "a token's name must have 1 to 100 characters".to_string(),
-            ));
-        }
+        guildhall_domain::text::line("name", name, MAX_TOKEN_NAME)
+            .map_err(|e| ManageError::Field("name", format!("a token's name {}", e.reason)))?;
         let secret = tokens::generate();
         let domain = request.tenant.map_or(PLATFORM, |t| t.as_str());
         let subject = token_subject(&secret.id);

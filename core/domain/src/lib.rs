@@ -11,6 +11,7 @@ mod role;
 pub mod signing;
 mod subject;
 pub mod tenant;
+pub mod text;
 
 pub use digest::{Digest, DigestError};
 pub use ids::{CouncilId, IdError, PluginName, TenantId};

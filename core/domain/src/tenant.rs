@@ -104,21 +104,15 @@ impl CouncilSpec {
 
 /// Names are free text, but not empty, not huge and without control characters.
 pub fn validate_name(field: &str, name: &str) -> Result<(), SpecError> {
-    let reason = if name.trim().is_empty() {
-        Some("must not be empty".to_string())
-    } else if name.chars().count() > NAME_MAX_LEN {
-        Some(format!("must be at most {NAME_MAX_LEN} characters"))
-    } else if name.chars().any(char::is_control) {
-        Some("must not contain control characters".to_string())
-    } else {
-        None
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => Err(SpecError {
-            field: field.to_string(),
-            reason,
-        }),
+    Ok(crate::text::line(field, name, NAME_MAX_LEN)?)
+}
+
+impl From<crate::text::TextError> for SpecError {
+    fn from(e: crate::text::TextError) -> Self {
+        SpecError {
+            field: e.field,
+            reason: e.reason,
+        }
     }
 }
 

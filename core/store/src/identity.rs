@@ -15,6 +15,7 @@ use sea_orm::{
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::claim::{self, Claim};
 use crate::entities::{casbin_rules, members, platform_revision, tokens};
 use crate::{Error, Result, TenantScope, scoped};
 
@@ -467,50 +468,44 @@ impl<'a> Members<'a> {
             .collect::<Vec<_>>()
             .join(",");
         let council_text = council.map(|c| c.as_str().to_string());
-        let now = OffsetDateTime::now_utc();
         let txn = scoped::begin_write(self.db, self.tenant()).await?;
-        let existing =
-            members::Entity::find_by_id((self.tenant().to_string(), subject.to_string()))
-                .one(&txn)
-                .await?;
-        let (applied, row) = match existing {
-            _ if roles.is_empty() => {
-                let deleted = members::Entity::delete_many()
-                    .filter(members::Column::TenantId.eq(self.tenant()))
-                    .filter(members::Column::Subject.eq(subject))
-                    .exec(&txn)
-                    .await?
-                    .rows_affected
-                    > 0;
-                let applied = if deleted {
-                    crate::Applied::Updated
-                } else {
-                    crate::Applied::Unchanged
-                };
-                (applied, None)
-            }
-            None => {
-                let row = members::ActiveModel {
-                    tenant_id: Set(self.tenant().to_string()),
-                    subject: Set(subject.to_string()),
-                    roles: Set(roles_text),
-                    council: Set(council_text),
-                    created_at: Set(now),
-                    updated_at: Set(now),
+        claim::lock_tenant(&txn, self.scope.tenant()).await?;
+        let key = (self.tenant().to_string(), subject.to_string());
+        let (applied, row) = if roles.is_empty() {
+            let deleted = members::Entity::delete_by_id(key)
+                .exec(&txn)
+                .await?
+                .rows_affected
+                > 0;
+            let applied = if deleted {
+                crate::Applied::Updated
+            } else {
+                crate::Applied::Unchanged
+            };
+            (applied, None)
+        } else {
+            let now = OffsetDateTime::now_utc();
+            let new = members::ActiveModel {
+                tenant_id: Set(self.tenant().to_string()),
+                subject: Set(subject.to_string()),
+                roles: Set(roles_text.clone()),
+                council: Set(council_text.clone()),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            match claim::claim(&txn, new, members::Entity::find_by_id(key)).await? {
+                Claim::Created(row) => (crate::Applied::Created, Some(row)),
+                Claim::Existing(row) if row.roles == roles_text && row.council == council_text => {
+                    (crate::Applied::Unchanged, Some(row))
                 }
-                .insert(&txn)
-                .await?;
-                (crate::Applied::Created, Some(row))
-            }
-            Some(row) if row.roles == roles_text && row.council == council_text => {
-                (crate::Applied::Unchanged, Some(row))
-            }
-            Some(row) => {
-                let mut active: members::ActiveModel = row.into();
-                active.roles = Set(roles_text);
-                active.council = Set(council_text);
-                active.updated_at = Set(now);
-                (crate::Applied::Updated, Some(active.update(&txn).await?))
+                Claim::Existing(row) => {
+                    let created_at = row.created_at;
+                    let mut active: members::ActiveModel = row.into();
+                    active.roles = Set(roles_text);
+                    active.council = Set(council_text);
+                    active.updated_at = Set(claim::stamp(created_at));
+                    (crate::Applied::Updated, Some(active.update(&txn).await?))
+                }
             }
         };
         if applied != crate::Applied::Unchanged {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::catalogue::bump_revision;
+use crate::claim::{Claim, claim, lock_tenant, stamp};
 use crate::entities::installs;
 use crate::tenants::Applied;
 use crate::{Error, Result, TenantScope, scoped};
@@ -109,29 +110,24 @@ impl<'a> Installs<'a> {
             InstallCouncils::Some(list) => (false, serde_json::to_string(list).map_err(json_err)?),
         };
         let config_text = serde_json::to_string(config).map_err(json_err)?;
+        let tenant = self.scope.tenant();
+        let txn = scoped::begin_write(self.db, tenant.as_str()).await?;
+        lock_tenant(&txn, tenant).await?;
         let now = OffsetDateTime::now_utc();
-        let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
-        let existing =
-            installs::Entity::find_by_id((self.scope.tenant().to_string(), plugin.to_string()))
-                .one(&txn)
-                .await?;
-        let (applied, row) = match existing {
-            None => {
-                let row = installs::ActiveModel {
-                    tenant_id: Set(self.scope.tenant().to_string()),
-                    plugin: Set(plugin.to_string()),
-                    version: Set(version.to_string()),
-                    all_councils: Set(all),
-                    councils: Set(list),
-                    config: Set(config_text),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                }
-                .insert(&txn)
-                .await?;
-                (Applied::Created, row)
-            }
-            Some(row)
+        let new = installs::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            plugin: Set(plugin.to_string()),
+            version: Set(version.to_string()),
+            all_councils: Set(all),
+            councils: Set(list.clone()),
+            config: Set(config_text.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let find = installs::Entity::find_by_id((tenant.to_string(), plugin.to_string()));
+        let (applied, row) = match claim(&txn, new, find).await? {
+            Claim::Created(row) => (Applied::Created, row),
+            Claim::Existing(row)
                 if row.version == version
                     && row.all_councils == all
                     && row.councils == list
@@ -139,13 +135,14 @@ impl<'a> Installs<'a> {
             {
                 (Applied::Unchanged, row)
             }
-            Some(row) => {
+            Claim::Existing(row) => {
+                let created_at = row.created_at;
                 let mut active: installs::ActiveModel = row.into();
                 active.version = Set(version.to_string());
                 active.all_councils = Set(all);
                 active.councils = Set(list);
                 active.config = Set(config_text);
-                active.updated_at = Set(now);
+                active.updated_at = Set(stamp(created_at));
                 (Applied::Updated, active.update(&txn).await?)
             }
         };
@@ -173,6 +170,7 @@ impl<'a> Installs<'a> {
     /// plugin was installed.
     pub async fn delete(&self, plugin: &PluginName, purge_data: bool) -> Result<bool> {
         let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
+        lock_tenant(&txn, self.scope.tenant()).await?;
         let deleted = installs::Entity::delete_many()
             .filter(installs::Column::TenantId.eq(self.scope.tenant().as_str()))
             .filter(installs::Column::Plugin.eq(plugin.as_str()))

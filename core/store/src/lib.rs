@@ -10,6 +10,7 @@
 
 mod audit;
 mod catalogue;
+mod claim;
 mod entities;
 mod identity;
 mod installs;

@@ -6,11 +6,12 @@ use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
 use guildhall_domain::{CouncilId, TenantId};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder,
+    EntityTrait, QueryFilter, QueryOrder, TryInsertResult,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::claim::{self, Claim};
 use crate::entities::{councils, tenants};
 use crate::{Error, Result, TenantScope, scoped};
 
@@ -99,25 +100,25 @@ impl<'a> Tenants<'a> {
         Self { db }
     }
 
-    /// Creates a tenant and its councils in one transaction.
+    /// Creates a tenant and its councils in one transaction. Of concurrent creates of one
+    /// id exactly one inserts the tenant's row; the others find it taken and change nothing.
     pub async fn create(&self, spec: &TenantSpec) -> Result<TenantRecord> {
         let txn = scoped::write(self.db).await?;
-        if tenants::Entity::find_by_id(spec.id.as_str().to_string())
-            .one(&txn)
-            .await?
-            .is_some()
-        {
+        scoped::set_tenant(&txn, spec.id.as_str()).await?;
+        let inserted = tenants::Entity::insert(new_tenant(spec, OffsetDateTime::now_utc()))
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
+            .await?;
+        if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
             return Err(Error::TenantExists(spec.id.clone()));
         }
-        upsert_tenant(&txn, spec)
-            .await
-            .map_err(|e| unique_to_exists(e, &spec.id))?;
+        if put_councils(&txn, spec).await? {
+            crate::catalogue::bump_revision(&txn).await?;
+        }
         let record = load(&txn, &spec.id)
             .await?
             .expect("the tenant was just inserted");
-        txn.commit()
-            .await
-            .map_err(|e| unique_to_exists(e.into(), &spec.id))?;
+        txn.commit().await?;
         Ok(record)
     }
 
@@ -133,13 +134,20 @@ impl<'a> Tenants<'a> {
                 return Err(Error::DuplicateTenant(spec.id.clone()));
             }
         }
+        // Tenants are locked in id order, as every writer does, so two applies of
+        // overlapping files queue instead of deadlocking.
+        let mut order: Vec<&TenantSpec> = specs.iter().collect();
+        order.sort_by(|a, b| a.id.cmp(&b.id));
         let txn = scoped::write(self.db).await?;
-        let mut results = Vec::with_capacity(specs.len());
-        for spec in specs {
-            results.push((spec.id.clone(), upsert_tenant(&txn, spec).await?));
+        let mut applied = std::collections::BTreeMap::new();
+        for spec in order {
+            applied.insert(spec.id.clone(), upsert_tenant(&txn, spec).await?);
         }
         txn.commit().await?;
-        Ok(results)
+        Ok(specs
+            .iter()
+            .map(|spec| (spec.id.clone(), applied[&spec.id]))
+            .collect())
     }
 
     /// Every tenant, ordered by id.
@@ -187,10 +195,10 @@ impl<'a> Councils<'a> {
     /// Creates or updates one council.
     pub async fn put(&self, spec: &CouncilSpec) -> Result<(Applied, CouncilRecord)> {
         let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
-        let now = OffsetDateTime::now_utc();
-        let applied = upsert_council(&txn, self.scope.tenant(), spec, now).await?;
+        claim::lock_tenant(&txn, self.scope.tenant()).await?;
+        let applied = upsert_council(&txn, self.scope.tenant(), spec).await?;
         if applied != Applied::Unchanged {
-            touch_tenant(&txn, self.scope.tenant(), now).await?;
+            touch_tenant(&txn, self.scope.tenant()).await?;
             crate::catalogue::bump_revision(&txn).await?;
         }
         let row = councils::Entity::find_by_id((
@@ -222,98 +230,102 @@ impl<'a> Councils<'a> {
     }
 }
 
+fn new_tenant(spec: &TenantSpec, now: OffsetDateTime) -> tenants::ActiveModel {
+    tenants::ActiveModel {
+        id: Set(spec.id.as_str().to_string()),
+        name: Set(spec.name.clone()),
+        share_adoption: Set(spec.share_adoption),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// Creates or updates a tenant and its declared councils; the caller's transaction holds
+/// the tenant's row from here on.
 async fn upsert_tenant<C: ConnectionTrait>(db: &C, spec: &TenantSpec) -> Result<Applied> {
     scoped::set_tenant(db, spec.id.as_str()).await?;
-    let now = OffsetDateTime::now_utc();
-    let existing = tenants::Entity::find_by_id(spec.id.as_str().to_string())
-        .one(db)
-        .await?;
-    let mut applied = match existing {
-        None => {
-            tenants::ActiveModel {
-                id: Set(spec.id.as_str().to_string()),
-                name: Set(spec.name.clone()),
-                share_adoption: Set(spec.share_adoption),
-                created_at: Set(now),
-                updated_at: Set(now),
+    let find = tenants::Entity::find_by_id(spec.id.as_str().to_string());
+    let mut applied =
+        match claim::claim(db, new_tenant(spec, OffsetDateTime::now_utc()), find).await? {
+            Claim::Created(_) => Applied::Created,
+            Claim::Existing(row)
+                if row.name == spec.name && row.share_adoption == spec.share_adoption =>
+            {
+                Applied::Unchanged
             }
-            .insert(db)
-            .await?;
-            Applied::Created
-        }
-        Some(row) if row.name == spec.name && row.share_adoption == spec.share_adoption => {
-            Applied::Unchanged
-        }
-        Some(row) => {
-            let mut active: tenants::ActiveModel = row.into();
-            active.name = Set(spec.name.clone());
-            active.share_adoption = Set(spec.share_adoption);
-            active.updated_at = Set(now);
-            active.update(db).await?;
-            Applied::Updated
-        }
-    };
-    let mut councils_changed = false;
-    for council in &spec.councils {
-        let result = upsert_council(db, &spec.id, council, now).await?;
-        councils_changed |= result != Applied::Unchanged;
-    }
-    if councils_changed {
+            Claim::Existing(row) => {
+                let created_at = row.created_at;
+                let mut active: tenants::ActiveModel = row.into();
+                active.name = Set(spec.name.clone());
+                active.share_adoption = Set(spec.share_adoption);
+                active.updated_at = Set(claim::stamp(created_at));
+                active.update(db).await?;
+                Applied::Updated
+            }
+        };
+    if put_councils(db, spec).await? {
         crate::catalogue::bump_revision(db).await?;
         if applied == Applied::Unchanged {
-            touch_tenant(db, &spec.id, now).await?;
+            touch_tenant(db, &spec.id).await?;
         }
         applied = applied.merge(Applied::Updated);
     }
     Ok(applied)
 }
 
+/// Creates or updates the declared councils of a tenant whose row the transaction holds, in
+/// id order. `true` when any changed.
+async fn put_councils<C: ConnectionTrait>(db: &C, spec: &TenantSpec) -> Result<bool> {
+    let mut councils: Vec<&CouncilSpec> = spec.councils.iter().collect();
+    councils.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut changed = false;
+    for council in councils {
+        changed |= upsert_council(db, &spec.id, council).await? != Applied::Unchanged;
+    }
+    Ok(changed)
+}
+
 async fn upsert_council<C: ConnectionTrait>(
     db: &C,
     tenant: &TenantId,
     spec: &CouncilSpec,
-    now: OffsetDateTime,
 ) -> Result<Applied> {
-    let existing =
-        councils::Entity::find_by_id((tenant.as_str().to_string(), spec.id.as_str().to_string()))
-            .one(db)
-            .await?;
-    Ok(match existing {
-        None => {
-            councils::ActiveModel {
-                tenant_id: Set(tenant.as_str().to_string()),
-                id: Set(spec.id.as_str().to_string()),
-                name: Set(spec.name.clone()),
-                gss_code: Set(spec.gss_code.clone()),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(db)
-            .await?;
+    let now = OffsetDateTime::now_utc();
+    let new = councils::ActiveModel {
+        tenant_id: Set(tenant.as_str().to_string()),
+        id: Set(spec.id.as_str().to_string()),
+        name: Set(spec.name.clone()),
+        gss_code: Set(spec.gss_code.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let find =
+        councils::Entity::find_by_id((tenant.as_str().to_string(), spec.id.as_str().to_string()));
+    Ok(match claim::claim(db, new, find).await? {
+        Claim::Created(_) => {
             crate::usage::adoption_council_added(db, tenant.as_str()).await?;
             Applied::Created
         }
-        Some(row) if row.name == spec.name && row.gss_code == spec.gss_code => Applied::Unchanged,
-        Some(row) => {
+        Claim::Existing(row) if row.name == spec.name && row.gss_code == spec.gss_code => {
+            Applied::Unchanged
+        }
+        Claim::Existing(row) => {
+            let created_at = row.created_at;
             let mut active: councils::ActiveModel = row.into();
             active.name = Set(spec.name.clone());
             active.gss_code = Set(spec.gss_code.clone());
-            active.updated_at = Set(now);
+            active.updated_at = Set(claim::stamp(created_at));
             active.update(db).await?;
             Applied::Updated
         }
     })
 }
 
-async fn touch_tenant<C: ConnectionTrait>(
-    db: &C,
-    tenant: &TenantId,
-    now: OffsetDateTime,
-) -> Result<()> {
+async fn touch_tenant<C: ConnectionTrait>(db: &C, tenant: &TenantId) -> Result<()> {
     tenants::Entity::update_many()
         .col_expr(
             tenants::Column::UpdatedAt,
-            sea_orm::sea_query::Expr::value(now),
+            sea_orm::sea_query::Expr::value(OffsetDateTime::now_utc()),
         )
         .filter(tenants::Column::Id.eq(tenant.as_str()))
         .exec(db)
@@ -364,18 +376,4 @@ fn council_record(row: councils::Model) -> Result<CouncilRecord> {
 /// wrote to it behind Guildhall's back.
 fn stored_id<T>(parsed: std::result::Result<T, guildhall_domain::IdError>) -> Result<T> {
     parsed.map_err(|e| Error::Database(sea_orm::DbErr::Custom(format!("corrupt row: {e}"))))
-}
-
-fn unique_to_exists(err: Error, tenant: &TenantId) -> Error {
-    match &err {
-        Error::Database(db)
-            if matches!(
-                db.sql_err(),
-                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-            ) =>
-        {
-            Error::TenantExists(tenant.clone())
-        }
-        _ => err,
-    }
 }

@@ -11,7 +11,7 @@ use guildhall_telemetry::report::{self, Basis, Kpis, UsageReport};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::Path;
 use crate::routes::tenants::resolve;
 
@@ -245,12 +245,16 @@ pub(crate) async fn feedback(
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
     if let Some(c) = &comment
-        && c.chars().count() > MAX_COMMENT_CHARS
+        && let Err(e) = guildhall_domain::text::paragraph("comment", c, MAX_COMMENT_CHARS)
     {
-        return Err(invalid(format!(
-            "comment is {} characters; at most {MAX_COMMENT_CHARS} are kept",
-            c.chars().count()
-        )));
+        metrics.feedback("invalid");
+        return Err(ApiError::validation(
+            format!("the comment {}", e.reason),
+            vec![FieldError {
+                field: e.field,
+                reason: e.reason,
+            }],
+        ));
     }
     let id = state
         .store

@@ -1,0 +1,86 @@
+//! How writes stay correct when several requests write the same row at once.
+//!
+//! Every create-or-update ("upsert") goes through [`claim`]: an `INSERT … ON CONFLICT DO
+//! NOTHING` of the new row, then the row read back with `FOR UPDATE`. Whichever way it went,
+//! the caller holds the row's lock for the rest of its transaction and knows whether it
+//! created the row, so it can compare, update and record what it did. Two concurrent first
+//! writes of one key meet on the primary key: PostgreSQL makes the second `INSERT` wait for
+//! the first transaction, then do nothing, and the second writer then updates the committed
+//! row as an ordinary later write. Nothing reads a row and later inserts on what it read.
+//!
+//! Writes to a tenant's configuration (councils, installs, members) take the tenant's row
+//! first ([`lock_tenant`]), so they queue per tenant and always lock in one order: tenant,
+//! then the row, then the cross-tenant counters (`plugin_adoption`, `platform_revision`).
+//! One order means no deadlock between them, and counts derived from several rows (the
+//! number of councils an install for all councils serves) are read and written by one
+//! writer at a time.
+//!
+//! On SQLite the write transaction (`BEGIN IMMEDIATE`) already holds the database, so the
+//! same statements run one writer at a time; `FOR UPDATE` is not sent there.
+
+use guildhall_domain::TenantId;
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, QuerySelect, Select, TryInsertResult,
+};
+use time::OffsetDateTime;
+
+use crate::Result;
+use crate::entities::tenants;
+
+/// What [`claim`] found, with the row it now holds locked.
+#[derive(Debug)]
+pub(crate) enum Claim<M> {
+    /// The row did not exist; the new row was inserted as given.
+    Created(M),
+    /// The row existed (perhaps committed a moment ago by a concurrent writer).
+    Existing(M),
+}
+
+/// Inserts `row` unless a row with its primary key exists, then locks and returns the row
+/// `find` selects (the same key). A row deleted between the two statements is inserted
+/// again, so the caller always ends up holding one.
+pub(crate) async fn claim<A, C>(
+    db: &C,
+    row: A,
+    find: Select<A::Entity>,
+) -> Result<Claim<<A::Entity as EntityTrait>::Model>>
+where
+    A: ActiveModelTrait + Clone + Send,
+    C: ConnectionTrait,
+{
+    loop {
+        let inserted = <A::Entity as EntityTrait>::insert(row.clone())
+            .on_conflict_do_nothing()
+            .exec_without_returning(db)
+            .await?;
+        let held = find.clone().lock_exclusive().one(db).await?;
+        match (inserted, held) {
+            (TryInsertResult::Inserted(n), Some(model)) if n > 0 => {
+                return Ok(Claim::Created(model));
+            }
+            (_, Some(model)) => return Ok(Claim::Existing(model)),
+            // Deleted by a concurrent writer after our insert found it: try again.
+            (_, None) => continue,
+        }
+    }
+}
+
+/// Locks the tenant's row for the rest of the transaction (see the module's lock order). A
+/// tenant a scope was built for is never removed, so its absence is a broken database.
+pub(crate) async fn lock_tenant<C: ConnectionTrait>(db: &C, tenant: &TenantId) -> Result<()> {
+    tenants::Entity::find_by_id(tenant.to_string())
+        .select_only()
+        .column(tenants::Column::Id)
+        .lock_exclusive()
+        .into_tuple::<String>()
+        .one(db)
+        .await?
+        .map(drop)
+        .ok_or_else(|| DbErr::RecordNotFound(format!("tenant {tenant}")).into())
+}
+
+/// The time a change is stamped with: now, but never before the row was created (a row a
+/// concurrent writer created can carry a later clock reading than this writer's).
+pub(crate) fn stamp(created_at: OffsetDateTime) -> OffsetDateTime {
+    OffsetDateTime::now_utc().max(created_at)
+}
