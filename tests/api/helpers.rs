@@ -58,33 +58,37 @@ impl TestDb {
                     println!("skipped: PostgreSQL half not run because {POSTGRES_ENV} is not set");
                     return None;
                 };
-                let name = format!("guildhall_test_{}", uuid::Uuid::new_v4().simple());
-                let admin =
-                    Store::connect(&DatabaseUrl::new(server.clone()), &PoolOptions::default())
-                        .await
-                        .expect("connect to the PostgreSQL server named in TEST_POSTGRES_URL");
-                admin
-                    .connection()
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .expect("create a test database");
-                // The server's role: LOGIN only, so row-level security applies to it.
-                admin
-                    .connection()
-                    .execute_unprepared(&format!(
-                        "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
-                         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-                    ))
-                    .await
-                    .expect("create the application role");
-                admin.close().await.ok();
-                Some(Self {
-                    url: DatabaseUrl::new(with_user(&with_database(&server, &name), APP_ROLE)),
-                    admin_url: DatabaseUrl::new(with_database(&server, &name)),
-                    _dir: None,
-                    postgres: Some((server, name)),
-                })
+                Some(Self::on_postgres(server).await)
             }
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server at `server` (a URL naming a superuser).
+    pub async fn on_postgres(server: String) -> Self {
+        let name = format!("guildhall_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Store::connect(&DatabaseUrl::new(server.clone()), &PoolOptions::default())
+            .await
+            .expect("connect to the PostgreSQL server named in TEST_POSTGRES_URL");
+        admin
+            .connection()
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create a test database");
+        // The server's role: LOGIN only, so row-level security applies to it.
+        admin
+            .connection()
+            .execute_unprepared(&format!(
+                "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            ))
+            .await
+            .expect("create the application role");
+        admin.close().await.ok();
+        Self {
+            url: DatabaseUrl::new(with_user(&with_database(&server, &name), APP_ROLE)),
+            admin_url: DatabaseUrl::new(with_database(&server, &name)),
+            _dir: None,
+            postgres: Some((server, name)),
         }
     }
 }
@@ -194,6 +198,11 @@ impl TestApp {
     /// Starts a server whose configuration `adjust` may change first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<Self> {
         let db = TestDb::new(backend).await?;
+        Some(Self::spawn_on(db, adjust).await)
+    }
+
+    /// Starts a server on `db`, whose configuration `adjust` may change first.
+    pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(&db, dir.path());
         adjust(&mut config);
@@ -201,7 +210,7 @@ impl TestApp {
             .await
             .expect("start the server");
         let operator_token = mint_token(&db.url, "operator", None, None).await;
-        Some(Self {
+        Self {
             addr: server.addr(),
             client: client_with(Some(&operator_token)),
             anonymous: client_with(None),
@@ -209,7 +218,7 @@ impl TestApp {
             config,
             _dir: dir,
             server: Some(server),
-        })
+        }
     }
 
     /// Stops the server gracefully (as on SIGTERM) and starts a new one on the same

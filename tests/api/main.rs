@@ -8,6 +8,7 @@ mod access;
 mod catalogue;
 mod cli;
 mod examples;
+mod faults;
 mod gateway;
 mod hardening;
 mod health;

@@ -26,7 +26,7 @@ CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.", "metering.")
 # Every key of the `config` tree set to a valid value that differs from the binary's
 # default, so `config show` proves each one came through.
 EVERY_KEY: dict[str, Any] = {
-    "database": {"max_connections": 7, "acquire_timeout_ms": 1234},
+    "database": {"max_connections": 7, "acquire_timeout_ms": 1234, "statement_timeout_ms": 4321},
     "http": {"api_body_limit_bytes": 2097152, "shutdown_grace_secs": 11},
     "server": {
         "header_read_timeout_secs": 7,

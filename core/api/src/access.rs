@@ -350,7 +350,7 @@ async fn decide(
     let Some(rule) = rule else {
         return Err(method_not_allowed(request.method(), &route));
     };
-    state.authz.refresh().await.map_err(ApiError::internal)?;
+    state.authz.refresh().await?;
     let tenant_param = params
         .iter()
         .find(|(name, _)| *name == "tenant")
@@ -495,9 +495,13 @@ async fn audit(
         None => state.store.platform_audit().append(entry).await,
     };
     appended.map(|_| ()).map_err(|e| {
-        ApiError::internal(format!(
-            "the audit log could not record {action} on {object}: {e}"
-        ))
+        if e.is_transient() {
+            ApiError::from(e)
+        } else {
+            ApiError::internal(format!(
+                "the audit log could not record {action} on {object}: {e}"
+            ))
+        }
     })
 }
 

@@ -277,10 +277,39 @@ impl From<guildhall_store::Error> for ApiError {
             E::DuplicateTenant(t) => {
                 ApiError::bad_request(format!("tenant {t} is declared more than once"))
             }
+            e if e.is_transient() => ApiError::unavailable(
+                "the database is busy or unreachable; retry after the time in Retry-After",
+                e,
+            )
+            .with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(DATABASE_RETRY_AFTER_SECS),
+            ),
             other => ApiError::internal(other),
         }
     }
 }
+
+impl From<guildhall_authz::ManageError> for ApiError {
+    fn from(e: guildhall_authz::ManageError) -> Self {
+        use guildhall_authz::ManageError as E;
+        match e {
+            E::Invalid(reason) => ApiError::validation(reason, Vec::new()),
+            E::Field(field, reason) => ApiError::validation(
+                reason.clone(),
+                vec![FieldError {
+                    field: field.into(),
+                    reason,
+                }],
+            ),
+            E::Store(e) => e.into(),
+            E::Casbin(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// How long a caller is asked to wait when the database is busy or reconnecting.
+pub const DATABASE_RETRY_AFTER_SECS: &str = "2";
 
 /// The type slug and title used for a bare status.
 pub(crate) fn status_slug(status: StatusCode) -> (&'static str, &'static str) {

@@ -470,7 +470,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     let caller = match &principal {
         guildhall_authz::Principal::Anonymous => Principal::Anonymous,
         guildhall_authz::Principal::Authenticated { subject, .. } => {
-            state.authz.refresh().await.map_err(ApiError::internal)?;
+            state.authz.refresh().await?;
             let limit = state
                 .authz
                 .council_limit(&principal, &resolved.scope)

@@ -107,6 +107,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// How long a request waits for a pooled connection, in milliseconds.
     pub acquire_timeout_ms: u64,
+    /// The longest one statement may run on PostgreSQL before it is cancelled (the
+    /// request then answers 503 with `Retry-After`), in milliseconds; 0 for no limit.
+    /// A statement stuck behind a lock cannot hold a pooled connection for longer.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -116,6 +120,7 @@ impl Default for DatabaseConfig {
             admin_url: None,
             max_connections: 16,
             acquire_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
         }
     }
 }

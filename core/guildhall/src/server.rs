@@ -30,6 +30,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let pool = PoolOptions {
         max_connections: config.database.max_connections,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+        statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
     };
     let store = Store::connect(&config.database.url, &pool)
         .await
@@ -41,6 +42,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
                 &PoolOptions {
                     max_connections: 2,
                     acquire_timeout: pool.acquire_timeout,
+                    // Migrations may rewrite large tables.
+                    statement_timeout: Duration::ZERO,
                 },
             )
             .await

@@ -75,6 +75,49 @@ pub enum Error {
     DuplicateTenant(TenantId),
 }
 
+impl Error {
+    /// Whether the database could not serve the statement now but may in a moment: no pooled
+    /// connection came free in time, the connection was lost (PostgreSQL restarting), the
+    /// server refused new connections, or a statement was cancelled, rolled back as a
+    /// deadlock victim or failed to serialise. The request can be retried as it was.
+    pub fn is_transient(&self) -> bool {
+        use sea_orm::RuntimeErr;
+        let Error::Database(db) = self else {
+            return false;
+        };
+        let runtime = match db {
+            DbErr::ConnectionAcquire(_) => return true,
+            DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
+            _ => return false,
+        };
+        let RuntimeErr::SqlxError(e) = runtime else {
+            return false;
+        };
+        use sea_orm::sqlx::Error as Sqlx;
+        match e.as_ref() {
+            Sqlx::Io(_)
+            | Sqlx::PoolTimedOut
+            | Sqlx::PoolClosed
+            | Sqlx::WorkerCrashed
+            | Sqlx::Protocol(_)
+            | Sqlx::Tls(_) => true,
+            Sqlx::Database(e) => e.code().is_some_and(|code| {
+                // SQLSTATE classes 08 (connection), 53 (resources), 57 (operator
+                // intervention: shutdown, cancel), and 40001/40P01 (serialisation,
+                // deadlock). SQLite's busy and locked codes are 5 and 6.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57")
+                    || code == "40001"
+                    || code == "40P01"
+                    || code == "5"
+                    || code == "6"
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// Shorthand for results whose error is the store's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -85,6 +128,8 @@ pub struct PoolOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection before failing the request.
     pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` on every connection; zero for none.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -92,6 +137,7 @@ impl Default for PoolOptions {
         Self {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::ZERO,
         }
     }
 }
@@ -151,6 +197,12 @@ impl Store {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+            });
+        }
+        if backend == DbBackend::Postgres && !pool.statement_timeout.is_zero() {
+            let millis = pool.statement_timeout.as_millis().to_string();
+            options.map_sqlx_postgres_opts(move |o| {
+                o.options([("statement_timeout", millis.as_str())])
             });
         }
         let db = Database::connect(options).await?;

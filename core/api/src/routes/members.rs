@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use guildhall_authz::ManageError;
 use guildhall_domain::{CouncilId, IssuerId, Role, Subject, TenantId};
 use guildhall_store::{Applied, MemberRecord};
 use serde::{Deserialize, Serialize};
@@ -120,23 +119,6 @@ fn member_subject(path: &str, issuer: Option<&str>) -> Result<Subject, ApiError>
     Subject::oidc(&issuer, path).map_err(|e| invalid("subject", e.to_string()))
 }
 
-pub(crate) fn manage_error(e: ManageError) -> ApiError {
-    match e {
-        ManageError::Invalid(reason) => {
-            ApiError::validation(reason.clone(), Vec::<FieldError>::new())
-        }
-        ManageError::Field(field, reason) => ApiError::validation(
-            reason.clone(),
-            vec![FieldError {
-                field: field.into(),
-                reason,
-            }],
-        ),
-        ManageError::Store(e) => e.into(),
-        ManageError::Casbin(e) => ApiError::internal(e),
-    }
-}
-
 /// Lists a tenant's member bindings.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/members", tag = "access",
     params(("tenant" = String, Path, description = "Tenant id")),
@@ -193,8 +175,7 @@ pub(crate) async fn put_member(
     let (applied, record) = state
         .authz
         .put_member(&scope, &subject, &body.roles, body.council.as_ref())
-        .await
-        .map_err(manage_error)?;
+        .await?;
     Ok(match record {
         None => StatusCode::NO_CONTENT.into_response(),
         Some(record) => {

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path};
-use crate::routes::members::manage_error;
 use crate::routes::tenants::resolve;
 
 /// The body of `POST /api/v1/tenants/{tenant}/tokens`.
@@ -131,8 +130,7 @@ pub(crate) async fn create_token(
                 .unwrap_or(guildhall_authz::DEFAULT_TOKEN_DAYS),
             created_by: principal.subject(),
         })
-        .await
-        .map_err(manage_error)?;
+        .await?;
     let mut response = (
         StatusCode::CREATED,
         axum::Json(MintedToken {
@@ -184,8 +182,7 @@ pub(crate) async fn revoke_token(
     let record = state
         .authz
         .revoke_token(&scope, &token)
-        .await
-        .map_err(manage_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no token {token} in {tenant}")))?;
     Ok(axum::Json(TokenView::from(record)))
 }
