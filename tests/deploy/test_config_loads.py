@@ -19,8 +19,9 @@ DATABASE_URL = "postgres://u:p@db/guildhall"
 
 # Keys the chart sets itself rather than through the `config` values tree.
 CHART_OWNED = {"listen", "database.url", "runtime.cache_dir"}
-# Keys behind the chart's feature values rather than the `config` tree (auth.oidc,
-# telemetry, metering, database.adminUrl, which only the migration Job receives).
+# Keys behind the chart's feature values rather than the `config` tree (auth.oidc, whose
+# issuers' keys test_oidc_issuers.py checks one by one, telemetry, metering,
+# database.adminUrl, which only the migration Job receives).
 CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.", "metering.")
 
 # Every key of the `config` tree set to a valid value that differs from the binary's

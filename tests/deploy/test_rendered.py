@@ -483,7 +483,7 @@ def test_optional_sections_render_when_enabled() -> None:
         "telemetry": {"enabled": True, "otlpEndpoint": "http://otel-collector:4318"},
     }
     config = server_toml(render_objects(values))
-    assert config["auth"]["oidc"] == {"id": "example-idp", "issuer": "https://idp.example.org", "audience": "guildhall", "jwks_url": "https://idp.example.org/jwks"}
+    assert config["auth"]["oidc"] == [{"id": "example-idp", "issuer": "https://idp.example.org", "audience": "guildhall", "jwks_url": "https://idp.example.org/jwks"}]
     assert config["telemetry"] == {"otlp_endpoint": "http://otel-collector:4318", "service_name": "guildhall"}
 
 
@@ -623,6 +623,21 @@ def test_notes_describe_metrics_traces_and_usage(value_set) -> None:
     if (values or {}).get("telemetry", {}).get("enabled"):
         assert values["telemetry"]["otlpEndpoint"] + "/v1/traces" in text
     assert "WARNING" not in text, "the ingress does not publish /metrics"
+
+
+def test_notes_check_readiness_where_it_is_routed(value_set) -> None:
+    """/readyz is not on the ingress (it routes /api and /s), so NOTES.txt checks it through a
+    port-forward to the Service, and through the ingress only what the ingress routes."""
+    _, values = value_set
+    values = merged(values, ingress={"enabled": True})
+    text = notes(values)
+    assert "port-forward service/guildhall 8080:80" in text
+    assert "curl http://127.0.0.1:8080/readyz" in text
+    for host in values["ingress"].get("hosts") or [{"host": "guildhall.example.org"}]:
+        assert f"://{host['host']}/readyz" not in text
+        assert f"://{host['host']}/api/openapi.json" in text
+    only_services = {"enabled": True, "hosts": [{"host": "s.example.org", "paths": [{"path": "/s", "pathType": "Prefix"}]}]}
+    assert "s.example.org/api" not in notes({"ingress": only_services})
 
 
 def test_notes_warn_when_the_ingress_publishes_metrics() -> None:

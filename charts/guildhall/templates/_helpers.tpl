@@ -111,12 +111,7 @@ schema can be skipped (--skip-schema-validation), a template cannot.
 {{- fail "guildhall: SQLite supports a single replica, so autoscaling.enabled must be false; use PostgreSQL to autoscale" }}
 {{- end }}
 {{- end }}
-{{- if and .Values.auth.oidc.enabled (not (and .Values.auth.oidc.id .Values.auth.oidc.issuer .Values.auth.oidc.audience)) }}
-{{- fail "guildhall: auth.oidc.enabled needs auth.oidc.id, auth.oidc.issuer and auth.oidc.audience" }}
-{{- end }}
-{{- if and .Values.auth.oidc.enabled (not (or .Values.auth.oidc.jwksUrl .Values.auth.oidc.jwksFile)) }}
-{{- fail "guildhall: auth.oidc.enabled needs auth.oidc.jwksUrl or auth.oidc.jwksFile" }}
-{{- end }}
+{{- include "guildhall.validateOidc" . }}
 {{- if and .Values.telemetry.enabled (not .Values.telemetry.otlpEndpoint) }}
 {{- fail "guildhall: telemetry.enabled needs telemetry.otlpEndpoint" }}
 {{- end }}
@@ -127,6 +122,89 @@ schema can be skipped (--skip-schema-validation), a template cannot.
 {{- $needed := add (include "guildhall.shutdownGraceSecs" . | int) (int .Values.lifecycle.preStopSleepSeconds) 5 }}
 {{- if lt $grace $needed }}
 {{- fail (printf "guildhall: terminationGracePeriodSeconds (%d) must be at least lifecycle.preStopSleepSeconds + config.http.shutdown_grace_secs + 5 (%d), or Kubernetes kills the server while it drains or writes its last metering counts" $grace $needed) }}
+{{- end }}
+{{- end }}
+
+{{/*
+OpenID Connect issuers. auth.oidc.issuers lists them; the single issuer written directly
+under auth.oidc (id, issuer, audience, jwksUrl, jwksFile) is the older, deprecated shape and
+is still rendered, first, when any of those is set. Nothing is rendered unless
+auth.oidc.enabled.
+*/}}
+{{- define "guildhall.oidcLegacyKeys" -}}
+{{- toJson (list "id" "issuer" "audience" "jwksUrl" "jwksFile") }}
+{{- end }}
+
+{{/* "true" when the deprecated single issuer under auth.oidc is set. */}}
+{{- define "guildhall.oidcLegacy" -}}
+{{- $oidc := .Values.auth.oidc | default dict }}
+{{- range $key := include "guildhall.oidcLegacyKeys" . | fromJsonArray }}
+{{- if get $oidc $key }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The issuers to render, in the values' spelling, as a JSON list. */}}
+{{- define "guildhall.oidcIssuers" -}}
+{{- $oidc := .Values.auth.oidc | default dict }}
+{{- $all := list }}
+{{- if get $oidc "enabled" }}
+{{- if include "guildhall.oidcLegacy" . }}
+{{- $legacy := dict }}
+{{- range $key := include "guildhall.oidcLegacyKeys" . | fromJsonArray }}
+{{- with get $oidc $key }}{{ $_ := set $legacy $key . }}{{ end }}
+{{- end }}
+{{- $all = append $all $legacy }}
+{{- end }}
+{{- range $issuer := get $oidc "issuers" | default list }}
+{{- $all = append $all $issuer }}
+{{- end }}
+{{- end }}
+{{- toJson $all }}
+{{- end }}
+
+{{/* Refuses what the server would refuse in [[auth.oidc]] (and values.schema.json too). */}}
+{{- define "guildhall.validateOidc" -}}
+{{- $oidc := .Values.auth.oidc | default dict }}
+{{- if get $oidc "enabled" }}
+{{- $issuers := include "guildhall.oidcIssuers" . | fromJsonArray }}
+{{- if not $issuers }}
+{{- fail "guildhall: auth.oidc.enabled needs at least one issuer in auth.oidc.issuers" }}
+{{- end }}
+{{- $legacy := include "guildhall.oidcLegacy" . }}
+{{- $ids := dict }}
+{{- $names := dict }}
+{{- range $index, $issuer := $issuers }}
+{{- $where := printf "auth.oidc.issuers[%d]" (ternary (sub $index 1) $index (not (empty $legacy))) }}
+{{- if and $legacy (eq $index 0) }}{{ $where = "auth.oidc (the single issuer)" }}{{ end }}
+{{- if not (kindIs "map" $issuer) }}
+{{- fail (printf "guildhall: %s must be a map (id, issuer, audience, jwksUrl or jwksFile, tenants, leewaySecs)" $where) }}
+{{- end }}
+{{- if not (and (get $issuer "id") (get $issuer "issuer") (get $issuer "audience")) }}
+{{- fail (printf "guildhall: %s needs id, issuer and audience" $where) }}
+{{- end }}
+{{- $id := toString (get $issuer "id") }}
+{{- if not (regexMatch "^[a-z0-9-]{2,32}$" $id) }}
+{{- fail (printf "guildhall: %s: id %q must be 2 to 32 characters of a-z, 0-9 and -; its users are oidc:<id>:<sub>" $where $id) }}
+{{- end }}
+{{- if hasKey $ids $id }}
+{{- fail (printf "guildhall: %s: the id %q is used by another issuer" $where $id) }}
+{{- end }}
+{{- $_ := set $ids $id true }}
+{{- $name := toString (get $issuer "issuer") }}
+{{- if hasKey $names $name }}
+{{- fail (printf "guildhall: %s: the issuer %q is configured twice" $where $name) }}
+{{- end }}
+{{- $_ := set $names $name true }}
+{{- if eq (empty (get $issuer "jwksUrl")) (empty (get $issuer "jwksFile")) }}
+{{- fail (printf "guildhall: %s needs exactly one of jwksUrl and jwksFile" $where) }}
+{{- end }}
+{{- $leeway := index $issuer "leewaySecs" }}
+{{- if not (kindIs "invalid" $leeway) }}
+{{- if or (not (or (kindIs "float64" $leeway) (kindIs "int" $leeway) (kindIs "int64" $leeway))) (lt (float64 $leeway) 0.0) (gt (float64 $leeway) 3600.0) (ne (float64 $leeway) (floor $leeway)) }}
+{{- fail (printf "guildhall: %s: leewaySecs must be a whole number of seconds from 0 to 3600" $where) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -167,10 +245,16 @@ that). */}}
 {{- $_ := set $runtime "memory_budget_mib" (max $budget $maxMemory) }}
 {{- end }}
 {{- $_ := set $config "runtime" $runtime }}
-{{- if .Values.auth.oidc.enabled }}
-{{- $oidc := dict "id" .Values.auth.oidc.id "issuer" .Values.auth.oidc.issuer "audience" .Values.auth.oidc.audience }}
-{{- if .Values.auth.oidc.jwksUrl }}{{ $_ := set $oidc "jwks_url" .Values.auth.oidc.jwksUrl }}{{ end }}
-{{- if .Values.auth.oidc.jwksFile }}{{ $_ := set $oidc "jwks_file" .Values.auth.oidc.jwksFile }}{{ end }}
+{{- $oidc := list }}
+{{- range $issuer := include "guildhall.oidcIssuers" . | fromJsonArray }}
+{{- $table := dict "id" (get $issuer "id") "issuer" (get $issuer "issuer") "audience" (get $issuer "audience") }}
+{{- with get $issuer "jwksUrl" }}{{ $_ := set $table "jwks_url" . }}{{ end }}
+{{- with get $issuer "jwksFile" }}{{ $_ := set $table "jwks_file" . }}{{ end }}
+{{- with get $issuer "tenants" }}{{ $_ := set $table "tenants" . }}{{ end }}
+{{- if not (kindIs "invalid" (index $issuer "leewaySecs")) }}{{ $_ := set $table "leeway_secs" (index $issuer "leewaySecs") }}{{ end }}
+{{- $oidc = append $oidc $table }}
+{{- end }}
+{{- if $oidc }}
 {{- $_ := set $config "auth" (dict "oidc" $oidc) }}
 {{- end }}
 {{- if .Values.telemetry.enabled }}
@@ -192,27 +276,39 @@ that). */}}
 {{- include "guildhall.toml.table" (dict "path" "" "table" (include "guildhall.configTree" . | fromJson)) }}
 {{- end }}
 
-{{/* One TOML table: its plain keys first, then its sub-tables, each sorted by name. */}}
+{{/* One TOML table: its plain keys first, then its sub-tables and arrays of tables, each
+sorted by name. */}}
 {{- define "guildhall.toml.table" -}}
 {{- $path := .path }}
 {{- $table := .table }}
 {{- range $key := keys $table | sortAlpha }}
 {{- $value := get $table $key }}
-{{- if and (not (kindIs "map" $value)) (not (kindIs "invalid" $value)) }}
+{{- if and (not (kindIs "map" $value)) (not (kindIs "invalid" $value)) (not (include "guildhall.toml.isTableArray" $value)) }}
 {{ include "guildhall.toml.key" $key }} = {{ include "guildhall.toml.value" $value }}
 {{- end }}
 {{- end }}
 {{- range $key := keys $table | sortAlpha }}
 {{- $value := get $table $key }}
-{{- if kindIs "map" $value }}
 {{- $sub := ternary (include "guildhall.toml.key" $key) (printf "%s.%s" $path (include "guildhall.toml.key" $key)) (eq $path "") }}
+{{- if kindIs "map" $value }}
 {{- if $value }}
 
 [{{ $sub }}]
 {{- include "guildhall.toml.table" (dict "path" $sub "table" $value) }}
 {{- end }}
+{{- else if include "guildhall.toml.isTableArray" $value }}
+{{- range $element := $value }}
+
+[[{{ $sub }}]]
+{{- include "guildhall.toml.table" (dict "path" $sub "table" $element) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "true" for a non-empty list of tables, written as [[path]] blocks. */}}
+{{- define "guildhall.toml.isTableArray" -}}
+{{- if kindIs "slice" . }}{{ if . }}{{ if kindIs "map" (first .) }}true{{ end }}{{ end }}{{ end }}
 {{- end }}
 
 {{/* A key: bare when it can be, quoted otherwise. */}}
