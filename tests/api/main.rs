@@ -7,6 +7,7 @@ mod helpers;
 mod access;
 mod catalogue;
 mod cli;
+mod concurrency;
 mod examples;
 mod faults;
 mod gateway;

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use guildhall_authz::{AuthError, Domain, Principal};
 use guildhall_domain::TenantId;
-use guildhall_store::NewAuditEntry;
+use guildhall_store::{NewAuditEntry, TenantScope};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -355,6 +355,9 @@ async fn decide(
         .iter()
         .find(|(name, _)| *name == "tenant")
         .map(|(_, value)| value.to_string());
+    // The tenant of a tenant route, looked up once here for the decision, the handler (the
+    // `Scope` extractor) and the audit entry.
+    let mut scope: Option<TenantScope> = None;
     let decision = match rule.access {
         Access::Authenticated => Ok(()),
         Access::Platform(object, action) => {
@@ -375,10 +378,15 @@ async fn decide(
             match TenantId::parse(raw.clone()) {
                 Err(_) => Err(no_tenant(&raw)),
                 Ok(tenant) => {
-                    if state
-                        .authz
-                        .allowed(&principal, Domain::Tenant(&tenant), object, action)
-                    {
+                    scope = state.store.scope(&tenant).await?;
+                    if scope.is_none() {
+                        Err(no_tenant(&raw))
+                    } else if state.authz.allowed(
+                        &principal,
+                        Domain::Tenant(&tenant),
+                        object,
+                        action,
+                    ) {
                         Ok(())
                     } else if !state.authz.holds_role_in(&principal, &tenant) {
                         Err(no_tenant(&raw))
@@ -408,11 +416,14 @@ async fn decide(
     // chain: the attempt goes to the platform's, naming the tenant.
     let chain = match &decision {
         Err(e) if e.status() == StatusCode::NOT_FOUND => None,
-        _ => tenant_param.as_deref(),
+        _ => scope.clone(),
     };
     let response = match decision {
         Ok(()) => {
             request.extensions_mut().insert(principal.clone());
+            if let Some(scope) = scope {
+                request.extensions_mut().insert(scope);
+            }
             next.run(request).await
         }
         Err(e) => e.into_response(),
@@ -442,7 +453,7 @@ async fn decide(
             state,
             &principal,
             action,
-            chain,
+            chain.as_ref(),
             &path,
             &request_id,
             response.status(),
@@ -460,16 +471,16 @@ async fn audit(
     state: &AppState,
     principal: &Principal,
     action: &str,
-    tenant: Option<&str>,
+    chain: Option<&TenantScope>,
     path: &str,
     request_id: &str,
     status: StatusCode,
     detail: serde_json::Value,
 ) -> Result<(), ApiError> {
     let object = path.strip_prefix("/api/v1/").unwrap_or(path);
-    let object = match tenant {
-        Some(t) => object
-            .strip_prefix(&format!("tenants/{t}/"))
+    let object = match chain {
+        Some(scope) => object
+            .strip_prefix(&format!("tenants/{}/", scope.tenant()))
             .unwrap_or(object),
         None => object,
     };
@@ -481,16 +492,7 @@ async fn audit(
         request_id,
         detail,
     };
-    let scope = match tenant.map(TenantId::parse) {
-        Some(Ok(tenant)) => match state.store.scope(&tenant).await? {
-            Some(scope) => Some(scope),
-            // Nothing to record against a tenant that does not exist.
-            None => return Ok(()),
-        },
-        Some(Err(_)) => return Ok(()),
-        None => None,
-    };
-    let appended = match &scope {
+    let appended = match chain {
         Some(scope) => state.store.audit(scope).append(entry).await,
         None => state.store.platform_audit().append(entry).await,
     };

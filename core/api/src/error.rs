@@ -290,6 +290,79 @@ impl From<guildhall_store::Error> for ApiError {
     }
 }
 
+impl From<guildhall_operations::Error> for ApiError {
+    fn from(e: guildhall_operations::Error) -> Self {
+        use axum::http::StatusCode;
+        use guildhall_operations::Error as E;
+        match e {
+            E::Invalid { detail, fields } => ApiError::validation(
+                detail,
+                fields
+                    .into_iter()
+                    .map(|f| FieldError {
+                        field: f.field,
+                        reason: f.reason,
+                    })
+                    .collect(),
+            ),
+            e @ E::TooLarge(_) => {
+                ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            E::Conflict(detail) => ApiError::conflict(detail),
+            E::Forbidden(detail) => ApiError::from_status(StatusCode::FORBIDDEN, detail),
+            E::NotFound(detail) => ApiError::not_found(detail),
+            E::Prepare(e) => e.into(),
+            E::Access(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<guildhall_store::OwnerError> for ApiError {
+    fn from(e: guildhall_store::OwnerError) -> Self {
+        guildhall_operations::Error::from(e).into()
+    }
+}
+
+/// A runtime refusal, as the publisher or installer sees it.
+impl From<guildhall_runtime::PrepareError> for ApiError {
+    fn from(e: guildhall_runtime::PrepareError) -> Self {
+        use axum::http::StatusCode;
+        use guildhall_runtime::PrepareError;
+        match e {
+            PrepareError::Manifest(errors) => ApiError::validation(
+                "invalid manifest",
+                errors
+                    .into_iter()
+                    .map(|e| FieldError {
+                        field: format!("manifest.{}", e.field),
+                        reason: e.reason,
+                    })
+                    .collect(),
+            ),
+            PrepareError::TooLarge { .. } => {
+                ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            PrepareError::UndeclaredImports(ref imports) => {
+                let imports = imports.clone();
+                ApiError::validation(e.to_string(), Vec::new()).with_extension("imports", imports)
+            }
+            PrepareError::Busy(wait) => {
+                ApiError::from_status(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                )
+            }
+            PrepareError::NotAComponent(_)
+            | PrepareError::Compile(_)
+            | PrepareError::CompileTimeout(_)
+            | PrepareError::NotAService(_)
+            | PrepareError::Link(_) => ApiError::validation(e.to_string(), Vec::new()),
+            PrepareError::Load(_) | PrepareError::Engine(_) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<guildhall_authz::ManageError> for ApiError {
     fn from(e: guildhall_authz::ManageError) -> Self {
         use guildhall_authz::ManageError as E;

@@ -75,3 +75,27 @@ fn path_rejection(rejection: PathRejection) -> ApiError {
         ApiError::bad_request(detail)
     }
 }
+
+/// The tenant of a `/api/v1/tenants/{tenant}/…` route, checked to exist and resolved once
+/// by the access layer, which decided the caller may act in it. Handlers take it instead of
+/// parsing and looking up the `{tenant}` segment again.
+#[derive(Debug, Clone)]
+pub struct Scope(pub guildhall_store::TenantScope);
+
+impl<S: Send + Sync> FromRequestParts<S> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<guildhall_store::TenantScope>()
+            .cloned()
+            .map(Scope)
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "{} has no tenant scope: it is not a tenant route of the access layer",
+                    parts.uri.path()
+                ))
+            })
+    }
+}

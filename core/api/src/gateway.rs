@@ -156,8 +156,9 @@ impl Gateway {
         }
     }
 
-    /// Reads the platform revision now, so this replica's own changes apply at once.
-    pub async fn refresh(&self) {
+    /// Reads the platform revision now: what other replicas committed. This process's own
+    /// writes need no call; the store records their revision as they commit.
+    async fn refresh(&self) {
         match self.inner.store.revision().await {
             Ok(revision) => {
                 self.inner.revision.fetch_max(revision, Ordering::SeqCst);
@@ -183,7 +184,10 @@ impl Gateway {
     /// Prepares (compiling if needed) a published version, shared by every tenant.
     /// Versions are immutable, so a prepared version never goes stale; callers for one
     /// version share one preparation and never wait for another version's.
-    pub async fn prepare(&self, manifest: &Manifest) -> Result<Arc<Prepared>, ApiError> {
+    pub async fn prepare(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<Arc<Prepared>, guildhall_operations::Error> {
         let key = (manifest.name.clone(), manifest.version.to_string());
         let slot = Arc::clone(
             self.inner
@@ -202,7 +206,7 @@ impl Gateway {
         &self,
         plugin: &PluginName,
         version: &str,
-    ) -> Result<Arc<Prepared>, ApiError> {
+    ) -> Result<Arc<Prepared>, guildhall_operations::Error> {
         let record = self
             .inner
             .store
@@ -210,7 +214,9 @@ impl Gateway {
             .version(plugin, version)
             .await?
             .ok_or_else(|| {
-                ApiError::not_found(format!("no version {version} of plugin {plugin}"))
+                guildhall_operations::Error::NotFound(format!(
+                    "no version {version} of plugin {plugin}"
+                ))
             })?;
         let store = self.inner.store.clone();
         let digest = record.digest;
@@ -223,8 +229,7 @@ impl Gateway {
                     })?;
                     Ok(Arc::new(bytes))
                 })
-                .await
-                .map_err(crate::catalogue::prepare_error)?;
+                .await?;
         Ok(Arc::new(prepared))
     }
 
@@ -233,7 +238,12 @@ impl Gateway {
         tenant: &TenantId,
         plugin: &PluginName,
     ) -> Result<Option<Arc<Resolved>>, ApiError> {
-        let current = self.inner.revision.load(Ordering::SeqCst);
+        // Changes this process committed are seen at once; other replicas' by the watcher.
+        let current = self
+            .inner
+            .revision
+            .load(Ordering::SeqCst)
+            .max(self.inner.store.committed_revision().latest());
         let key = (tenant.clone(), plugin.clone());
         if let Some(hit) = self
             .inner
@@ -673,4 +683,12 @@ async fn call(
         Err(e) => Err(call_error(plugin, e)),
     };
     (response, Some(report))
+}
+
+/// Install changes prepare the version they switch to through the gateway, so its first
+/// call finds it compiled.
+impl guildhall_operations::installs::Serving for Gateway {
+    async fn prepare(&self, manifest: &Manifest) -> Result<(), guildhall_operations::Error> {
+        Gateway::prepare(self, manifest).await.map(drop)
+    }
 }

@@ -31,9 +31,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use catalogue::{CatalogueConfig, TrustedKeys};
 pub use error::{ApiError, FieldError, Problem};
 pub use gateway::Gateway;
+pub use guildhall_operations::catalogue::{CatalogueConfig, TrustedKeys};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]

@@ -113,6 +113,25 @@ impl FailureLimiter {
     /// Records one failure against `key`.
     pub fn failed(&self, key: FailureKey) {
         let mut shard = self.shard(&key).lock().expect("limiter lock");
+        self.record(&mut shard, key);
+    }
+
+    /// Counts one use against `key` unless it has used up this window: `Err(wait)` then.
+    /// The check and the count are one step, so concurrent uses cannot both slip under
+    /// the limit.
+    pub fn take(&self, key: FailureKey) -> Result<(), Duration> {
+        let mut shard = self.shard(&key).lock().expect("limiter lock");
+        if let Some((start, count)) = shard.get(&key) {
+            let elapsed = start.elapsed();
+            if *count >= self.max_failures && elapsed < self.window {
+                return Err(self.window - elapsed);
+            }
+        }
+        self.record(&mut shard, key);
+        Ok(())
+    }
+
+    fn record(&self, shard: &mut HashMap<FailureKey, (Instant, u32)>, key: FailureKey) {
         if shard.len() >= self.per_shard && !shard.contains_key(&key) {
             let window = self.window;
             shard.retain(|_, (start, _)| start.elapsed() < window);
@@ -165,6 +184,30 @@ mod tests {
         assert!(limiter.blocked(&ip("192.0.2.1")).is_some());
         assert_eq!(limiter.blocked(&ip("192.0.2.2")), None);
         assert_eq!(limiter.blocked(&FailureKey::Token("abc".into())), None);
+    }
+
+    #[test]
+    fn take_checks_and_counts_in_one_step() {
+        let limiter = std::sync::Arc::new(FailureLimiter::new(10, Duration::from_secs(60)));
+        let granted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (limiter, granted) = (limiter.clone(), granted.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        if limiter.take(ip("192.0.2.7")).is_ok() {
+                            granted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(granted.load(std::sync::atomic::Ordering::SeqCst), 10);
+        assert!(limiter.take(ip("192.0.2.7")).unwrap_err() > Duration::from_secs(50));
+        assert!(limiter.take(ip("192.0.2.8")).is_ok());
     }
 
     #[test]

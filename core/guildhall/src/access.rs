@@ -27,22 +27,22 @@ pub(crate) async fn create_token(
         ),
         None => None,
     };
-    if let (Some(scope), Some(council)) = (&scope, &council)
-        && !store.councils(scope).ids().await?.contains(council)
-    {
-        bail!("no council {council} in {}", scope.tenant());
-    }
     let authz = Authz::new(store.clone(), Oidc::new(&[])?).await?;
-    let (token, record) = authz
-        .create_token(TokenRequest {
+    let (token, record) = guildhall_operations::access::create_token(
+        &authz,
+        store,
+        scope.as_ref(),
+        TokenRequest {
             name,
             role,
             tenant: tenant.as_ref(),
             council: council.as_ref(),
             days,
             created_by: "cli",
-        })
-        .await?;
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e.describe()))?;
     let object = format!("tokens/{}", record.id);
     let entry = NewAuditEntry {
         actor: "cli",

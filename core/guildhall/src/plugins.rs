@@ -72,9 +72,23 @@ pub(crate) async fn publish(
     };
     let owner = owner.unwrap_or(CLI_OPERATOR);
     check_subject(owner)?;
-    let state = crate::server::app_state(config, store).await?;
-    let published = guildhall_api::catalogue::publish(
-        &state,
+    // Publishing needs the runtime's checks and compiler and the signature settings; no
+    // access-control rules (the command line acts as an operator), gateway or metrics.
+    let runtime = guildhall_runtime::Runtime::new(
+        config.runtime.clone(),
+        store.clone(),
+        std::sync::Arc::new(guildhall_runtime::DenyAll),
+    )
+    .context("cannot start the plugin runtime")?;
+    let keys =
+        guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
+    let catalogue = guildhall_operations::catalogue::Catalogue {
+        store,
+        runtime: &runtime,
+        keys: &keys,
+    };
+    let published = guildhall_operations::catalogue::publish(
+        catalogue,
         Actor {
             subject: owner,
             operator: true,

@@ -428,8 +428,9 @@ fn to_plugin(row: plugins::Model, versions: Vec<plugin_versions::Model>) -> Resu
     })
 }
 
-/// Bumps the platform revision inside a transaction.
-pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C) -> Result<()> {
+/// Bumps the platform revision inside a transaction and returns the new revision, which the
+/// caller hands to [`crate::Revision::committed`] once the transaction has committed.
+pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C) -> Result<i64> {
     use crate::entities::platform_revision;
     platform_revision::Entity::update_many()
         .col_expr(
@@ -442,5 +443,9 @@ pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C) -> Result<()> {
         .filter(platform_revision::Column::Id.eq(1))
         .exec(db)
         .await?;
-    Ok(())
+    // The update holds the row, so this reads this transaction's own increment.
+    Ok(platform_revision::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .map_or(0, |row| row.revision))
 }

@@ -79,6 +79,22 @@ pub(crate) async fn lock_tenant<C: ConnectionTrait>(db: &C, tenant: &TenantId) -
         .ok_or_else(|| DbErr::RecordNotFound(format!("tenant {tenant}")).into())
 }
 
+/// Makes this transaction the only holder of `name` until it ends: writers of something
+/// with no row to lock (a subject's keys, an install's key-value total) queue here. On
+/// PostgreSQL a transaction-scoped advisory lock on the name's hash; distinct names whose
+/// hashes collide merely queue. On SQLite the write transaction already holds the database.
+pub(crate) async fn lock_name<C: ConnectionTrait>(db: &C, name: &str) -> Result<(), DbErr> {
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            [name.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// The time a change is stamped with: now, but never before the row was created (a row a
 /// concurrent writer created can carry a later clock reading than this writer's).
 pub(crate) fn stamp(created_at: OffsetDateTime) -> OffsetDateTime {

@@ -10,7 +10,7 @@ use guildhall_domain::{CouncilId, Role, TenantId};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -352,8 +352,10 @@ impl<'a> Tokens<'a> {
         binding: &RuleRow,
     ) -> Result<Option<TokenRecord>> {
         let txn = scoped::begin_write(self.db, scope.tenant().as_str()).await?;
+        // Held until commit: a concurrent revocation waits, then finds it revoked.
         let Some(row) = tokens::Entity::find_by_id(id.to_string())
             .filter(tokens::Column::TenantId.eq(scope.tenant().as_str()))
+            .lock_exclusive()
             .one(&txn)
             .await?
         else {

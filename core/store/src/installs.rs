@@ -12,7 +12,7 @@ use crate::catalogue::bump_revision;
 use crate::claim::{Claim, claim, lock_tenant, stamp};
 use crate::entities::installs;
 use crate::tenants::Applied;
-use crate::{Error, Result, TenantScope, scoped};
+use crate::{Error, Result, Revision, TenantScope, scoped};
 
 /// The councils an install serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,11 +66,20 @@ pub struct InstallRecord {
 pub struct Installs<'a> {
     db: &'a DatabaseConnection,
     scope: &'a TenantScope,
+    revision: &'a Revision,
 }
 
 impl<'a> Installs<'a> {
-    pub(crate) fn new(db: &'a DatabaseConnection, scope: &'a TenantScope) -> Self {
-        Self { db, scope }
+    pub(crate) fn new(
+        db: &'a DatabaseConnection,
+        scope: &'a TenantScope,
+        revision: &'a Revision,
+    ) -> Self {
+        Self {
+            db,
+            scope,
+            revision,
+        }
     }
 
     /// One install.
@@ -146,6 +155,7 @@ impl<'a> Installs<'a> {
                 (Applied::Updated, active.update(&txn).await?)
             }
         };
+        let mut bumped = None;
         if applied != Applied::Unchanged {
             let councils = match councils {
                 InstallCouncils::All(_) => None,
@@ -159,9 +169,10 @@ impl<'a> Installs<'a> {
                 councils,
             )
             .await?;
-            bump_revision(&txn).await?;
+            bumped = Some(bump_revision(&txn).await?);
         }
         txn.commit().await?;
+        self.revision.committed(bumped);
         Ok((applied, to_install(row)?))
     }
 
@@ -178,6 +189,7 @@ impl<'a> Installs<'a> {
             .await?
             .rows_affected
             > 0;
+        let mut bumped = None;
         if deleted {
             if purge_data {
                 use crate::entities::kv_entries;
@@ -189,9 +201,10 @@ impl<'a> Installs<'a> {
             }
             crate::usage::adoption_delete(&txn, self.scope.tenant().as_str(), plugin.as_str())
                 .await?;
-            bump_revision(&txn).await?;
+            bumped = Some(bump_revision(&txn).await?);
         }
         txn.commit().await?;
+        self.revision.committed(bumped);
         Ok(deleted)
     }
 }

@@ -174,6 +174,29 @@ impl TenantScope {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    revision: Revision,
+}
+
+/// The highest platform revision this process has committed, shared by every clone of a
+/// [`Store`]. Every write that changes what the gateway serves (installs, councils,
+/// tenants) bumps the revision in its transaction and, once committed, records it here, so
+/// the gateway of this process sees the change on its next request without being told;
+/// other processes see it by polling [`Store::revision`].
+#[derive(Debug, Clone, Default)]
+pub struct Revision(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl Revision {
+    /// The highest revision this process committed (0 before any).
+    pub fn latest(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn committed(&self, revision: Option<i64>) {
+        if let Some(revision) = revision {
+            self.0
+                .fetch_max(revision, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 impl Store {
@@ -207,7 +230,10 @@ impl Store {
         }
         let db = Database::connect(options).await?;
         tracing::debug!(database = %url, "connected");
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            revision: Revision::default(),
+        })
     }
 
     /// Which database engine this store talks to.
@@ -293,12 +319,17 @@ impl Store {
 
     /// Operator-level access to all tenants.
     pub fn tenants(&self) -> Tenants<'_> {
-        Tenants::new(&self.db)
+        Tenants::new(&self.db, &self.revision)
+    }
+
+    /// The highest platform revision this process committed.
+    pub fn committed_revision(&self) -> &Revision {
+        &self.revision
     }
 
     /// The councils of one tenant.
     pub fn councils<'a>(&'a self, scope: &'a TenantScope) -> Councils<'a> {
-        Councils::new(&self.db, scope)
+        Councils::new(&self.db, scope, &self.revision)
     }
 
     /// One plugin's key-value data in one tenant.
@@ -328,7 +359,7 @@ impl Store {
 
     /// One tenant's installs.
     pub fn installs<'a>(&'a self, scope: &'a TenantScope) -> Installs<'a> {
-        Installs::new(&self.db, scope)
+        Installs::new(&self.db, scope, &self.revision)
     }
 
     /// API tokens (authentication looks them up before any tenant is known).

@@ -296,6 +296,9 @@ impl<'a> PublisherKeys<'a> {
     /// key belongs to one identity under one name.
     pub async fn put(&self, key: NewKey<'_>) -> Result<bool, KeyError> {
         let txn = scoped::write(self.db).await?;
+        // A subject's key changes queue; the fingerprint's primary key settles a race
+        // between two subjects registering one key.
+        crate::claim::lock_name(&txn, &format!("guildhall.keys:{}", key.subject)).await?;
         if let Some(existing) = publisher_keys::Entity::find_by_id(key.fingerprint.to_string())
             .one(&txn)
             .await?
@@ -315,15 +318,23 @@ impl<'a> PublisherKeys<'a> {
             .await?
             .rows_affected
             > 0;
-        publisher_keys::ActiveModel {
+        let inserted = publisher_keys::Entity::insert(publisher_keys::ActiveModel {
             fingerprint: Set(key.fingerprint.to_string()),
             subject: Set(key.subject.to_string()),
             name: Set(key.name.to_string()),
             public_key: Set(key.public_key.to_string()),
             created_at: Set(OffsetDateTime::now_utc()),
-        }
-        .insert(&txn)
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(&txn)
         .await?;
+        if !matches!(inserted, sea_orm::TryInsertResult::Inserted(n) if n > 0) {
+            // Another subject registered this key a moment ago.
+            return Err(KeyError::Taken {
+                fingerprint: key.fingerprint.to_string(),
+                other_subject: true,
+            });
+        }
         txn.commit().await?;
         Ok(!replaced)
     }

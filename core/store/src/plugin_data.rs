@@ -3,8 +3,8 @@
 use guildhall_domain::{CouncilId, PluginName};
 use sea_orm::sea_query::{Alias, Expr, Func, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -125,21 +125,15 @@ impl<'a> Kv<'a> {
     /// Makes this transaction the only writer of the plugin's data in this tenant until it
     /// ends, so the quota check and the write see the same total.
     ///
-    /// On SQLite the write transaction already holds the database's write lock from its
-    /// `BEGIN IMMEDIATE`. On PostgreSQL two writers could both read the total before either
-    /// writes, and both pass; a transaction-scoped advisory lock on the (tenant, plugin)
-    /// pair queues them instead. Under READ COMMITTED the sum read after the lock sees
-    /// every write committed before it. Distinct pairs whose hashes collide merely queue.
+    /// On PostgreSQL two writers could both read the total before either writes, and both
+    /// pass; a lock on the (tenant, plugin) pair's name queues them instead. Under READ
+    /// COMMITTED the sum read after the lock sees every write committed before it.
     async fn lock_writers(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
-        if txn.get_database_backend() == DbBackend::Postgres {
-            txn.query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                [format!("guildhall.kv:{}/{}", self.tenant, self.plugin).into()],
-            ))
-            .await?;
-        }
-        Ok(())
+        crate::claim::lock_name(
+            txn,
+            &format!("guildhall.kv:{}/{}", self.tenant, self.plugin),
+        )
+        .await
     }
 
     /// Removes `key`; returns whether it existed.

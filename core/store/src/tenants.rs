@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::claim::{self, Claim};
 use crate::entities::{councils, tenants};
-use crate::{Error, Result, TenantScope, scoped};
+use crate::{Error, Result, Revision, TenantScope, scoped};
 
 /// What applying a declaration did to the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -93,11 +93,12 @@ pub struct CouncilRecord {
 #[derive(Debug)]
 pub struct Tenants<'a> {
     db: &'a DatabaseConnection,
+    revision: &'a Revision,
 }
 
 impl<'a> Tenants<'a> {
-    pub(crate) fn new(db: &'a DatabaseConnection) -> Self {
-        Self { db }
+    pub(crate) fn new(db: &'a DatabaseConnection, revision: &'a Revision) -> Self {
+        Self { db, revision }
     }
 
     /// Creates a tenant and its councils in one transaction. Of concurrent creates of one
@@ -112,13 +113,16 @@ impl<'a> Tenants<'a> {
         if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
             return Err(Error::TenantExists(spec.id.clone()));
         }
-        if put_councils(&txn, spec).await? {
-            crate::catalogue::bump_revision(&txn).await?;
-        }
+        let bumped = if put_councils(&txn, spec).await? {
+            Some(crate::catalogue::bump_revision(&txn).await?)
+        } else {
+            None
+        };
         let record = load(&txn, &spec.id)
             .await?
             .expect("the tenant was just inserted");
         txn.commit().await?;
+        self.revision.committed(bumped);
         Ok(record)
     }
 
@@ -140,10 +144,14 @@ impl<'a> Tenants<'a> {
         order.sort_by(|a, b| a.id.cmp(&b.id));
         let txn = scoped::write(self.db).await?;
         let mut applied = std::collections::BTreeMap::new();
+        let mut bumped = None;
         for spec in order {
-            applied.insert(spec.id.clone(), upsert_tenant(&txn, spec).await?);
+            let (done, revision) = upsert_tenant(&txn, spec).await?;
+            applied.insert(spec.id.clone(), done);
+            bumped = revision.or(bumped);
         }
         txn.commit().await?;
+        self.revision.committed(bumped);
         Ok(specs
             .iter()
             .map(|spec| (spec.id.clone(), applied[&spec.id]))
@@ -185,11 +193,20 @@ impl<'a> Tenants<'a> {
 pub struct Councils<'a> {
     db: &'a DatabaseConnection,
     scope: &'a TenantScope,
+    revision: &'a Revision,
 }
 
 impl<'a> Councils<'a> {
-    pub(crate) fn new(db: &'a DatabaseConnection, scope: &'a TenantScope) -> Self {
-        Self { db, scope }
+    pub(crate) fn new(
+        db: &'a DatabaseConnection,
+        scope: &'a TenantScope,
+        revision: &'a Revision,
+    ) -> Self {
+        Self {
+            db,
+            scope,
+            revision,
+        }
     }
 
     /// Creates or updates one council.
@@ -197,9 +214,10 @@ impl<'a> Councils<'a> {
         let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
         claim::lock_tenant(&txn, self.scope.tenant()).await?;
         let applied = upsert_council(&txn, self.scope.tenant(), spec).await?;
+        let mut bumped = None;
         if applied != Applied::Unchanged {
             touch_tenant(&txn, self.scope.tenant()).await?;
-            crate::catalogue::bump_revision(&txn).await?;
+            bumped = Some(crate::catalogue::bump_revision(&txn).await?);
         }
         let row = councils::Entity::find_by_id((
             self.scope.tenant().as_str().to_string(),
@@ -209,6 +227,7 @@ impl<'a> Councils<'a> {
         .await?
         .expect("the council was just written");
         txn.commit().await?;
+        self.revision.committed(bumped);
         Ok((applied, council_record(row)?))
     }
 
@@ -241,8 +260,11 @@ fn new_tenant(spec: &TenantSpec, now: OffsetDateTime) -> tenants::ActiveModel {
 }
 
 /// Creates or updates a tenant and its declared councils; the caller's transaction holds
-/// the tenant's row from here on.
-async fn upsert_tenant<C: ConnectionTrait>(db: &C, spec: &TenantSpec) -> Result<Applied> {
+/// the tenant's row from here on. Returns what it did and the revision it bumped to, if any.
+async fn upsert_tenant<C: ConnectionTrait>(
+    db: &C,
+    spec: &TenantSpec,
+) -> Result<(Applied, Option<i64>)> {
     scoped::set_tenant(db, spec.id.as_str()).await?;
     let find = tenants::Entity::find_by_id(spec.id.as_str().to_string());
     let mut applied =
@@ -263,14 +285,15 @@ async fn upsert_tenant<C: ConnectionTrait>(db: &C, spec: &TenantSpec) -> Result<
                 Applied::Updated
             }
         };
+    let mut bumped = None;
     if put_councils(db, spec).await? {
-        crate::catalogue::bump_revision(db).await?;
+        bumped = Some(crate::catalogue::bump_revision(db).await?);
         if applied == Applied::Unchanged {
             touch_tenant(db, &spec.id).await?;
         }
         applied = applied.merge(Applied::Updated);
     }
-    Ok(applied)
+    Ok((applied, bumped))
 }
 
 /// Creates or updates the declared councils of a tenant whose row the transaction holds, in

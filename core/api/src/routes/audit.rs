@@ -1,14 +1,12 @@
 //! A tenant's audit log, for its auditors and admins.
 
 use axum::extract::{Query, State};
-use guildhall_domain::TenantId;
 use guildhall_store::AuditRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::Path;
-use crate::routes::tenants::resolve;
+use crate::extract::Scope;
 
 /// Paging through the log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -43,7 +41,7 @@ pub(crate) struct AuditPage {
     ))]
 pub(crate) async fn read_audit(
     State(state): State<AppState>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<AuditPage>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -53,7 +51,6 @@ pub(crate) async fn read_audit(
             "limit must be 1 to 1000 and after must not be negative",
         ));
     }
-    let scope = resolve(&state, &tenant).await?;
     let entries = state
         .store
         .audit(&scope)

@@ -3,15 +3,15 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use guildhall_domain::{CouncilId, PluginName, TenantId};
-use guildhall_store::{AllCouncils, Applied, InstallCouncils, InstallRecord};
+use guildhall_domain::PluginName;
+use guildhall_operations::installs::InstallRequest;
+use guildhall_store::{Applied, InstallRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{Json, Path};
-use crate::routes::tenants::resolve;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Json, Path, Scope};
 
 /// An install.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -101,47 +101,12 @@ pub(crate) struct UninstallQuery {
     ))]
 pub(crate) async fn list_installs(
     State(state): State<AppState>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
 ) -> Result<axum::Json<InstallList>, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
     let installs = state.store.installs(&scope).list().await?;
     Ok(axum::Json(InstallList {
         installs: installs.iter().map(InstallView::from).collect(),
     }))
-}
-
-fn parse_councils(value: &Value, known: &[CouncilId]) -> Result<InstallCouncils, Vec<FieldError>> {
-    let err = |field: String, reason: String| FieldError { field, reason };
-    match value {
-        Value::String(s) if s == "all" => Ok(InstallCouncils::All(AllCouncils::All)),
-        Value::Array(items) if !items.is_empty() => {
-            let mut councils = Vec::new();
-            let mut errors = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                let field = format!("councils[{i}]");
-                match item.as_str().map(CouncilId::parse) {
-                    Some(Ok(id)) if !known.contains(&id) => {
-                        errors.push(err(field, format!("no council {id} in this tenant")))
-                    }
-                    Some(Ok(id)) if councils.contains(&id) => {
-                        errors.push(err(field, format!("{id} is listed twice")))
-                    }
-                    Some(Ok(id)) => councils.push(id),
-                    Some(Err(e)) => errors.push(err(field, e.to_string())),
-                    None => errors.push(err(field, "must be a council id".into())),
-                }
-            }
-            if errors.is_empty() {
-                Ok(InstallCouncils::Some(councils))
-            } else {
-                Err(errors)
-            }
-        }
-        _ => Err(vec![err(
-            "councils".into(),
-            "must be \"all\" or a non-empty list of council ids".into(),
-        )]),
-    }
 }
 
 /// Installs a plugin version for some councils, or switches an install to another version
@@ -158,62 +123,22 @@ fn parse_councils(value: &Value, known: &[CouncilId]) -> Result<InstallCouncils,
     ))]
 pub(crate) async fn put_install(
     State(state): State<AppState>,
-    Path((tenant, plugin)): Path<(TenantId, PluginName)>,
+    Scope(scope): Scope,
+    Path((_tenant, plugin)): Path<(String, PluginName)>,
     Json(body): Json<InstallBody>,
 ) -> Result<Response, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
-    let known = state.store.councils(&scope).ids().await?;
-    let councils = parse_councils(&body.councils, &known)
-        .map_err(|errors| ApiError::validation("invalid councils", errors))?;
-    let version = state
-        .store
-        .catalogue()
-        .version(&plugin, &body.version)
-        .await?
-        .ok_or_else(|| {
-            ApiError::validation(
-                format!(
-                    "no version {} of plugin {plugin} in the catalogue",
-                    body.version
-                ),
-                vec![FieldError {
-                    field: "version".into(),
-                    reason: "not published".into(),
-                }],
-            )
-        })?;
-    let current = state.store.installs(&scope).get(&plugin).await?;
-    if version.yanked && current.as_ref().map(|c| c.version.as_str()) != Some(body.version.as_str())
-    {
-        return Err(ApiError::conflict(format!(
-            "version {} of {plugin} is yanked and cannot be newly installed",
-            body.version
-        )));
-    }
-    let config = version
-        .manifest
-        .check_config(&body.config)
-        .map_err(|errors| {
-            ApiError::validation(
-                "the configuration does not match the plugin's declarations",
-                errors
-                    .into_iter()
-                    .map(|e| FieldError {
-                        field: e.field,
-                        reason: e.reason,
-                    })
-                    .collect(),
-            )
-        })?;
-    // Compile (once per digest) before switching, so the switch itself is instant and a
-    // component that cannot run is refused here rather than on the first citizen's call.
-    state.gateway.prepare(&version.manifest).await?;
-    let (applied, record) = state
-        .store
-        .installs(&scope)
-        .put(&plugin, &body.version, &councils, &config)
-        .await?;
-    state.gateway.refresh().await;
+    let (applied, record) = guildhall_operations::installs::put(
+        &state.store,
+        &state.gateway,
+        &scope,
+        &plugin,
+        InstallRequest {
+            version: &body.version,
+            councils: &body.councils,
+            config: &body.config,
+        },
+    )
+    .await?;
     let status = if applied == Applied::Created {
         StatusCode::CREATED
     } else {
@@ -231,21 +156,11 @@ pub(crate) async fn put_install(
     ))]
 pub(crate) async fn delete_install(
     State(state): State<AppState>,
-    Path((tenant, plugin)): Path<(TenantId, PluginName)>,
+    Scope(scope): Scope,
+    Path((_tenant, plugin)): Path<(String, PluginName)>,
     query: Result<Query<UninstallQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let scope = resolve(&state, &tenant).await?;
-    if !state
-        .store
-        .installs(&scope)
-        .delete(&plugin, query.purge_data)
-        .await?
-    {
-        return Err(ApiError::not_found(format!(
-            "{plugin} is not installed in {tenant}"
-        )));
-    }
-    state.gateway.refresh().await;
+    guildhall_operations::installs::delete(&state.store, &scope, &plugin, query.purge_data).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,14 +3,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use guildhall_domain::{CouncilId, IssuerId, Role, Subject, TenantId};
+use guildhall_domain::{CouncilId, IssuerId, Role, Subject};
 use guildhall_store::{Applied, MemberRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{Json, Path};
-use crate::routes::tenants::resolve;
+use crate::extract::{Json, Path, Scope};
 
 /// The body of `PUT /api/v1/tenants/{tenant}/members/{subject}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -128,9 +127,8 @@ fn member_subject(path: &str, issuer: Option<&str>) -> Result<Subject, ApiError>
     ))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
 ) -> Result<axum::Json<MemberList>, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
     let members = state.store.members(&scope).list().await?;
     Ok(axum::Json(MemberList {
         members: members.into_iter().map(MemberView::from).collect(),
@@ -155,27 +153,20 @@ pub(crate) async fn list_members(
     ))]
 pub(crate) async fn put_member(
     State(state): State<AppState>,
-    Path((tenant, subject)): Path<(TenantId, String)>,
+    Scope(scope): Scope,
+    Path((_tenant, subject)): Path<(String, String)>,
     Json(body): Json<MemberBody>,
 ) -> Result<Response, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
     let subject = member_subject(&subject, body.issuer.as_deref())?;
-    if let Some(council) = &body.council {
-        let known = state.store.councils(&scope).ids().await?;
-        if !known.contains(council) {
-            return Err(ApiError::validation(
-                format!("no council {council} in {tenant}"),
-                vec![FieldError {
-                    field: "council".into(),
-                    reason: format!("no council {council} in this tenant"),
-                }],
-            ));
-        }
-    }
-    let (applied, record) = state
-        .authz
-        .put_member(&scope, &subject, &body.roles, body.council.as_ref())
-        .await?;
+    let (applied, record) = guildhall_operations::access::bind_member(
+        &state.authz,
+        &state.store,
+        &scope,
+        &subject,
+        &body.roles,
+        body.council.as_ref(),
+    )
+    .await?;
     Ok(match record {
         None => StatusCode::NO_CONTENT.into_response(),
         Some(record) => {

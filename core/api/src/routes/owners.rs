@@ -14,7 +14,7 @@ use guildhall_store::{KeyError, KeyRecord, NewKey, OwnerRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::catalogue::{actor_of, owner_error};
+use crate::catalogue::actor_of;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Json, Path};
 
@@ -116,8 +116,7 @@ pub(crate) async fn add_owner(
         .store
         .owners()
         .add(&plugin, &subject, actor_of(&state, &principal))
-        .await
-        .map_err(owner_error)?;
+        .await?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -148,8 +147,7 @@ pub(crate) async fn remove_owner(
         .store
         .owners()
         .remove(&plugin, &subject, actor_of(&state, &principal))
-        .await
-        .map_err(owner_error)?;
+        .await?;
     if !removed {
         return Err(ApiError::not_found(format!(
             "{subject} is not an owner of plugin {plugin}"

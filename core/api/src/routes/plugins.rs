@@ -324,8 +324,8 @@ pub(crate) async fn publish(
         manifest.ok_or_else(|| ApiError::bad_request("the form has no manifest field"))?;
     let component =
         component.ok_or_else(|| ApiError::bad_request("the form has no component field"))?;
-    let published = crate::catalogue::publish(
-        &state,
+    let published = guildhall_operations::catalogue::publish(
+        crate::catalogue::catalogue(&state),
         crate::catalogue::actor_of(&state, &principal),
         Some(&plugin),
         &manifest,
@@ -375,8 +375,7 @@ pub(crate) async fn yank(
             &version,
             crate::catalogue::actor_of(&state, &principal),
         )
-        .await
-        .map_err(crate::catalogue::owner_error)?
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
     let adoption = state
         .store

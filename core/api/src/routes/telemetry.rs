@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::Path;
-use crate::routes::tenants::resolve;
+use crate::extract::{Path, Scope};
 
 /// Every metric in the Prometheus text format. Open like `/healthz`: it carries counts
 /// by tenant and plugin name, never ids of people or requests; keep it off the public
@@ -59,7 +58,7 @@ pub(crate) struct UsageQuery {
     ))]
 pub(crate) async fn usage(
     State(state): State<AppState>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
     headers: HeaderMap,
     query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -86,12 +85,12 @@ pub(crate) async fn usage(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("text/csv")),
     };
-    let scope = resolve(&state, &tenant).await?;
     let rows = state
         .store
         .usage(&scope)
         .rows(&period.from, &period.to)
         .await?;
+    let tenant = scope.tenant();
     let report = report::usage_report(tenant.as_str(), period, basis, rows);
     if wants_csv {
         let disposition = format!(
@@ -135,13 +134,12 @@ pub(crate) struct KpiQuery {
     ))]
 pub(crate) async fn kpis(
     State(state): State<AppState>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
     query: Result<Query<KpiQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Kpis>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let period = report::period(query.from.as_deref(), query.to.as_deref())
         .map_err(ApiError::bad_request)?;
-    let scope = resolve(&state, &tenant).await?;
     let usage = state
         .store
         .usage(&scope)
@@ -153,7 +151,7 @@ pub(crate) async fn kpis(
         .summary(&period.from, &period.to)
         .await?;
     Ok(axum::Json(report::kpis(
-        tenant.as_str(),
+        scope.tenant().as_str(),
         period,
         state.telemetry.price_per_cpu_second,
         &usage,
@@ -209,8 +207,9 @@ pub(crate) async fn feedback(
     let metrics = &state.telemetry.metrics;
     let limiter = &state.telemetry.feedback_limiter;
     if let Some(client) = state.trusted_proxies.client_of(&headers, &extensions) {
+        // Every submission counts against the address, accepted or not.
         let key = guildhall_authz::FailureKey::from(client);
-        if let Some(wait) = limiter.blocked(&key) {
+        if let Err(wait) = limiter.take(key) {
             metrics.feedback("rate_limited");
             return Err(ApiError::from_status(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -221,8 +220,6 @@ pub(crate) async fn feedback(
                 HeaderValue::from(wait.as_secs().max(1)),
             ));
         }
-        // Every submission counts against the address, accepted or not.
-        limiter.failed(key);
     }
     let (scope, version) = state
         .gateway

@@ -3,16 +3,16 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use guildhall_domain::CouncilId;
 use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
-use guildhall_domain::{CouncilId, TenantId};
-use guildhall_store::{Applied, CouncilRecord, TenantRecord, TenantScope};
+use guildhall_store::{Applied, CouncilRecord, TenantRecord};
 use serde::{Deserialize, Serialize};
 
 use guildhall_authz::Principal;
 
 use crate::AppState;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Scope};
 
 /// The list of tenants.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -30,15 +30,6 @@ pub(crate) struct CouncilBody {
     /// ONS GSS code, e.g. `E07000215`.
     #[serde(default)]
     gss_code: Option<String>,
-}
-
-/// Resolves the `{tenant}` path segment into a scope, or 404.
-pub(crate) async fn resolve(state: &AppState, tenant: &TenantId) -> Result<TenantScope, ApiError> {
-    state
-        .store
-        .scope(tenant)
-        .await?
-        .ok_or_else(|| crate::access::no_tenant(tenant.as_str()))
 }
 
 fn spec_error(e: guildhall_domain::tenant::SpecError) -> ApiError {
@@ -99,15 +90,14 @@ pub(crate) async fn list_tenants(
     ))]
 pub(crate) async fn get_tenant(
     State(state): State<AppState>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
 ) -> Result<axum::Json<TenantRecord>, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
     let record = state
         .store
         .tenants()
         .get(&scope)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant {tenant}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no tenant {}", scope.tenant())))?;
     Ok(axum::Json(record))
 }
 
@@ -127,10 +117,10 @@ pub(crate) async fn get_tenant(
     ))]
 pub(crate) async fn put_council(
     State(state): State<AppState>,
-    Path((tenant, council)): Path<(TenantId, CouncilId)>,
+    Scope(scope): Scope,
+    Path((_tenant, council)): Path<(String, CouncilId)>,
     Json(body): Json<CouncilBody>,
 ) -> Result<Response, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
     let spec = CouncilSpec {
         id: council,
         name: body.name,
@@ -138,7 +128,6 @@ pub(crate) async fn put_council(
     };
     spec.validate("").map_err(spec_error)?;
     let (applied, record) = state.store.councils(&scope).put(&spec).await?;
-    state.gateway.refresh().await;
     let status = if applied == Applied::Created {
         StatusCode::CREATED
     } else {

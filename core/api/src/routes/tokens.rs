@@ -5,14 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use guildhall_authz::{Principal, TokenRequest};
-use guildhall_domain::{CouncilId, Role, TenantId};
+use guildhall_domain::{CouncilId, Role};
 use guildhall_store::TokenRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{Json, Path};
-use crate::routes::tenants::resolve;
+use crate::error::{ApiError, Problem};
+use crate::extract::{Json, Path, Scope};
 
 /// The body of `POST /api/v1/tenants/{tenant}/tokens`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -102,25 +101,14 @@ pub(crate) struct TokenList {
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
     Json(body): Json<TokenBody>,
 ) -> Result<Response, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
-    if let Some(council) = &body.council {
-        let known = state.store.councils(&scope).ids().await?;
-        if !known.contains(council) {
-            return Err(ApiError::validation(
-                format!("no council {council} in {tenant}"),
-                vec![FieldError {
-                    field: "council".into(),
-                    reason: format!("no council {council} in this tenant"),
-                }],
-            ));
-        }
-    }
-    let (token, record) = state
-        .authz
-        .create_token(TokenRequest {
+    let (token, record) = guildhall_operations::access::create_token(
+        &state.authz,
+        &state.store,
+        Some(&scope),
+        TokenRequest {
             name: &body.name,
             role: body.role,
             tenant: Some(scope.tenant()),
@@ -129,8 +117,9 @@ pub(crate) async fn create_token(
                 .expires_in_days
                 .unwrap_or(guildhall_authz::DEFAULT_TOKEN_DAYS),
             created_by: principal.subject(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     let mut response = (
         StatusCode::CREATED,
         axum::Json(MintedToken {
@@ -155,9 +144,8 @@ pub(crate) async fn create_token(
     ))]
 pub(crate) async fn list_tokens(
     State(state): State<AppState>,
-    Path(tenant): Path<TenantId>,
+    Scope(scope): Scope,
 ) -> Result<axum::Json<TokenList>, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
     let tokens = state.store.tokens().list(&scope).await?;
     Ok(axum::Json(TokenList {
         tokens: tokens.into_iter().map(TokenView::from).collect(),
@@ -176,13 +164,13 @@ pub(crate) async fn list_tokens(
     ))]
 pub(crate) async fn revoke_token(
     State(state): State<AppState>,
-    Path((tenant, token)): Path<(TenantId, String)>,
+    Scope(scope): Scope,
+    Path((_tenant, token)): Path<(String, String)>,
 ) -> Result<axum::Json<TokenView>, ApiError> {
-    let scope = resolve(&state, &tenant).await?;
     let record = state
         .authz
         .revoke_token(&scope, &token)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no token {token} in {tenant}")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no token {token} in {}", scope.tenant())))?;
     Ok(axum::Json(TokenView::from(record)))
 }
