@@ -417,3 +417,69 @@ fn keys_generate_sign_register_and_publish_round_trip() {
     let (ok, stdout, _) = run(&["keys", "list", "--subject", "token:alice"]);
     assert!(ok && stdout.starts_with("laptop SHA256:"), "{stdout}");
 }
+
+/// Six `tenants apply` of one folder at once on a migrated database: every process
+/// succeeds, each tenant is reported created by exactly one of them and unchanged by the
+/// rest, and the tenants end as the files declare.
+fn concurrent_applies_each_create_once(db: &TestDb, dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let mut command = guildhall(dir);
+        command
+            .env("GUILDHALL_DATABASE__URL", db.url.expose())
+            .env("GUILDHALL_DATABASE__ADMIN_URL", db.admin_url.expose())
+            .args(args);
+        command
+    };
+    let migrated = run(&["migrate"]).output().unwrap();
+    assert!(migrated.status.success(), "{}", text(&migrated).1);
+    let tenants = repo_root().join("tenants");
+    let tenants = tenants.to_str().unwrap();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            run(&["tenants", "apply", tenants])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut created = std::collections::BTreeMap::<String, usize>::new();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(
+            output.status.success(),
+            "a concurrent apply failed: {stderr}"
+        );
+        for line in stdout.lines() {
+            let (tenant, what) = line.split_once(": ").expect("tenant: outcome");
+            assert!(what == "created" || what == "unchanged", "{line}");
+            *created.entry(tenant.to_string()).or_default() += usize::from(what == "created");
+        }
+    }
+    assert_eq!(
+        created.into_iter().collect::<Vec<_>>(),
+        [
+            ("broads-digital".to_string(), 1),
+            ("north-downs".to_string(), 1),
+            ("the-marches".to_string(), 1)
+        ]
+    );
+    let again = run(&["tenants", "apply", tenants]).output().unwrap();
+    assert!(text(&again).0.lines().all(|l| l.ends_with(": unchanged")));
+}
+
+#[tokio::test]
+async fn concurrent_tenants_apply_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    concurrent_applies_each_create_once(&db, dir.path());
+}
+
+#[tokio::test]
+async fn concurrent_tenants_apply_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(db) = TestDb::new(Backend::Postgres).await {
+        concurrent_applies_each_create_once(&db, dir.path());
+    }
+}
