@@ -7,6 +7,7 @@ pub mod audit;
 mod digest;
 mod ids;
 pub mod manifest;
+pub mod metering;
 mod role;
 pub mod signing;
 mod subject;

@@ -41,8 +41,8 @@ pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
 pub use usage::{
-    Adoption, AdoptionFigures, AdoptionMap, CallsDelta, Feedback, LATENCY_BOUNDS_MS, NewFeedback,
-    PlatformUsage, RatingSummary, Usage, UsageCounts, UsageDelta, UsageRow, day_of, latency_bucket,
+    Adoption, AdoptionFigures, AdoptionMap, Feedback, NewFeedback, PlatformUsage, RatingSummary,
+    Usage, UsageRow,
 };
 
 /// Errors from the store. Variants name the tenant or object they are about.

@@ -1,8 +1,9 @@
 //! Metered usage on a real SQLite database: batches apply once, replicas add up.
 
 use guildhall_domain::TenantId;
+use guildhall_domain::metering::{CallsDelta, UsageCounts, UsageDelta};
 use guildhall_domain::tenant::TenantSpec;
-use guildhall_store::{CallsDelta, DatabaseUrl, PoolOptions, Store, UsageCounts, UsageDelta};
+use guildhall_store::{DatabaseUrl, PoolOptions, Store};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

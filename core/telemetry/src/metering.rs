@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use guildhall_store::{CallsDelta, Store, UsageCounts, UsageDelta, latency_bucket};
+use guildhall_domain::metering::{CallsDelta, UsageCounts, UsageDelta, latency_bucket};
+use guildhall_store::Store;
 
 use crate::Metrics;
 
@@ -119,7 +120,7 @@ fn today() -> u32 {
 
 fn day_string(day: u32) -> String {
     let date = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(i64::from(day));
-    guildhall_store::day_of(date)
+    guildhall_domain::metering::day_of(date)
 }
 
 fn micros(d: Duration) -> i64 {

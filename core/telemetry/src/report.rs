@@ -297,7 +297,7 @@ pub fn kpis(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guildhall_store::UsageCounts;
+    use guildhall_domain::metering::UsageCounts;
 
     fn row(day: &str, council: &str, calls: i64, cpu_us: i64) -> UsageRow {
         UsageRow {

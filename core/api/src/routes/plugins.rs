@@ -102,7 +102,7 @@ impl From<&AdoptionFigures> for AdoptionView {
 
 /// The first day of the adoption window: 30 days including today.
 fn adoption_since() -> String {
-    guildhall_store::day_of(time::OffsetDateTime::now_utc() - time::Duration::days(29))
+    guildhall_domain::metering::day_of(time::OffsetDateTime::now_utc() - time::Duration::days(29))
 }
 
 /// Adoption of one plugin's versions (`""` is the plugin as a whole).
