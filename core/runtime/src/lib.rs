@@ -207,7 +207,7 @@ struct Inner {
     authorizer: Arc<dyn Authorizer>,
     cache: ComponentCache,
     linkers: Mutex<HashMap<CapabilitySet, Arc<Linker<Host>>>>,
-    outbound_allow: Arc<Vec<capabilities::Cidr>>,
+    outbound_allow: Arc<Vec<config::Cidr>>,
     gate: fair::FairGate,
     budget: budget::MemoryBudget,
     events: Arc<capabilities::EventQuota>,
@@ -224,10 +224,9 @@ impl Runtime {
         let (engine, pooling) = engine::build(&config).map_err(PrepareError::Engine)?;
         let ticker = engine::EpochTicker::start(engine.clone());
         let cache = ComponentCache::new(engine.clone(), &config).map_err(PrepareError::Engine)?;
-        let outbound_allow =
-            capabilities::parse_cidrs(&config.outbound.allow_cidrs).map_err(|e| {
-                PrepareError::Engine(anyhow::anyhow!("runtime.outbound.allow_cidrs: {e}"))
-            })?;
+        let outbound_allow = config::parse_cidrs(&config.outbound.allow_cidrs).map_err(|e| {
+            PrepareError::Engine(anyhow::anyhow!("runtime.outbound.allow_cidrs: {e}"))
+        })?;
         let budget = budget::MemoryBudget::new(
             config.memory_budget_mib,
             Duration::from_millis(config.tenant_queue_timeout_ms),

@@ -26,7 +26,7 @@ use wasmtime::component::types::ComponentItem;
 
 pub use authz::{Authorizer, AuthzQuestion, DenyAll};
 pub(crate) use events::EventQuota;
-pub(crate) use outbound::{Cidr, OutboundHooks, OutboundPolicy, parse_cidrs};
+pub(crate) use outbound::{OutboundHooks, OutboundPolicy};
 
 use crate::error::PrepareError;
 use crate::host::Host;
