@@ -634,7 +634,7 @@ async fn call(
         guildhall.outcome = tracing::field::Empty,
     );
     let call = CallContext {
-        scope: resolved.scope.clone(),
+        tenant: resolved.scope.tenant().clone(),
         council: council.clone(),
         principal: caller,
         config: Arc::clone(&resolved.config),

@@ -209,8 +209,10 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
         .context("cannot load the access-control rules")?;
     let runtime = guildhall_runtime::Runtime::new(
         config.runtime.clone(),
-        store.clone(),
-        std::sync::Arc::new(guildhall_api::access::PluginAuthorizer(authz.clone())),
+        crate::ports::runtime_ports(
+            store,
+            std::sync::Arc::new(guildhall_api::access::PluginAuthorizer(authz.clone())),
+        ),
     )
     .context("cannot start the plugin runtime")?;
     if !runtime.pooling() {

@@ -103,7 +103,7 @@ async fn run(
     cpu: &Arc<AtomicU64>,
 ) -> Result<(http::Response<Bytes>, Arc<Mutex<Observed>>), CallError> {
     let manifest = &plugin.manifest;
-    let tenant = call.scope.tenant().clone();
+    let tenant = call.tenant.clone();
     let outbound =
         (!manifest.capabilities.outbound_http.is_empty()).then(|| Arc::clone(&plugin.outbound));
     let config = &inner.config;
@@ -113,8 +113,7 @@ async fn run(
         manifest.name.clone(),
         manifest.version.to_string(),
         Services {
-            store: inner.store.clone(),
-            authorizer: Arc::clone(&inner.authorizer),
+            ports: inner.ports.clone(),
             kv_quota: config.kv_quota_bytes,
             events: Arc::clone(&inner.events),
         },

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use guildhall_domain::PluginName;
-use guildhall_store::Store;
 use tokio::io::AsyncWrite;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -15,13 +14,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::CallContext;
-use crate::capabilities::{Authorizer, OutboundHooks, OutboundPolicy};
+use crate::capabilities::{OutboundHooks, OutboundPolicy, Ports};
 
 /// What every call shares from the runtime.
 #[derive(Clone)]
 pub(crate) struct Services {
-    pub(crate) store: Store,
-    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) ports: Ports,
     pub(crate) kv_quota: u64,
     pub(crate) events: Arc<crate::capabilities::EventQuota>,
 }
@@ -326,7 +324,7 @@ struct LogState {
 impl GuestLog {
     fn new(call: &CallContext, plugin: &PluginName, max_lines: u32) -> Self {
         Self {
-            tenant: call.scope.tenant().to_string(),
+            tenant: call.tenant.to_string(),
             council: call.council.to_string(),
             plugin: plugin.to_string(),
             request_id: call.request_id.clone(),

@@ -3,6 +3,9 @@
 //!
 //! - [`Runtime::new`] builds one wasmtime engine (component model, async, epoch
 //!   interruption with one ticker, pooling allocator when the address space allows it).
+//!   Plugins reach storage and policy only through the [`Ports`] it is given: traits
+//!   defined here and implemented by whoever wires the runtime, so this crate knows no
+//!   database.
 //! - [`Runtime::check_component`] vets uploaded bytes: size, component-ness, compilation
 //!   within a time bound, and imports against the manifest's capabilities; the result enters
 //!   the component cache only through [`Runtime::admit`], after the version is stored.
@@ -43,13 +46,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use guildhall_domain::manifest::Manifest;
-use guildhall_domain::{CouncilId, Digest, PluginName};
-use guildhall_store::{Store, TenantScope};
+use guildhall_domain::{CouncilId, Digest, PluginName, TenantId};
 use wasmtime::component::Linker;
 
 pub use budget::MemoryReservation;
 pub use call::CallReport;
-pub use capabilities::{Authorizer, AuthzQuestion, DenyAll};
+pub use capabilities::{
+    Authorizer, AuthzQuestion, DenyAll, EventsPort, KvPort, KvSetError, PluginEvent, PortError,
+    PortFuture, Ports,
+};
 pub use config::{OutboundConfig, RuntimeConfig};
 pub use error::{CallError, MemoryBusy, PrepareError};
 
@@ -76,8 +81,9 @@ pub enum Principal {
 /// Everything a call knows about where it runs.
 #[derive(Debug, Clone)]
 pub struct CallContext {
-    /// The tenant; only request resolution builds scopes.
-    pub scope: TenantScope,
+    /// The tenant, which the caller has checked exists (the gateway resolved the install
+    /// this call runs for in it).
+    pub tenant: TenantId,
     /// The council the request is for.
     pub council: CouncilId,
     /// The caller.
@@ -203,8 +209,7 @@ struct Inner {
     engine: wasmtime::Engine,
     pooling: bool,
     config: RuntimeConfig,
-    store: Store,
-    authorizer: Arc<dyn Authorizer>,
+    ports: Ports,
     cache: ComponentCache,
     linkers: Mutex<HashMap<CapabilitySet, Arc<Linker<Host>>>>,
     outbound_allow: Arc<Vec<config::Cidr>>,
@@ -215,12 +220,9 @@ struct Inner {
 }
 
 impl Runtime {
-    /// Builds the engine, starts the epoch ticker and opens the component cache.
-    pub fn new(
-        config: RuntimeConfig,
-        store: Store,
-        authorizer: Arc<dyn Authorizer>,
-    ) -> Result<Self, PrepareError> {
+    /// Builds the engine, starts the epoch ticker and opens the component cache. Plugins'
+    /// capabilities reach storage and policy through `ports`.
+    pub fn new(config: RuntimeConfig, ports: Ports) -> Result<Self, PrepareError> {
         let (engine, pooling) = engine::build(&config).map_err(PrepareError::Engine)?;
         let ticker = engine::EpochTicker::start(engine.clone());
         let cache = ComponentCache::new(engine.clone(), &config).map_err(PrepareError::Engine)?;
@@ -239,8 +241,7 @@ impl Runtime {
                 engine,
                 pooling,
                 config,
-                store,
-                authorizer,
+                ports,
                 cache,
                 linkers: Mutex::new(HashMap::new()),
                 outbound_allow: Arc::new(outbound_allow),

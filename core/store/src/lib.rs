@@ -4,9 +4,12 @@
 //! repositories on it.
 //!
 //! **Architecture Invariant:** a request for tenant T can only touch rows of T. Repositories
-//! for tenant data take a [`TenantScope`], and the only way to obtain one is
-//! [`Store::scope`], which checks that the tenant exists; request resolution does that once
-//! per request. Queries across all tenants live in [`Tenants`], which is operator code.
+//! for tenant data take a [`TenantScope`], and the way to obtain one is [`Store::scope`],
+//! which checks that the tenant exists; request resolution does that once per request.
+//! Code that was handed the id of a tenant resolved that way (the plugin runtime's ports,
+//! which receive ids from the gateway) rebuilds the scope with
+//! [`TenantScope::already_checked`] rather than checking again. Queries across all tenants
+//! live in [`Tenants`], which is operator code.
 
 mod audit;
 mod catalogue;
@@ -154,16 +157,27 @@ pub struct MigrationStatus {
     pub newer: Vec<String>,
 }
 
-/// Proof that a tenant exists, required by every repository over tenant data.
+/// Proof that a tenant was checked to exist, required by every repository over tenant data.
 ///
-/// Only [`Store::scope`] builds one, so holding a `TenantScope` means the tenant was
-/// resolved from the request (or the command line) and checked.
+/// [`Store::scope`] builds one after reading the tenant's row, and
+/// [`TenantScope::already_checked`] for an id that went through it earlier, so holding a
+/// `TenantScope` means the tenant was resolved from the request (or the command line) and
+/// checked. It says the tenant existed then, not that it still does: after a deletion its
+/// repositories find no rows, and writes fail on the tenant's foreign key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantScope {
     tenant: TenantId,
 }
 
 impl TenantScope {
+    /// The scope of a tenant the caller has already checked exists through
+    /// [`Store::scope`], for code that is handed the id rather than the scope: the plugin
+    /// runtime's ports receive the id of the tenant whose install the gateway resolved.
+    /// Never call it with an id taken from input that was not resolved that way.
+    pub fn already_checked(tenant: TenantId) -> Self {
+        Self { tenant }
+    }
+
     /// The tenant this scope is for.
     pub fn tenant(&self) -> &TenantId {
         &self.tenant

@@ -47,8 +47,8 @@ pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
 
 impl authz::Host for Host {
     async fn allowed(&mut self, action: String, object: String) -> wasmtime::Result<bool> {
-        Ok(self.services.authorizer.allowed(AuthzQuestion {
-            tenant: self.call.scope.tenant(),
+        Ok(self.services.ports.authorizer.allowed(AuthzQuestion {
+            tenant: &self.call.tenant,
             council: &self.call.council,
             plugin: &self.plugin,
             principal: &self.call.principal,

@@ -12,7 +12,7 @@ pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
 
 impl context::Host for Host {
     async fn tenant(&mut self) -> wasmtime::Result<String> {
-        Ok(self.call.scope.tenant().to_string())
+        Ok(self.call.tenant.to_string())
     }
 
     async fn council(&mut self) -> wasmtime::Result<String> {

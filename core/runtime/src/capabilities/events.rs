@@ -10,12 +10,40 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use guildhall_domain::TenantId;
-use guildhall_store::NewEvent;
+use guildhall_domain::{CouncilId, PluginName, TenantId};
 use wasmtime::component::{HasSelf, Linker};
 
+use super::PortFuture;
 use crate::bindings::events;
 use crate::host::Host;
+
+/// Where plugins' events are recorded. The server's records each in its tenant's events
+/// and audit chain, in one transaction.
+pub trait EventsPort: Send + Sync + 'static {
+    /// Records `event`; the runtime has checked its name and payload and the quotas.
+    fn record<'a>(&'a self, event: PluginEvent<'a>) -> PortFuture<'a, ()>;
+}
+
+/// An event a plugin emitted, with where and for whom it ran.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginEvent<'a> {
+    /// The calling tenant.
+    pub tenant: &'a TenantId,
+    /// The council the request was for.
+    pub council: &'a CouncilId,
+    /// The plugin that emitted it.
+    pub plugin: &'a PluginName,
+    /// The plugin's version.
+    pub version: &'a str,
+    /// The event's name (`[a-z0-9._-]`, 1 to 64 bytes).
+    pub name: &'a str,
+    /// JSON payload text, already checked to be JSON.
+    pub payload: &'a str,
+    /// The platform's request id.
+    pub request_id: &'a str,
+    /// Who the plugin acted for: the caller's subject, or `anonymous`.
+    pub actor: &'a str,
+}
 
 /// The largest payload, in bytes.
 pub(crate) const MAX_PAYLOAD: usize = 64 << 10;
@@ -88,7 +116,7 @@ impl events::Host for Host {
             ))));
         };
         self.events_left = left;
-        let tenant = self.call.scope.tenant();
+        let tenant = &self.call.tenant;
         if !self.services.events.take(tenant, Instant::now()) {
             tracing::warn!(
                 tenant = %tenant,
@@ -101,10 +129,12 @@ impl events::Host for Host {
                 self.services.events.per_minute
             ))));
         }
-        let store = &self.services.store;
-        let recorded = store
-            .events(&self.call.scope)
-            .record(NewEvent {
+        let recorded = self
+            .services
+            .ports
+            .events
+            .record(PluginEvent {
+                tenant,
                 council: &self.call.council,
                 plugin: &self.plugin,
                 version: &self.version,
@@ -121,7 +151,7 @@ impl events::Host for Host {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(
-                    tenant = %self.call.scope.tenant(),
+                    tenant = %self.call.tenant,
                     plugin = %self.plugin,
                     request_id = %self.call.request_id,
                     error = %e,

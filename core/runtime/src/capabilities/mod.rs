@@ -19,6 +19,9 @@ mod http_limits;
 mod kv;
 mod outbound;
 
+use std::pin::Pin;
+use std::sync::Arc;
+
 use guildhall_domain::manifest::Capabilities;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
@@ -26,10 +29,38 @@ use wasmtime::component::types::ComponentItem;
 
 pub use authz::{Authorizer, AuthzQuestion, DenyAll};
 pub(crate) use events::EventQuota;
+pub use events::{EventsPort, PluginEvent};
+pub use kv::{KvPort, KvSetError};
 pub(crate) use outbound::{OutboundHooks, OutboundPolicy};
 
 use crate::error::PrepareError;
 use crate::host::Host;
+
+/// What the runtime reaches outside itself through: traits the runtime defines and whoever
+/// builds it implements (the server over its database and access policy). The runtime
+/// itself knows no storage.
+#[derive(Clone)]
+pub struct Ports {
+    /// Plugins' key-value data, for `guildhall:platform/kv`.
+    pub kv: Arc<dyn KvPort>,
+    /// Plugins' events, for `guildhall:platform/events`.
+    pub events: Arc<dyn EventsPort>,
+    /// The access policy, for `guildhall:platform/authz`.
+    pub authorizer: Arc<dyn Authorizer>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// Why storage behind a port failed. The runtime logs it with the call's tenant, plugin
+/// and request id and tells the plugin only that storage failed.
+pub type PortError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a port's methods return: a boxed future, so the ports can be trait objects.
+pub type PortFuture<'a, T, E = PortError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
 
 /// Which optional capabilities a plugin declared; the key of the linker cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
