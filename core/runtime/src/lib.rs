@@ -105,7 +105,11 @@ pub struct Prepared {
     pre: wasmtime_wasi_http::p2::bindings::ProxyPre<Host>,
     memory_bytes: usize,
     timeout: Duration,
-    outbound: Arc<OutboundPolicy>,
+    /// The capabilities the manifest declares: what its linker holds and what its calls
+    /// prepare.
+    capabilities: CapabilitySet,
+    /// What it may reach over HTTP, when it declares outbound hosts.
+    outbound: Option<Arc<OutboundPolicy>>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -324,17 +328,21 @@ impl Runtime {
             .limits
             .timeout_ms
             .unwrap_or(config.default_timeout_ms);
-        let outbound = Arc::new(OutboundPolicy::new(
-            &manifest.capabilities.outbound_http,
-            &config.outbound,
-            Arc::clone(&self.inner.outbound_allow),
-        ));
+        let capabilities = CapabilitySet::of(&manifest.capabilities);
+        let outbound = (!manifest.capabilities.outbound_http.is_empty()).then(|| {
+            Arc::new(OutboundPolicy::new(
+                &manifest.capabilities.outbound_http,
+                &config.outbound,
+                Arc::clone(&self.inner.outbound_allow),
+            ))
+        });
         Ok(Prepared {
             manifest,
             digest,
             pre,
             memory_bytes: (memory_mib as usize) << 20,
             timeout: Duration::from_millis(timeout_ms),
+            capabilities,
             outbound,
         })
     }

@@ -2,12 +2,14 @@
 //! wherever the [`KvPort`] the runtime was built with keeps it (the server's is the
 //! platform's database, through the store's tenant-scoped repository).
 
+use std::sync::{Arc, Mutex};
+
 use guildhall_domain::{PluginName, TenantId};
 use wasmtime::component::{HasSelf, Linker};
 
-use super::{PortError, PortFuture};
+use super::{CallSetup, PortError, PortFuture, prepared};
 use crate::bindings::kv;
-use crate::host::Host;
+use crate::host::{Call, Host, Observed};
 
 /// Where plugins' key-value data is kept: each plugin's own keys in each tenant. The
 /// runtime checks keys, values and page sizes before it asks, and logs failures with the
@@ -74,8 +76,26 @@ pub(crate) const MAX_VALUE: usize = 1 << 20;
 /// The most keys one `list-keys` call returns.
 pub(crate) const MAX_PAGE: u32 = 1000;
 
+/// The per-call state: the call's identity, where the data is kept, the install's quota
+/// and the bytes written, which the call reports.
+pub(crate) struct State {
+    call: Arc<Call>,
+    port: Arc<dyn KvPort>,
+    quota: u64,
+    observed: Arc<Mutex<Observed>>,
+}
+
+pub(super) fn prepare(setup: &CallSetup<'_>) -> State {
+    State {
+        call: Arc::clone(setup.call),
+        port: Arc::clone(&setup.runtime.ports.kv),
+        quota: setup.runtime.config.kv_quota_bytes,
+        observed: Arc::clone(setup.observed),
+    }
+}
+
 pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    kv::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
+    kv::add_to_linker::<Host, HasSelf<State>>(linker, |h| prepared(&mut h.capabilities.kv))
 }
 
 fn check_key(key: &str) -> Result<(), kv::Error> {
@@ -86,25 +106,28 @@ fn check_key(key: &str) -> Result<(), kv::Error> {
     }
 }
 
-fn unavailable(host: &Host, e: impl std::fmt::Display) -> kv::Error {
+fn unavailable(state: &State, e: impl std::fmt::Display) -> kv::Error {
     tracing::error!(
-        tenant = %host.call.tenant,
-        plugin = %host.plugin,
-        request_id = %host.call.request_id,
+        tenant = %state.call.context.tenant,
+        plugin = %state.call.plugin,
+        request_id = %state.call.context.request_id,
         error = %e,
         "kv storage failed"
     );
     kv::Error::Unavailable("the platform's storage failed; try again later".into())
 }
 
-impl kv::Host for Host {
+impl kv::Host for State {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        let port = &self.services.ports.kv;
         Ok(
-            match port.get(&self.call.tenant, &self.plugin, &key).await {
+            match self
+                .port
+                .get(&self.call.context.tenant, &self.call.plugin, &key)
+                .await
+            {
                 Ok(value) => Ok(value),
                 Err(e) => Err(unavailable(self, e)),
             },
@@ -122,11 +145,16 @@ impl kv::Host for Host {
         if value.len() > MAX_VALUE {
             return Ok(Err(kv::Error::ValueTooLarge(value.len() as u64)));
         }
-        let quota = self.services.kv_quota;
-        let port = &self.services.ports.kv;
         Ok(
-            match port
-                .set(&self.call.tenant, &self.plugin, &key, &value, quota)
+            match self
+                .port
+                .set(
+                    &self.call.context.tenant,
+                    &self.call.plugin,
+                    &key,
+                    &value,
+                    self.quota,
+                )
                 .await
             {
                 Ok(()) => {
@@ -146,9 +174,12 @@ impl kv::Host for Host {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        let port = &self.services.ports.kv;
         Ok(
-            match port.delete(&self.call.tenant, &self.plugin, &key).await {
+            match self
+                .port
+                .delete(&self.call.context.tenant, &self.call.plugin, &key)
+                .await
+            {
                 Ok(existed) => Ok(existed),
                 Err(e) => Err(unavailable(self, e)),
             },
@@ -165,12 +196,12 @@ impl kv::Host for Host {
             return Ok(Err(kv::Error::InvalidKey(prefix.len() as u32)));
         }
         let limit = limit.clamp(1, MAX_PAGE);
-        let port = &self.services.ports.kv;
         Ok(
-            match port
+            match self
+                .port
                 .list_keys(
-                    &self.call.tenant,
-                    &self.plugin,
+                    &self.call.context.tenant,
+                    &self.call.plugin,
                     &prefix,
                     cursor.as_deref(),
                     limit,

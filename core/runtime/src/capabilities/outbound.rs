@@ -12,10 +12,70 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttp, WasiHttpHooks};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttp, WasiHttpCtx, WasiHttpHooks};
 
+use super::CallSetup;
 use crate::config::{Cidr, OutboundConfig};
 use crate::host::{Host, Observed};
+
+/// The `http` row's per-call state: wasmtime-wasi-http's context, with the call's limit on
+/// one `fields`, and the hooks outbound requests go through.
+pub(crate) struct Http {
+    pub(crate) ctx: WasiHttpCtx,
+    pub(crate) hooks: OutboundHooks,
+}
+
+pub(super) fn prepare_http(setup: &CallSetup<'_>) -> Http {
+    let mut ctx = WasiHttpCtx::new();
+    ctx.set_field_size_limit(setup.runtime.config.max_fields_bytes);
+    Http {
+        ctx,
+        hooks: OutboundHooks::new(
+            setup.plugin.outbound.clone(),
+            Arc::clone(setup.observed),
+            setup.call.context.traceparent.clone(),
+        ),
+    }
+}
+
+/// The `outbound_http` row's per-call state: the outbound requests the call may still
+/// make, refused ones included.
+pub(crate) struct Requests {
+    left: u32,
+    /// `runtime.outbound.max_requests_per_call`, for the message once `left` is spent.
+    per_call: u32,
+    observed: Arc<Mutex<Observed>>,
+}
+
+pub(super) fn prepare_requests(setup: &CallSetup<'_>) -> Requests {
+    let per_call = setup.runtime.config.outbound.max_requests_per_call;
+    Requests {
+        left: per_call,
+        per_call,
+        observed: Arc::clone(setup.observed),
+    }
+}
+
+impl Requests {
+    /// Counts one outbound request; past the call's limit the guest traps and the call
+    /// fails with the limit named.
+    pub(crate) fn take(&mut self) -> wasmtime::Result<()> {
+        if let Some(left) = self.left.checked_sub(1) {
+            self.left = left;
+            return Ok(());
+        }
+        let reason = format!(
+            "more than {} outbound requests in one call (runtime.outbound.max_requests_per_call)",
+            self.per_call
+        );
+        self.observed
+            .lock()
+            .expect("observed poisoned")
+            .host_limit
+            .get_or_insert_with(|| reason.clone());
+        wasmtime::bail!("{reason}")
+    }
+}
 
 pub(super) fn link_types(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     use wasmtime_wasi_http::p2::bindings;
