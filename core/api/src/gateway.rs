@@ -412,7 +412,6 @@ fn call_error(plugin: &PluginName, e: CallError) -> ApiError {
         CallError::MemoryCap(_)
         | CallError::Trap(_)
         | CallError::BadResponse(_)
-        | CallError::CapabilityDenied(_)
         | CallError::HostLimit(_) => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "plugin-failed",
@@ -644,7 +643,7 @@ async fn call(
         guildhall.outcome = tracing::field::Empty,
     );
     let call = CallContext {
-        scope: resolved.scope.clone(),
+        tenant: resolved.scope.tenant().clone(),
         council: council.clone(),
         principal: caller,
         config: Arc::clone(&resolved.config),

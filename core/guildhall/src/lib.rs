@@ -9,6 +9,7 @@ pub mod config;
 mod connections;
 mod logging;
 mod plugins;
+pub mod ports;
 pub mod server;
 mod tenants;
 mod usage;

@@ -72,14 +72,14 @@ pub(crate) async fn publish(
     };
     let owner = owner.unwrap_or(CLI_OPERATOR);
     check_subject(owner)?;
-    // Publishing needs the runtime's checks and compiler and the signature settings; no
-    // access-control rules (the command line acts as an operator), gateway or metrics.
-    let runtime = guildhall_runtime::Runtime::new(
+    // Publishing needs the runtime's checks and compiler and the signature settings: no
+    // access-control rules (the command line acts as an operator), epoch thread, gateway or
+    // metrics.
+    let runtime = guildhall_runtime::Runtime::for_publishing(
         config.runtime.clone(),
-        store.clone(),
-        std::sync::Arc::new(guildhall_runtime::DenyAll),
+        crate::ports::runtime_ports(store, std::sync::Arc::new(guildhall_runtime::DenyAll)),
     )
-    .context("cannot start the plugin runtime")?;
+    .context("cannot start the plugin compiler")?;
     let keys =
         guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
     let catalogue = guildhall_operations::catalogue::Catalogue {

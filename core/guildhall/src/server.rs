@@ -35,6 +35,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&config.database.url, &pool)
         .await
         .with_context(|| format!("cannot open the database {}", config.database.url))?;
+    // Processes starting together on one database migrate and grant one at a time.
+    let schema = config
+        .database
+        .admin_url
+        .as_ref()
+        .unwrap_or(&config.database.url);
+    let lock = guildhall_store::SchemaLock::acquire(schema)
+        .await
+        .with_context(|| format!("cannot lock the database schema of {schema}"))?;
     let applied = match &config.database.admin_url {
         Some(admin_url) if admin_url != &config.database.url => {
             let admin = Store::connect(
@@ -66,6 +75,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
             .await
             .context("cannot apply database migrations")?,
     };
+    lock.release().await?;
     if store.bypasses_row_security().await? == Some(true) {
         tracing::warn!(
             "the database role is a superuser or has BYPASSRLS: row-level security does not \
@@ -209,8 +219,10 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
         .context("cannot load the access-control rules")?;
     let runtime = guildhall_runtime::Runtime::new(
         config.runtime.clone(),
-        store.clone(),
-        std::sync::Arc::new(guildhall_api::access::PluginAuthorizer(authz.clone())),
+        crate::ports::runtime_ports(
+            store,
+            std::sync::Arc::new(guildhall_api::access::PluginAuthorizer(authz.clone())),
+        ),
     )
     .context("cannot start the plugin runtime")?;
     if !runtime.pooling() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
+use guildhall::ports::runtime_ports;
 use guildhall_domain::manifest::Manifest;
 use guildhall_domain::tenant::TenantSpec;
 use guildhall_domain::{CouncilId, Digest, TenantId};
@@ -40,7 +41,7 @@ async fn setup() -> Bench {
         cache_dir: dir.path().join("cache"),
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::new(config.clone(), store.clone(), Arc::new(DenyAll)).unwrap();
+    let runtime = Runtime::new(config.clone(), runtime_ports(&store, Arc::new(DenyAll))).unwrap();
     Bench {
         _dir: dir,
         store,
@@ -51,11 +52,13 @@ async fn setup() -> Bench {
 
 async fn context(store: &Store, principal: Principal) -> CallContext {
     CallContext {
-        scope: store
+        tenant: store
             .scope(&TenantId::parse("bench").unwrap())
             .await
             .unwrap()
-            .unwrap(),
+            .unwrap()
+            .tenant()
+            .clone(),
         council: CouncilId::parse("c1").unwrap(),
         principal,
         config: Arc::new(serde_json::json!({"council_name": "Bench"})),
@@ -156,7 +159,8 @@ fn benches(c: &mut Criterion) {
                 pooling_instances: 0,
                 ..bench.config.clone()
             };
-            let fresh = Runtime::new(config, bench.store.clone(), Arc::new(DenyAll)).unwrap();
+            let fresh =
+                Runtime::new(config, runtime_ports(&bench.store, Arc::new(DenyAll))).unwrap();
             let bytes = Arc::clone(&bytes);
             fresh
                 .prepare(Arc::clone(&manifest), digest, async move || Ok(bytes))
@@ -171,7 +175,8 @@ fn benches(c: &mut Criterion) {
                 pooling_instances: 0,
                 ..bench.config.clone()
             };
-            let fresh = Runtime::new(config, bench.store.clone(), Arc::new(DenyAll)).unwrap();
+            let fresh =
+                Runtime::new(config, runtime_ports(&bench.store, Arc::new(DenyAll))).unwrap();
             fresh
                 .prepare(Arc::clone(&manifest), digest, async || {
                     anyhow::bail!("must load from disk")

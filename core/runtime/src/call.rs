@@ -17,7 +17,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 
 use crate::error::CallError;
 use crate::fair::Seat;
-use crate::host::{CallLimits, CallMemory, Host, Observed, Services};
+use crate::host::{CallMemory, Host, Observed};
 use crate::{CallContext, Inner, Prepared};
 
 /// What happened during a call, for logs, metrics and metering.
@@ -102,33 +102,9 @@ async fn run(
     started: Instant,
     cpu: &Arc<AtomicU64>,
 ) -> Result<(http::Response<Bytes>, Arc<Mutex<Observed>>), CallError> {
-    let manifest = &plugin.manifest;
-    let tenant = call.scope.tenant().clone();
-    let outbound =
-        (!manifest.capabilities.outbound_http.is_empty()).then(|| Arc::clone(&plugin.outbound));
-    let config = &inner.config;
+    let tenant = call.tenant.clone();
     let memory = Arc::new(CallMemory::new(plugin.memory_bytes));
-    let host = Host::new(
-        call,
-        manifest.name.clone(),
-        manifest.version.to_string(),
-        Services {
-            store: inner.store.clone(),
-            authorizer: Arc::clone(&inner.authorizer),
-            kv_quota: config.kv_quota_bytes,
-            events: Arc::clone(&inner.events),
-        },
-        CallLimits {
-            memory_bytes: plugin.memory_bytes,
-            resources: config.max_call_resources as usize,
-            fields_bytes: config.max_fields_bytes,
-            log_lines: config.guest_log_lines,
-            events: config.events_per_call,
-            outbound_requests: config.outbound.max_requests_per_call,
-        },
-        Arc::clone(&memory),
-        outbound,
-    );
+    let host = Host::new(inner, plugin, call, Arc::clone(&memory));
     let observed = Arc::clone(&host.observed);
     let mut store = wasmtime::Store::new(&inner.engine, host);
     store.limiter(|h| &mut h.limiter);

@@ -1,5 +1,6 @@
 //! The operator's runtime settings (`[runtime]` in `guildhall.toml`).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,53 @@ impl Default for OutboundConfig {
     }
 }
 
+/// An address range in CIDR notation, from `runtime.outbound.allow_cidrs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in the range; an address of the other family never is.
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Parses operator CIDRs such as `10.20.0.0/16` or `fd00::/8`.
+pub(crate) fn parse_cidrs(list: &[String]) -> Result<Vec<Cidr>, String> {
+    list.iter()
+        .map(|s| {
+            let (addr, prefix) = s
+                .split_once('/')
+                .ok_or_else(|| format!("{s:?} is not CIDR notation"))?;
+            let network: IpAddr = addr.parse().map_err(|_| format!("{s:?}: bad address"))?;
+            let max = if network.is_ipv4() { 32 } else { 128 };
+            let prefix: u8 = prefix
+                .parse()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix must be 0 to {max}"))?;
+            Ok(Cidr { network, prefix })
+        })
+        .collect()
+}
+
 impl RuntimeConfig {
     /// Checks that the settings are consistent; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
@@ -178,7 +226,7 @@ impl RuntimeConfig {
         if self.max_fields_bytes < 1024 {
             return Err("runtime.max_fields_bytes must be at least 1024".into());
         }
-        crate::capabilities::parse_cidrs(&self.outbound.allow_cidrs)
+        parse_cidrs(&self.outbound.allow_cidrs)
             .map_err(|e| format!("runtime.outbound.allow_cidrs: {e}"))?;
         Ok(())
     }
@@ -194,7 +242,7 @@ impl RuntimeConfig {
 
 #[cfg(test)]
 mod tests {
-    use super::RuntimeConfig;
+    use super::{RuntimeConfig, parse_cidrs};
 
     #[test]
     fn the_memory_budget_must_fit_the_largest_plugin() {
@@ -207,5 +255,15 @@ mod tests {
         let e = config.validate().unwrap_err();
         assert!(e.contains("runtime.memory_budget_mib (128)"), "{e}");
         assert!(e.contains("runtime.max_memory_mib (256)"), "{e}");
+    }
+
+    #[test]
+    fn operator_cidrs() {
+        let allow = parse_cidrs(&["10.20.0.0/16".into(), "fd00::/8".into()]).unwrap();
+        assert!(allow[0].contains("10.20.3.4".parse().unwrap()));
+        assert!(!allow[0].contains("10.21.3.4".parse().unwrap()));
+        assert!(allow[1].contains("fd12::1".parse().unwrap()));
+        assert!(parse_cidrs(&["10.0.0.0".into()]).is_err());
+        assert!(parse_cidrs(&["10.0.0.0/33".into()]).is_err());
     }
 }

@@ -68,9 +68,6 @@ pub enum CallError {
     /// The request body is larger than the cap (413).
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(usize),
-    /// The plugin used a capability it may not use (502).
-    #[error("capability denied: {0}")]
-    CapabilityDenied(String),
     /// The plugin ran into a per-call host limit other than memory, e.g. the resources or
     /// outbound requests one call may have (502); carries which.
     #[error("the plugin exceeded a per-call limit: {0}")]
@@ -89,7 +86,6 @@ impl CallError {
             CallError::Trap(_) => "trap",
             CallError::BadResponse(_) => "bad_response",
             CallError::BodyTooLarge(_) => "body_too_large",
-            CallError::CapabilityDenied(_) => "capability_denied",
             CallError::HostLimit(_) => "host_limit",
             CallError::Internal(_) => "internal",
         }

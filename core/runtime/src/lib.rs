@@ -3,6 +3,9 @@
 //!
 //! - [`Runtime::new`] builds one wasmtime engine (component model, async, epoch
 //!   interruption with one ticker, pooling allocator when the address space allows it).
+//!   Plugins reach storage and policy only through the [`Ports`] it is given: traits
+//!   defined here and implemented by whoever wires the runtime, so this crate knows no
+//!   database.
 //! - [`Runtime::check_component`] vets uploaded bytes: size, component-ness, compilation
 //!   within a time bound, and imports against the manifest's capabilities; the result enters
 //!   the component cache only through [`Runtime::admit`], after the version is stored.
@@ -43,13 +46,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use guildhall_domain::manifest::Manifest;
-use guildhall_domain::{CouncilId, Digest, PluginName};
-use guildhall_store::{Store, TenantScope};
+use guildhall_domain::{CouncilId, Digest, PluginName, TenantId};
 use wasmtime::component::Linker;
 
 pub use budget::MemoryReservation;
 pub use call::CallReport;
-pub use capabilities::{Authorizer, AuthzQuestion, DenyAll};
+pub use capabilities::{
+    Authorizer, AuthzQuestion, DenyAll, EventsPort, KvPort, KvSetError, PluginEvent, PortError,
+    PortFuture, Ports,
+};
 pub use config::{OutboundConfig, RuntimeConfig};
 pub use error::{CallError, MemoryBusy, PrepareError};
 
@@ -76,8 +81,9 @@ pub enum Principal {
 /// Everything a call knows about where it runs.
 #[derive(Debug, Clone)]
 pub struct CallContext {
-    /// The tenant; only request resolution builds scopes.
-    pub scope: TenantScope,
+    /// The tenant, which the caller has checked exists (the gateway resolved the install
+    /// this call runs for in it).
+    pub tenant: TenantId,
     /// The council the request is for.
     pub council: CouncilId,
     /// The caller.
@@ -99,7 +105,11 @@ pub struct Prepared {
     pre: wasmtime_wasi_http::p2::bindings::ProxyPre<Host>,
     memory_bytes: usize,
     timeout: Duration,
-    outbound: Arc<OutboundPolicy>,
+    /// The capabilities the manifest declares: what its linker holds and what its calls
+    /// prepare.
+    capabilities: CapabilitySet,
+    /// What it may reach over HTTP, when it declares outbound hosts.
+    outbound: Option<Arc<OutboundPolicy>>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -203,31 +213,39 @@ struct Inner {
     engine: wasmtime::Engine,
     pooling: bool,
     config: RuntimeConfig,
-    store: Store,
-    authorizer: Arc<dyn Authorizer>,
+    ports: Ports,
     cache: ComponentCache,
     linkers: Mutex<HashMap<CapabilitySet, Arc<Linker<Host>>>>,
-    outbound_allow: Arc<Vec<capabilities::Cidr>>,
+    outbound_allow: Arc<Vec<config::Cidr>>,
     gate: fair::FairGate,
     budget: budget::MemoryBudget,
     events: Arc<capabilities::EventQuota>,
-    _ticker: engine::EpochTicker,
+    /// `None` in a runtime built only to check uploads, which never runs a call.
+    ticker: Option<engine::EpochTicker>,
 }
 
 impl Runtime {
-    /// Builds the engine, starts the epoch ticker and opens the component cache.
-    pub fn new(
-        config: RuntimeConfig,
-        store: Store,
-        authorizer: Arc<dyn Authorizer>,
-    ) -> Result<Self, PrepareError> {
+    /// Builds the engine, starts the epoch ticker and opens the component cache. Plugins'
+    /// capabilities reach storage and policy through `ports`.
+    pub fn new(config: RuntimeConfig, ports: Ports) -> Result<Self, PrepareError> {
+        Self::build(config, ports, true)
+    }
+
+    /// A runtime that only checks and compiles uploads ([`Runtime::check_component`],
+    /// [`Runtime::admit`]) for `guildhall plugins publish`: the same engine and component
+    /// cache, but no epoch ticker thread. It never runs a call: without the ticker no call
+    /// could meet its deadline, so [`Runtime::handle`] refuses at once.
+    pub fn for_publishing(config: RuntimeConfig, ports: Ports) -> Result<Self, PrepareError> {
+        Self::build(config, ports, false)
+    }
+
+    fn build(config: RuntimeConfig, ports: Ports, serve: bool) -> Result<Self, PrepareError> {
         let (engine, pooling) = engine::build(&config).map_err(PrepareError::Engine)?;
-        let ticker = engine::EpochTicker::start(engine.clone());
+        let ticker = serve.then(|| engine::EpochTicker::start(engine.clone()));
         let cache = ComponentCache::new(engine.clone(), &config).map_err(PrepareError::Engine)?;
-        let outbound_allow =
-            capabilities::parse_cidrs(&config.outbound.allow_cidrs).map_err(|e| {
-                PrepareError::Engine(anyhow::anyhow!("runtime.outbound.allow_cidrs: {e}"))
-            })?;
+        let outbound_allow = config::parse_cidrs(&config.outbound.allow_cidrs).map_err(|e| {
+            PrepareError::Engine(anyhow::anyhow!("runtime.outbound.allow_cidrs: {e}"))
+        })?;
         let budget = budget::MemoryBudget::new(
             config.memory_budget_mib,
             Duration::from_millis(config.tenant_queue_timeout_ms),
@@ -240,8 +258,7 @@ impl Runtime {
                 engine,
                 pooling,
                 config,
-                store,
-                authorizer,
+                ports,
                 cache,
                 linkers: Mutex::new(HashMap::new()),
                 outbound_allow: Arc::new(outbound_allow),
@@ -251,7 +268,7 @@ impl Runtime {
                 ),
                 budget,
                 events,
-                _ticker: ticker,
+                ticker,
             }),
         })
     }
@@ -324,17 +341,21 @@ impl Runtime {
             .limits
             .timeout_ms
             .unwrap_or(config.default_timeout_ms);
-        let outbound = Arc::new(OutboundPolicy::new(
-            &manifest.capabilities.outbound_http,
-            &config.outbound,
-            Arc::clone(&self.inner.outbound_allow),
-        ));
+        let capabilities = CapabilitySet::of(&manifest.capabilities);
+        let outbound = (!manifest.capabilities.outbound_http.is_empty()).then(|| {
+            Arc::new(OutboundPolicy::new(
+                &manifest.capabilities.outbound_http,
+                &config.outbound,
+                Arc::clone(&self.inner.outbound_allow),
+            ))
+        });
         Ok(Prepared {
             manifest,
             digest,
             pre,
             memory_bytes: (memory_mib as usize) << 20,
             timeout: Duration::from_millis(timeout_ms),
+            capabilities,
             outbound,
         })
     }
@@ -386,6 +407,21 @@ impl Runtime {
         call: CallContext,
         request: http::Request<bytes::Bytes>,
     ) -> (Result<http::Response<bytes::Bytes>, CallError>, CallReport) {
+        if self.inner.ticker.is_none() {
+            let error = CallError::Internal(
+                "this runtime was built to check uploads and runs no calls".to_string(),
+            );
+            let report = CallReport {
+                outcome: error.kind(),
+                wall: Duration::ZERO,
+                bytes_in: 0,
+                bytes_out: 0,
+                cpu: Duration::ZERO,
+                kv_bytes: 0,
+                denied: Vec::new(),
+            };
+            return (Err(error), report);
+        }
         call::handle(&self.inner, plugin, call, request).await
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use guildhall::ports::runtime_ports;
 use guildhall_domain::Digest;
 use guildhall_domain::manifest::Manifest;
 use guildhall_runtime::{DenyAll, PrepareError, Runtime, RuntimeConfig};
@@ -30,7 +31,7 @@ async fn world_with(config: impl FnOnce(&mut RuntimeConfig)) -> World {
         ..RuntimeConfig::default()
     };
     config(&mut rc);
-    let runtime = Runtime::new(rc, store, Arc::new(DenyAll)).unwrap();
+    let runtime = Runtime::new(rc, runtime_ports(&store, Arc::new(DenyAll))).unwrap();
     World { dir, runtime }
 }
 
@@ -200,16 +201,18 @@ async fn the_cache_is_bounded_and_never_evicts_what_serves() {
             compile_cache_entries: 1,
             ..RuntimeConfig::default()
         },
-        Store::connect(
-            &DatabaseUrl::new(format!(
-                "sqlite://{}?mode=rwc",
-                w.dir.path().join("g.db").display()
-            )),
-            &PoolOptions::default(),
-        )
-        .await
-        .unwrap(),
-        Arc::new(DenyAll),
+        runtime_ports(
+            &Store::connect(
+                &DatabaseUrl::new(format!(
+                    "sqlite://{}?mode=rwc",
+                    w.dir.path().join("g.db").display()
+                )),
+                &PoolOptions::default(),
+            )
+            .await
+            .unwrap(),
+            Arc::new(DenyAll),
+        ),
     )
     .unwrap();
     assert_eq!(again.stats().cached, 1);

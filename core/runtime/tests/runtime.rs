@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use guildhall::ports::runtime_ports;
 use guildhall_domain::manifest::Manifest;
 use guildhall_domain::tenant::TenantSpec;
 use guildhall_domain::{CouncilId, Digest, TenantId};
@@ -44,7 +45,7 @@ async fn world_with(config: impl FnOnce(&mut RuntimeConfig)) -> World {
         ..RuntimeConfig::default()
     };
     config(&mut rc);
-    let runtime = Runtime::new(rc.clone(), store.clone(), Arc::new(DenyAll)).unwrap();
+    let runtime = Runtime::new(rc.clone(), runtime_ports(&store, Arc::new(DenyAll))).unwrap();
     World {
         _dir: dir,
         store,
@@ -74,6 +75,7 @@ impl World {
         principal: Principal,
         config: serde_json::Value,
     ) -> CallContext {
+        // Like the gateway, resolve the tenant before handing the runtime its id.
         let scope = self
             .store
             .scope(&TenantId::parse(tenant).unwrap())
@@ -81,7 +83,7 @@ impl World {
             .unwrap()
             .unwrap();
         CallContext {
-            scope,
+            tenant: scope.tenant().clone(),
             council: CouncilId::parse("first").unwrap(),
             principal,
             config: Arc::new(config),
@@ -147,7 +149,7 @@ async fn a_component_compiles_once_for_every_tenant_and_once_per_disk_cache() {
     }
 
     // A second runtime on the same cache folder (a restart) loads the precompiled artefact.
-    let again = Runtime::new(w.config.clone(), w.store.clone(), Arc::new(DenyAll)).unwrap();
+    let again = Runtime::new(w.config.clone(), runtime_ports(&w.store, Arc::new(DenyAll))).unwrap();
     let artifact = plugin("hello");
     let manifest = Arc::new(Manifest::from_toml(&artifact.manifest()).unwrap());
     let loaded = again

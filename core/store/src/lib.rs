@@ -4,9 +4,12 @@
 //! repositories on it.
 //!
 //! **Architecture Invariant:** a request for tenant T can only touch rows of T. Repositories
-//! for tenant data take a [`TenantScope`], and the only way to obtain one is
-//! [`Store::scope`], which checks that the tenant exists; request resolution does that once
-//! per request. Queries across all tenants live in [`Tenants`], which is operator code.
+//! for tenant data take a [`TenantScope`], and the way to obtain one is [`Store::scope`],
+//! which checks that the tenant exists; request resolution does that once per request.
+//! Code that was handed the id of a tenant resolved that way (the plugin runtime's ports,
+//! which receive ids from the gateway) rebuilds the scope with
+//! [`TenantScope::already_checked`] rather than checking again. Queries across all tenants
+//! live in [`Tenants`], which is operator code.
 
 mod audit;
 mod catalogue;
@@ -118,6 +121,81 @@ impl Error {
     }
 }
 
+/// Holds the database's schema for one process while it migrates and grants: replicas or
+/// commands that start together on one database take turns, so they never apply the same
+/// migration twice or update the same grants at once ("table already exists", "tuple
+/// concurrently updated"). On PostgreSQL a session-level advisory lock on a connection of
+/// its own; on SQLite an exclusive lock on the file `<database>.schema-lock` beside the
+/// database. Released by [`SchemaLock::release`], or when the process ends.
+#[derive(Debug)]
+pub struct SchemaLock(Held);
+
+#[derive(Debug)]
+enum Held {
+    Postgres(DatabaseConnection),
+    File(std::fs::File),
+    Nothing,
+}
+
+impl SchemaLock {
+    /// Waits for the lock on the database at `url`.
+    pub async fn acquire(url: &DatabaseUrl) -> Result<Self> {
+        if url.backend()? == DbBackend::Postgres {
+            let mut options = ConnectOptions::new(url.expose());
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .sqlx_logging(false);
+            let db = Database::connect(options).await?;
+            db.execute_unprepared(
+                "SELECT pg_advisory_lock(hashtextextended('guildhall.schema', 0))",
+            )
+            .await?;
+            return Ok(Self(Held::Postgres(db)));
+        }
+        let Some(path) = url.sqlite_path() else {
+            // An in-memory database belongs to one process.
+            return Ok(Self(Held::Nothing));
+        };
+        let mut name = path.into_os_string();
+        name.push(".schema-lock");
+        let lock_path = std::path::PathBuf::from(name);
+        let file = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| DbErr::Custom(format!("the schema lock's thread failed: {e}")))?
+        .map_err(|e| DbErr::Custom(format!("cannot lock the database schema: {e}")))?;
+        Ok(Self(Held::File(file)))
+    }
+
+    /// Releases the lock.
+    pub async fn release(self) -> Result<()> {
+        match self.0 {
+            Held::Postgres(db) => {
+                db.execute_unprepared(
+                    "SELECT pg_advisory_unlock(hashtextextended('guildhall.schema', 0))",
+                )
+                .await?;
+                db.close().await?;
+            }
+            Held::File(file) => {
+                file.unlock().map_err(|e| {
+                    DbErr::Custom(format!("cannot unlock the database schema: {e}"))
+                })?;
+            }
+            Held::Nothing => {}
+        }
+        Ok(())
+    }
+}
+
 /// Shorthand for results whose error is the store's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -154,16 +232,27 @@ pub struct MigrationStatus {
     pub newer: Vec<String>,
 }
 
-/// Proof that a tenant exists, required by every repository over tenant data.
+/// Proof that a tenant was checked to exist, required by every repository over tenant data.
 ///
-/// Only [`Store::scope`] builds one, so holding a `TenantScope` means the tenant was
-/// resolved from the request (or the command line) and checked.
+/// [`Store::scope`] builds one after reading the tenant's row, and
+/// [`TenantScope::already_checked`] for an id that went through it earlier, so holding a
+/// `TenantScope` means the tenant was resolved from the request (or the command line) and
+/// checked. It says the tenant existed then, not that it still does: after a deletion its
+/// repositories find no rows, and writes fail on the tenant's foreign key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantScope {
     tenant: TenantId,
 }
 
 impl TenantScope {
+    /// The scope of a tenant the caller has already checked exists through
+    /// [`Store::scope`], for code that is handed the id rather than the scope: the plugin
+    /// runtime's ports receive the id of the tenant whose install the gateway resolved.
+    /// Never call it with an id taken from input that was not resolved that way.
+    pub fn already_checked(tenant: TenantId) -> Self {
+        Self { tenant }
+    }
+
     /// The tenant this scope is for.
     pub fn tenant(&self) -> &TenantId {
         &self.tenant

@@ -1,12 +1,15 @@
 //! `guildhall:platform/authz`: ask the platform's policy whether the caller may do
 //! something. The decision comes from an [`Authorizer`] the server wires in.
 
+use std::sync::Arc;
+
 use guildhall_domain::{CouncilId, PluginName, TenantId};
 use wasmtime::component::{HasSelf, Linker};
 
+use super::{CallSetup, prepared};
 use crate::Principal;
 use crate::bindings::authz;
-use crate::host::Host;
+use crate::host::{Call, Host};
 
 /// What a plugin asks: may the caller do `action` on `object`, here.
 #[derive(Debug, Clone, Copy)]
@@ -41,17 +44,31 @@ impl Authorizer for DenyAll {
     }
 }
 
-pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    authz::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
+/// The per-call state: the call's identity and the policy that answers.
+pub(crate) struct State {
+    call: Arc<Call>,
+    authorizer: Arc<dyn Authorizer>,
 }
 
-impl authz::Host for Host {
+pub(super) fn prepare(setup: &CallSetup<'_>) -> State {
+    State {
+        call: Arc::clone(setup.call),
+        authorizer: Arc::clone(&setup.runtime.ports.authorizer),
+    }
+}
+
+pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    authz::add_to_linker::<Host, HasSelf<State>>(linker, |h| prepared(&mut h.capabilities.authz))
+}
+
+impl authz::Host for State {
     async fn allowed(&mut self, action: String, object: String) -> wasmtime::Result<bool> {
-        Ok(self.services.authorizer.allowed(AuthzQuestion {
-            tenant: self.call.scope.tenant(),
-            council: &self.call.council,
-            plugin: &self.plugin,
-            principal: &self.call.principal,
+        let call = &self.call.context;
+        Ok(self.authorizer.allowed(AuthzQuestion {
+            tenant: &call.tenant,
+            council: &call.council,
+            plugin: &self.call.plugin,
+            principal: &call.principal,
             action: &action,
             object: &object,
         }))

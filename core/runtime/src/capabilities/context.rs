@@ -1,38 +1,54 @@
 //! `guildhall:platform/context`: where and for whom the call runs. Needs no declaration.
 
+use std::sync::Arc;
+
 use wasmtime::component::{HasSelf, Linker};
 
+use super::{CallSetup, prepared};
 use crate::Principal;
 use crate::bindings::context;
-use crate::host::Host;
+use crate::host::{Call, Host};
 
-pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    context::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
+/// The per-call state: the call's identity, which it only reads.
+pub(crate) struct State {
+    call: Arc<Call>,
 }
 
-impl context::Host for Host {
+pub(super) fn prepare(setup: &CallSetup<'_>) -> State {
+    State {
+        call: Arc::clone(setup.call),
+    }
+}
+
+pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    context::add_to_linker::<Host, HasSelf<State>>(linker, |h| {
+        prepared(&mut h.capabilities.context)
+    })
+}
+
+impl context::Host for State {
     async fn tenant(&mut self) -> wasmtime::Result<String> {
-        Ok(self.call.scope.tenant().to_string())
+        Ok(self.call.context.tenant.to_string())
     }
 
     async fn council(&mut self) -> wasmtime::Result<String> {
-        Ok(self.call.council.to_string())
+        Ok(self.call.context.council.to_string())
     }
 
     async fn plugin(&mut self) -> wasmtime::Result<String> {
-        Ok(self.plugin.to_string())
+        Ok(self.call.plugin.to_string())
     }
 
     async fn version(&mut self) -> wasmtime::Result<String> {
-        Ok(self.version.clone())
+        Ok(self.call.version.clone())
     }
 
     async fn request_id(&mut self) -> wasmtime::Result<String> {
-        Ok(self.call.request_id.clone())
+        Ok(self.call.context.request_id.clone())
     }
 
     async fn caller(&mut self) -> wasmtime::Result<context::Principal> {
-        Ok(match &self.call.principal {
+        Ok(match &self.call.context.principal {
             Principal::Anonymous => context::Principal::Anonymous,
             Principal::Subject { id, roles, council } => {
                 context::Principal::Subject(context::Subject {
@@ -45,10 +61,10 @@ impl context::Host for Host {
     }
 
     async fn config(&mut self) -> wasmtime::Result<String> {
-        Ok(self.call.config.to_string())
+        Ok(self.call.context.config.to_string())
     }
 
     async fn config_value(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.call.config.get(&key).map(ToString::to_string))
+        Ok(self.call.context.config.get(&key).map(ToString::to_string))
     }
 }

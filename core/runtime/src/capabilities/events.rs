@@ -7,21 +7,72 @@
 //! WIT `error` variant is unchanged, so components built against it keep linking.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use guildhall_domain::TenantId;
-use guildhall_store::NewEvent;
+use guildhall_domain::{CouncilId, PluginName, TenantId};
 use wasmtime::component::{HasSelf, Linker};
 
+use super::{CallSetup, PortFuture, prepared};
 use crate::bindings::events;
-use crate::host::Host;
+use crate::host::{Call, Host};
+
+/// Where plugins' events are recorded. The server's records each in its tenant's events
+/// and audit chain, in one transaction.
+pub trait EventsPort: Send + Sync + 'static {
+    /// Records `event`; the runtime has checked its name and payload and the quotas.
+    fn record<'a>(&'a self, event: PluginEvent<'a>) -> PortFuture<'a, ()>;
+}
+
+/// An event a plugin emitted, with where and for whom it ran.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginEvent<'a> {
+    /// The calling tenant.
+    pub tenant: &'a TenantId,
+    /// The council the request was for.
+    pub council: &'a CouncilId,
+    /// The plugin that emitted it.
+    pub plugin: &'a PluginName,
+    /// The plugin's version.
+    pub version: &'a str,
+    /// The event's name (`[a-z0-9._-]`, 1 to 64 bytes).
+    pub name: &'a str,
+    /// JSON payload text, already checked to be JSON.
+    pub payload: &'a str,
+    /// The platform's request id.
+    pub request_id: &'a str,
+    /// Who the plugin acted for: the caller's subject, or `anonymous`.
+    pub actor: &'a str,
+}
 
 /// The largest payload, in bytes.
 pub(crate) const MAX_PAYLOAD: usize = 64 << 10;
 
+/// The per-call state: the call's identity, where events are recorded, the tenant's
+/// budget on this replica and what is left of the call's own.
+pub(crate) struct State {
+    call: Arc<Call>,
+    port: Arc<dyn EventsPort>,
+    tenant_quota: Arc<EventQuota>,
+    /// `events.emit` calls this call may still make.
+    left: u32,
+    /// `runtime.events_per_call`, for the message once `left` is spent.
+    per_call: u32,
+}
+
+pub(super) fn prepare(setup: &CallSetup<'_>) -> State {
+    let per_call = setup.runtime.config.events_per_call;
+    State {
+        call: Arc::clone(setup.call),
+        port: Arc::clone(&setup.runtime.ports.events),
+        tenant_quota: Arc::clone(&setup.runtime.events),
+        left: per_call,
+        per_call,
+    }
+}
+
 pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    events::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
+    events::add_to_linker::<Host, HasSelf<State>>(linker, |h| prepared(&mut h.capabilities.events))
 }
 
 /// The per-tenant events budget of this replica: fixed one-minute windows, one entry per
@@ -64,7 +115,7 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
 }
 
-impl events::Host for Host {
+impl events::Host for State {
     async fn emit(
         &mut self,
         name: String,
@@ -81,37 +132,38 @@ impl events::Host for Host {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&payload) {
             return Ok(Err(events::Error::InvalidPayload(e.to_string())));
         }
-        let Some(left) = self.events_left.checked_sub(1) else {
+        let Some(left) = self.left.checked_sub(1) else {
             return Ok(Err(events::Error::Unavailable(format!(
                 "quota exceeded: at most {} events per call",
-                self.limits.events
+                self.per_call
             ))));
         };
-        self.events_left = left;
-        let tenant = self.call.scope.tenant();
-        if !self.services.events.take(tenant, Instant::now()) {
+        self.left = left;
+        let call = &self.call.context;
+        let tenant = &call.tenant;
+        if !self.tenant_quota.take(tenant, Instant::now()) {
             tracing::warn!(
                 tenant = %tenant,
-                plugin = %self.plugin,
-                request_id = %self.call.request_id,
+                plugin = %self.call.plugin,
+                request_id = %call.request_id,
                 "event refused: the tenant's events quota for this minute is spent"
             );
             return Ok(Err(events::Error::Unavailable(format!(
                 "quota exceeded: tenant {tenant} may record at most {} events a minute; retry later",
-                self.services.events.per_minute
+                self.tenant_quota.per_minute
             ))));
         }
-        let store = &self.services.store;
-        let recorded = store
-            .events(&self.call.scope)
-            .record(NewEvent {
-                council: &self.call.council,
-                plugin: &self.plugin,
-                version: &self.version,
+        let recorded = self
+            .port
+            .record(PluginEvent {
+                tenant,
+                council: &call.council,
+                plugin: &self.call.plugin,
+                version: &self.call.version,
                 name: &name,
                 payload: &payload,
-                request_id: &self.call.request_id,
-                actor: match &self.call.principal {
+                request_id: &call.request_id,
+                actor: match &call.principal {
                     crate::Principal::Anonymous => "anonymous",
                     crate::Principal::Subject { id, .. } => id,
                 },
@@ -121,9 +173,9 @@ impl events::Host for Host {
             Ok(_) => Ok(()),
             Err(e) => {
                 tracing::error!(
-                    tenant = %self.call.scope.tenant(),
-                    plugin = %self.plugin,
-                    request_id = %self.call.request_id,
+                    tenant = %call.tenant,
+                    plugin = %self.call.plugin,
+                    request_id = %call.request_id,
                     error = %e,
                     "recording a plugin event failed"
                 );

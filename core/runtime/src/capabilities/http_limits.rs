@@ -26,6 +26,7 @@ use wasmtime_wasi_http::p2::types::{
 };
 use wasmtime_wasi_http::{FieldMap, WasiHttpCtxView, WasiHttpView};
 
+use super::prepared;
 use crate::host::Host;
 
 /// The `wasi:http` version wasmtime-wasi-http links; components importing any 0.2
@@ -158,7 +159,7 @@ pub(super) fn link_outgoing(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
             Resource<HostOutgoingRequest>,
             Option<Resource<RequestOptions>>,
         )| {
-            store.data_mut().take_outbound_request()?;
+            prepared(&mut store.data_mut().capabilities.outbound_http).take()?;
             let mut view = store.data_mut().http();
             let result: Result<Resource<HostFutureIncomingResponse>, ErrorCode> =
                 match outgoing_handler::Host::handle(&mut view, request, options) {

@@ -1,11 +1,73 @@
 //! `guildhall:platform/kv`: a key-value store private to the plugin in each tenant, kept
-//! in the platform's database through the store's tenant-scoped repository.
+//! wherever the [`KvPort`] the runtime was built with keeps it (the server's is the
+//! platform's database, through the store's tenant-scoped repository).
 
-use guildhall_store::KvWriteError;
+use std::sync::{Arc, Mutex};
+
+use guildhall_domain::{PluginName, TenantId};
 use wasmtime::component::{HasSelf, Linker};
 
+use super::{CallSetup, PortError, PortFuture, prepared};
 use crate::bindings::kv;
-use crate::host::Host;
+use crate::host::{Call, Host, Observed};
+
+/// Where plugins' key-value data is kept: each plugin's own keys in each tenant. The
+/// runtime checks keys, values and page sizes before it asks, and logs failures with the
+/// call's tenant, plugin and request id; the plugin only learns that storage failed.
+pub trait KvPort: Send + Sync + 'static {
+    /// The value under `key`, if any.
+    fn get<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+    ) -> PortFuture<'a, Option<Vec<u8>>>;
+
+    /// Stores `value` under `key`, unless the plugin's data in the tenant would then
+    /// exceed `quota` bytes (keys plus values). Concurrent writers of one plugin in one
+    /// tenant must not both pass the check.
+    fn set<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+        value: &'a [u8],
+        quota: u64,
+    ) -> PortFuture<'a, (), KvSetError>;
+
+    /// Deletes `key`; `true` when it existed.
+    fn delete<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+    ) -> PortFuture<'a, bool>;
+
+    /// Up to `limit` keys starting with `prefix`, in byte order after `cursor`, and the
+    /// cursor of the next page when there is one.
+    fn list_keys<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+        limit: u32,
+    ) -> PortFuture<'a, (Vec<String>, Option<String>)>;
+}
+
+/// Why [`KvPort::set`] stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum KvSetError {
+    /// The write would take the plugin's data in the tenant past its quota.
+    #[error("quota of {quota} bytes exceeded")]
+    QuotaExceeded {
+        /// The quota in bytes.
+        quota: u64,
+    },
+    /// The storage behind the port failed.
+    #[error(transparent)]
+    Storage(PortError),
+}
 
 /// The longest key, in bytes.
 pub(crate) const MAX_KEY: usize = 512;
@@ -14,8 +76,26 @@ pub(crate) const MAX_VALUE: usize = 1 << 20;
 /// The most keys one `list-keys` call returns.
 pub(crate) const MAX_PAGE: u32 = 1000;
 
+/// The per-call state: the call's identity, where the data is kept, the install's quota
+/// and the bytes written, which the call reports.
+pub(crate) struct State {
+    call: Arc<Call>,
+    port: Arc<dyn KvPort>,
+    quota: u64,
+    observed: Arc<Mutex<Observed>>,
+}
+
+pub(super) fn prepare(setup: &CallSetup<'_>) -> State {
+    State {
+        call: Arc::clone(setup.call),
+        port: Arc::clone(&setup.runtime.ports.kv),
+        quota: setup.runtime.config.kv_quota_bytes,
+        observed: Arc::clone(setup.observed),
+    }
+}
+
 pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    kv::add_to_linker::<Host, HasSelf<Host>>(linker, |h| h)
+    kv::add_to_linker::<Host, HasSelf<State>>(linker, |h| prepared(&mut h.capabilities.kv))
 }
 
 fn check_key(key: &str) -> Result<(), kv::Error> {
@@ -26,25 +106,28 @@ fn check_key(key: &str) -> Result<(), kv::Error> {
     }
 }
 
-fn unavailable(host: &Host, e: impl std::fmt::Display) -> kv::Error {
+fn unavailable(state: &State, e: impl std::fmt::Display) -> kv::Error {
     tracing::error!(
-        tenant = %host.call.scope.tenant(),
-        plugin = %host.plugin,
-        request_id = %host.call.request_id,
+        tenant = %state.call.context.tenant,
+        plugin = %state.call.plugin,
+        request_id = %state.call.context.request_id,
         error = %e,
         "kv storage failed"
     );
     kv::Error::Unavailable("the platform's storage failed; try again later".into())
 }
 
-impl kv::Host for Host {
+impl kv::Host for State {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        let store = &self.services.store;
         Ok(
-            match store.kv(&self.call.scope, &self.plugin).get(&key).await {
+            match self
+                .port
+                .get(&self.call.context.tenant, &self.call.plugin, &key)
+                .await
+            {
                 Ok(value) => Ok(value),
                 Err(e) => Err(unavailable(self, e)),
             },
@@ -62,12 +145,16 @@ impl kv::Host for Host {
         if value.len() > MAX_VALUE {
             return Ok(Err(kv::Error::ValueTooLarge(value.len() as u64)));
         }
-        let quota = self.services.kv_quota;
-        let store = &self.services.store;
         Ok(
-            match store
-                .kv(&self.call.scope, &self.plugin)
-                .set(&key, &value, quota)
+            match self
+                .port
+                .set(
+                    &self.call.context.tenant,
+                    &self.call.plugin,
+                    &key,
+                    &value,
+                    self.quota,
+                )
                 .await
             {
                 Ok(()) => {
@@ -77,10 +164,8 @@ impl kv::Host for Host {
                         .kv_bytes_written += (key.len() + value.len()) as u64;
                     Ok(())
                 }
-                Err(KvWriteError::QuotaExceeded { quota, .. }) => {
-                    Err(kv::Error::QuotaExceeded(quota))
-                }
-                Err(KvWriteError::Store(e)) => Err(unavailable(self, e)),
+                Err(KvSetError::QuotaExceeded { quota }) => Err(kv::Error::QuotaExceeded(quota)),
+                Err(KvSetError::Storage(e)) => Err(unavailable(self, e)),
             },
         )
     }
@@ -89,9 +174,12 @@ impl kv::Host for Host {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        let store = &self.services.store;
         Ok(
-            match store.kv(&self.call.scope, &self.plugin).delete(&key).await {
+            match self
+                .port
+                .delete(&self.call.context.tenant, &self.call.plugin, &key)
+                .await
+            {
                 Ok(existed) => Ok(existed),
                 Err(e) => Err(unavailable(self, e)),
             },
@@ -108,11 +196,16 @@ impl kv::Host for Host {
             return Ok(Err(kv::Error::InvalidKey(prefix.len() as u32)));
         }
         let limit = limit.clamp(1, MAX_PAGE);
-        let store = &self.services.store;
         Ok(
-            match store
-                .kv(&self.call.scope, &self.plugin)
-                .list_keys(&prefix, cursor.as_deref(), limit)
+            match self
+                .port
+                .list_keys(
+                    &self.call.context.tenant,
+                    &self.call.plugin,
+                    &prefix,
+                    cursor.as_deref(),
+                    limit,
+                )
                 .await
             {
                 Ok((keys, next)) => Ok(kv::Page { keys, next }),

@@ -6,11 +6,17 @@
 //!    undeclared import cannot link;
 //! 2. **validate** once per prepared plugin what the manifest says about it (for example
 //!    the outbound allow-list, [`OutboundPolicy::new`]);
-//! 3. **prepare** per-instance state when a call starts (`Host::new`).
+//! 3. **prepare** its per-call state when a call starts ([`prepare`]), into its own slot of
+//!    [`States`]. The platform's interfaces (`context`, `kv`, `events`, `authz`) are
+//!    implemented on their own state and reach nothing else; WASI and `wasi:http` reach
+//!    theirs through the `Host`, as wasmtime's views pair them with the shared resource
+//!    table.
 //!
-//! [`CAPABILITIES`] lists them with the component imports each one satisfies; the
-//! publish-time import check reads the same table. Adding a capability means adding a
-//! module here and a row to that table.
+//! [`CAPABILITIES`] lists them with the component imports each one satisfies and its
+//! `link` and `prepare`; the publish-time import check reads the same table, and the same
+//! row's `declared` decides both whether a plugin's linker holds a capability and whether
+//! its calls prepare its state. Adding a capability means adding a module here (its host
+//! functions, `link`, state and `prepare`), a row to that table and its slot in [`States`].
 
 mod authz;
 mod context;
@@ -18,6 +24,10 @@ mod events;
 mod http_limits;
 mod kv;
 mod outbound;
+mod wasi;
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use guildhall_domain::manifest::Capabilities;
 use wasmtime::Engine;
@@ -26,10 +36,39 @@ use wasmtime::component::types::ComponentItem;
 
 pub use authz::{Authorizer, AuthzQuestion, DenyAll};
 pub(crate) use events::EventQuota;
-pub(crate) use outbound::{Cidr, OutboundHooks, OutboundPolicy, parse_cidrs};
+pub use events::{EventsPort, PluginEvent};
+pub use kv::{KvPort, KvSetError};
+pub(crate) use outbound::OutboundPolicy;
 
 use crate::error::PrepareError;
-use crate::host::Host;
+use crate::host::{Call, Host, Observed};
+use crate::{Inner, Prepared};
+
+/// What the runtime reaches outside itself through: traits the runtime defines and whoever
+/// builds it implements (the server over its database and access policy). The runtime
+/// itself knows no storage.
+#[derive(Clone)]
+pub struct Ports {
+    /// Plugins' key-value data, for `guildhall:platform/kv`.
+    pub kv: Arc<dyn KvPort>,
+    /// Plugins' events, for `guildhall:platform/events`.
+    pub events: Arc<dyn EventsPort>,
+    /// The access policy, for `guildhall:platform/authz`.
+    pub authorizer: Arc<dyn Authorizer>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// Why storage behind a port failed. The runtime logs it with the call's tenant, plugin
+/// and request id and tells the plugin only that storage failed.
+pub type PortError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a port's methods return: a boxed future, so the ports can be trait objects.
+pub type PortFuture<'a, T, E = PortError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
 
 /// Which optional capabilities a plugin declared; the key of the linker cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -51,6 +90,40 @@ impl CapabilitySet {
     }
 }
 
+/// What a capability's `prepare` reads when a call starts.
+pub(crate) struct CallSetup<'a> {
+    /// Who and where the call is.
+    pub(crate) call: &'a Arc<Call>,
+    /// The runtime: its settings, ports and shared budgets.
+    pub(crate) runtime: &'a Inner,
+    /// The plugin version answering, as prepared (its outbound policy, for instance).
+    pub(crate) plugin: &'a Prepared,
+    /// What the host observes during the call, reported with its outcome.
+    pub(crate) observed: &'a Arc<Mutex<Observed>>,
+}
+
+/// Each capability's per-call state: a slot per row, filled by the row's `prepare` when
+/// the plugin declared it (always, for rows that need no declaration).
+#[derive(Default)]
+pub(crate) struct States {
+    pub(crate) wasi: Option<wasmtime_wasi::WasiCtx>,
+    pub(crate) http: Option<outbound::Http>,
+    pub(crate) context: Option<context::State>,
+    pub(crate) kv: Option<kv::State>,
+    pub(crate) events: Option<events::State>,
+    pub(crate) authz: Option<authz::State>,
+    pub(crate) outbound_http: Option<outbound::Requests>,
+}
+
+/// A capability's state, for its host functions. They are linked only for plugins that
+/// declared it, and a call prepares the state of exactly those (the row's `declared`
+/// decides both), so the slot is always filled when they run.
+#[track_caller]
+pub(crate) fn prepared<T>(slot: &mut Option<T>) -> &mut T {
+    slot.as_mut()
+        .expect("a capability's host functions ran without its per-call state")
+}
+
 /// One row of the capability table.
 pub(crate) struct Capability {
     /// The name used in manifests and messages.
@@ -61,6 +134,8 @@ pub(crate) struct Capability {
     pub(crate) declared: fn(CapabilitySet) -> bool,
     /// Adds its host functions to a linker.
     pub(crate) link: fn(&mut Linker<Host>) -> wasmtime::Result<()>,
+    /// Builds its per-call state into its slot, for a plugin that has it.
+    pub(crate) prepare: fn(&CallSetup<'_>, &mut States),
 }
 
 /// Everything a plugin can import. Rows whose `declared` is always true need no
@@ -92,51 +167,54 @@ pub(crate) const CAPABILITIES: &[Capability] = &[
             "wasi:filesystem/preopens",
         ],
         declared: |_| true,
-        link: link_wasi,
+        link: wasi::link,
+        prepare: |setup, states| states.wasi = Some(wasi::prepare(setup)),
     },
     Capability {
         name: "http",
         interfaces: &["wasi:http/types"],
         declared: |_| true,
         link: outbound::link_types,
+        prepare: |setup, states| states.http = Some(outbound::prepare_http(setup)),
     },
     Capability {
         name: "context",
         interfaces: &["guildhall:platform/context"],
         declared: |_| true,
         link: context::link,
+        prepare: |setup, states| states.context = Some(context::prepare(setup)),
     },
     Capability {
         name: "kv",
         interfaces: &["guildhall:platform/kv"],
         declared: |c| c.kv,
         link: kv::link,
+        prepare: |setup, states| states.kv = Some(kv::prepare(setup)),
     },
     Capability {
         name: "events",
         interfaces: &["guildhall:platform/events"],
         declared: |c| c.events,
         link: events::link,
+        prepare: |setup, states| states.events = Some(events::prepare(setup)),
     },
     Capability {
         name: "authz",
         interfaces: &["guildhall:platform/authz"],
         declared: |c| c.authz,
         link: authz::link,
+        prepare: |setup, states| states.authz = Some(authz::prepare(setup)),
     },
     Capability {
         name: "outbound_http",
         interfaces: &["wasi:http/outgoing-handler"],
         declared: |c| c.outbound_http,
         link: outbound::link_outgoing,
+        prepare: |setup, states| {
+            states.outbound_http = Some(outbound::prepare_requests(setup));
+        },
     },
 ];
-
-/// All of WASI 0.2. Sockets link too (the standard library may import them), but the
-/// import check refuses components that import them and the context denies the network.
-fn link_wasi(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)
-}
 
 /// A linker holding exactly the capabilities in `caps`.
 pub(crate) fn linker(engine: &Engine, caps: CapabilitySet) -> anyhow::Result<Linker<Host>> {
@@ -149,6 +227,17 @@ pub(crate) fn linker(engine: &Engine, caps: CapabilitySet) -> anyhow::Result<Lin
         }
     }
     Ok(linker)
+}
+
+/// The per-call state of every capability in `caps`.
+pub(crate) fn prepare(setup: &CallSetup<'_>, caps: CapabilitySet) -> States {
+    let mut states = States::default();
+    for capability in CAPABILITIES {
+        if (capability.declared)(caps) {
+            (capability.prepare)(setup, &mut states);
+        }
+    }
+    states
 }
 
 /// Interface name without its version: `wasi:http/types@0.2.12` → `wasi:http/types`.

@@ -12,10 +12,70 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::io::TokioIo;
-use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttp, WasiHttpHooks};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttp, WasiHttpCtx, WasiHttpHooks};
 
-use crate::config::OutboundConfig;
+use super::CallSetup;
+use crate::config::{Cidr, OutboundConfig};
 use crate::host::{Host, Observed};
+
+/// The `http` row's per-call state: wasmtime-wasi-http's context, with the call's limit on
+/// one `fields`, and the hooks outbound requests go through.
+pub(crate) struct Http {
+    pub(crate) ctx: WasiHttpCtx,
+    pub(crate) hooks: OutboundHooks,
+}
+
+pub(super) fn prepare_http(setup: &CallSetup<'_>) -> Http {
+    let mut ctx = WasiHttpCtx::new();
+    ctx.set_field_size_limit(setup.runtime.config.max_fields_bytes);
+    Http {
+        ctx,
+        hooks: OutboundHooks::new(
+            setup.plugin.outbound.clone(),
+            Arc::clone(setup.observed),
+            setup.call.context.traceparent.clone(),
+        ),
+    }
+}
+
+/// The `outbound_http` row's per-call state: the outbound requests the call may still
+/// make, refused ones included.
+pub(crate) struct Requests {
+    left: u32,
+    /// `runtime.outbound.max_requests_per_call`, for the message once `left` is spent.
+    per_call: u32,
+    observed: Arc<Mutex<Observed>>,
+}
+
+pub(super) fn prepare_requests(setup: &CallSetup<'_>) -> Requests {
+    let per_call = setup.runtime.config.outbound.max_requests_per_call;
+    Requests {
+        left: per_call,
+        per_call,
+        observed: Arc::clone(setup.observed),
+    }
+}
+
+impl Requests {
+    /// Counts one outbound request; past the call's limit the guest traps and the call
+    /// fails with the limit named.
+    pub(crate) fn take(&mut self) -> wasmtime::Result<()> {
+        if let Some(left) = self.left.checked_sub(1) {
+            self.left = left;
+            return Ok(());
+        }
+        let reason = format!(
+            "more than {} outbound requests in one call (runtime.outbound.max_requests_per_call)",
+            self.per_call
+        );
+        self.observed
+            .lock()
+            .expect("observed poisoned")
+            .host_limit
+            .get_or_insert_with(|| reason.clone());
+        wasmtime::bail!("{reason}")
+    }
+}
 
 pub(super) fn link_types(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     use wasmtime_wasi_http::p2::bindings;
@@ -34,52 +94,6 @@ pub(super) fn link_outgoing(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         <Host as wasmtime_wasi_http::WasiHttpView>::http,
     )?;
     super::http_limits::link_outgoing(linker)
-}
-
-/// An address range in CIDR notation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Parses operator CIDRs such as `10.20.0.0/16` or `fd00::/8`.
-pub(crate) fn parse_cidrs(list: &[String]) -> Result<Vec<Cidr>, String> {
-    list.iter()
-        .map(|s| {
-            let (addr, prefix) = s
-                .split_once('/')
-                .ok_or_else(|| format!("{s:?} is not CIDR notation"))?;
-            let network: IpAddr = addr.parse().map_err(|_| format!("{s:?}: bad address"))?;
-            let max = if network.is_ipv4() { 32 } else { 128 };
-            let prefix: u8 = prefix
-                .parse()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: prefix must be 0 to {max}"))?;
-            Ok(Cidr { network, prefix })
-        })
-        .collect()
 }
 
 /// Whether an address is one a plugin may never reach unless the operator allows it:
@@ -467,15 +481,5 @@ mod tests {
                 "{ip} ({what}) should be public"
             );
         }
-    }
-
-    #[test]
-    fn operator_cidrs() {
-        let allow = parse_cidrs(&["10.20.0.0/16".into(), "fd00::/8".into()]).unwrap();
-        assert!(allow[0].contains("10.20.3.4".parse().unwrap()));
-        assert!(!allow[0].contains("10.21.3.4".parse().unwrap()));
-        assert!(allow[1].contains("fd12::1".parse().unwrap()));
-        assert!(parse_cidrs(&["10.0.0.0".into()]).is_err());
-        assert!(parse_cidrs(&["10.0.0.0/33".into()]).is_err());
     }
 }

@@ -1,0 +1,117 @@
+//! The plugin runtime's ports over the platform's database: plugins' key-value data and
+//! events go through the store's tenant-scoped repositories.
+//!
+//! The runtime hands the ports tenant ids, not scopes: the gateway resolved the tenant
+//! (through `Store::scope`) before it started the call, so the adapter rebuilds the scope
+//! with [`TenantScope::already_checked`] instead of reading the tenant's row again.
+
+use std::sync::Arc;
+
+use guildhall_domain::{PluginName, TenantId};
+use guildhall_runtime::{
+    Authorizer, EventsPort, KvPort, KvSetError, PluginEvent, PortFuture, Ports,
+};
+use guildhall_store::{KvWriteError, NewEvent, Store, TenantScope};
+
+/// The runtime's ports for a server on `store`, with `authorizer` answering plugins'
+/// `authz` questions.
+pub fn runtime_ports(store: &Store, authorizer: Arc<dyn Authorizer>) -> Ports {
+    let storage = Arc::new(StorePorts(store.clone()));
+    Ports {
+        kv: storage.clone(),
+        events: storage,
+        authorizer,
+    }
+}
+
+/// [`KvPort`] and [`EventsPort`] over the platform's database.
+#[derive(Debug, Clone)]
+pub struct StorePorts(pub Store);
+
+impl KvPort for StorePorts {
+    fn get<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+    ) -> PortFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(tenant.clone());
+            Ok(self.0.kv(&scope, plugin).get(key).await?)
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+        value: &'a [u8],
+        quota: u64,
+    ) -> PortFuture<'a, (), KvSetError> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(tenant.clone());
+            self.0
+                .kv(&scope, plugin)
+                .set(key, value, quota)
+                .await
+                .map_err(|e| match e {
+                    KvWriteError::QuotaExceeded { quota, .. } => {
+                        KvSetError::QuotaExceeded { quota }
+                    }
+                    KvWriteError::Store(e) => KvSetError::Storage(e.into()),
+                })
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+    ) -> PortFuture<'a, bool> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(tenant.clone());
+            Ok(self.0.kv(&scope, plugin).delete(key).await?)
+        })
+    }
+
+    fn list_keys<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        prefix: &'a str,
+        cursor: Option<&'a str>,
+        limit: u32,
+    ) -> PortFuture<'a, (Vec<String>, Option<String>)> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(tenant.clone());
+            Ok(self
+                .0
+                .kv(&scope, plugin)
+                .list_keys(prefix, cursor, limit)
+                .await?)
+        })
+    }
+}
+
+impl EventsPort for StorePorts {
+    fn record<'a>(&'a self, event: PluginEvent<'a>) -> PortFuture<'a, ()> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(event.tenant.clone());
+            self.0
+                .events(&scope)
+                .record(NewEvent {
+                    council: event.council,
+                    plugin: event.plugin,
+                    version: event.version,
+                    name: event.name,
+                    payload: event.payload,
+                    request_id: event.request_id,
+                    actor: event.actor,
+                })
+                .await?;
+            Ok(())
+        })
+    }
+}
