@@ -560,14 +560,12 @@ pub struct PluginAuthorizer(pub guildhall_authz::Authz);
 
 impl guildhall_runtime::Authorizer for PluginAuthorizer {
     fn allowed(&self, q: guildhall_runtime::AuthzQuestion<'_>) -> bool {
-        let guildhall_runtime::Principal::Subject { id, roles, council } = q.principal else {
-            return false;
-        };
-        // No roles here: none in the tenant, or limited to another council.
-        if roles.is_empty() || council.as_deref().is_some_and(|c| c != q.council.as_str()) {
+        // No roles here: anonymous, none in the tenant, or limited to another council.
+        if !q.principal.acts_in(q.council) {
             return false;
         }
         let object = format!("plugin:{}:{}", q.plugin, q.object);
-        self.0.allowed_subject(id, q.tenant, &object, q.action)
+        self.0
+            .allowed_subject(q.principal.subject(), q.tenant, &object, q.action)
     }
 }

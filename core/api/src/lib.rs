@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod middleware;
 mod routes;
 mod service_path;
+mod state;
 
 use std::sync::Arc;
 
@@ -22,8 +23,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
-use guildhall_runtime::Runtime;
-use guildhall_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -34,60 +33,7 @@ use utoipa_axum::routes;
 pub use error::{ApiError, FieldError, Problem};
 pub use gateway::Gateway;
 pub use guildhall_operations::catalogue::{CatalogueConfig, TrustedKeys};
-
-/// What every handler can reach.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    /// The database.
-    pub store: Store,
-    /// The plugin runtime.
-    pub runtime: Runtime,
-    /// The service gateway's caches and shares.
-    pub gateway: Gateway,
-    /// The `[catalogue]` signature settings and the operator's own signing keys.
-    pub trusted_keys: Arc<TrustedKeys>,
-    /// Authentication and access control.
-    pub authz: guildhall_authz::Authz,
-    /// Whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<client::TrustedProxies>,
-    /// Metrics, metering and feedback limits.
-    pub telemetry: Telemetry,
-}
-
-/// What the telemetry routes and the gateway record into.
-#[derive(Debug, Clone)]
-pub struct Telemetry {
-    /// This server's metrics.
-    pub metrics: guildhall_telemetry::Metrics,
-    /// This server's meter.
-    pub meter: guildhall_telemetry::Meter,
-    /// The price of one second of plugin CPU time, in pounds.
-    pub price_per_cpu_second: f64,
-    /// Ratings per client address per minute.
-    pub feedback_limiter: Arc<guildhall_authz::FailureLimiter>,
-}
-
-impl Telemetry {
-    /// Ratings one client address may send per minute.
-    pub const FEEDBACK_PER_MINUTE: u32 = 10;
-
-    /// Telemetry over `metrics` and `meter`.
-    pub fn new(
-        metrics: guildhall_telemetry::Metrics,
-        meter: guildhall_telemetry::Meter,
-        price_per_cpu_second: f64,
-    ) -> Self {
-        Self {
-            metrics,
-            meter,
-            price_per_cpu_second,
-            feedback_limiter: Arc::new(guildhall_authz::FailureLimiter::new(
-                Self::FEEDBACK_PER_MINUTE,
-                std::time::Duration::from_secs(60),
-            )),
-        }
-    }
-}
+pub use state::{AppState, Telemetry};
 
 /// HTTP settings from the operator's configuration.
 #[derive(Debug, Clone)]

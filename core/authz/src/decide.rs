@@ -160,4 +160,43 @@ impl Authz {
                 .and_then(|m| m.council)),
         }
     }
+
+    /// Who `principal` is to a service of `scope`'s tenant called for `council`: its
+    /// subject, its roles in the tenant (none when its roles are limited to another
+    /// council) and the council it is limited to. Rules changed on any replica hold.
+    pub async fn caller(
+        &self,
+        principal: &Principal,
+        scope: &TenantScope,
+        council: &CouncilId,
+    ) -> Result<guildhall_domain::Caller, ManageError> {
+        let Principal::Authenticated { subject, .. } = principal else {
+            return Ok(guildhall_domain::Caller::Anonymous);
+        };
+        self.refresh().await?;
+        let limit = match self.council_limit(principal, scope).await? {
+            None => None,
+            Some(stored) => match CouncilId::parse(stored) {
+                Ok(id) => Some(id),
+                // A limit that names no valid council limits the caller to nothing.
+                Err(_) => {
+                    return Ok(guildhall_domain::Caller::Subject {
+                        id: subject.clone(),
+                        roles: Vec::new(),
+                        council: None,
+                    });
+                }
+            },
+        };
+        let roles = if limit.as_ref().is_some_and(|c| c != council) {
+            Vec::new()
+        } else {
+            self.roles_in(principal, scope.tenant())
+        };
+        Ok(guildhall_domain::Caller::Subject {
+            id: subject.clone(),
+            roles,
+            council: limit,
+        })
+    }
 }

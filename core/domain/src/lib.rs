@@ -4,6 +4,7 @@
 //! depend on it and tests can exercise validation without a server.
 
 pub mod audit;
+mod caller;
 mod digest;
 mod ids;
 pub mod manifest;
@@ -14,6 +15,7 @@ mod subject;
 pub mod tenant;
 pub mod text;
 
+pub use caller::Caller;
 pub use digest::{Digest, DigestError};
 pub use ids::{CouncilId, IdError, PluginName, TenantId};
 pub use role::{Role, UnknownRole};

@@ -12,7 +12,7 @@ use guildhall::ports::runtime_ports;
 use guildhall_domain::manifest::Manifest;
 use guildhall_domain::tenant::TenantSpec;
 use guildhall_domain::{CouncilId, Digest, TenantId};
-use guildhall_runtime::{CallContext, DenyAll, Principal, Runtime, RuntimeConfig};
+use guildhall_runtime::{CallContext, Caller, DenyAll, Runtime, RuntimeConfig};
 use guildhall_store::{DatabaseUrl, NewVersion, PoolOptions, Store};
 use guildhall_test_artifacts::{plugin, print_percentiles, with_custom_section};
 use std::time::Instant;
@@ -50,7 +50,7 @@ async fn setup() -> Bench {
     }
 }
 
-async fn context(store: &Store, principal: Principal) -> CallContext {
+async fn context(store: &Store, principal: Caller) -> CallContext {
     CallContext {
         tenant: store
             .scope(&TenantId::parse("bench").unwrap())
@@ -85,7 +85,7 @@ fn benches(c: &mut Criterion) {
         .unwrap();
     let bench = rt.block_on(setup());
     let hello = rt.block_on(prepared(&bench.runtime, "hello"));
-    let ctx = rt.block_on(context(&bench.store, Principal::Anonymous));
+    let ctx = rt.block_on(context(&bench.store, Caller::Anonymous));
 
     c.bench_function("instantiate_and_handle_hello", |b| {
         b.to_async(&rt).iter(|| async {
@@ -114,9 +114,9 @@ fn benches(c: &mut Criterion) {
     let bins = rt.block_on(prepared(&bench.runtime, "bin-collections"));
     let officer = rt.block_on(context(
         &bench.store,
-        Principal::Subject {
+        Caller::Subject {
             id: "bench-officer".into(),
-            roles: vec!["officer".into()],
+            roles: vec![guildhall_domain::Role::Officer],
             council: None,
         },
     ));

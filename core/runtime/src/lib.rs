@@ -62,21 +62,8 @@ use crate::cache::ComponentCache;
 use crate::capabilities::{CapabilitySet, OutboundPolicy};
 use crate::host::Host;
 
-/// Who is calling a plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// No credentials, e.g. a citizen.
-    Anonymous,
-    /// An authenticated caller with roles in the tenant.
-    Subject {
-        /// Token name or OIDC subject.
-        id: String,
-        /// Roles in the tenant.
-        roles: Vec<String>,
-        /// The council the roles are limited to, if any.
-        council: Option<String>,
-    },
-}
+/// Who is calling a plugin, as access control resolved it for the call's tenant and council.
+pub use guildhall_domain::Caller;
 
 /// Everything a call knows about where it runs.
 #[derive(Debug, Clone)]
@@ -87,7 +74,7 @@ pub struct CallContext {
     /// The council the request is for.
     pub council: CouncilId,
     /// The caller.
-    pub principal: Principal,
+    pub principal: Caller,
     /// The install's checked configuration (a JSON object).
     pub config: Arc<serde_json::Value>,
     /// The platform's request id.

@@ -11,7 +11,7 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::tenant::TenantSpec;
 use guildhall_domain::{CouncilId, Digest, TenantId};
 use guildhall_runtime::{
-    CallContext, CallError, DenyAll, PrepareError, Prepared, Principal, Runtime, RuntimeConfig,
+    CallContext, CallError, Caller, DenyAll, PrepareError, Prepared, Runtime, RuntimeConfig,
 };
 use guildhall_store::{DatabaseUrl, PoolOptions, Store};
 use guildhall_test_artifacts::plugin;
@@ -72,7 +72,7 @@ impl World {
     async fn context(
         &self,
         tenant: &str,
-        principal: Principal,
+        principal: Caller,
         config: serde_json::Value,
     ) -> CallContext {
         // Like the gateway, resolve the tenant before handing the runtime its id.
@@ -102,7 +102,7 @@ impl World {
         guildhall_runtime::CallReport,
     ) {
         let ctx = self
-            .context(tenant, Principal::Anonymous, serde_json::json!({}))
+            .context(tenant, Caller::Anonymous, serde_json::json!({}))
             .await;
         self.runtime.handle(plugin, ctx, request).await
     }
@@ -164,7 +164,7 @@ async fn a_component_compiles_once_for_every_tenant_and_once_per_disk_cache() {
         again
             .handle(
                 &loaded,
-                w.context("beta", Principal::Anonymous, serde_json::json!({}))
+                w.context("beta", Caller::Anonymous, serde_json::json!({}))
                     .await,
                 get("/")
             )

@@ -7,7 +7,7 @@ use guildhall_domain::{CouncilId, PluginName, TenantId};
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{CallSetup, prepared};
-use crate::Principal;
+use crate::Caller;
 use crate::bindings::authz;
 use crate::host::{Call, Host};
 
@@ -21,7 +21,7 @@ pub struct AuthzQuestion<'a> {
     /// The plugin asking; its objects are its own namespace.
     pub plugin: &'a PluginName,
     /// The caller.
-    pub principal: &'a Principal,
+    pub principal: &'a Caller,
     /// The action, e.g. `update-status`.
     pub action: &'a str,
     /// The object, e.g. `reports`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::{CallSetup, prepared};
-use crate::Principal;
+use crate::Caller;
 use crate::bindings::context;
 use crate::host::{Call, Host};
 
@@ -49,12 +49,12 @@ impl context::Host for State {
 
     async fn caller(&mut self) -> wasmtime::Result<context::Principal> {
         Ok(match &self.call.context.principal {
-            Principal::Anonymous => context::Principal::Anonymous,
-            Principal::Subject { id, roles, council } => {
+            Caller::Anonymous => context::Principal::Anonymous,
+            Caller::Subject { id, roles, council } => {
                 context::Principal::Subject(context::Subject {
                     id: id.clone(),
-                    roles: roles.clone(),
-                    council: council.clone(),
+                    roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+                    council: council.as_ref().map(ToString::to_string),
                 })
             }
         })

@@ -163,10 +163,7 @@ impl events::Host for State {
                 name: &name,
                 payload: &payload,
                 request_id: &call.request_id,
-                actor: match &call.principal {
-                    crate::Principal::Anonymous => "anonymous",
-                    crate::Principal::Subject { id, .. } => id,
-                },
+                actor: call.principal.subject(),
             })
             .await;
         Ok(match recorded {

@@ -1,0 +1,208 @@
+//! The install cache: each tenant's install of a plugin resolved once per platform
+//! revision, each version prepared (compiled) once, and the watcher that notices changes
+//! made through other replicas.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use guildhall_domain::manifest::Manifest;
+use guildhall_domain::{CouncilId, PluginName, TenantId};
+use guildhall_runtime::Prepared;
+use guildhall_store::{InstallCouncils, TenantScope};
+
+use super::{Gateway, WATCH_INTERVAL};
+use crate::error::ApiError;
+
+/// A resolved install, valid for the revision it was read at.
+pub(super) struct Resolved {
+    pub(super) revision: i64,
+    pub(super) scope: TenantScope,
+    pub(super) councils: InstallCouncils,
+    pub(super) tenant_councils: HashSet<CouncilId>,
+    pub(super) config: Arc<serde_json::Value>,
+    pub(super) prepared: Arc<Prepared>,
+}
+
+impl Resolved {
+    /// Whether the install serves `council`, a council of its tenant.
+    pub(super) fn serves(&self, council: &CouncilId) -> bool {
+        self.tenant_councils.contains(council) && self.councils.includes(council)
+    }
+}
+
+/// One version's preparation, shared by everyone who asks for it.
+pub(super) type PreparedSlot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
+
+impl Gateway {
+    /// Reads the platform revision now: what other replicas committed. This process's own
+    /// writes need no call; the store records their revision as they commit.
+    async fn refresh(&self) {
+        match self.inner.store.revision().await {
+            Ok(revision) => {
+                self.inner.revision.fetch_max(revision, Ordering::SeqCst);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the platform revision"),
+        }
+    }
+
+    /// Polls the platform revision until the process ends, so installs changed through
+    /// another replica are served here within [`WATCH_INTERVAL`].
+    pub fn watch(&self) -> tokio::task::JoinHandle<()> {
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WATCH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                gateway.refresh().await;
+            }
+        })
+    }
+
+    /// Prepares (compiling if needed) a published version, shared by every tenant.
+    /// Versions are immutable, so a prepared version never goes stale; callers for one
+    /// version share one preparation and never wait for another version's.
+    pub async fn prepare(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<Arc<Prepared>, guildhall_operations::Error> {
+        let key = (manifest.name.clone(), manifest.version.to_string());
+        let slot = Arc::clone(
+            self.inner
+                .prepared
+                .lock()
+                .expect("prepared cache poisoned")
+                .entry(key.clone())
+                .or_default(),
+        );
+        slot.get_or_try_init(|| self.prepare_uncached(&key.0, &key.1))
+            .await
+            .cloned()
+    }
+
+    async fn prepare_uncached(
+        &self,
+        plugin: &PluginName,
+        version: &str,
+    ) -> Result<Arc<Prepared>, guildhall_operations::Error> {
+        let record = self
+            .inner
+            .store
+            .catalogue()
+            .version(plugin, version)
+            .await?
+            .ok_or_else(|| {
+                guildhall_operations::Error::NotFound(format!(
+                    "no version {version} of plugin {plugin}"
+                ))
+            })?;
+        let store = self.inner.store.clone();
+        let digest = record.digest;
+        let prepared =
+            self.inner
+                .runtime
+                .prepare(Arc::new(record.manifest), digest, async move || {
+                    let bytes = store.catalogue().blob(&digest).await?.ok_or_else(|| {
+                        anyhow::anyhow!("no stored component with digest {digest}")
+                    })?;
+                    Ok(Arc::new(bytes))
+                })
+                .await?;
+        Ok(Arc::new(prepared))
+    }
+
+    pub(super) async fn resolve(
+        &self,
+        tenant: &TenantId,
+        plugin: &PluginName,
+    ) -> Result<Option<Arc<Resolved>>, ApiError> {
+        // Changes this process committed are seen at once; other replicas' by the watcher.
+        let current = self
+            .inner
+            .revision
+            .load(Ordering::SeqCst)
+            .max(self.inner.store.committed_revision().latest());
+        let key = (tenant.clone(), plugin.clone());
+        if let Some(hit) = self
+            .inner
+            .installs
+            .lock()
+            .expect("install cache poisoned")
+            .get(&key)
+            && hit.revision >= current
+        {
+            return Ok(Some(Arc::clone(hit)));
+        }
+        // Read the revision before the install, so a change committed in between makes
+        // this entry stale rather than hiding the change.
+        let revision = self.inner.store.revision().await?;
+        self.inner.revision.fetch_max(revision, Ordering::SeqCst);
+        let Some(scope) = self.inner.store.scope(tenant).await? else {
+            return Ok(None);
+        };
+        let Some(install) = self.inner.store.installs(&scope).get(plugin).await? else {
+            self.inner
+                .installs
+                .lock()
+                .expect("install cache poisoned")
+                .remove(&key);
+            return Ok(None);
+        };
+        let tenant_councils = self
+            .inner
+            .store
+            .councils(&scope)
+            .ids()
+            .await?
+            .into_iter()
+            .collect();
+        let version = self
+            .inner
+            .store
+            .catalogue()
+            .version(plugin, &install.version)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "install of {plugin} names a missing version {}",
+                    install.version
+                ))
+            })?;
+        let prepared = self.prepare(&version.manifest).await?;
+        let resolved = Arc::new(Resolved {
+            revision,
+            scope,
+            councils: install.councils,
+            tenant_councils,
+            config: Arc::new(install.config),
+            prepared,
+        });
+        self.inner
+            .installs
+            .lock()
+            .expect("install cache poisoned")
+            .insert(key, Arc::clone(&resolved));
+        Ok(Some(resolved))
+    }
+
+    /// The tenant's install of `plugin` for `council`: its scope and installed version,
+    /// or `None` when the plugin is not installed for that council.
+    pub async fn installed_version(
+        &self,
+        tenant: &TenantId,
+        council: &CouncilId,
+        plugin: &PluginName,
+    ) -> Result<Option<(TenantScope, String)>, ApiError> {
+        let Some(resolved) = self.resolve(tenant, plugin).await? else {
+            return Ok(None);
+        };
+        if !resolved.serves(council) {
+            return Ok(None);
+        }
+        Ok(Some((
+            resolved.scope.clone(),
+            resolved.prepared.manifest().version.to_string(),
+        )))
+    }
+}

@@ -1,0 +1,108 @@
+//! The service gateway: `ANY /s/{tenant}/{council}/{plugin}/{*path}` runs the tenant's
+//! install of the plugin for that council.
+//!
+//! Installs are resolved once and cached with the platform revision they were read at. A
+//! change made through this replica updates the revision at once; a change made through
+//! another replica is noticed by [`Gateway::watch`], which polls the revision (a single
+//! indexed row) every half second. Polling a counter works the same on SQLite and
+//! PostgreSQL and needs no long-lived connection; its cost is one tiny query per replica
+//! per interval, and the bound on staleness is the interval.
+//!
+//! Each tenant has its own concurrency share: `runtime.tenant_concurrency` calls at once,
+//! then a short queue, then 429 with `Retry-After`. A tenant flooding the gateway fills
+//! only its own share.
+//!
+//! A call's body is read whole, bounded in size (`runtime.max_request_body_bytes`, 413) and
+//! in time (`server.body_read_timeout_secs`, 408), before the call asks for a slot: a
+//! client trickling an upload holds a connection, never a share of its tenant.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use guildhall_domain::manifest::Manifest;
+use guildhall_domain::{PluginName, TenantId};
+use guildhall_runtime::Runtime;
+use guildhall_store::Store;
+
+mod handler;
+mod installs;
+mod shares;
+
+pub(crate) use handler::serve;
+pub use handler::{COUNCIL_HEADER, SERVED_BY, TENANT_HEADER};
+use installs::{PreparedSlot, Resolved};
+use shares::TenantGate;
+
+/// How often replicas look for install changes made elsewhere.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The Content-Security-Policy of plugin responses that set none: resources from this
+/// origin only, no plugins (`object-src`), no `<base>` rewriting, no framing by others.
+pub const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// How long a call's body may take to arrive unless configured otherwise.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The gateway's caches and concurrency shares; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<GatewayInner>,
+}
+
+struct GatewayInner {
+    store: Store,
+    runtime: Runtime,
+    revision: AtomicI64,
+    installs: Mutex<HashMap<(TenantId, PluginName), Arc<Resolved>>>,
+    prepared: Mutex<HashMap<(PluginName, String), PreparedSlot>>,
+    gates: Mutex<HashMap<TenantId, Arc<TenantGate>>>,
+    body_timeout: Duration,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("revision", &self.inner.revision.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// A gateway over the store and runtime.
+    pub fn new(store: Store, runtime: Runtime) -> Self {
+        Self {
+            inner: Arc::new(GatewayInner {
+                store,
+                runtime,
+                revision: AtomicI64::new(-1),
+                installs: Mutex::new(HashMap::new()),
+                prepared: Mutex::new(HashMap::new()),
+                gates: Mutex::new(HashMap::new()),
+                body_timeout: DEFAULT_BODY_TIMEOUT,
+            }),
+        }
+    }
+
+    /// The same gateway with another deadline for reading a call's body.
+    ///
+    /// # Panics
+    /// When the gateway has already been cloned: set this while building it.
+    #[must_use]
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the body timeout is set before the gateway is shared")
+            .body_timeout = timeout;
+        self
+    }
+}
+
+/// Install changes prepare the version they switch to through the gateway, so its first
+/// call finds it compiled.
+impl guildhall_operations::installs::Serving for Gateway {
+    async fn prepare(&self, manifest: &Manifest) -> Result<(), guildhall_operations::Error> {
+        Gateway::prepare(self, manifest).await.map(drop)
+    }
+}
