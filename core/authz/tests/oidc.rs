@@ -1,5 +1,8 @@
 //! Black-box tests of OpenID Connect token verification with real keys, a real loopback JWKS
 //! server and a JWKS file.
+//!
+//! One file over 600 lines on purpose: every test shares the key pairs, the loopback JWKS
+//! server and the token builder at its top, and each test is one attack on verification.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -13,7 +13,7 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::tenant::TenantSpec;
 use guildhall_domain::{CouncilId, Digest, TenantId};
 use guildhall_runtime::{CallContext, Caller, DenyAll, Runtime, RuntimeConfig};
-use guildhall_store::{DatabaseUrl, NewVersion, PoolOptions, Store};
+use guildhall_store::Store;
 use guildhall_test_artifacts::{plugin, print_percentiles, with_custom_section};
 use std::time::Instant;
 
@@ -26,12 +26,9 @@ struct Bench {
 
 async fn setup() -> Bench {
     let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::new(format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("g.db").display()
-    ));
-    let store = Store::connect(&url, &PoolOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = Store::open_sqlite_file(&dir.path().join("g.db"))
+        .await
+        .unwrap();
     let spec = TenantSpec::from_toml(
         "id = \"bench\"\nname = \"Bench\"\n[[councils]]\nid = \"c1\"\nname = \"C1\"\n",
     )
@@ -206,30 +203,25 @@ fn benches(c: &mut Criterion) {
             let text = hello_manifest
                 .replace("name = \"hello\"", "name = \"hello-5mib\"")
                 .replace("version = \"0.1.0\"", &format!("version = \"0.0.{n}\""));
-            let manifest = Manifest::from_toml(&text).unwrap();
-            let checked = bench
-                .runtime
-                .check_component(&manifest, Arc::new(bytes.clone()))
-                .await
-                .unwrap();
-            let digest = *checked.digest();
-            bench
-                .store
-                .catalogue()
-                .publish(NewVersion {
-                    manifest: &manifest,
-                    digest,
-                    bytes: &bytes,
-                    manifest_sha256: Digest::of(text.as_bytes()),
-                    signature: None,
-                    actor: guildhall_store::Actor {
-                        subject: "bench",
-                        operator: true,
-                    },
-                })
-                .await
-                .unwrap();
-            bench.runtime.admit(checked);
+            // The operation the API and the command line publish with.
+            let keys = guildhall_operations::catalogue::TrustedKeys::default();
+            guildhall_operations::catalogue::publish(
+                guildhall_operations::catalogue::Catalogue {
+                    store: &bench.store,
+                    runtime: &bench.runtime,
+                    keys: &keys,
+                },
+                guildhall_store::Actor {
+                    subject: "bench",
+                    operator: true,
+                },
+                None,
+                &text,
+                bytes,
+                None,
+            )
+            .await
+            .unwrap();
         })
     });
     group.finish();

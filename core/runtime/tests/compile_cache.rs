@@ -19,12 +19,9 @@ struct World {
 
 async fn world_with(config: impl FnOnce(&mut RuntimeConfig)) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::new(format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("g.db").display()
-    ));
-    let store = Store::connect(&url, &PoolOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = Store::open_sqlite_file(&dir.path().join("g.db"))
+        .await
+        .unwrap();
     let mut rc = RuntimeConfig {
         cache_dir: dir.path().join("cache"),
         pooling_instances: 16,

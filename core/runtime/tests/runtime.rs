@@ -13,7 +13,7 @@ use guildhall_domain::{CouncilId, Digest, TenantId};
 use guildhall_runtime::{
     CallContext, CallError, Caller, DenyAll, PrepareError, Prepared, Runtime, RuntimeConfig,
 };
-use guildhall_store::{DatabaseUrl, PoolOptions, Store};
+use guildhall_store::Store;
 use guildhall_test_artifacts::plugin;
 
 struct World {
@@ -25,12 +25,9 @@ struct World {
 
 async fn world_with(config: impl FnOnce(&mut RuntimeConfig)) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::new(format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("g.db").display()
-    ));
-    let store = Store::connect(&url, &PoolOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = Store::open_sqlite_file(&dir.path().join("g.db"))
+        .await
+        .unwrap();
     for tenant in ["alpha", "beta"] {
         let spec = TenantSpec::from_toml(&format!(
             "id = \"{tenant}\"\nname = \"{tenant}\"\n[[councils]]\nid = \"first\"\nname = \"First\"\n[[councils]]\nid = \"second\"\nname = \"Second\"\n"

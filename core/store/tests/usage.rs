@@ -3,16 +3,13 @@
 use guildhall_domain::TenantId;
 use guildhall_domain::metering::{CallsDelta, UsageCounts, UsageDelta};
 use guildhall_domain::tenant::TenantSpec;
-use guildhall_store::{DatabaseUrl, PoolOptions, Store};
+use guildhall_store::Store;
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::new(format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("g.db").display()
-    ));
-    let store = Store::connect(&url, &PoolOptions::default()).await.unwrap();
-    store.migrate().await.unwrap();
+    let store = Store::open_sqlite_file(&dir.path().join("g.db"))
+        .await
+        .unwrap();
     let spec = TenantSpec::from_toml(
         "id = \"north-downs\"\nname = \"North Downs\"\n[[councils]]\nid = \"tandridge\"\nname = \"Tandridge\"\n",
     )

@@ -1,12 +1,12 @@
 //! A tenant's audit log, for its auditors and admins.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use guildhall_store::AuditRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::Scope;
+use crate::extract::{Query, Scope};
 
 /// Paging through the log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -42,9 +42,8 @@ pub(crate) struct AuditPage {
 pub(crate) async fn read_audit(
     State(state): State<AppState>,
     Scope(scope): Scope,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<AuditPage>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) || query.after < 0 {
         return Err(ApiError::bad_request(

@@ -1,6 +1,6 @@
 //! A tenant's installs: which plugin versions it runs, for which councils, configured how.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use guildhall_domain::PluginName;
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Json, Path, Scope};
+use crate::extract::{Json, Path, Query, Scope};
 
 /// An install.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -158,9 +158,8 @@ pub(crate) async fn delete_install(
     State(state): State<AppState>,
     Scope(scope): Scope,
     Path((_tenant, plugin)): Path<(String, PluginName)>,
-    query: Result<Query<UninstallQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<UninstallQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     guildhall_operations::installs::delete(&state.store, &scope, &plugin, query.purge_data).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -266,15 +266,7 @@ pub(crate) async fn get_version(
         .version(&plugin, &version)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
-    let adoption = state
-        .store
-        .adoption()
-        .figures(Some(plugin.as_str()), &adoption_since())
-        .await?;
-    Ok(axum::Json(VersionView {
-        adoption: Some(adoption_of(&adoption, plugin.as_str())(&version)),
-        ..VersionView::from(&record)
-    }))
+    Ok(axum::Json(version_view(&state, &plugin, &record).await?))
 }
 
 /// Publishes a version. The same bytes again answer 200; other bytes under a published
@@ -377,13 +369,22 @@ pub(crate) async fn yank(
         )
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
+    Ok(axum::Json(version_view(&state, &plugin, &record).await?))
+}
+
+/// A version as the catalogue shows it, with its adoption figures.
+async fn version_view(
+    state: &AppState,
+    plugin: &PluginName,
+    record: &VersionRecord,
+) -> Result<VersionView, ApiError> {
     let adoption = state
         .store
         .adoption()
         .figures(Some(plugin.as_str()), &adoption_since())
         .await?;
-    Ok(axum::Json(VersionView {
-        adoption: Some(adoption_of(&adoption, plugin.as_str())(&version)),
-        ..VersionView::from(&record)
-    }))
+    Ok(VersionView {
+        adoption: Some(adoption_of(&adoption, plugin.as_str())(&record.version)),
+        ..VersionView::from(record)
+    })
 }

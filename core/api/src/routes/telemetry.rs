@@ -1,7 +1,7 @@
 //! Observability for operators and councils: `/metrics`, a tenant's usage report and
 //! KPIs, and citizens' feedback on a service.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guildhall_domain::{CouncilId, PluginName, TenantId};
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{Path, Scope};
+use crate::extract::{Path, Query, Scope};
 
 /// Every metric in the Prometheus text format. Open like `/healthz`: it carries counts
 /// by tenant and plugin name, never ids of people or requests; keep it off the public
@@ -60,9 +60,8 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     Scope(scope): Scope,
     headers: HeaderMap,
-    query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<UsageQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let period = report::period(query.from.as_deref(), query.to.as_deref())
         .map_err(ApiError::bad_request)?;
     let basis: Basis = query
@@ -135,9 +134,8 @@ pub(crate) struct KpiQuery {
 pub(crate) async fn kpis(
     State(state): State<AppState>,
     Scope(scope): Scope,
-    query: Result<Query<KpiQuery>, axum::extract::rejection::QueryRejection>,
+    Query(query): Query<KpiQuery>,
 ) -> Result<axum::Json<Kpis>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let period = report::period(query.from.as_deref(), query.to.as_deref())
         .map_err(ApiError::bad_request)?;
     let usage = state
