@@ -1,11 +1,9 @@
 //! Publishing to the catalogue: good uploads, idempotent re-uploads, and every kind of bad
 //! upload refused with its documented error and nothing left behind.
 
-use serde_json::Value;
-
 use std::time::Duration;
 
-use crate::helpers::{Backend, TestApp, expect_problem};
+use crate::helpers::{Backend, TestApp, expect_json, expect_problem, hello_at};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -16,16 +14,12 @@ on_both_databases!(
 
 async fn publish_is_idempotent_and_immutable(app: TestApp) {
     let hello = guildhall_test_artifacts::plugin("hello");
-    let first = app.publish_artifact(&hello).await;
-    assert_eq!(first.status(), 201);
-    let first: Value = first.json().await.unwrap();
+    let first = expect_json(app.publish_artifact(&hello).await, 201).await;
     assert!(first["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(first["signature"]["status"], "unsigned");
 
     // The same bytes again: 200 and the same record.
-    let again = app.publish_artifact(&hello).await;
-    assert_eq!(again.status(), 200);
-    let again: Value = again.json().await.unwrap();
+    let again = expect_json(app.publish_artifact(&hello).await, 200).await;
     assert_eq!(again["digest"], first["digest"]);
 
     // Other bytes under the same version: 409.
@@ -41,9 +35,7 @@ async fn publish_is_idempotent_and_immutable(app: TestApp) {
     );
 
     // The same bytes under a new version share one stored blob.
-    let v2 = hello
-        .manifest()
-        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let v2 = hello_at("0.2.0");
     assert_ne!(
         v2,
         hello.manifest(),
@@ -71,9 +63,7 @@ async fn bad_uploads_change_nothing(app: TestApp) {
     let store = app.store().await;
     let blobs = store.catalogue().blob_count().await.unwrap();
     let hello = guildhall_test_artifacts::plugin("hello");
-    let manifest = hello
-        .manifest()
-        .replace("version = \"0.1.0\"", "version = \"0.3.0\"");
+    let manifest = hello_at("0.3.0");
 
     // Not wasm at all.
     let problem = expect_problem(
@@ -200,24 +190,14 @@ async fn yanked_versions_cannot_be_newly_installed(app: TestApp) {
     app.create_example_tenants().await;
     app.publish_built("hello").await;
     let hello = guildhall_test_artifacts::plugin("hello");
-    let v2 = hello
-        .manifest()
-        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let v2 = hello_at("0.2.0");
     assert_eq!(
         app.publish("hello", &v2, hello.bytes(), None)
             .await
             .status(),
         201
     );
-    let installed = app
-        .install(
-            "north-downs",
-            "hello",
-            "0.1.0",
-            serde_json::json!("all"),
-            serde_json::json!({}),
-        )
-        .await;
+    let installed = app.install_for("north-downs", "hello", "all").await;
     assert_eq!(installed.status(), 201);
 
     let yanked = app
@@ -226,8 +206,7 @@ async fn yanked_versions_cannot_be_newly_installed(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(yanked.status(), 200);
-    let yanked: Value = yanked.json().await.unwrap();
+    let yanked = expect_json(yanked, 200).await;
     assert_eq!(yanked["yanked"], true);
 
     // The running install keeps working.
@@ -236,18 +215,7 @@ async fn yanked_versions_cannot_be_newly_installed(app: TestApp) {
         200
     );
     // Another tenant cannot newly install it.
-    let problem = expect_problem(
-        app.install(
-            "the-marches",
-            "hello",
-            "0.1.0",
-            serde_json::json!("all"),
-            serde_json::json!({}),
-        )
-        .await,
-        409,
-    )
-    .await;
+    let problem = expect_problem(app.install_for("the-marches", "hello", "all").await, 409).await;
     assert!(
         problem["detail"].as_str().unwrap().contains("yanked"),
         "{problem}"
@@ -283,15 +251,7 @@ async fn upload_compiles_never_delay_the_gateway(backend: Backend) {
     };
     app.create_example_tenants().await;
     app.publish_built("hello").await;
-    let installed = app
-        .install(
-            "north-downs",
-            "hello",
-            "0.1.0",
-            serde_json::json!("all"),
-            serde_json::json!({}),
-        )
-        .await;
+    let installed = app.install_for("north-downs", "hello", "all").await;
     assert_eq!(installed.status(), 201);
     // Cold: an empty compile cache and a fresh process.
     for file in std::fs::read_dir(&app.config.runtime.cache_dir).unwrap() {
@@ -337,9 +297,7 @@ async fn upload_compiles_never_delay_the_gateway(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    let other = hello
-        .manifest()
-        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let other = hello_at("0.2.0");
     let busy = app
         .publish(
             "hello",

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::TestApp;
+use crate::helpers::{
+    TestApp, expect_json, fetch_json, pothole_services, status_and_text, status_of,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -26,15 +28,14 @@ fn schedule(uprn: &str, address: &str, date: &str) -> Value {
     }])
 }
 
+/// Clients of an officer limited to Tandridge and of one limited to Mole Valley.
+async fn council_officers(app: &TestApp) -> (reqwest::Client, reqwest::Client) {
+    let officer = |council| app.client_as("officer", Some("north-downs"), Some(council));
+    (officer("tandridge").await, officer("mole-valley").await)
+}
+
 async fn upload(client: &reqwest::Client, app: &TestApp, base: &str, body: &Value) -> u16 {
-    client
-        .put(app.url(&format!("{base}/schedule")))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    status_of(client.put(app.url(&format!("{base}/schedule"))).json(body)).await
 }
 
 /// What a citizen of the council at `base` sees for `uprn`: the status and the body.
@@ -68,14 +69,7 @@ async fn bin_collections_keep_each_councils_schedule(app: TestApp) {
         )
         .await;
     assert_eq!(installed.status(), 201);
-    let tandridge_officer = app.client_for(
-        &app.token("officer", Some("north-downs"), Some("tandridge"))
-            .await,
-    );
-    let mole_valley_officer = app.client_for(
-        &app.token("officer", Some("north-downs"), Some("mole-valley"))
-            .await,
-    );
+    let (tandridge_officer, mole_valley_officer) = council_officers(&app).await;
 
     // Both councils upload a schedule for the same UPRN; neither overwrites the other.
     let mole = schedule(SHARED_UPRN, "1 Mole Lane", "2099-01-05");
@@ -113,13 +107,12 @@ async fn bin_collections_keep_each_councils_schedule(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(csv.status(), 403);
     assert_eq!(
         csv.headers()["content-type"],
         "application/problem+json",
         "the refusal is a problem"
     );
-    let problem: Value = csv.json().await.unwrap();
+    let problem = expect_json(csv, 403).await;
     assert!(
         problem["detail"].as_str().unwrap().contains("tandridge"),
         "{problem}"
@@ -140,7 +133,7 @@ async fn bin_collections_keep_each_councils_schedule(app: TestApp) {
         "Overwritten by Tandridge"
     );
     // An officer of another alliance holds nothing here; a citizen must sign in.
-    let marches_officer = app.client_for(&app.token("officer", Some("the-marches"), None).await);
+    let marches_officer = app.client_as("officer", Some("the-marches"), None).await;
     assert_eq!(
         upload(&marches_officer, &app, MOLE_VALLEY, &hostile).await,
         403
@@ -157,35 +150,29 @@ async fn bin_collections_keep_each_councils_schedule(app: TestApp) {
         200
     );
     assert_eq!(lookup(&app, MOLE_VALLEY, "200000000001").await.0, 404);
-    let listed: Value = app
-        .anonymous
-        .get(app.url(&format!("{MOLE_VALLEY}/postcode/RH80BT")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = fetch_json(
+        app.anonymous
+            .get(app.url(&format!("{MOLE_VALLEY}/postcode/RH80BT"))),
+    )
+    .await;
     assert_eq!(
         listed["addresses"],
         json!([{"uprn": SHARED_UPRN, "address": "1 Mole Lane"}]),
         "{listed}"
     );
-    let listed: Value = app
-        .anonymous
-        .get(app.url(&format!("{TANDRIDGE}/postcode/RH80BT")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = fetch_json(
+        app.anonymous
+            .get(app.url(&format!("{TANDRIDGE}/postcode/RH80BT"))),
+    )
+    .await;
     assert_eq!(listed["addresses"].as_array().unwrap().len(), 2, "{listed}");
 
     // Officers and tenant admins not limited to a council write for the council of the
     // URL only.
-    let any_officer = app.client_for(&app.token("officer", Some("north-downs"), None).await);
-    let admin = app.client_for(&app.token("tenant-admin", Some("north-downs"), None).await);
+    let any_officer = app.client_as("officer", Some("north-downs"), None).await;
+    let admin = app
+        .client_as("tenant-admin", Some("north-downs"), None)
+        .await;
     let by_officer = schedule(SHARED_UPRN, "Mole Valley by any officer", "2099-01-05");
     assert_eq!(
         upload(&any_officer, &app, MOLE_VALLEY, &by_officer).await,
@@ -218,8 +205,7 @@ async fn report(app: &TestApp, base: &str, description: &str) -> String {
         .send()
         .await
         .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let created = expect_json(created, 201).await;
     created[0]["service_request_id"]
         .as_str()
         .unwrap()
@@ -227,14 +213,12 @@ async fn report(app: &TestApp, base: &str, description: &str) -> String {
 }
 
 async fn close(client: &reqwest::Client, app: &TestApp, base: &str, id: &str) -> u16 {
-    client
-        .post(app.url(&format!("{base}/requests/{id}/status.json")))
-        .json(&json!({"status": "closed", "status_notes": "Filled in"}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    status_of(
+        client
+            .post(app.url(&format!("{base}/requests/{id}/status.json")))
+            .json(&json!({"status": "closed", "status_notes": "Filled in"})),
+    )
+    .await
 }
 
 /// What a citizen of the council at `base` sees of request `id`: the status and the text.
@@ -245,15 +229,13 @@ async fn request(app: &TestApp, base: &str, id: &str) -> (u16, String) {
         .send()
         .await
         .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
+    status_and_text(response).await
 }
 
 async fn report_a_problem_keeps_each_councils_requests(app: TestApp) {
     app.create_example_tenants().await;
     app.publish_built("report-a-problem").await;
-    let services = json!([{"service_code": "pothole", "service_name": "Pothole",
-        "description": "A hole", "metadata": false, "type": "realtime", "keywords": "road",
-        "group": "highways"}]);
+    let services = pothole_services("Pothole");
     let installed = app
         .install(
             "north-downs",
@@ -287,28 +269,20 @@ async fn report_a_problem_keeps_each_councils_requests(app: TestApp) {
         one.contains("mole valley first") && !one.contains("tandridge"),
         "{one}"
     );
-    let listed = app
-        .anonymous
-        .get(app.url(&format!("{REPORTS_MOLE_VALLEY}/requests.json")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, listed) = app
+        .serve(
+            "north-downs",
+            "mole-valley",
+            "report-a-problem",
+            "requests.json",
+        )
+        .await;
     assert!(
         listed.contains("mole valley first") && !listed.contains("tandridge"),
         "{listed}"
     );
 
-    let tandridge_officer = app.client_for(
-        &app.token("officer", Some("north-downs"), Some("tandridge"))
-            .await,
-    );
-    let mole_valley_officer = app.client_for(
-        &app.token("officer", Some("north-downs"), Some("mole-valley"))
-            .await,
-    );
+    let (tandridge_officer, mole_valley_officer) = council_officers(&app).await;
     // An officer limited to Tandridge cannot update Mole Valley's request through Mole
     // Valley's URL, nor reach it through Tandridge's: the same id there is Tandridge's own.
     let refused = tandridge_officer
@@ -317,8 +291,7 @@ async fn report_a_problem_keeps_each_councils_requests(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 403);
-    let body: Value = refused.json().await.unwrap();
+    let body = expect_json(refused, 403).await;
     assert_eq!(body[0]["code"], 403, "{body}");
     assert_eq!(
         close(&tandridge_officer, &app, REPORTS_TANDRIDGE, "1").await,
@@ -352,7 +325,7 @@ async fn report_a_problem_keeps_each_councils_requests(app: TestApp) {
     assert!(tandridge_two.contains("\"open\""), "{tandridge_two}");
 
     // An officer not limited to a council updates the council of the URL only.
-    let any_officer = app.client_for(&app.token("officer", Some("north-downs"), None).await);
+    let any_officer = app.client_as("officer", Some("north-downs"), None).await;
     assert_eq!(
         close(&any_officer, &app, REPORTS_MOLE_VALLEY, "1").await,
         200

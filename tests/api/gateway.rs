@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, expect_problem};
+use crate::helpers::{
+    Backend, TestApp, expect_json, expect_problem, expect_text, hello_at, status_of,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -29,13 +31,7 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
         app.publish_built(plugin).await;
     }
     let installed = app
-        .install(
-            "north-downs",
-            "hello",
-            "0.1.0",
-            json!(["tandridge", "mole-valley"]),
-            json!({}),
-        )
+        .install_for("north-downs", "hello", ["tandridge", "mole-valley"])
         .await;
     assert_eq!(installed.status(), 201);
     let installed = app
@@ -47,12 +43,7 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
             json!({"council_name": "Tandridge District Council"}),
         )
         .await;
-    assert_eq!(
-        installed.status(),
-        201,
-        "{}",
-        installed.text().await.unwrap()
-    );
+    expect_text(installed, 201).await;
     let installed = app
         .install(
             "north-downs",
@@ -62,12 +53,7 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
             json!({"services": open311_services()}),
         )
         .await;
-    assert_eq!(
-        installed.status(),
-        201,
-        "{}",
-        installed.text().await.unwrap()
-    );
+    expect_text(installed, 201).await;
 
     // A caller cannot pose as another council or tenant: the platform's headers win.
     let response = app
@@ -122,34 +108,27 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
             .put(app.url("/s/north-downs/tandridge/bin-collections/schedule"))
             .header("content-type", "application/json")
             .body("[]")
-            .send()
     };
-    assert_eq!(upload(&app.anonymous).await.unwrap().status(), 401);
+    assert_eq!(status_of(upload(&app.anonymous)).await, 401);
     // An auditor holds a role, but not one that uploads; an officer of another council
     // holds none here; an officer of this council may.
-    let auditor = app.token("auditor", Some("north-downs"), None).await;
-    assert_eq!(
-        upload(&app.client_for(&auditor)).await.unwrap().status(),
-        403
-    );
+    let auditor = app.client_as("auditor", Some("north-downs"), None).await;
+    assert_eq!(status_of(upload(&auditor)).await, 403);
     let elsewhere = app
-        .token("officer", Some("north-downs"), Some("mole-valley"))
+        .client_as("officer", Some("north-downs"), Some("mole-valley"))
         .await;
-    assert_eq!(
-        upload(&app.client_for(&elsewhere)).await.unwrap().status(),
-        403
-    );
+    assert_eq!(status_of(upload(&elsewhere)).await, 403);
     let officer = app
         .token("officer", Some("north-downs"), Some("tandridge"))
         .await;
     // Past the permission check, the plugin judges the (empty) schedule itself.
-    let response = upload(&app.client_for(&officer)).await.unwrap();
-    assert_eq!(response.status(), 422);
-    assert!(response.text().await.unwrap().contains("no properties"));
+    let officer_upload = upload(&app.client_for(&officer)).send().await.unwrap();
+    let body = expect_text(officer_upload, 422).await;
+    assert!(body.contains("no properties"));
     // A token that does not check out is refused by the platform, not passed on as a
     // citizen.
     let forged = format!("{}x", &officer[..officer.len() - 1]);
-    expect_problem(upload(&app.client_for(&forged)).await.unwrap(), 401).await;
+    expect_problem(upload(&app.client_for(&forged)).send().await.unwrap(), 401).await;
 
     // report-a-problem: the Open311 GeoReport v2 flow, installed for all councils.
     let base = "/s/north-downs/epsom-ewell/report-a-problem";
@@ -173,8 +152,7 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let created = expect_json(created, 201).await;
     let id = created[0]["service_request_id"]
         .as_str()
         .unwrap()
@@ -200,8 +178,7 @@ async fn published_plugins_serve_only_their_councils(app: TestApp) {
     // Another council's install shares the tenant's data (the plugin is per tenant), but
     // another tenant sees nothing.
     let missing = app.get(&format!("{base}/services/nope.json")).await;
-    assert_eq!(missing.status(), 404);
-    let error: Value = missing.json().await.unwrap();
+    let error = expect_json(missing, 404).await;
     assert_eq!(error[0]["code"], 404);
 
     let installs = app.get_json("/api/v1/tenants/north-downs/installs").await;
@@ -253,9 +230,7 @@ async fn upgrade_and_rollback_under_load_lose_nothing(app: TestApp) {
     app.create_example_tenants().await;
     let hello = guildhall_test_artifacts::plugin("hello");
     app.publish_built("hello").await;
-    let v2 = hello
-        .manifest()
-        .replace("version = \"0.1.0\"", "version = \"0.2.0\"");
+    let v2 = hello_at("0.2.0");
     assert_eq!(
         app.publish("hello", &v2, hello.bytes(), None)
             .await
@@ -263,7 +238,7 @@ async fn upgrade_and_rollback_under_load_lose_nothing(app: TestApp) {
         201
     );
     assert_eq!(
-        app.install("north-downs", "hello", "0.1.0", json!("all"), json!({}))
+        app.install_for("north-downs", "hello", "all")
             .await
             .status(),
         201
@@ -330,7 +305,7 @@ async fn hostile_app(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
     app.create_example_tenants().await;
     app.publish_built("hello").await;
     assert_eq!(
-        app.install("the-marches", "hello", "0.1.0", json!("all"), json!({}))
+        app.install_for("the-marches", "hello", "all")
             .await
             .status(),
         201
@@ -345,9 +320,7 @@ async fn hostile_app(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
         "fixture-outbound",
     ] {
         app.publish_built(fixture).await;
-        let response = app
-            .install("north-downs", fixture, "0.1.0", json!("all"), json!({}))
-            .await;
+        let response = app.install_for("north-downs", fixture, "all").await;
         assert_eq!(response.status(), 201, "{fixture}");
     }
     app
@@ -393,14 +366,8 @@ async fn hostile_plugins_break_only_their_own_requests() {
     let response = app
         .get("/s/north-downs/tandridge/fixture-outbound/?url=http%3A%2F%2Flocalhost%3A9%2F")
         .await;
-    assert_eq!(response.status(), 502);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("DestinationIpProhibited")
-    );
+    let body = expect_text(response, 502).await;
+    assert!(body.contains("DestinationIpProhibited"));
     let response = app
         .get("/s/north-downs/tandridge/fixture-outbound/?url=http%3A%2F%2Fevil.example.com%2F")
         .await;

@@ -1,8 +1,6 @@
 //! Smaller edges: hostile dates in usage queries, the default Content-Security-Policy of
 //! plugin responses, and the key-value quota under concurrent writers.
 
-use serde_json::json;
-
 use crate::helpers::{TestApp, expect_problem, guildhall, text};
 use crate::on_both_databases;
 
@@ -65,9 +63,7 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
     app.create_example_tenants().await;
     for plugin in ["hello", "fixture-own-csp"] {
         app.publish_built(plugin).await;
-        let response = app
-            .install("north-downs", plugin, "0.1.0", json!("all"), json!({}))
-            .await;
+        let response = app.install_for("north-downs", plugin, "all").await;
         assert_eq!(response.status(), 201, "{plugin}");
     }
     let csp = |response: &reqwest::Response| {

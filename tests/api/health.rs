@@ -2,7 +2,7 @@
 
 use sea_orm::ConnectionTrait;
 
-use crate::helpers::{TestApp, expect_problem};
+use crate::helpers::{TestApp, expect_json, expect_problem};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -14,9 +14,7 @@ async fn health_and_readiness(app: TestApp) {
     let response = app.get("/healthz").await;
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("x-request-id"));
-    let response = app.get("/readyz").await;
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let body = expect_json(app.get("/readyz").await, 200).await;
     assert_eq!(body["status"], "ready");
 }
 

@@ -279,6 +279,19 @@ impl TestApp {
         component: Vec<u8>,
         signature: Option<&str>,
     ) -> reqwest::Response {
+        self.publish_with(&self.client, name, manifest, component, signature)
+            .await
+    }
+
+    /// Publishes raw parts over HTTP as the caller `client` authenticates.
+    pub async fn publish_with(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        manifest: &str,
+        component: Vec<u8>,
+        signature: Option<&str>,
+    ) -> reqwest::Response {
         let mut form = reqwest::multipart::Form::new()
             .text("manifest", manifest.to_string())
             .part(
@@ -288,7 +301,7 @@ impl TestApp {
         if let Some(signature) = signature {
             form = form.text("signature", signature.to_string());
         }
-        self.client
+        client
             .post(self.url(&format!("/api/v1/plugins/{name}/versions")))
             .multipart(form)
             .send()
@@ -335,6 +348,37 @@ impl TestApp {
         .await
     }
 
+    /// Installs version 0.1.0 of `plugin` with an empty configuration for `councils`:
+    /// `"all"` or a list of council ids.
+    pub async fn install_for(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        councils: impl Into<serde_json::Value>,
+    ) -> reqwest::Response {
+        self.install(
+            tenant,
+            plugin,
+            "0.1.0",
+            councils.into(),
+            serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// What a citizen (no credentials) gets from `GET /s/{tenant}/{council}/{plugin}/{path}`:
+    /// the status and the body as text.
+    pub async fn serve(
+        &self,
+        tenant: &str,
+        council: &str,
+        plugin: &str,
+        path: &str,
+    ) -> (u16, String) {
+        let url = self.url(&format!("/s/{tenant}/{council}/{plugin}/{path}"));
+        status_and_text(self.anonymous.get(url).send().await.expect("GET")).await
+    }
+
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client
             .put(self.url(path))
@@ -368,6 +412,16 @@ impl TestApp {
     /// A client that sends `token`.
     pub fn client_for(&self, token: &str) -> reqwest::Client {
         client_with(Some(token))
+    }
+
+    /// A client that sends a new token with `role` (in `tenant`, limited to `council`).
+    pub async fn client_as(
+        &self,
+        role: &str,
+        tenant: Option<&str>,
+        council: Option<&str>,
+    ) -> reqwest::Client {
+        self.client_for(&self.token(role, tenant, council).await)
     }
 }
 
@@ -452,6 +506,51 @@ pub fn token_secret(token: &str) -> &str {
         .splitn(3, '_')
         .nth(2)
         .expect("a ghall_<id>_<secret> token")
+}
+
+/// The status of a response and its body as text.
+pub async fn status_and_text(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a text body"))
+}
+
+/// Asserts that a response has this status, and returns its body as text.
+pub async fn expect_text(response: reqwest::Response, status: u16) -> String {
+    let (actual, body) = status_and_text(response).await;
+    assert_eq!(actual, status, "{body}");
+    body
+}
+
+/// Asserts that a response has this status, and returns its JSON body.
+pub async fn expect_json(response: reqwest::Response, status: u16) -> serde_json::Value {
+    let body = expect_text(response, status).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Sends `request` and returns the status of the response.
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.expect("send").status().as_u16()
+}
+
+/// Sends `request` and returns its JSON body, whatever the status.
+pub async fn fetch_json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.send().await.expect("send");
+    response.json().await.expect("a JSON body")
+}
+
+/// Report-a-problem's configuration of one Open311 service, a pothole called `name`.
+pub fn pothole_services(name: &str) -> serde_json::Value {
+    serde_json::json!([{"service_code": "pothole", "service_name": name,
+        "description": "A hole", "metadata": false, "type": "realtime", "keywords": "road",
+        "group": "highways"}])
+}
+
+/// The manifest of the built `hello` plugin, which is at 0.1.0, moved to `version`.
+pub fn hello_at(version: &str) -> String {
+    let manifest = guildhall_test_artifacts::plugin("hello").manifest();
+    let out = manifest.replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
+    assert!(version == "0.1.0" || out != manifest, "hello is at 0.1.0");
+    out
 }
 
 /// Asserts that a response is problem+json with this status, and returns the problem.

@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use guildhall_domain::TenantId;
-use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, expect_problem};
+use crate::helpers::{Backend, TestApp, expect_problem, expect_text};
 
 /// The server's resident set in bytes: the test server runs in this process.
 fn rss_bytes() -> u64 {
@@ -104,13 +103,11 @@ async fn flooded_app(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
         if plugin == "fixture-two-memories" {
             let wasm = wat::parse_str(TWO_MEMORIES).expect("the WAT component parses");
             let response = app.publish(plugin, TWO_MEMORIES_MANIFEST, wasm, None).await;
-            assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+            expect_text(response, 201).await;
         } else if plugin != "hello" {
             app.publish_built(plugin).await;
         }
-        let response = app
-            .install(tenant, plugin, "0.1.0", json!("all"), json!({}))
-            .await;
+        let response = app.install_for(tenant, plugin, "all").await;
         assert_eq!(response.status(), 201, "{tenant} {plugin}");
     }
     app
@@ -250,20 +247,12 @@ async fn event_floods_stop_at_the_quotas(app: TestApp) {
     app.create_example_tenants().await;
     app.publish_built("fixture-event-flood").await;
     let response = app
-        .install(
-            "north-downs",
-            "fixture-event-flood",
-            "0.1.0",
-            json!("all"),
-            json!({}),
-        )
+        .install_for("north-downs", "fixture-event-flood", "all")
         .await;
     assert_eq!(response.status(), 201);
     let before = chain_length(&app, "north-downs").await;
     let flood = "/s/north-downs/tandridge/fixture-event-flood/?count=100";
-    let first = app.get(flood).await;
-    assert_eq!(first.status(), 200);
-    let text = first.text().await.unwrap();
+    let text = expect_text(app.get(flood).await, 200).await;
     assert!(text.starts_with("recorded 20\n"), "{text}");
     assert!(
         text.contains(

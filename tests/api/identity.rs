@@ -6,8 +6,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::access::{A, B, Idp, concrete, now, operations, two_alliances};
-use crate::helpers::{Backend, TestApp, client_with, expect_problem};
+use crate::access::{A, B, Idp, concrete, now, operations, send, two_alliances};
+use crate::helpers::{
+    Backend, TestApp, client_with, expect_json, expect_problem, fetch_json, status_of,
+};
 
 const RESTRICTED: &str = "restricted";
 const OPEN: &str = "open";
@@ -68,23 +70,6 @@ async fn apps(providers: &Providers) -> Vec<TestApp> {
     apps
 }
 
-async fn send(
-    client: &reqwest::Client,
-    app: &TestApp,
-    method: &Method,
-    path: &str,
-) -> (u16, String) {
-    let mut request = client.request(method.clone(), app.url(path));
-    if path.ends_with("/versions") && method == Method::POST {
-        request = request.multipart(reqwest::multipart::Form::new().text("manifest", "not toml"));
-    } else if [Method::PUT, Method::POST, Method::PATCH].contains(method) {
-        request = request.json(&json!({}));
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
-}
-
 async fn bind(app: &TestApp, tenant: &str, subject: &str, body: Value) -> reqwest::Response {
     app.put_json(
         &format!("/api/v1/tenants/{tenant}/members/{subject}"),
@@ -100,22 +85,10 @@ async fn a_restricted_providers_subjects_get_nothing_whatever_they_are_called() 
         two_alliances(&app).await;
         // Mallory is a tenant admin of A through the open provider; Carol one of B through
         // the restricted provider.
-        let r = bind(
-            &app,
-            A,
-            "mallory",
-            json!({"issuer": OPEN, "roles": ["tenant-admin"]}),
-        )
-        .await;
-        assert_eq!(r.status(), 201);
-        let r = bind(
-            &app,
-            B,
-            "carol",
-            json!({"issuer": RESTRICTED, "roles": ["tenant-admin"]}),
-        )
-        .await;
-        assert_eq!(r.status(), 201);
+        for (tenant, subject, issuer) in [(A, "mallory", OPEN), (B, "carol", RESTRICTED)] {
+            let body = json!({"issuer": issuer, "roles": ["tenant-admin"]});
+            assert_eq!(bind(&app, tenant, subject, body).await.status(), 201);
+        }
 
         let mut subs: Vec<String> = guildhall_domain::Role::ALL
             .iter()
@@ -168,14 +141,7 @@ async fn a_restricted_providers_subjects_get_nothing_whatever_they_are_called() 
 
         // Carol holds her role in B, the tenant her provider serves, and nothing more.
         let carol = client_with(Some(&providers.jwt(RESTRICTED, "carol")));
-        let listed: Value = carol
-            .get(app.url("/api/v1/tenants"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let listed = fetch_json(carol.get(app.url("/api/v1/tenants"))).await;
         assert_eq!(listed["tenants"].as_array().unwrap().len(), 1, "{listed}");
         assert_eq!(listed["tenants"][0]["id"], B);
         let r = carol
@@ -259,22 +225,15 @@ async fn members_are_bound_with_their_issuer_named() {
         );
 
         // Dave of one provider and Dave of another are two members.
-        let r = bind(
-            &app,
-            A,
-            "dave",
-            json!({"issuer": OPEN, "roles": ["auditor"]}),
-        )
-        .await;
-        assert_eq!(r.status(), 201);
-        let r = bind(
-            &app,
-            A,
-            "oidc:open-two:dave",
-            json!({"roles": ["officer"], "council": "tandridge"}),
-        )
-        .await;
-        assert_eq!(r.status(), 201);
+        for (subject, body) in [
+            ("dave", json!({"issuer": OPEN, "roles": ["auditor"]})),
+            (
+                "oidc:open-two:dave",
+                json!({"roles": ["officer"], "council": "tandridge"}),
+            ),
+        ] {
+            assert_eq!(bind(&app, A, subject, body).await.status(), 201);
+        }
         let members = app.get_json(&format!("/api/v1/tenants/{A}/members")).await;
         let shown: Vec<(String, String, String)> = members["members"]
             .as_array()
@@ -297,14 +256,7 @@ async fn members_are_bound_with_their_issuer_named() {
         );
         let audit_path = format!("/api/v1/tenants/{A}/audit");
         let dave = client_with(Some(&providers.jwt(OPEN, "dave")));
-        assert_eq!(
-            dave.get(app.url(&audit_path))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(status_of(dave.get(app.url(&audit_path))).await, 200);
         let other_dave = client_with(Some(&providers.jwt(OPEN2, "dave")));
         expect_problem(
             other_dave.get(app.url(&audit_path)).send().await.unwrap(),
@@ -321,19 +273,10 @@ async fn members_are_bound_with_their_issuer_named() {
             json!({"issuer": OPEN, "roles": ["auditor"]}),
         )
         .await;
-        assert_eq!(r.status(), 201);
-        let r: Value = r.json().await.unwrap();
+        let r = expect_json(r, 201).await;
         assert_eq!(r["subject"], "oidc:open:role:operator");
         let posing = client_with(Some(&providers.jwt(OPEN, "role:operator")));
-        assert_eq!(
-            posing
-                .get(app.url(&audit_path))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(status_of(posing.get(app.url(&audit_path))).await, 200);
         expect_problem(
             posing
                 .post(app.url("/api/v1/tenants"))
@@ -390,23 +333,9 @@ async fn bindings_made_before_subjects_named_their_issuer_are_moved_at_start() {
         let erin = client_with(Some(&providers.jwt(OPEN, "erin")));
         let audit_path = format!("/api/v1/tenants/{A}/audit");
         // The bare binding matches nobody.
-        assert_eq!(
-            erin.get(app.url(&audit_path))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            404
-        );
+        assert_eq!(status_of(erin.get(app.url(&audit_path))).await, 404);
         app.restart().await;
-        assert_eq!(
-            erin.get(app.url(&audit_path))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(status_of(erin.get(app.url(&audit_path))).await, 200);
         let members = app.get_json(&format!("/api/v1/tenants/{A}/members")).await;
         assert_eq!(
             members["members"][0]["subject"], "oidc:open:erin",
@@ -420,7 +349,7 @@ async fn bindings_made_before_subjects_named_their_issuer_are_moved_at_start() {
 async fn every_method_on_every_api_path_is_decided_before_anything_answers() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     two_alliances(&app).await;
-    let admin_b = app.client_for(&app.token("tenant-admin", Some(B), None).await);
+    let admin_b = app.client_as("tenant-admin", Some(B), None).await;
     let methods = [
         "GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND",
     ];
@@ -533,22 +462,12 @@ async fn a_valid_credential_is_never_refused_for_others_failures() {
     // The real holder of that token is not refused, nor is anyone else.
     let holder = app.client_for(&auditor);
     assert_eq!(
-        holder
-            .get(app.url(&format!("/api/v1/tenants/{A}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(holder.get(app.url(&format!("/api/v1/tenants/{A}")))).await,
         200
     );
-    let admin = app.client_for(&app.token("tenant-admin", Some(A), None).await);
+    let admin = app.client_as("tenant-admin", Some(A), None).await;
     assert_eq!(
-        admin
-            .get(app.url(&format!("/api/v1/tenants/{A}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(admin.get(app.url(&format!("/api/v1/tenants/{A}")))).await,
         200
     );
 }
@@ -635,14 +554,7 @@ async fn refused_calls_cannot_flood_an_audit_chain() {
             let app_client = app.client.clone();
             let url = app.url(&path);
             async move {
-                let page: Value = app_client
-                    .get(url)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let page = fetch_json(app_client.get(url)).await;
                 page["entries"].as_array().unwrap().len()
             }
         };
@@ -650,7 +562,7 @@ async fn refused_calls_cannot_flood_an_audit_chain() {
         let platform_before = platform_chain(&app).await.len();
         // An admin of B hammers A, which is hidden from it: nothing lands in A's chain, and
         // the platform's records a bounded number of attempts.
-        let admin_b = app.client_for(&app.token("tenant-admin", Some(B), None).await);
+        let admin_b = app.client_as("tenant-admin", Some(B), None).await;
         for i in 0..45 {
             let r = admin_b
                 .put(app.url(&format!("/api/v1/tenants/{A}/councils/c{i:02}")))
@@ -668,7 +580,7 @@ async fn refused_calls_cannot_flood_an_audit_chain() {
         );
         // An auditor of A may read but not write: its refusals land in A's chain, up to the
         // quota.
-        let auditor_a = app.client_for(&app.token("auditor", Some(A), None).await);
+        let auditor_a = app.client_as("auditor", Some(A), None).await;
         let before = chain_a(&app).await;
         for _ in 0..45 {
             let r = auditor_a
@@ -713,7 +625,7 @@ async fn rules_stored_under_bare_role_names_are_migrated() {
             continue;
         };
         app.create_example_tenants().await;
-        let admin_a = app.client_for(&app.token("tenant-admin", Some(A), None).await);
+        let admin_a = app.client_as("tenant-admin", Some(A), None).await;
         let store = app.admin_store().await;
         let db = store.connection();
         // The database as the previous release left it: roles under their bare names, and

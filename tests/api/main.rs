@@ -5,6 +5,10 @@
 mod helpers;
 
 mod access;
+mod access_audit;
+mod access_isolation;
+mod access_oidc;
+mod access_tokens;
 mod catalogue;
 mod cli;
 mod concurrency;

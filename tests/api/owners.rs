@@ -7,9 +7,11 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::signing::{self, SecretKey};
 use guildhall_domain::{Digest, PluginName};
 use guildhall_store::{Actor, NewVersion, PublishError, Published};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, expect_problem};
+use crate::helpers::{
+    Backend, TestApp, expect_json, expect_problem, fetch_json, hello_at, status_of,
+};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -26,15 +28,8 @@ struct Publisher {
 }
 
 async fn publisher(app: &TestApp) -> Publisher {
-    let client = app.client_for(&app.token("publisher", None, None).await);
-    let keys: Value = client
-        .get(app.url("/api/v1/publisher-keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let client = app.client_as("publisher", None, None).await;
+    let keys = fetch_json(client.get(app.url("/api/v1/publisher-keys"))).await;
     let subject = keys["subject"].as_str().unwrap().to_string();
     assert!(subject.starts_with("token:"), "{keys}");
     Publisher { client, subject }
@@ -48,28 +43,8 @@ async fn publish_as(
     signature: Option<&str>,
 ) -> reqwest::Response {
     let name = Manifest::from_toml(manifest).unwrap().name;
-    let mut form = reqwest::multipart::Form::new()
-        .text("manifest", manifest.to_string())
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(component).file_name("component.wasm"),
-        );
-    if let Some(signature) = signature {
-        form = form.text("signature", signature.to_string());
-    }
-    client
-        .post(app.url(&format!("/api/v1/plugins/{name}/versions")))
-        .multipart(form)
-        .send()
+    app.publish_with(client, name.as_str(), manifest, component, signature)
         .await
-        .unwrap()
-}
-
-fn hello_at(version: &str) -> String {
-    let manifest = guildhall_test_artifacts::plugin("hello").manifest();
-    let out = manifest.replace("version = \"0.1.0\"", &format!("version = \"{version}\""));
-    assert!(version == "0.1.0" || out != manifest, "hello is at 0.1.0");
-    out
 }
 
 /// Signs the statement of `manifest` and `component` with `key`.
@@ -83,15 +58,25 @@ fn sign(key: &SecretKey, manifest: &str, component: &[u8]) -> String {
     ))
 }
 
+/// Publishes `manifest` with hello's component, signed by `key` over that manifest.
+async fn publish_signed(
+    app: &TestApp,
+    client: &reqwest::Client,
+    manifest: &str,
+    key: &SecretKey,
+) -> reqwest::Response {
+    let bytes = guildhall_test_artifacts::plugin("hello").bytes();
+    let signature = sign(key, manifest, &bytes);
+    publish_as(app, client, manifest, bytes, Some(&signature)).await
+}
+
 async fn register_key(app: &TestApp, who: &Publisher, name: &str, key: &SecretKey) -> u16 {
-    who.client
-        .put(app.url(&format!("/api/v1/publisher-keys/{name}")))
-        .json(&json!({"public_key": key.public().to_base64()}))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    status_of(
+        who.client
+            .put(app.url(&format!("/api/v1/publisher-keys/{name}")))
+            .json(&json!({"public_key": key.public().to_base64()})),
+    )
+    .await
 }
 
 async fn versions(app: &TestApp) -> Vec<String> {
@@ -148,12 +133,7 @@ async fn only_owners_publish_and_yank(app: TestApp) {
     let added = a.client.put(owner_url(&b.subject)).send().await.unwrap();
     assert_eq!(added.status(), 201);
     assert_eq!(
-        a.client
-            .put(owner_url(&b.subject))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(a.client.put(owner_url(&b.subject))).await,
         200,
         "adding again changes nothing"
     );
@@ -185,31 +165,17 @@ async fn only_owners_publish_and_yank(app: TestApp) {
     .await;
 
     // An operator manages any plugin's owners and may yank.
+    assert_eq!(status_of(app.client.put(owner_url(&b.subject))).await, 201);
     assert_eq!(
-        app.client
-            .put(owner_url(&b.subject))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
-    assert_eq!(
-        app.client
-            .delete(owner_url(&b.subject))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(app.client.delete(owner_url(&b.subject))).await,
         200
     );
     assert_eq!(
-        app.client
-            .post(app.url("/api/v1/plugins/hello/versions/0.1.0/yank"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(
+            app.client
+                .post(app.url("/api/v1/plugins/hello/versions/0.1.0/yank"))
+        )
+        .await,
         200
     );
     expect_problem(app.get("/api/v1/plugins/nothing/owners").await, 404).await;
@@ -269,18 +235,7 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
 
     let v1 = hello_at("0.1.0");
     // B's key does not sign A's plugin, even over the right statement.
-    let problem = expect_problem(
-        publish_as(
-            &app,
-            &a.client,
-            &v1,
-            bytes.clone(),
-            Some(&sign(&kb, &v1, &bytes)),
-        )
-        .await,
-        422,
-    )
-    .await;
+    let problem = expect_problem(publish_signed(&app, &a.client, &v1, &kb).await, 422).await;
     assert!(
         problem["detail"]
             .as_str()
@@ -290,31 +245,15 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
     );
     // A's key over another version's or another manifest's statement does not count.
     let v2 = hello_at("0.2.0");
-    expect_problem(
-        publish_as(
-            &app,
-            &a.client,
-            &v1,
-            bytes.clone(),
-            Some(&sign(&ka, &v2, &bytes)),
-        )
-        .await,
-        422,
-    )
-    .await;
     let other_manifest = format!("{v1}\n# edited after signing\n");
-    expect_problem(
-        publish_as(
-            &app,
-            &a.client,
-            &v1,
-            bytes.clone(),
-            Some(&sign(&ka, &other_manifest, &bytes)),
+    for statement in [&v2, &other_manifest] {
+        let signature = sign(&ka, statement, &bytes);
+        expect_problem(
+            publish_as(&app, &a.client, &v1, bytes.clone(), Some(&signature)).await,
+            422,
         )
-        .await,
-        422,
-    )
-    .await;
+        .await;
+    }
     expect_problem(
         publish_as(&app, &a.client, &v1, bytes.clone(), Some("not base64!")).await,
         422,
@@ -328,16 +267,8 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
         "a refused signature published something"
     );
 
-    let signed = publish_as(
-        &app,
-        &a.client,
-        &v1,
-        bytes.clone(),
-        Some(&sign(&ka, &v1, &bytes)),
-    )
-    .await;
-    assert_eq!(signed.status(), 201);
-    let version: Value = signed.json().await.unwrap();
+    let signed = publish_signed(&app, &a.client, &v1, &ka).await;
+    let version = expect_json(signed, 201).await;
     assert_eq!(version["signature"]["status"], "verified");
     assert_eq!(
         version["signature"]["key"],
@@ -349,58 +280,18 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
     );
 
     // B, not an owner, signing with its own key: refused for ownership first.
-    expect_problem(
-        publish_as(
-            &app,
-            &b.client,
-            &v2,
-            bytes.clone(),
-            Some(&sign(&kb, &v2, &bytes)),
-        )
-        .await,
-        403,
-    )
-    .await;
+    expect_problem(publish_signed(&app, &b.client, &v2, &kb).await, 403).await;
     // As a co-owner, B's key signs.
     let owner_url = app.url(&format!("/api/v1/plugins/hello/owners/{}", b.subject));
-    assert_eq!(a.client.put(&owner_url).send().await.unwrap().status(), 201);
-    let signed = publish_as(
-        &app,
-        &b.client,
-        &v2,
-        bytes.clone(),
-        Some(&sign(&kb, &v2, &bytes)),
-    )
-    .await;
+    assert_eq!(status_of(a.client.put(&owner_url)).await, 201);
+    let signed = publish_signed(&app, &b.client, &v2, &kb).await;
     assert_eq!(signed.status(), 201);
     // Removed again, B's key no longer signs even what A uploads.
-    assert_eq!(
-        a.client.delete(&owner_url).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(status_of(a.client.delete(&owner_url)).await, 200);
     let v3 = hello_at("0.3.0");
-    expect_problem(
-        publish_as(
-            &app,
-            &a.client,
-            &v3,
-            bytes.clone(),
-            Some(&sign(&kb, &v3, &bytes)),
-        )
-        .await,
-        422,
-    )
-    .await;
+    expect_problem(publish_signed(&app, &a.client, &v3, &kb).await, 422).await;
     // Keys can be listed and removed by their holder only.
-    let listed: Value = a
-        .client
-        .get(app.url("/api/v1/publisher-keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = fetch_json(a.client.get(app.url("/api/v1/publisher-keys"))).await;
     assert_eq!(
         listed["keys"][0]["fingerprint"],
         ka.public().fingerprint().as_str()
@@ -415,26 +306,10 @@ async fn signatures_must_come_from_an_owners_key(app: TestApp) {
     )
     .await;
     assert_eq!(
-        a.client
-            .delete(app.url("/api/v1/publisher-keys/laptop"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(a.client.delete(app.url("/api/v1/publisher-keys/laptop"))).await,
         200
     );
-    expect_problem(
-        publish_as(
-            &app,
-            &a.client,
-            &v3,
-            bytes.clone(),
-            Some(&sign(&ka, &v3, &bytes)),
-        )
-        .await,
-        422,
-    )
-    .await;
+    expect_problem(publish_signed(&app, &a.client, &v3, &ka).await, 422).await;
 }
 
 /// Many first publishes of one name at once, straight into the store (so they really
@@ -598,27 +473,13 @@ async fn require_signatures(backend: Backend) {
     assert_eq!(problem["errors"][0]["field"], "signature");
     // The operator's trusted key signs only for plugins `cli:operator` owns.
     expect_problem(
-        publish_as(
-            &app,
-            &a.client,
-            &v1,
-            bytes.clone(),
-            Some(&sign(&operator_key, &v1, &bytes)),
-        )
-        .await,
+        publish_signed(&app, &a.client, &v1, &operator_key).await,
         422,
     )
     .await;
     let ka = SecretKey::from_seed([6; 32]);
     assert_eq!(register_key(&app, &a, "ci", &ka).await, 201);
-    let signed = publish_as(
-        &app,
-        &a.client,
-        &v1,
-        bytes.clone(),
-        Some(&sign(&ka, &v1, &bytes)),
-    )
-    .await;
+    let signed = publish_signed(&app, &a.client, &v1, &ka).await;
     assert_eq!(signed.status(), 201);
     // Even an operator cannot publish unsigned into it.
     expect_problem(

@@ -1,11 +1,30 @@
 //! Two server processes on one PostgreSQL database: a change made through one replica is
 //! served by the other within two seconds, without a restart.
 
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Backend, TestDb, cli_operator_token, client_with, serve_process};
+use crate::helpers::{
+    Backend, TestDb, cli_operator_token, client_with, hello_at, serve_process, status_of,
+};
+
+/// Starts `guildhall serve` on `db` with a compile cache of its own in `dir/{cache}`; returns
+/// the process and its address.
+fn replica(dir: &Path, db: &TestDb, cache: &str) -> (Child, String) {
+    let cache = dir.join(cache);
+    let (child, addr, _) = serve_process(
+        dir,
+        &[
+            ("GUILDHALL_DATABASE__URL", db.url.expose()),
+            ("GUILDHALL_DATABASE__ADMIN_URL", db.admin_url.expose()),
+            ("GUILDHALL_RUNTIME__CACHE_DIR", cache.to_str().unwrap()),
+        ],
+    );
+    (child, addr)
+}
 
 /// Polls `url` until `want(status, served_by, body)`; fails after two seconds.
 async fn wait_for(
@@ -40,26 +59,9 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cache_a = dir.path().join("a");
-    let cache_b = dir.path().join("b");
     let url = db.url.expose().to_string();
-    let admin_url = db.admin_url.expose().to_string();
-    let (mut a, addr_a, _) = serve_process(
-        dir.path(),
-        &[
-            ("GUILDHALL_DATABASE__URL", &url),
-            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
-            ("GUILDHALL_RUNTIME__CACHE_DIR", cache_a.to_str().unwrap()),
-        ],
-    );
-    let (mut b, addr_b, _) = serve_process(
-        dir.path(),
-        &[
-            ("GUILDHALL_DATABASE__URL", &url),
-            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
-            ("GUILDHALL_RUNTIME__CACHE_DIR", cache_b.to_str().unwrap()),
-        ],
-    );
+    let (mut a, addr_a) = replica(dir.path(), &db, "a");
+    let (mut b, addr_b) = replica(dir.path(), &db, "b");
     let token = cli_operator_token(dir.path(), &[("GUILDHALL_DATABASE__URL", &url)]);
     let client = client_with(Some(&token));
     let on_a = |path: &str| format!("http://{addr_a}{path}");
@@ -67,25 +69,11 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
 
     let tenant = json!({"id": "north-downs", "name": "North Downs", "councils": [{"id": "tandridge", "name": "Tandridge"}]});
     assert_eq!(
-        client
-            .post(on_a("/api/v1/tenants"))
-            .json(&tenant)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(client.post(on_a("/api/v1/tenants")).json(&tenant)).await,
         201
     );
     let hello = guildhall_test_artifacts::plugin("hello");
-    for (version, manifest) in [
-        ("0.1.0", hello.manifest()),
-        (
-            "0.2.0",
-            hello
-                .manifest()
-                .replace("version = \"0.1.0\"", "version = \"0.2.0\""),
-        ),
-    ] {
+    for (version, manifest) in [("0.1.0", hello.manifest()), ("0.2.0", hello_at("0.2.0"))] {
         let form = reqwest::multipart::Form::new()
             .text("manifest", manifest)
             .part("component", reqwest::multipart::Part::bytes(hello.bytes()));
@@ -98,18 +86,12 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
         assert!(response.status().is_success(), "publishing {version}");
     }
     let service = on_b("/s/north-downs/tandridge/hello/");
-    assert_eq!(client.get(&service).send().await.unwrap().status(), 404);
+    assert_eq!(status_of(client.get(&service)).await, 404);
 
     let install = |version: &str| json!({"version": version, "councils": "all", "config": {}});
     let put = on_a("/api/v1/tenants/north-downs/installs/hello");
     assert_eq!(
-        client
-            .put(&put)
-            .json(&install("0.1.0"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(client.put(&put).json(&install("0.1.0"))).await,
         201
     );
     wait_for(&client, &service, |s, by, _| {
@@ -120,13 +102,7 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
     // Upgrade and rollback through A: B serves the new version within two seconds.
     for version in ["0.2.0", "0.1.0"] {
         assert_eq!(
-            client
-                .put(&put)
-                .json(&install(version))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            status_of(client.put(&put).json(&install(version))).await,
             200
         );
         let expected = format!("hello@{version}");
@@ -134,7 +110,7 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
     }
 
     // Uninstall through A: B stops serving within two seconds.
-    assert_eq!(client.delete(&put).send().await.unwrap().status(), 204);
+    assert_eq!(status_of(client.delete(&put)).await, 204);
     wait_for(&client, &service, |s, _, _| s == 404).await;
 
     for child in [&mut a, &mut b] {
@@ -168,25 +144,8 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
     };
     let dir = tempfile::tempdir().unwrap();
     let url = db.url.expose().to_string();
-    let admin_url = db.admin_url.expose().to_string();
-    let cache_a = dir.path().join("a");
-    let cache_b = dir.path().join("b");
-    let (mut a, addr_a, _) = serve_process(
-        dir.path(),
-        &[
-            ("GUILDHALL_DATABASE__URL", &url),
-            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
-            ("GUILDHALL_RUNTIME__CACHE_DIR", cache_a.to_str().unwrap()),
-        ],
-    );
-    let (mut b, addr_b, _) = serve_process(
-        dir.path(),
-        &[
-            ("GUILDHALL_DATABASE__URL", &url),
-            ("GUILDHALL_DATABASE__ADMIN_URL", &admin_url),
-            ("GUILDHALL_RUNTIME__CACHE_DIR", cache_b.to_str().unwrap()),
-        ],
-    );
+    let (mut a, addr_a) = replica(dir.path(), &db, "a");
+    let (mut b, addr_b) = replica(dir.path(), &db, "b");
     let token = cli_operator_token(dir.path(), &[("GUILDHALL_DATABASE__URL", &url)]);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -203,13 +162,12 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
     let tenant = json!({"id": "north-downs", "name": "North Downs", "councils": [
         {"id": "tandridge", "name": "Tandridge"}, {"id": "mole-valley", "name": "Mole Valley"}]});
     assert_eq!(
-        client
-            .post(format!("http://{addr_a}/api/v1/tenants"))
-            .json(&tenant)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(
+            client
+                .post(format!("http://{addr_a}/api/v1/tenants"))
+                .json(&tenant)
+        )
+        .await,
         201
     );
     publish(&client, &addr_a, "hello").await;

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -16,9 +15,7 @@ async fn app_with(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
     let app = TestApp::spawn_with(Backend::Sqlite, adjust).await.unwrap();
     app.create_example_tenants().await;
     app.publish_built("hello").await;
-    let response = app
-        .install("north-downs", "hello", "0.1.0", json!("all"), json!({}))
-        .await;
+    let response = app.install_for("north-downs", "hello", "all").await;
     assert_eq!(response.status(), 201);
     app
 }

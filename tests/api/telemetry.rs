@@ -3,16 +3,13 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, expect_problem, guildhall, text};
+use crate::helpers::{
+    TestApp, expect_json, expect_problem, fetch_json, guildhall, pothole_services, text,
+};
 use crate::on_both_databases;
 
 const A: &str = "north-downs";
 const B: &str = "the-marches";
-
-fn services() -> Value {
-    json!([{"service_code": "pothole", "service_name": "Pothole", "description": "A hole",
-        "metadata": false, "type": "realtime", "keywords": "road", "group": "highways"}])
-}
 
 /// Sends `n` calls to `hello` for `council` with a body of `body` bytes; returns the
 /// response bytes the plugin sent back.
@@ -51,19 +48,14 @@ async fn usage_report_matches_the_calls_across_a_restart(mut app: TestApp) {
     app.create_example_tenants().await;
     app.publish_built("hello").await;
     app.publish_built("report-a-problem").await;
-    assert_eq!(
-        app.install(A, "hello", "0.1.0", json!("all"), json!({}))
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.install_for(A, "hello", "all").await.status(), 201);
     assert_eq!(
         app.install(
             A,
             "report-a-problem",
             "0.1.0",
             json!(["mole-valley"]),
-            json!({"services": services()})
+            json!({"services": pothole_services("Pothole")})
         )
         .await
         .status(),
@@ -89,13 +81,10 @@ async fn usage_report_matches_the_calls_across_a_restart(mut app: TestApp) {
         assert!(response.status().is_success(), "{}", response.status());
     }
     // Not installed for this council: not a call, not metered.
-    let response = app
-        .anonymous
-        .get(app.url(&format!("/s/{A}/tandridge/report-a-problem/services.json")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
+    let (status, _) = app
+        .serve(A, "tandridge", "report-a-problem", "services.json")
+        .await;
+    assert_eq!(status, 404);
 
     app.restart().await;
     out_tandridge += hello_calls(&app, "tandridge", 2, 1).await;
@@ -183,17 +172,10 @@ async fn adoption_counts_alliances_and_names_only_those_who_opt_in(mut app: Test
     app.publish_built("hello").await;
     // north-downs shares adoption; the-marches does not.
     assert_eq!(
-        app.install(A, "hello", "0.1.0", json!(["tandridge"]), json!({}))
-            .await
-            .status(),
+        app.install_for(A, "hello", ["tandridge"]).await.status(),
         201
     );
-    assert_eq!(
-        app.install(B, "hello", "0.1.0", json!("all"), json!({}))
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.install_for(B, "hello", "all").await.status(), 201);
     hello_calls(&app, "tandridge", 4, 0).await;
     let response = app
         .anonymous
@@ -222,15 +204,8 @@ async fn adoption_counts_alliances_and_names_only_those_who_opt_in(mut app: Test
     assert!(!text.contains(B), "the-marches did not opt in: {text}");
 
     // The whole catalogue carries the same figures, for any authenticated caller.
-    let auditor = app.client_for(&app.token("auditor", Some(B), None).await);
-    let list: Value = auditor
-        .get(app.url("/api/v1/plugins"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let auditor = app.client_as("auditor", Some(B), None).await;
+    let list = fetch_json(auditor.get(app.url("/api/v1/plugins"))).await;
     let listed = list["plugins"]
         .as_array()
         .unwrap()
@@ -271,9 +246,7 @@ async fn feedback_and_kpis(mut app: TestApp) {
     app.publish_built("fixture-panic").await;
     for plugin in ["hello", "fixture-panic"] {
         assert_eq!(
-            app.install(A, plugin, "0.1.0", json!(["tandridge"]), json!({}))
-                .await
-                .status(),
+            app.install_for(A, plugin, ["tandridge"]).await.status(),
             201
         );
     }
@@ -326,8 +299,7 @@ async fn feedback_and_kpis(mut app: TestApp) {
         json!({"rating": 5, "comment": "Found my bin day fast"}),
     )
     .await;
-    assert_eq!(stored.status(), 201);
-    assert!(stored.json::<Value>().await.unwrap()["id"].is_string());
+    assert!(expect_json(stored, 201).await["id"].is_string());
     assert_eq!(
         feedback("tandridge", "hello", json!({"rating": 2}))
             .await
@@ -347,24 +319,12 @@ async fn feedback_and_kpis(mut app: TestApp) {
 
     // Three good calls and one that traps.
     hello_calls(&app, "tandridge", 3, 0).await;
-    let response = app
-        .anonymous
-        .get(app.url(&format!("/s/{A}/tandridge/fixture-panic/")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
+    let (status, _) = app.serve(A, "tandridge", "fixture-panic", "").await;
+    assert_eq!(status, 502);
     app.restart().await;
 
-    let officer = app.client_for(&app.token("officer", Some(A), None).await);
-    let kpis: Value = officer
-        .get(app.url(&format!("/api/v1/tenants/{A}/kpis")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let officer = app.client_as("officer", Some(A), None).await;
+    let kpis = fetch_json(officer.get(app.url(&format!("/api/v1/tenants/{A}/kpis")))).await;
     let service = |plugin: &str| {
         kpis["services"]
             .as_array()
@@ -405,12 +365,7 @@ async fn the_usage_report_command_matches_the_api() {
         .unwrap();
     app.create_example_tenants().await;
     app.publish_built("hello").await;
-    assert_eq!(
-        app.install(A, "hello", "0.1.0", json!("all"), json!({}))
-            .await
-            .status(),
-        201
-    );
+    assert_eq!(app.install_for(A, "hello", "all").await.status(), 201);
     hello_calls(&app, "tandridge", 2, 5).await;
     hello_calls(&app, "mole-valley", 1, 5).await;
     app.restart().await;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, expect_problem};
+use crate::helpers::{TestApp, expect_json, expect_problem};
 use crate::on_both_databases;
 
 on_both_databases!(create_read_and_update, bad_input_changes_nothing);
@@ -22,12 +22,11 @@ fn north_downs() -> Value {
 
 async fn create_read_and_update(app: TestApp) {
     let response = app.post_json("/api/v1/tenants", &north_downs()).await;
-    assert_eq!(response.status(), 201);
     assert_eq!(
         response.headers()["location"],
         "/api/v1/tenants/north-downs"
     );
-    let created: Value = response.json().await.unwrap();
+    let created = expect_json(response, 201).await;
     assert_eq!(created["id"], "north-downs");
     assert_eq!(created["councils"].as_array().unwrap().len(), 2);
 
@@ -55,8 +54,7 @@ async fn create_read_and_update(app: TestApp) {
             &json!({"name": "Epsom and Ewell Borough Council", "gss_code": "E07000208"}),
         )
         .await;
-    assert_eq!(response.status(), 200);
-    let council: Value = response.json().await.unwrap();
+    let council = expect_json(response, 200).await;
     assert_eq!(council["name"], "Epsom and Ewell Borough Council");
     assert_eq!(council["gss_code"], "E07000208");
     let response = app

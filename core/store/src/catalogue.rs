@@ -6,7 +6,7 @@
 use guildhall_domain::manifest::Manifest;
 use guildhall_domain::{Digest, PluginName};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
@@ -153,12 +153,16 @@ impl<'a> Catalogue<'a> {
     /// the plugin's primary key; the loser retries once and then meets the winner's
     /// ownership.
     pub async fn publish(&self, new: NewVersion<'_>) -> Result<Published, PublishError> {
+        // A first publish that lost the race for the name (its insert met the winner's key,
+        // or it found the winner's version) runs once more, and then meets the plugin and
+        // its owner like any later publish.
         match self.try_publish(&new).await {
             Err(PublishError::Store(Error::Database(e)))
-                if matches!(
-                    e.sql_err(),
-                    Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                ) =>
+                if matches!(e, DbErr::RecordNotInserted)
+                    || matches!(
+                        e.sql_err(),
+                        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                    ) =>
             {
                 self.try_publish(&new).await
             }
@@ -196,6 +200,14 @@ impl<'a> Catalogue<'a> {
                 .await
                 .map_err(Error::from)?
         {
+            if !exists {
+                // The plugin was created (with this version) after this transaction found
+                // no plugin to lock: a concurrent first publish won. Start again, so the
+                // owner check runs on the committed plugin.
+                return Err(PublishError::Store(Error::Database(
+                    DbErr::RecordNotInserted,
+                )));
+            }
             let record = to_version(existing)?;
             return if record.digest == new.digest {
                 Ok(Published::Existing(record))
