@@ -11,7 +11,7 @@ use crate::report::{Report, Row};
 const BENCHES: [(&str, &str); 3] = [
     ("guildhall-domain", "manifest"),
     ("guildhall-authz", "authz"),
-    ("guildhall-runtime", "runtime"),
+    ("guildhall", "runtime"),
 ];
 
 /// A criterion estimate: the middle of its confidence interval, in microseconds.
