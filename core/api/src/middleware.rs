@@ -127,19 +127,24 @@ pub async fn request_context(
 /// built from its status.
 pub(crate) const MAX_ERROR_BODY: usize = 1024 * 1024;
 
+/// An error response's body, up to [`MAX_ERROR_BODY`]; empty when larger or unreadable.
+async fn read_error_body(body: Body) -> axum::body::Bytes {
+    match http_body_util::Limited::new(body, MAX_ERROR_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Default::default(),
+    }
+}
+
 /// Adds the request path and id to a problem Guildhall rendered, wherever it came from (a
 /// handler, the gateway, a caught panic, the conversion below). Plugins' own responses carry
 /// no [`Unstamped`] mark and pass untouched.
 async fn stamp(response: Response, instance: &str, request_id: &str) -> Response {
     let status = response.status();
     let (mut parts, body) = response.into_parts();
-    let bytes = match http_body_util::Limited::new(body, MAX_ERROR_BODY)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Default::default(),
-    };
+    let bytes = read_error_body(body).await;
     let mut problem = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
         .ok()
         .filter(|p| p.get("status").and_then(|s| s.as_u64()) == Some(u64::from(status.as_u16())))
@@ -178,13 +183,7 @@ pub async fn problem_details(req: Request, next: Next) -> Response {
     // The status, headers (`Allow`, `Retry-After`) and extensions stay; the body becomes
     // a problem, which the outermost layer stamps like any other.
     let (mut parts, body) = response.into_parts();
-    let bytes = match http_body_util::Limited::new(body, MAX_ERROR_BODY)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Default::default(),
-    };
+    let bytes = read_error_body(body).await;
     let detail = default_detail(status, Some(&method), &instance, &bytes);
     let problem = ApiError::from_status(status, detail).problem_object();
     parts
