@@ -180,6 +180,17 @@ fn with_status(answers: &[Answer], status: u16) -> Vec<&Answer> {
     answers.iter().filter(|a| a.status == status).collect()
 }
 
+/// Asserts that exactly one answer has `status`, showing them all when not.
+#[track_caller]
+fn exactly_one(answers: &[Answer], status: u16) {
+    assert_eq!(
+        with_status(answers, status).len(),
+        1,
+        "{:?}",
+        statuses(answers)
+    );
+}
+
 /// Asserts that every answer has one of `allowed` statuses, showing the first that has not.
 #[track_caller]
 fn assert_statuses(what: &str, answers: &[Answer], allowed: &[u16]) {
@@ -1301,12 +1312,7 @@ async fn version_publishes(app: TestApp) {
         .await;
         contract.check(PUBLISH, &answers);
         assert_statuses(&format!("publish hello {same}"), &answers, &[200, 201]);
-        assert_eq!(
-            with_status(&answers, 201).len(),
-            1,
-            "{:?}",
-            statuses(&answers)
-        );
+        exactly_one(&answers, 201);
         let digest = Digest::of(&bytes).to_string();
         for a in &answers {
             assert_eq!(a.body["digest"], digest.as_str());
@@ -1535,12 +1541,7 @@ async fn owner_changes(app: TestApp) {
         .await;
         contract.check(ADD_OWNER, &answers);
         assert_statuses(&format!("PUT owner {co}"), &answers, &[200, 201]);
-        assert_eq!(
-            with_status(&answers, 201).len(),
-            1,
-            "{:?}",
-            statuses(&answers)
-        );
+        exactly_one(&answers, 201);
         for a in &answers {
             assert!(
                 a.body["owners"]
@@ -1601,12 +1602,7 @@ async fn owner_changes(app: TestApp) {
         .await;
         contract.check(REMOVE_OWNER, &answers);
         assert_statuses(&format!("DELETE owner {co}"), &answers, &[200, 404]);
-        assert_eq!(
-            with_status(&answers, 200).len(),
-            1,
-            "{:?}",
-            statuses(&answers)
-        );
+        exactly_one(&answers, 200);
         assert!(!owners(&app, "hello").await.contains(&co));
         assert_on_record(&app, None, "catalogue.owners.remove", &answers).await;
 
@@ -1738,12 +1734,7 @@ async fn key_changes(app: TestApp) {
         .await;
         contract.check(PUT_KEY, &answers);
         assert_statuses(&format!("PUT key {same}"), &answers, &[200, 201]);
-        assert_eq!(
-            with_status(&answers, 201).len(),
-            1,
-            "{:?}",
-            statuses(&answers)
-        );
+        exactly_one(&answers, 201);
         assert_eq!(
             my_keys(&app).await.get(&same),
             Some(&key.public().to_base64())
@@ -1761,12 +1752,7 @@ async fn key_changes(app: TestApp) {
         .await;
         contract.check(PUT_KEY, &answers);
         assert_statuses(&format!("PUT key {name}"), &answers, &[200, 201]);
-        assert_eq!(
-            with_status(&answers, 201).len(),
-            1,
-            "{:?}",
-            statuses(&answers)
-        );
+        exactly_one(&answers, 201);
         let mine = my_keys(&app).await;
         let acknowledged: Vec<Value> = answers
             .iter()
@@ -1846,12 +1832,7 @@ async fn key_changes(app: TestApp) {
         let answers = race((0..N).map(|_| app.client.delete(key_url(&same))).collect()).await;
         contract.check(DELETE_KEY, &answers);
         assert_statuses(&format!("DELETE key {same}"), &answers, &[200, 404]);
-        assert_eq!(
-            with_status(&answers, 200).len(),
-            1,
-            "{:?}",
-            statuses(&answers)
-        );
+        exactly_one(&answers, 200);
         assert!(!my_keys(&app).await.contains_key(&same));
         assert_on_record(&app, None, "catalogue.keys.delete", &answers).await;
     }
