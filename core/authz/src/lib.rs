@@ -30,7 +30,7 @@ use guildhall_store::{MemberRecord, NewToken, RuleRow, Store, TenantScope, Token
 use time::OffsetDateTime;
 
 pub use limiter::{ClientKey, FailureKey, FailureLimiter};
-pub use oidc::{Oidc, OidcError, OidcIssuer};
+pub use oidc::{ClientSecret, Oidc, OidcError, OidcIssuer, SignInIssuer, SignInRequest};
 
 /// The access-control model.
 pub const MODEL: &str = include_str!("../model.conf");

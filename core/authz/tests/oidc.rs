@@ -1,14 +1,15 @@
 //! Black-box tests of OpenID Connect token verification with real keys, a real loopback JWKS
 //! server and a JWKS file.
 //!
-//! One file over 600 lines on purpose: every test shares the key pairs, the loopback JWKS
-//! server and the token builder at its top, and each test is one attack on verification.
+//! One file over 600 lines on purpose: every test shares the loopback JWKS server at its top
+//! (and the key pairs and token builders of `support`), and each test is one attack on
+//! verification. Sign-in and MFA are in `oidc_flow.rs`.
+
+mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,136 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use guildhall_authz::oidc::{Identity, Oidc, OidcError, OidcIssuer};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use p256::ecdsa::SigningKey as EcKey;
-use p256::pkcs8::EncodePrivateKey as _;
-use rsa::pkcs1::EncodeRsaPrivateKey as _;
-use rsa::traits::PublicKeyParts as _;
-use rsa::{RsaPrivateKey, rand_core::OsRng};
+use guildhall_authz::oidc::{Oidc, OidcError, OidcIssuer};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
-
-const ISS: &str = "https://idp.example.test/";
-const AUD: &str = "guildhall";
-
-struct Keys {
-    rsa_a: RsaPrivateKey,
-    rsa_b: RsaPrivateKey,
-    rsa_c: RsaPrivateKey,
-    ec_a: EcKey,
-    ec_b: EcKey,
-}
-
-/// Test keys, generated once per test binary.
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let rsa = || RsaPrivateKey::new(&mut OsRng, 2048).expect("RSA key generation");
-        Keys {
-            rsa_a: rsa(),
-            rsa_b: rsa(),
-            rsa_c: rsa(),
-            ec_a: EcKey::random(&mut OsRng),
-            ec_b: EcKey::random(&mut OsRng),
-        }
-    })
-}
-
-fn rsa_jwk(key: &RsaPrivateKey, kid: &str) -> Value {
-    let public = key.to_public_key();
-    json!({
-        "kty": "RSA",
-        "use": "sig",
-        "alg": "RS256",
-        "kid": kid,
-        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
-        "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
-    })
-}
-
-fn ec_jwk(key: &EcKey, kid: &str) -> Value {
-    let point = key.verifying_key().to_encoded_point(false);
-    json!({
-        "kty": "EC",
-        "crv": "P-256",
-        "kid": kid,
-        "x": URL_SAFE_NO_PAD.encode(point.x().expect("x")),
-        "y": URL_SAFE_NO_PAD.encode(point.y().expect("y")),
-    })
-}
-
-fn jwks(keys: &[Value]) -> Value {
-    json!({ "keys": keys })
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-fn claims(sub: &str) -> Value {
-    json!({ "iss": ISS, "aud": AUD, "sub": sub, "iat": now(), "exp": now() + 600 })
-}
-
-fn header(alg: Algorithm, kid: Option<&str>) -> Header {
-    let mut header = Header::new(alg);
-    header.kid = kid.map(str::to_owned);
-    header
-}
-
-fn sign_rsa(key: &RsaPrivateKey, kid: Option<&str>, claims: &Value) -> String {
-    let der = key.to_pkcs1_der().expect("PKCS#1");
-    let key = EncodingKey::from_rsa_der(der.as_bytes());
-    jsonwebtoken::encode(&header(Algorithm::RS256, kid), claims, &key).expect("sign RS256")
-}
-
-fn sign_ec(key: &EcKey, kid: Option<&str>, claims: &Value) -> String {
-    let der = key.to_pkcs8_der().expect("PKCS#8");
-    let key = EncodingKey::from_ec_der(der.as_bytes());
-    jsonwebtoken::encode(&header(Algorithm::ES256, kid), claims, &key).expect("sign ES256")
-}
-
-/// A token with an arbitrary header and claims and the given signature segment.
-fn raw_token(header: &Value, claims: &Value, signature: &str) -> String {
-    format!(
-        "{}.{}.{signature}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
-}
-
-const ISSUER_ID: &str = "test-idp";
-
-fn url_issuer(url: &str) -> OidcIssuer {
-    OidcIssuer {
-        id: ISSUER_ID.into(),
-        issuer: ISS.into(),
-        audience: AUD.into(),
-        jwks_url: Some(url.into()),
-        jwks_file: None,
-        tenants: Vec::new(),
-        leeway_secs: 60,
-    }
-}
-
-fn file_issuer(path: &Path) -> OidcIssuer {
-    OidcIssuer {
-        jwks_url: None,
-        jwks_file: Some(path.to_owned()),
-        ..url_issuer("unused")
-    }
-}
-
-fn identity(sub: &str) -> Identity {
-    let issuer = guildhall_domain::IssuerId::parse(ISSUER_ID).unwrap();
-    Identity {
-        subject: guildhall_domain::Subject::oidc(&issuer, sub).unwrap(),
-        issuer,
-        sub: sub.into(),
-    }
-}
+use support::*;
 
 /// A loopback JWKS server that counts its requests.
 struct JwksServer {
@@ -233,7 +108,7 @@ async fn jwks_redirects_are_not_followed() {
     let server = rsa_server().await;
     let moved = format!("http://{}/moved.json", server.addr);
     let oidc = Oidc::new(&[url_issuer(&moved)]).expect("valid configuration");
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     match oidc.verify(&token).await {
         Err(OidcError::Jwks(reason)) => assert!(reason.contains("redirect"), "{reason}"),
         other => panic!("expected a JWKS error, got {other:?}"),
@@ -243,7 +118,7 @@ async fn jwks_redirects_are_not_followed() {
 }
 
 async fn rsa_server() -> JwksServer {
-    JwksServer::start(jwks(&[rsa_jwk(&keys().rsa_a, "rsa-a")])).await
+    JwksServer::start(jwks(&[rsa_jwk(rsa_a(), "rsa-a")])).await
 }
 
 #[tokio::test]
@@ -253,14 +128,14 @@ async fn valid_rs256_token_from_url_is_accepted() {
     assert!(oidc.is_enabled());
     assert_eq!(server.hits(), 0, "URL keys are fetched lazily");
 
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     assert!(Oidc::looks_like_jwt(&token));
     assert_eq!(
         oidc.verify(&token).await.expect("valid token"),
         identity("alice")
     );
     // Cached: a second token does not fetch again.
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("bob"));
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &claims("bob"));
     assert_eq!(
         oidc.verify(&token).await.expect("valid token"),
         identity("bob")
@@ -272,10 +147,10 @@ async fn valid_rs256_token_from_url_is_accepted() {
 async fn valid_es256_token_from_file_is_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("jwks.json");
-    std::fs::write(&path, jwks(&[ec_jwk(&keys().ec_a, "ec-a")]).to_string()).expect("write");
+    std::fs::write(&path, jwks(&[ec_jwk(ec_a(), "ec-a")]).to_string()).expect("write");
     let oidc = Oidc::new(&[file_issuer(&path)]).expect("valid configuration");
 
-    let token = sign_ec(&keys().ec_a, Some("ec-a"), &claims("carol"));
+    let token = sign_ec(ec_a(), Some("ec-a"), &claims("carol"));
     assert_eq!(
         oidc.verify(&token).await.expect("valid token"),
         identity("carol")
@@ -284,21 +159,18 @@ async fn valid_es256_token_from_file_is_accepted() {
 
 #[tokio::test]
 async fn both_algorithms_from_one_jwks_and_audience_arrays() {
-    let server = JwksServer::start(jwks(&[
-        rsa_jwk(&keys().rsa_a, "rsa-a"),
-        ec_jwk(&keys().ec_a, "ec-a"),
-    ]))
-    .await;
+    let server =
+        JwksServer::start(jwks(&[rsa_jwk(rsa_a(), "rsa-a"), ec_jwk(ec_a(), "ec-a")])).await;
     let oidc = server.oidc().await;
 
     let mut with_array = claims("dave");
     with_array["aud"] = json!(["another-client", AUD]);
-    let token = sign_ec(&keys().ec_a, Some("ec-a"), &with_array);
+    let token = sign_ec(ec_a(), Some("ec-a"), &with_array);
     assert_eq!(
         oidc.verify(&token).await.expect("aud array"),
         identity("dave")
     );
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &with_array);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &with_array);
     assert_eq!(
         oidc.verify(&token).await.expect("aud array"),
         identity("dave")
@@ -307,18 +179,15 @@ async fn both_algorithms_from_one_jwks_and_audience_arrays() {
 
 #[tokio::test]
 async fn token_without_kid_uses_the_only_key_of_its_type() {
-    let server = JwksServer::start(jwks(&[
-        rsa_jwk(&keys().rsa_a, "rsa-a"),
-        ec_jwk(&keys().ec_a, "ec-a"),
-    ]))
-    .await;
+    let server =
+        JwksServer::start(jwks(&[rsa_jwk(rsa_a(), "rsa-a"), ec_jwk(ec_a(), "ec-a")])).await;
     let oidc = server.oidc().await;
-    let token = sign_rsa(&keys().rsa_a, None, &claims("erin"));
+    let token = sign_rsa(rsa_a(), None, &claims("erin"));
     assert_eq!(
         oidc.verify(&token).await.expect("only RSA key"),
         identity("erin")
     );
-    let token = sign_ec(&keys().ec_a, None, &claims("erin"));
+    let token = sign_ec(ec_a(), None, &claims("erin"));
     assert_eq!(
         oidc.verify(&token).await.expect("only EC key"),
         identity("erin")
@@ -326,11 +195,11 @@ async fn token_without_kid_uses_the_only_key_of_its_type() {
 
     // Two RSA keys: without a kid the token is ambiguous.
     server.publish(jwks(&[
-        rsa_jwk(&keys().rsa_a, "rsa-a"),
-        rsa_jwk(&keys().rsa_b, "rsa-b"),
+        rsa_jwk(rsa_a(), "rsa-a"),
+        rsa_jwk(rsa_b(), "rsa-b"),
     ]));
     let oidc = server.oidc().await;
-    let token = sign_rsa(&keys().rsa_a, None, &claims("erin"));
+    let token = sign_rsa(rsa_a(), None, &claims("erin"));
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::UnknownKey)
@@ -343,14 +212,14 @@ async fn wrong_issuer_is_unknown() {
     let oidc = server.oidc().await;
     let mut other = claims("frank");
     other["iss"] = json!("https://evil.example.test/");
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &other);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &other);
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::UnknownIssuer)
     ));
     // Near misses are not the same issuer.
     other["iss"] = json!("https://idp.example.test");
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &other);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &other);
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::UnknownIssuer)
@@ -364,13 +233,13 @@ async fn wrong_audience_is_rejected() {
     let oidc = server.oidc().await;
     let mut other = claims("grace");
     other["aud"] = json!("someone-else");
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &other);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &other);
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::WrongAudience)
     ));
     other["aud"] = json!(["someone-else", "and-another"]);
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &other);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &other);
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::WrongAudience)
@@ -383,11 +252,11 @@ async fn expired_token_is_rejected_beyond_the_leeway() {
     let oidc = server.oidc().await;
     let mut old = claims("heidi");
     old["exp"] = json!(now() - 3600);
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &old);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &old);
     assert!(matches!(oidc.verify(&token).await, Err(OidcError::Expired)));
     // Within the 60 s leeway.
     old["exp"] = json!(now() - 30);
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &old);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &old);
     assert_eq!(
         oidc.verify(&token).await.expect("within leeway"),
         identity("heidi")
@@ -400,13 +269,13 @@ async fn token_not_yet_valid_is_rejected_beyond_the_leeway() {
     let oidc = server.oidc().await;
     let mut early = claims("ivan");
     early["nbf"] = json!(now() + 3600);
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &early);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &early);
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::NotYetValid)
     ));
     early["nbf"] = json!(now() + 30);
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &early);
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &early);
     assert_eq!(
         oidc.verify(&token).await.expect("within leeway"),
         identity("ivan")
@@ -418,7 +287,7 @@ async fn hs256_token_is_an_unsupported_algorithm() {
     let server = rsa_server().await;
     let oidc = server.oidc().await;
     // The classic confusion attack: HMAC keyed with the RSA public key.
-    let public = keys().rsa_a.to_public_key();
+    let public = rsa_a().to_public_key();
     let secret = rsa::pkcs1::EncodeRsaPublicKey::to_pkcs1_der(&public).expect("DER");
     let token = jsonwebtoken::encode(
         &header(Algorithm::HS256, Some("rsa-a")),
@@ -469,25 +338,22 @@ async fn unsigned_token_is_an_unsupported_algorithm() {
 
 #[tokio::test]
 async fn signature_by_another_key_with_the_same_kid_is_bad() {
-    let server = JwksServer::start(jwks(&[
-        rsa_jwk(&keys().rsa_a, "rsa-a"),
-        ec_jwk(&keys().ec_a, "ec-a"),
-    ]))
-    .await;
+    let server =
+        JwksServer::start(jwks(&[rsa_jwk(rsa_a(), "rsa-a"), ec_jwk(ec_a(), "ec-a")])).await;
     let oidc = server.oidc().await;
-    let token = sign_rsa(&keys().rsa_c, Some("rsa-a"), &claims("mallory"));
+    let token = sign_rsa(rsa_c(), Some("rsa-a"), &claims("mallory"));
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::BadSignature)
     ));
-    let token = sign_ec(&keys().ec_b, Some("ec-a"), &claims("mallory"));
+    let token = sign_ec(ec_b(), Some("ec-a"), &claims("mallory"));
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::BadSignature)
     ));
 
     // A genuine token whose claims were altered.
-    let genuine = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let genuine = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     let mut parts: Vec<String> = genuine.split('.').map(str::to_owned).collect();
     parts[1] = URL_SAFE_NO_PAD.encode(claims("mallory").to_string());
     assert!(matches!(
@@ -496,7 +362,7 @@ async fn signature_by_another_key_with_the_same_kid_is_bad() {
     ));
 
     // An ES256 token naming the RSA key's kid.
-    let token = sign_ec(&keys().ec_a, Some("rsa-a"), &claims("mallory"));
+    let token = sign_ec(ec_a(), Some("rsa-a"), &claims("mallory"));
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::Invalid(_))
@@ -540,7 +406,7 @@ async fn claim_problems_are_invalid() {
         ),
     ];
     for (claim, body) in cases {
-        let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &body);
+        let token = sign_rsa(rsa_a(), Some("rsa-a"), &body);
         match oidc.verify(&token).await {
             Err(OidcError::Invalid(message)) => {
                 assert!(
@@ -557,16 +423,16 @@ async fn claim_problems_are_invalid() {
 async fn rotated_key_is_accepted_after_the_automatic_refresh() {
     let server = rsa_server().await;
     let oidc = server.oidc().await;
-    let old = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let old = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     assert_eq!(oidc.verify(&old).await.expect("key A"), identity("alice"));
     assert_eq!(server.hits(), 1);
 
     // The provider rotates: it now signs with B and publishes both.
     server.publish(jwks(&[
-        rsa_jwk(&keys().rsa_a, "rsa-a"),
-        rsa_jwk(&keys().rsa_b, "rsa-b"),
+        rsa_jwk(rsa_a(), "rsa-a"),
+        rsa_jwk(rsa_b(), "rsa-b"),
     ]));
-    let new = sign_rsa(&keys().rsa_b, Some("rsa-b"), &claims("alice"));
+    let new = sign_rsa(rsa_b(), Some("rsa-b"), &claims("alice"));
     assert_eq!(
         oidc.verify(&new).await.expect("key B after refresh"),
         identity("alice")
@@ -588,11 +454,7 @@ async fn never_published_kid_is_unknown_and_does_not_hammer_the_provider() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..20 {
         let oidc = oidc.clone();
-        let token = sign_rsa(
-            &keys().rsa_c,
-            Some(&format!("forged-{i}")),
-            &claims("mallory"),
-        );
+        let token = sign_rsa(rsa_c(), Some(&format!("forged-{i}")), &claims("mallory"));
         tasks.spawn(async move { oidc.verify(&token).await });
     }
     while let Some(result) = tasks.join_next().await {
@@ -604,11 +466,7 @@ async fn never_published_kid_is_unknown_and_does_not_hammer_the_provider() {
     }
     // Sequential attempts are limited just the same.
     for i in 0..20 {
-        let token = sign_rsa(
-            &keys().rsa_c,
-            Some(&format!("again-{i}")),
-            &claims("mallory"),
-        );
+        let token = sign_rsa(rsa_c(), Some(&format!("again-{i}")), &claims("mallory"));
         assert!(matches!(
             oidc.verify(&token).await,
             Err(OidcError::UnknownKey)
@@ -620,7 +478,7 @@ async fn never_published_kid_is_unknown_and_does_not_hammer_the_provider() {
         server.hits()
     );
     // Genuine tokens are unaffected.
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     assert_eq!(
         oidc.verify(&token).await.expect("valid token"),
         identity("alice")
@@ -632,20 +490,20 @@ async fn never_published_kid_is_unknown_and_does_not_hammer_the_provider() {
 async fn jwks_file_is_reread_for_an_unknown_kid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("jwks.json");
-    std::fs::write(&path, jwks(&[ec_jwk(&keys().ec_a, "ec-a")]).to_string()).expect("write");
+    std::fs::write(&path, jwks(&[ec_jwk(ec_a(), "ec-a")]).to_string()).expect("write");
     let oidc = Oidc::new(&[file_issuer(&path)]).expect("valid configuration");
 
     std::fs::write(
         &path,
-        jwks(&[ec_jwk(&keys().ec_a, "ec-a"), ec_jwk(&keys().ec_b, "ec-b")]).to_string(),
+        jwks(&[ec_jwk(ec_a(), "ec-a"), ec_jwk(ec_b(), "ec-b")]).to_string(),
     )
     .expect("rewrite");
-    let token = sign_ec(&keys().ec_b, Some("ec-b"), &claims("alice"));
+    let token = sign_ec(ec_b(), Some("ec-b"), &claims("alice"));
     assert_eq!(
         oidc.verify(&token).await.expect("re-read file"),
         identity("alice")
     );
-    let token = sign_ec(&keys().ec_a, Some("ec-a"), &claims("alice"));
+    let token = sign_ec(ec_a(), Some("ec-a"), &claims("alice"));
     assert_eq!(
         oidc.verify(&token).await.expect("old key"),
         identity("alice")
@@ -654,9 +512,9 @@ async fn jwks_file_is_reread_for_an_unknown_kid() {
 
 #[tokio::test]
 async fn unusable_jwks_entries_are_ignored() {
-    let mut enc = rsa_jwk(&keys().rsa_b, "rsa-enc");
+    let mut enc = rsa_jwk(rsa_b(), "rsa-enc");
     enc["use"] = json!("enc");
-    let mut ps256 = rsa_jwk(&keys().rsa_b, "rsa-ps");
+    let mut ps256 = rsa_jwk(rsa_b(), "rsa-ps");
     ps256["alg"] = json!("PS256");
     let server = JwksServer::start(jwks(&[
         enc,
@@ -668,23 +526,23 @@ async fn unusable_jwks_entries_are_ignored() {
         json!({ "kty": "RSA", "kid": "tiny", "n": "AQAB", "e": "AQAB" }),
         json!({ "kty": "RSA", "kid": "broken", "n": 7 }),
         json!("not even an object"),
-        rsa_jwk(&keys().rsa_a, "rsa-a"),
+        rsa_jwk(rsa_a(), "rsa-a"),
     ]))
     .await;
     let oidc = server.oidc().await;
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     assert_eq!(
         oidc.verify(&token).await.expect("usable key"),
         identity("alice")
     );
     for kid in ["rsa-enc", "rsa-ps", "tiny"] {
-        let token = sign_rsa(&keys().rsa_b, Some(kid), &claims("alice"));
+        let token = sign_rsa(rsa_b(), Some(kid), &claims("alice"));
         assert!(
             matches!(oidc.verify(&token).await, Err(OidcError::UnknownKey)),
             "{kid}"
         );
     }
-    let token = sign_ec(&keys().ec_a, Some("not-on-curve"), &claims("alice"));
+    let token = sign_ec(ec_a(), Some("not-on-curve"), &claims("alice"));
     assert!(matches!(
         oidc.verify(&token).await,
         Err(OidcError::UnknownKey)
@@ -696,7 +554,7 @@ async fn jwks_fetch_failures_are_reported_and_not_retried_at_once() {
     let server = rsa_server().await;
     server.fail_with(StatusCode::INTERNAL_SERVER_ERROR);
     let oidc = server.oidc().await;
-    let token = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let token = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     for _ in 0..5 {
         match oidc.verify(&token).await {
             Err(OidcError::Jwks(message)) => assert!(message.contains("500"), "{message}"),
@@ -728,11 +586,7 @@ async fn jwks_fetch_failures_are_reported_and_not_retried_at_once() {
 fn configuration_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good_file = dir.path().join("jwks.json");
-    std::fs::write(
-        &good_file,
-        jwks(&[ec_jwk(&keys().ec_a, "ec-a")]).to_string(),
-    )
-    .expect("write");
+    std::fs::write(&good_file, jwks(&[ec_jwk(ec_a(), "ec-a")]).to_string()).expect("write");
     let bad_file = dir.path().join("bad.json");
     std::fs::write(&bad_file, "{ not json").expect("write");
     let empty_file = dir.path().join("empty.json");
@@ -854,7 +708,7 @@ async fn malformed_tokens() {
             "{token:?}"
         );
     }
-    let genuine = sign_rsa(&keys().rsa_a, Some("rsa-a"), &claims("alice"));
+    let genuine = sign_rsa(rsa_a(), Some("rsa-a"), &claims("alice"));
     let huge = format!("{genuine}{}", "A".repeat(70 * 1024));
     assert!(matches!(
         oidc.verify(&huge).await,
@@ -891,12 +745,12 @@ async fn error_messages_never_contain_the_token() {
     let mut wrong_aud = claims("alice");
     wrong_aud["aud"] = json!("secret-audience");
     let tokens = [
-        sign_rsa(&keys().rsa_c, Some("rsa-a"), &claims("alice")),
-        sign_rsa(&keys().rsa_a, Some("rsa-a"), &wrong_aud),
-        sign_rsa(&keys().rsa_c, Some("unknown"), &claims("alice")),
+        sign_rsa(rsa_c(), Some("rsa-a"), &claims("alice")),
+        sign_rsa(rsa_a(), Some("rsa-a"), &wrong_aud),
+        sign_rsa(rsa_c(), Some("unknown"), &claims("alice")),
         raw_token(&json!({ "alg": "HS256" }), &claims("alice"), "c2ln"),
         sign_rsa(
-            &keys().rsa_a,
+            rsa_a(),
             Some("rsa-a"),
             &json!({ "iss": ISS, "aud": AUD, "exp": now() + 60 }),
         ),

@@ -48,6 +48,13 @@ fn setup() -> &'static Setup {
             jwks_file: Some(path),
             tenants: Vec::new(),
             leeway_secs: 60,
+            client_id: None,
+            client_secret_file: None,
+            client_secret: None,
+            display_name: None,
+            sign_in: None,
+            require_mfa: false,
+            mfa_acr_values: Vec::new(),
         }])
         .expect("a valid configuration");
         // Proptest runs the tests on several threads, each blocking on this runtime.

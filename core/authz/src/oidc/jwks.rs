@@ -4,19 +4,6 @@
 
 use super::*;
 
-/// One configured issuer with its key cache.
-pub(super) struct IssuerState {
-    pub(super) id: IssuerId,
-    pub(super) config: OidcIssuer,
-    pub(super) source: KeySource,
-    pub(super) rs256: Validation,
-    pub(super) es256: Validation,
-    /// The current keys; replaced wholesale on refresh. Never held across an `.await`.
-    pub(super) keys: RwLock<Arc<KeySet>>,
-    /// Serialises refreshes and remembers when they happened.
-    pub(super) refresh: tokio::sync::Mutex<RefreshState>,
-}
-
 pub(super) enum KeySource {
     Url(reqwest::Url),
     File(PathBuf),
@@ -207,83 +194,19 @@ impl IssuerState {
         let bytes = match &self.source {
             KeySource::Url(url) => {
                 let client = http.ok_or_else(|| "no HTTP client".to_owned())?;
-                fetch(client, url).await?
+                fetch(
+                    client,
+                    url,
+                    "JWKS",
+                    "application/json, application/jwk-set+json",
+                    MAX_JWKS_BYTES,
+                )
+                .await?
             }
             KeySource::File(path) => read_jwks_file(path).await?,
         };
         parse_jwks(&bytes)
     }
-}
-
-pub(super) fn parse_jwks_url(url: &str, context: &str) -> Result<reqwest::Url, OidcError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| {
-        OidcError::Config(format!("{context}: `jwks_url` {url:?} is not a URL: {e}"))
-    })?;
-    if !matches!(parsed.scheme(), "https" | "http") || parsed.host().is_none() {
-        return Err(OidcError::Config(format!(
-            "{context}: `jwks_url` {url:?} must be an http or https URL with a host"
-        )));
-    }
-    if parsed.scheme() == "http" {
-        let host = parsed.host_str().unwrap_or_default();
-        let loopback = host == "localhost"
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        // Keys fetched in the clear could be replaced in transit; only a provider on this
-        // machine (a test, a local sidecar) is trusted over plain HTTP.
-        if !loopback {
-            return Err(OidcError::Config(format!(
-                "{context}: `jwks_url` {url:?} must use https (plain http only on loopback)"
-            )));
-        }
-    }
-    Ok(parsed)
-}
-
-pub(super) async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Vec<u8>, String> {
-    let mut response = client
-        .get(url.clone())
-        .header(
-            reqwest::header::ACCEPT,
-            "application/json, application/jwk-set+json",
-        )
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {}", chain(&e.without_url())))?;
-    let status = response.status();
-    if status.is_redirection() {
-        return Err(format!(
-            "GET {url}: HTTP {status}; redirects are not followed, configure the final URL"
-        ));
-    }
-    if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}"));
-    }
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
-    {
-        return Err(format!(
-            "GET {url}: the JWKS is larger than {MAX_JWKS_BYTES} bytes"
-        ));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("GET {url}: {}", chain(&e.without_url())))?
-    {
-        if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(format!(
-                "GET {url}: the JWKS is larger than {MAX_JWKS_BYTES} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 pub(super) fn read_jwks_file_sync(path: &Path) -> Result<Vec<u8>, String> {

@@ -1,13 +1,22 @@
-//! OpenID Connect: verifying councils' identity providers' JWTs.
+//! OpenID Connect: verifying councils' identity providers' JWTs, and signing staff in.
 //!
 //! [`Oidc`] holds the configured issuers and a cache of each issuer's signing keys (JWKS).
 //! [`Oidc::verify`] accepts a bearer token signed with RS256 or ES256 by one of those issuers
 //! and returns the caller's [`Identity`] (issuer and subject).
 //!
+//! [`Oidc::begin_sign_in`] and [`Oidc::finish_sign_in`] are the two halves of a browser
+//! sign-in (OpenID Connect Core 1.0 §3.1, the authorization code flow, with PKCE S256 from
+//! RFC 7636); the ID token it ends with is checked by the same code as a bearer token, with
+//! the client id as its audience and the sign-in's nonce (`sign_in.rs`).
+//!
+//! An issuer with `require_mfa` has both kinds of token refused unless they show a second
+//! factor ([`shows_second_factor`]).
+//!
 //! Keys published at a URL are fetched lazily on first use and again when they are more than an
 //! hour old; keys in a file are read at start-up. A token naming a key we do not know triggers one
 //! refresh (a fetch, or a re-read of the file), at most once every ten seconds per issuer, so a
-//! stream of forged tokens cannot make us hammer the identity provider.
+//! stream of forged tokens cannot make us hammer the identity provider. A provider's
+//! configuration (its discovery document) is fetched on the first sign-in and kept an hour.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -23,47 +32,22 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod config;
+mod http;
 mod jwks;
+mod sign_in;
+use http::*;
 use jwks::*;
+use sign_in::*;
 
-/// One trusted OpenID Connect issuer (`[[auth.oidc]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcIssuer {
-    /// A short name for the issuer (`[a-z0-9-]{2,32}`), used in its subjects'
-    /// names: `oidc:<id>:<sub>`. Changing it orphans the issuer's member bindings.
-    pub id: String,
-    /// The `iss` claim tokens must carry, e.g. `https://login.example.gov.uk/`.
-    pub issuer: String,
-    /// The `aud` claim tokens must carry (Guildhall's client id at that provider).
-    pub audience: String,
-    /// Where the provider publishes its signing keys (JWKS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks_url: Option<String>,
-    /// A JWKS file instead of a URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwks_file: Option<PathBuf>,
-    /// Tenants whose member bindings this issuer's subjects may match; empty means all.
-    #[serde(default)]
-    pub tenants: Vec<String>,
-    /// Clock skew allowed on `exp` and `nbf`, in seconds.
-    #[serde(default = "default_leeway")]
-    pub leeway_secs: u64,
-}
+pub use config::{ClientSecret, MFA_AMR_VALUES, OidcIssuer, shows_second_factor};
+pub use sign_in::{SignInIssuer, SignInRequest};
 
-fn default_leeway() -> u64 {
-    60
-}
-
-/// Largest accepted `leeway_secs`; more is a misconfiguration, not clock skew.
-const MAX_LEEWAY_SECS: u64 = 3600;
 /// A token longer than this is rejected as malformed without further parsing.
 const MAX_TOKEN_LEN: usize = 64 * 1024;
 /// Largest JWKS document we read, from a URL or a file.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
-/// Timeout of a whole JWKS fetch (connect, headers and body).
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// URL keys older than this are fetched again before use.
+/// URL keys (and discovered endpoints) older than this are fetched again before use.
 const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// Least time between two refreshes caused by an unknown `kid`, and between a failed fetch and
 /// the next attempt, per issuer.
@@ -80,11 +64,17 @@ pub struct Identity {
     pub sub: String,
     /// The namespaced subject, `oidc:<issuer id>:<sub>`.
     pub subject: Subject,
+    /// How the user authenticated (`amr`, RFC 8176), as the provider says; empty when the
+    /// token does not say.
+    pub amr: Vec<String>,
+    /// The authentication context class the provider says it met (`acr`), if any.
+    pub acr: Option<String>,
 }
 
-/// Why configuration was refused or a token was rejected.
+/// Why configuration was refused, a token was rejected or a sign-in failed.
 ///
-/// Messages never contain the token, nor any of its claims.
+/// Messages never contain a token, any of its claims, an authorization code, a PKCE verifier
+/// or a client secret.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
     /// The `auth.oidc` configuration is unusable.
@@ -96,7 +86,8 @@ pub enum OidcError {
     /// The token is signed with an algorithm other than RS256 and ES256 (or not signed).
     #[error("unsupported JWT algorithm {0:?}: only RS256 and ES256 are accepted")]
     UnsupportedAlgorithm(String),
-    /// The token's `iss` is not a configured issuer.
+    /// The token's `iss` is not a configured issuer (or, for a sign-in, not the issuer the
+    /// sign-in went to).
     #[error("the token's issuer is not a configured OIDC issuer")]
     UnknownIssuer,
     /// The issuer does not publish the key the token names, even after a refresh.
@@ -120,9 +111,34 @@ pub enum OidcError {
     /// The issuer's keys could not be fetched or parsed.
     #[error("could not load the issuer's signing keys: {0}")]
     Jwks(String),
+    /// The issuer requires multi-factor authentication and the token shows none.
+    #[error(
+        "the identity provider did not confirm a second factor; this issuer requires multi-factor authentication"
+    )]
+    MfaRequired,
+    /// The ID token's `nonce` is not the one this sign-in sent: it belongs to another
+    /// sign-in, or was replayed.
+    #[error("the ID token does not belong to this sign-in (nonce mismatch)")]
+    NonceMismatch,
+    /// No issuer with this id is offered for sign-in.
+    #[error("the issuer {0:?} is not offered for sign-in")]
+    NotForSignIn(String),
+    /// What the caller passed to begin or finish a sign-in is unusable.
+    #[error("invalid sign-in request: {0}")]
+    InvalidRequest(String),
+    /// The provider's configuration (discovery document) could not be fetched or is unusable.
+    #[error("could not load the identity provider's configuration: {0}")]
+    Discovery(String),
+    /// The token endpoint could not be reached or answered something unusable.
+    #[error("the identity provider's token endpoint failed: {0}")]
+    TokenEndpoint(String),
+    /// The token endpoint refused the code (an OAuth error response, RFC 6749 §5.2).
+    #[error("the identity provider refused the sign-in: {0}")]
+    SignInRefused(String),
 }
 
-/// Verifies identity providers' tokens. Cheap to clone; clones share the key caches.
+/// Verifies identity providers' tokens and signs users in. Cheap to clone; clones share the
+/// caches.
 #[derive(Clone)]
 pub struct Oidc {
     inner: Arc<Inner>,
@@ -130,8 +146,66 @@ pub struct Oidc {
 
 struct Inner {
     issuers: Vec<IssuerState>,
-    /// Present when some issuer publishes its keys at a URL.
+    /// Present when some issuer publishes its keys at a URL or is offered for sign-in.
     http: Option<reqwest::Client>,
+}
+
+/// One configured issuer with its caches.
+struct IssuerState {
+    id: IssuerId,
+    config: OidcIssuer,
+    source: KeySource,
+    /// How bearer tokens are checked: `aud` is `audience`.
+    bearer: Validations,
+    /// How sign-in ID tokens are checked: `aud` is the client id.
+    id_token: Validations,
+    /// `client_id`, or `audience` when that is not set.
+    client_id: String,
+    secret: Option<ClientSecret>,
+    display_name: String,
+    /// Where the provider's configuration is; `None` when not offered for sign-in.
+    discovery_url: Option<reqwest::Url>,
+    /// The endpoints discovered there.
+    discovery: tokio::sync::Mutex<DiscoveryState>,
+    /// The current keys; replaced wholesale on refresh. Never held across an `.await`.
+    keys: RwLock<Arc<KeySet>>,
+    /// Serialises refreshes and remembers when they happened.
+    refresh: tokio::sync::Mutex<RefreshState>,
+}
+
+/// The checks of the JWT library for one kind of token, per algorithm.
+struct Validations {
+    rs256: Validation,
+    es256: Validation,
+}
+
+impl Validations {
+    fn new(config: &OidcIssuer, audience: &str) -> Self {
+        Self {
+            rs256: validation(config, audience, Algorithm::RS256),
+            es256: validation(config, audience, Algorithm::ES256),
+        }
+    }
+
+    fn for_alg(&self, alg: Algorithm) -> &Validation {
+        match alg {
+            Algorithm::ES256 => &self.es256,
+            _ => &self.rs256,
+        }
+    }
+}
+
+/// What a token is checked as.
+#[derive(Clone, Copy)]
+enum Purpose<'a> {
+    /// A bearer token on the API, from any configured issuer: `aud` names `audience`.
+    Bearer,
+    /// The ID token of a sign-in at `issuer`: `aud` names the client id, `nonce` is the
+    /// sign-in's.
+    IdToken {
+        issuer: &'a IssuerState,
+        nonce: &'a str,
+    },
 }
 
 impl std::fmt::Debug for Oidc {
@@ -151,90 +225,32 @@ impl std::fmt::Debug for Oidc {
 }
 
 impl Oidc {
-    /// Checks the configuration and reads the JWKS files. Keys at URLs are fetched on first use.
+    /// Checks the configuration and reads the JWKS files and client secret files. Keys at
+    /// URLs are fetched on first use, providers' configurations on the first sign-in.
     pub fn new(issuers: &[OidcIssuer]) -> Result<Self, OidcError> {
-        let mut states = Vec::with_capacity(issuers.len());
+        let mut states: Vec<IssuerState> = Vec::with_capacity(issuers.len());
         for (index, config) in issuers.iter().enumerate() {
-            let context = format!("auth.oidc[{index}] (issuer {:?})", config.issuer);
-            let id = IssuerId::parse(&config.id).map_err(|e| {
-                OidcError::Config(format!(
-                    "{context}: `id` {e}; it names the issuer in subjects (`oidc:<id>:<sub>`)"
-                ))
-            })?;
-            if states.iter().any(|s: &IssuerState| s.id == id) {
-                return Err(OidcError::Config(format!(
-                    "{context}: the id {id:?} is used by another issuer"
-                )));
-            }
-            if config.issuer.trim().is_empty() {
-                return Err(OidcError::Config(format!("{context}: `issuer` is empty")));
-            }
-            if config.audience.trim().is_empty() {
-                return Err(OidcError::Config(format!("{context}: `audience` is empty")));
-            }
-            if config.leeway_secs > MAX_LEEWAY_SECS {
-                return Err(OidcError::Config(format!(
-                    "{context}: `leeway_secs` is {}, at most {MAX_LEEWAY_SECS} is allowed",
-                    config.leeway_secs
-                )));
-            }
-            if states
-                .iter()
-                .any(|s: &IssuerState| s.config.issuer == config.issuer)
-            {
-                return Err(OidcError::Config(format!(
-                    "{context}: the issuer is configured twice"
-                )));
-            }
-            let (source, keys) = match (&config.jwks_url, &config.jwks_file) {
-                (Some(_), Some(_)) => {
-                    return Err(OidcError::Config(format!(
-                        "{context}: set either `jwks_url` or `jwks_file`, not both"
-                    )));
-                }
-                (None, None) => {
-                    return Err(OidcError::Config(format!(
-                        "{context}: set one of `jwks_url` or `jwks_file`"
-                    )));
-                }
-                (Some(url), None) => (
-                    KeySource::Url(parse_jwks_url(url, &context)?),
-                    KeySet::empty(),
-                ),
-                (None, Some(path)) => {
-                    let keys = read_jwks_file_sync(path)
-                        .and_then(|bytes| parse_jwks(&bytes))
-                        .map_err(|e| OidcError::Config(format!("{context}: `jwks_file`: {e}")))?;
-                    (KeySource::File(path.clone()), KeySet::loaded(1, keys))
-                }
-            };
+            let checked = config::check(index, config, &states)?;
             states.push(IssuerState {
-                id,
-                rs256: validation(config, Algorithm::RS256),
-                es256: validation(config, Algorithm::ES256),
+                id: checked.id,
+                bearer: Validations::new(config, &config.audience),
+                id_token: Validations::new(config, &checked.client_id),
+                client_id: checked.client_id,
+                secret: checked.secret,
+                display_name: checked.display_name,
+                discovery_url: checked.discovery,
+                discovery: tokio::sync::Mutex::new(DiscoveryState::default()),
                 config: config.clone(),
-                source,
-                keys: RwLock::new(Arc::new(keys)),
+                source: checked.source,
+                keys: RwLock::new(Arc::new(checked.keys)),
                 refresh: tokio::sync::Mutex::new(RefreshState::default()),
             });
         }
-        let http = if states.iter().any(|s| matches!(s.source, KeySource::Url(_))) {
-            Some(
-                reqwest::Client::builder()
-                    .timeout(FETCH_TIMEOUT)
-                    .connect_timeout(FETCH_TIMEOUT)
-                    // A redirect could send the fetch anywhere the provider's host points it,
-                    // including inside the cluster: the configured URL is the only one used.
-                    .redirect(reqwest::redirect::Policy::none())
-                    .user_agent(concat!("guildhall/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| {
-                        OidcError::Config(format!(
-                            "cannot build the JWKS HTTP client: {}",
-                            chain(&e)
-                        ))
-                    })?,
-            )
+        let needs_http = states
+            .iter()
+            .any(|s| matches!(s.source, KeySource::Url(_)) || s.discovery_url.is_some());
+        let http = if needs_http {
+            Some(http::client()?)
         } else {
             None
         };
@@ -273,8 +289,15 @@ impl Oidc {
             && base64url(signature)
     }
 
-    /// Verifies `token` and returns whom it identifies.
+    /// Verifies a bearer token and returns whom it identifies.
     pub async fn verify(&self, token: &str) -> Result<Identity, OidcError> {
+        self.check(token, Purpose::Bearer).await
+    }
+
+    /// The one verification of a token, bearer or ID token: syntax, algorithm, issuer,
+    /// signature against the issuer's keys, `exp` and `nbf` with leeway, audience, subject,
+    /// the nonce of an ID token, and the issuer's MFA rule.
+    async fn check(&self, token: &str, purpose: Purpose<'_>) -> Result<Identity, OidcError> {
         if token.len() > MAX_TOKEN_LEN || !Self::looks_like_jwt(token) {
             return Err(OidcError::Malformed);
         }
@@ -301,24 +324,33 @@ impl Oidc {
             Some(_) => return Err(OidcError::Invalid("claim `iss` is not a string".into())),
             None => return Err(OidcError::Invalid("missing required claim `iss`".into())),
         };
-        let issuer = self
-            .inner
-            .issuers
-            .iter()
-            .find(|i| i.config.issuer == iss)
-            .ok_or(OidcError::UnknownIssuer)?;
+        let issuer = match purpose {
+            Purpose::Bearer => self
+                .inner
+                .issuers
+                .iter()
+                .find(|i| i.config.issuer == iss)
+                .ok_or(OidcError::UnknownIssuer)?,
+            // An ID token must come from the provider the user was sent to.
+            Purpose::IdToken { issuer, .. } if issuer.config.issuer == iss => issuer,
+            Purpose::IdToken { .. } => return Err(OidcError::UnknownIssuer),
+        };
 
         let key = issuer
             .key_for(alg, header.kid.as_deref(), self.inner.http.as_ref())
             .await?;
-        let validation = match alg {
-            Algorithm::ES256 => &issuer.es256,
-            _ => &issuer.rs256,
+        let validation = match purpose {
+            Purpose::Bearer => issuer.bearer.for_alg(alg),
+            Purpose::IdToken { .. } => issuer.id_token.for_alg(alg),
         };
         let verified = jsonwebtoken::decode::<VerifiedClaims>(token, &key, validation)
-            .map_err(|e| map_jwt_error(&e, alg))?;
+            .map_err(|e| map_jwt_error(&e, alg))?
+            .claims;
 
-        let subject = match verified.claims.sub {
+        if let Purpose::IdToken { nonce, .. } = purpose {
+            check_id_token(&verified, &issuer.client_id, nonce)?;
+        }
+        let subject = match verified.sub {
             Some(serde_json::Value::String(sub)) => sub,
             Some(_) => return Err(OidcError::Invalid("claim `sub` is not a string".into())),
             None => return Err(OidcError::Invalid("missing required claim `sub`".into())),
@@ -331,12 +363,44 @@ impl Oidc {
                 "claim `sub` is longer than {MAX_SUBJECT_LEN} bytes"
             )));
         }
+
+        let require_mfa = issuer.config.require_mfa;
+        let amr = match verified.amr {
+            None => Vec::new(),
+            Some(serde_json::Value::Array(values)) if values.iter().all(|v| v.is_string()) => {
+                values
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        serde_json::Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect()
+            }
+            Some(_) if require_mfa => {
+                return Err(OidcError::Invalid(
+                    "claim `amr` is not an array of strings".into(),
+                ));
+            }
+            // Not asked for: a provider's odd `amr` does not refuse its tokens.
+            Some(_) => Vec::new(),
+        };
+        let acr = match verified.acr {
+            Some(serde_json::Value::String(acr)) => Some(acr),
+            _ => None,
+        };
+        if require_mfa && !shows_second_factor(&amr, acr.as_deref(), &issuer.config.mfa_acr_values)
+        {
+            return Err(OidcError::MfaRequired);
+        }
+
         let namespaced = Subject::oidc(&issuer.id, &subject)
             .map_err(|_| OidcError::Invalid("claim `sub` holds control characters".into()))?;
         Ok(Identity {
             issuer: issuer.id.clone(),
             sub: subject,
             subject: namespaced,
+            amr,
+            acr,
         })
     }
 
@@ -375,13 +439,35 @@ impl Oidc {
     }
 }
 
+/// What only an ID token must satisfy (OpenID Connect Core 1.0 §3.1.3.7): the nonce of this
+/// sign-in, and an authorized party, when named, that is us.
+fn check_id_token(claims: &VerifiedClaims, client_id: &str, nonce: &str) -> Result<(), OidcError> {
+    use subtle::ConstantTimeEq as _;
+    match &claims.nonce {
+        Some(serde_json::Value::String(got)) => {
+            if !bool::from(got.as_bytes().ct_eq(nonce.as_bytes())) {
+                return Err(OidcError::NonceMismatch);
+            }
+        }
+        Some(_) => return Err(OidcError::Invalid("claim `nonce` is not a string".into())),
+        None => return Err(OidcError::Invalid("missing required claim `nonce`".into())),
+    }
+    match &claims.azp {
+        None => Ok(()),
+        Some(serde_json::Value::String(azp)) if azp == client_id => Ok(()),
+        Some(_) => Err(OidcError::Invalid(
+            "claim `azp` names another client".into(),
+        )),
+    }
+}
+
 fn wrong_key_type(alg: Algorithm) -> OidcError {
     OidcError::Invalid(format!(
         "the key named by `kid` cannot verify {alg:?} signatures"
     ))
 }
 
-fn validation(config: &OidcIssuer, alg: Algorithm) -> Validation {
+fn validation(config: &OidcIssuer, audience: &str, alg: Algorithm) -> Validation {
     let mut validation = Validation::new(alg);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = config.leeway_secs;
@@ -389,7 +475,7 @@ fn validation(config: &OidcIssuer, alg: Algorithm) -> Validation {
     validation.validate_nbf = true;
     validation.validate_aud = true;
     validation.set_issuer(&[&config.issuer]);
-    validation.set_audience(&[&config.audience]);
+    validation.set_audience(&[audience]);
     validation
 }
 
@@ -440,6 +526,14 @@ struct UnverifiedClaims {
 struct VerifiedClaims {
     #[serde(default)]
     sub: Option<serde_json::Value>,
+    #[serde(default)]
+    nonce: Option<serde_json::Value>,
+    #[serde(default)]
+    azp: Option<serde_json::Value>,
+    #[serde(default)]
+    amr: Option<serde_json::Value>,
+    #[serde(default)]
+    acr: Option<serde_json::Value>,
 }
 
 /// Decodes one base64url JSON segment of a token. Anything amiss means "not a JWT".
