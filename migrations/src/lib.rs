@@ -14,6 +14,7 @@ mod m20261127_000006_telemetry;
 mod m20261201_000007_namespaced_roles;
 mod m20261201_000008_plugin_owners;
 mod m20261201_000009_tokens_rls;
+mod m20261206_000010_console_sessions;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_namespaced_roles::Migration),
             Box::new(m20261201_000008_plugin_owners::Migration),
             Box::new(m20261201_000009_tokens_rls::Migration),
+            Box::new(m20261206_000010_console_sessions::Migration),
         ]
     }
 }

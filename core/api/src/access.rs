@@ -350,56 +350,14 @@ async fn decide(
     let Some(rule) = rule else {
         return Err(method_not_allowed(request.method(), &route));
     };
-    state.authz.refresh().await?;
     let tenant_param = params
         .iter()
         .find(|(name, _)| *name == "tenant")
         .map(|(_, value)| value.to_string());
     // The tenant of a tenant route, looked up once here for the decision, the handler (the
     // `Scope` extractor) and the audit entry.
-    let mut scope: Option<TenantScope> = None;
-    let decision = match rule.access {
-        Access::Authenticated => Ok(()),
-        Access::Platform(object, action) => {
-            if state
-                .authz
-                .allowed(&principal, Domain::Platform, object, action)
-            {
-                Ok(())
-            } else {
-                Err(ApiError::from_status(
-                    StatusCode::FORBIDDEN,
-                    format!("this needs the platform permission {object}:{action}"),
-                ))
-            }
-        }
-        Access::Tenant(object, action) => {
-            let raw = tenant_param.clone().unwrap_or_default();
-            match TenantId::parse(raw.clone()) {
-                Err(_) => Err(no_tenant(&raw)),
-                Ok(tenant) => {
-                    scope = state.store.scope(&tenant).await?;
-                    if scope.is_none() {
-                        Err(no_tenant(&raw))
-                    } else if state.authz.allowed(
-                        &principal,
-                        Domain::Tenant(&tenant),
-                        object,
-                        action,
-                    ) {
-                        Ok(())
-                    } else if !state.authz.holds_role_in(&principal, &tenant) {
-                        Err(no_tenant(&raw))
-                    } else {
-                        Err(ApiError::from_status(
-                            StatusCode::FORBIDDEN,
-                            format!("your roles in {tenant} do not allow {object}:{action}"),
-                        ))
-                    }
-                }
-            }
-        }
-    };
+    let (scope, decision) = authorize(state, &principal, rule.access, tenant_param.as_deref())
+        .await?;
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -464,10 +422,74 @@ async fn decide(
     Ok(response)
 }
 
+/// The one access decision, for the API's layer and the console alike: may `principal`
+/// have `access`, with `tenant` the tenant it names (for [`Access::Tenant`]). Returns the
+/// tenant's scope when one was looked up, and the decision: a tenant the caller holds no
+/// role in is the same 404 as one that does not exist; a role without the permission is
+/// 403. An `Err` is the database failing, not a refusal.
+pub async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    access: Access,
+    tenant: Option<&str>,
+) -> Result<(Option<TenantScope>, Result<(), ApiError>), ApiError> {
+    state.authz.refresh().await?;
+    let mut scope: Option<TenantScope> = None;
+    let decision = match access {
+        Access::Authenticated => {
+            if principal.is_anonymous() {
+                Err(unauthenticated("this needs a signed-in caller"))
+            } else {
+                Ok(())
+            }
+        }
+        Access::Platform(object, action) => {
+            if state
+                .authz
+                .allowed(principal, Domain::Platform, object, action)
+            {
+                Ok(())
+            } else {
+                Err(ApiError::from_status(
+                    StatusCode::FORBIDDEN,
+                    format!("this needs the platform permission {object}:{action}"),
+                ))
+            }
+        }
+        Access::Tenant(object, action) => {
+            let raw = tenant.unwrap_or_default();
+            match TenantId::parse(raw.to_string()) {
+                Err(_) => Err(no_tenant(raw)),
+                Ok(tenant) => {
+                    scope = state.store.scope(&tenant).await?;
+                    if scope.is_none() {
+                        Err(no_tenant(raw))
+                    } else if state.authz.allowed(
+                        principal,
+                        Domain::Tenant(&tenant),
+                        object,
+                        action,
+                    ) {
+                        Ok(())
+                    } else if !state.authz.holds_role_in(principal, &tenant) {
+                        Err(no_tenant(raw))
+                    } else {
+                        Err(ApiError::from_status(
+                            StatusCode::FORBIDDEN,
+                            format!("your roles in {tenant} do not allow {object}:{action}"),
+                        ))
+                    }
+                }
+            }
+        }
+    };
+    Ok((scope, decision))
+}
+
 /// Appends a state-changing call to its tenant's chain (or the platform's), before the
 /// response leaves: a change the caller sees acknowledged is on record.
 #[allow(clippy::too_many_arguments)]
-async fn audit(
+pub async fn audit(
     state: &AppState,
     principal: &Principal,
     action: &str,

@@ -202,6 +202,16 @@ impl ApiError {
         &self.0.detail
     }
 
+    /// The field-level errors of a validation failure.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.0.errors
+    }
+
+    /// The internal cause of a 5xx, for the log only (never shown to a caller).
+    pub fn internal_cause(&self) -> Option<&str> {
+        self.0.internal.as_deref()
+    }
+
     /// The detail with any field errors and extensions, on one line, for the command line.
     pub fn describe(&self) -> String {
         let mut out = self.0.detail.clone();

@@ -40,12 +40,17 @@ pub use state::{AppState, Telemetry};
 pub struct Settings {
     /// The largest JSON body accepted on `/api` routes, in bytes.
     pub api_body_limit: usize,
+    /// Pages served beside the API (the console), under the same outermost layers: request
+    /// ids, caught panics, `nosniff` and `no-referrer`. They bring their own security
+    /// headers and error pages.
+    pub pages: Option<Router>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             api_body_limit: 1024 * 1024,
+            pages: None,
         }
     }
 }
@@ -283,8 +288,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             .route_layer(expose()),
     );
     let metrics = state.telemetry.metrics.clone();
-    platform
-        .merge(gateway)
+    let app = platform.merge(gateway).with_state(state);
+    let app = match settings.pages.clone() {
+        Some(pages) => app.merge(pages),
+        None => app,
+    };
+    app
         // On every response, plugins' included: no MIME sniffing, no referrer leaks.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -301,7 +310,6 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             metrics,
             middleware::request_context,
         ))
-        .with_state(state)
 }
 
 /// The benchmark harness's reference: a native handler answering what `hello` answers,

@@ -311,6 +311,11 @@ impl Authz {
         })
     }
 
+    /// The configured identity providers.
+    pub fn oidc(&self) -> &Oidc {
+        &self.inner.oidc
+    }
+
     /// The store this works on.
     pub fn store(&self) -> &Store {
         &self.inner.store

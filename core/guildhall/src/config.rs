@@ -53,6 +53,8 @@ pub struct Config {
     pub telemetry: guildhall_telemetry::TelemetryConfig,
     /// Per-council usage for cost sharing.
     pub metering: guildhall_telemetry::MeteringConfig,
+    /// The alliance console: pages under `/console`.
+    pub console: guildhall_console::ConsoleConfig,
 }
 
 /// `[auth]`

@@ -262,10 +262,20 @@ impl Server {
             Duration::from_secs(config.metering.flush_interval_secs),
             flusher_stop.clone(),
         );
+        let (pages, purger) = if config.console.enabled {
+            let console = guildhall_console::Console::new(state.clone(), &config.console)
+                .map_err(anyhow::Error::msg)
+                .context("invalid [console]")?;
+            let purger = guildhall_console::spawn_purger(console.clone());
+            (Some(guildhall_console::router(console)), Some(purger))
+        } else {
+            (None, None)
+        };
         let app = guildhall_api::router(
             state,
             &guildhall_api::Settings {
                 api_body_limit: config.http.api_body_limit_bytes,
+                pages,
             },
         );
         let stop = CancellationToken::new();
@@ -275,6 +285,9 @@ impl Server {
         let task = tokio::spawn(async move {
             let result = serve(listener, app, limits, stop, grace).await;
             watcher.abort();
+            if let Some(purger) = purger {
+                purger.abort();
+            }
             // Calls counted up to the end of the drain are written before the pool closes.
             flusher_stop.cancel();
             match flusher.await {

@@ -2,10 +2,39 @@
 //! the console and `guildhall token create`.
 
 use guildhall_authz::{Authz, TokenRequest};
-use guildhall_domain::{CouncilId, Role, Subject};
+use guildhall_domain::{CouncilId, IssuerId, Role, Subject};
 use guildhall_store::{Applied, MemberRecord, Store, TenantScope, TokenRecord};
 
 use crate::Error;
+
+/// The subject a member binding names: a whole subject (`oidc:<issuer id>:<sub>`, or
+/// `token:<id>`), or an identity provider's `sub` with `issuer` naming the provider. A
+/// whole subject and an `issuer` that disagree are refused.
+pub fn member_subject(subject: &str, issuer: Option<&str>) -> Result<Subject, Error> {
+    let invalid = |field: &str, reason: String| Error::field(field, reason.clone(), reason);
+    if subject.starts_with("oidc:") || subject.starts_with("token:") {
+        let parsed = Subject::parse(subject).map_err(|e| invalid("subject", e.to_string()))?;
+        if let (Some(named), Some((issuer, _))) = (issuer, parsed.oidc_parts())
+            && named != issuer
+        {
+            return Err(invalid(
+                "issuer",
+                format!("the body names issuer {named:?} but the subject names {issuer:?}"),
+            ));
+        }
+        return Ok(parsed);
+    }
+    let Some(issuer) = issuer else {
+        return Err(invalid(
+            "issuer",
+            "name the identity provider: `issuer` in the body, or the subject as \
+             oidc:<issuer id>:<sub>"
+                .to_string(),
+        ));
+    };
+    let issuer = IssuerId::parse(issuer).map_err(|e| invalid("issuer", e.to_string()))?;
+    Subject::oidc(&issuer, subject).map_err(|e| invalid("subject", e.to_string()))
+}
 
 /// Refuses a council the tenant does not have, naming `field`.
 pub async fn ensure_council(

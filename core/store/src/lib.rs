@@ -14,6 +14,7 @@
 mod audit;
 mod catalogue;
 mod claim;
+mod console;
 mod entities;
 mod identity;
 mod installs;
@@ -32,6 +33,7 @@ use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
+pub use console::{ConsoleSessions, NewSession, SessionRecord, SignInRecord};
 pub use catalogue::{
     Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
 };
@@ -385,6 +387,11 @@ impl Store {
     /// One tenant's installs.
     pub fn installs<'a>(&'a self, scope: &'a TenantScope) -> Installs<'a> {
         Installs::new(&self.db, scope, &self.revision)
+    }
+
+    /// The console's sessions and sign-ins in progress.
+    pub fn console_sessions(&self) -> ConsoleSessions<'_> {
+        ConsoleSessions::new(&self.db)
     }
 
     /// API tokens (authentication looks them up before any tenant is known).

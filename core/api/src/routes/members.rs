@@ -3,12 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use guildhall_domain::{CouncilId, IssuerId, Role, Subject};
+use guildhall_domain::{CouncilId, Role, Subject};
 use guildhall_store::{Applied, MemberRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Scope};
 
 /// The body of `PUT /api/v1/tenants/{tenant}/members/{subject}`.
@@ -84,41 +84,6 @@ pub(crate) struct MemberList {
 /// The namespaced subject a `PUT …/members/{subject}` names: the path's `sub` at the body's
 /// `issuer`, or the whole subject written in the path. Nothing else can be bound, so a
 /// binding never names a token, a role or a subject of an issuer left unsaid.
-fn member_subject(path: &str, issuer: Option<&str>) -> Result<Subject, ApiError> {
-    let invalid = |field: &str, reason: String| {
-        ApiError::validation(
-            reason.clone(),
-            vec![FieldError {
-                field: field.into(),
-                reason,
-            }],
-        )
-    };
-    if path.starts_with("oidc:") || path.starts_with("token:") {
-        let subject = Subject::parse(path).map_err(|e| invalid("subject", e.to_string()))?;
-        if let (Some(named), Some((issuer, _))) = (issuer, subject.oidc_parts())
-            && named != issuer
-        {
-            return Err(invalid(
-                "issuer",
-                format!("the body names issuer {named:?} but the subject names {issuer:?}"),
-            ));
-        }
-        return Ok(subject);
-    }
-    let Some(issuer) = issuer else {
-        return Err(invalid(
-            "issuer",
-            "name the identity provider: `issuer` in the body, or the subject as \
-             oidc:<issuer id>:<sub>"
-                .to_string(),
-        ));
-    };
-    let issuer = IssuerId::parse(issuer).map_err(|e| invalid("issuer", e.to_string()))?;
-    Subject::oidc(&issuer, path).map_err(|e| invalid("subject", e.to_string()))
-}
-
-/// Lists a tenant's member bindings.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/members", tag = "access",
     params(("tenant" = String, Path, description = "Tenant id")),
     responses(
@@ -157,7 +122,8 @@ pub(crate) async fn put_member(
     Path((_tenant, subject)): Path<(String, String)>,
     Json(body): Json<MemberBody>,
 ) -> Result<Response, ApiError> {
-    let subject = member_subject(&subject, body.issuer.as_deref())?;
+    let subject =
+        guildhall_operations::access::member_subject(&subject, body.issuer.as_deref())?;
     let (applied, record) = guildhall_operations::access::bind_member(
         &state.authz,
         &state.store,

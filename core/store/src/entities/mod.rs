@@ -4,6 +4,8 @@ pub(crate) mod audit_heads;
 pub(crate) mod audit_log;
 pub(crate) mod casbin_rules;
 pub(crate) mod component_blobs;
+pub(crate) mod console_sessions;
+pub(crate) mod console_sign_ins;
 pub(crate) mod councils;
 pub(crate) mod installs;
 pub(crate) mod kv_entries;

@@ -1,0 +1,62 @@
+//! The console's pages, one module per area.
+
+pub mod catalogue;
+pub mod home;
+pub mod installs;
+pub mod members;
+pub mod tokens;
+
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::render::PageError;
+
+/// Any path under `/console` with no page.
+pub async fn not_found() -> Response {
+    PageError::not_found().into_response()
+}
+
+/// One entry of a GOV.UK error summary: the field's id (the link target) and the message.
+#[derive(Debug, Clone, Serialize)]
+pub struct FormError {
+    /// The id of the field in error, if the error is about one.
+    pub field: Option<String>,
+    /// The message, said the GOV.UK way ("Enter …", "Select …").
+    pub text: String,
+}
+
+impl FormError {
+    /// An error about `field`.
+    pub fn at(field: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            text: text.into(),
+        }
+    }
+
+    /// An error about the whole form.
+    pub fn general(text: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            text: text.into(),
+        }
+    }
+}
+
+/// The first error about `field`, for the message beside it.
+pub fn error_for<'a>(errors: &'a [FormError], field: &str) -> Option<&'a str> {
+    errors
+        .iter()
+        .find(|e| e.field.as_deref() == Some(field))
+        .map(|e| e.text.as_str())
+}
+
+/// A date and time as people read it: `6 December 2026, 20:15 UTC`.
+pub fn when(t: &time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[day padding:none] [month repr:long] [year], [hour]:[minute] UTC"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
