@@ -87,6 +87,10 @@ pub fn router(console: Console) -> Router {
         .route("/t/{tenant}/tokens/{token}/revoke", post(pages::tokens::revoke))
         .route("/catalogue", get(pages::catalogue::search))
         .route("/catalogue/{plugin}", get(pages::catalogue::detail))
+        .merge(pages::usage::routes())
+        .merge(pages::audit::routes())
+        .merge(pages::owners::routes())
+        .merge(pages::platform::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             console.clone(),

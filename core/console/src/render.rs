@@ -18,14 +18,17 @@ use crate::assets::Assets;
 /// script or style, no framing, forms post only here.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
+/// `(name, source)` of templates in `templates/`, compiled into the binary.
 macro_rules! templates {
     ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
+        &[$(($name, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $name)))),*]
     };
 }
+pub(crate) use templates;
 
-/// Every template, by name.
-const TEMPLATES: &[(&str, &str)] = templates![
+/// The layout, the components and the pages of this module and `pages::{home, installs,
+/// members, tokens, catalogue}`.
+const CORE: &[(&str, &str)] = templates![
     "layout.html",
     "macros.html",
     "error.html",
@@ -52,7 +55,14 @@ impl Views {
     pub fn new() -> Result<Self, String> {
         let mut env = Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
-        for (name, source) in TEMPLATES {
+        let all = [
+            CORE,
+            crate::pages::usage::TEMPLATES,
+            crate::pages::audit::TEMPLATES,
+            crate::pages::owners::TEMPLATES,
+            crate::pages::platform::TEMPLATES,
+        ];
+        for (name, source) in all.into_iter().flatten() {
             env.add_template(name, source)
                 .map_err(|e| format!("console template {name}: {e}"))?;
         }

@@ -1,10 +1,14 @@
 //! The console's pages, one module per area.
 
+pub mod audit;
 pub mod catalogue;
 pub mod home;
 pub mod installs;
 pub mod members;
+pub mod owners;
+pub mod platform;
 pub mod tokens;
+pub mod usage;
 
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;

@@ -1,0 +1,13 @@
+//! For operators: tenants (create, add councils) and the platform's health.
+
+use axum::Router;
+
+use crate::Console;
+
+/// This module's templates.
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[];
+
+/// This module's routes, relative to `/console`.
+pub fn routes() -> Router<Console> {
+    Router::new()
+}
