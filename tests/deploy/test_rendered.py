@@ -645,6 +645,27 @@ def test_notes_warn_when_the_ingress_publishes_metrics() -> None:
     assert "/metrics is public" in notes({"ingress": ingress})
 
 
+def test_notes_warn_when_the_ingress_hides_callers_addresses() -> None:
+    """Behind the ingress without trusted proxies every caller has the ingress controller's
+    address, which the failed-sign-in lockout and the feedback limit key on."""
+    warning = "config.server.trusted_proxies is empty"
+    ingress = {"enabled": True}
+    for values in [
+        {"ingress": ingress},
+        {"ingress": ingress, "config": {"server": {"trusted_proxies": []}}},
+        {"ingress": ingress, "config": {"server": {"trusted_proxies": None}}},
+        {"ingress": ingress, "config": {"server": None}},
+    ]:
+        text = notes(values)
+        assert warning in text, values
+        assert "lockout" in text and "ingress controller's pod range" in text
+    trusted = {"ingress": ingress, "config": {"server": {"trusted_proxies": ["10.42.0.0/16"]}}}
+    assert warning not in notes(trusted)
+    # Without an ingress, the peer is the caller.
+    assert warning not in notes(None)
+    assert warning not in notes(production_values())
+
+
 # Memory budget -----------------------------------------------------------------------------
 
 
