@@ -1,7 +1,8 @@
 """OpenID Connect issuers: the chart renders any number of them as `[[auth.oidc]]` tables with
 every key the binary takes, the real binary loads what it renders, and what the chart refuses
 the binary refuses too. The older single issuer written directly under `auth.oidc` still
-renders, first."""
+renders, first. Client secrets for console sign-in come from existing Secrets, mounted in the
+server's pods; only their paths reach the ConfigMap."""
 
 from __future__ import annotations
 
@@ -13,8 +14,23 @@ from typing import Any
 import helm_python as helm
 import pytest
 
-from conftest import CHART, chart_without_schema, notes, production_values, render, render_objects, server_toml
-from test_config_loads import check_and_show, run
+import kubernetes_validate
+
+from conftest import (
+    CHART,
+    all_of,
+    chart_without_schema,
+    container,
+    deployment,
+    migration_job,
+    notes,
+    production_values,
+    render,
+    render_objects,
+    server_toml,
+    server_toml_text,
+)
+from test_config_loads import check_and_show, run, write_config
 
 # The chart's name for each key of an issuer, and the binary's (`[[auth.oidc]]`).
 ISSUER_KEYS = {
@@ -25,9 +41,20 @@ ISSUER_KEYS = {
     "jwksFile": "jwks_file",
     "tenants": "tenants",
     "leewaySecs": "leeway_secs",
+    "clientId": "client_id",
+    # An existing Secret's key, mounted; the binary is told the file's path.
+    "clientSecret": "client_secret_file",
+    "displayName": "display_name",
+    "signIn": "sign_in",
+    "requireMfa": "require_mfa",
+    "mfaAcrValues": "mfa_acr_values",
 }
-# What the binary fills in for an issuer that leaves these out.
+# What the binary fills in for an issuer that leaves these out (and prints; the sign-in and
+# MFA keys left out stay out of `config show`).
 BINARY_DEFAULTS = {"tenants": [], "leeway_secs": 60}
+# Where the chart mounts the client secrets unless told otherwise.
+SECRETS_PATH = "/var/run/secrets/guildhall/oidc"
+MFA_ACR = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
 
 # A P-256 public key (RFC 7517, appendix A.1) as a one-key JWKS: a usable ES256 key, so the
 # binary's `config check` reads the file and accepts it.
@@ -54,8 +81,9 @@ def jwks_file(tmp_path: Path) -> str:
 
 
 def several_issuers(tmp_path: Path) -> list[dict[str, Any]]:
-    """Three issuers: one limited to two tenants, one with its own leeway and a JWKS file, and
-    one with nothing optional."""
+    """Three issuers: one limited to two tenants, signing staff in as a confidential client
+    with MFA shown by amr or acr; one with its own leeway, a JWKS file, a secret under its own
+    key and MFA by amr only, not offered for sign-in; and one with nothing optional."""
     return [
         {
             "id": "north-downs",
@@ -63,6 +91,12 @@ def several_issuers(tmp_path: Path) -> list[dict[str, Any]]:
             "audience": "api://guildhall",
             "jwksUrl": "https://login.microsoftonline.com/5f0c3a1e-7d2b-4c8a-9e61-2b7f4d9c0a13/discovery/v2.0/keys",
             "tenants": ["north-downs", "broads-digital"],
+            "clientId": "6731de76-14a6-49ae-97bc-6eba6914391e",
+            "clientSecret": {"existingSecret": "north-downs-oidc"},
+            "displayName": "North Downs councils",
+            "signIn": True,
+            "requireMfa": True,
+            "mfaAcrValues": [MFA_ACR],
         },
         {
             "id": "the-marches",
@@ -70,6 +104,9 @@ def several_issuers(tmp_path: Path) -> list[dict[str, Any]]:
             "audience": "guildhall",
             "jwksFile": jwks_file(tmp_path),
             "leewaySecs": 15,
+            "clientSecret": {"existingSecret": "marches-oidc", "key": "console-secret"},
+            "signIn": False,
+            "requireMfa": True,
         },
         {
             "id": "platform-team",
@@ -80,9 +117,25 @@ def several_issuers(tmp_path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def as_binary(issuer: dict[str, Any]) -> dict[str, Any]:
-    """An issuer in the chart's spelling as the binary's `config show` prints it."""
-    return BINARY_DEFAULTS | {ISSUER_KEYS[k]: v for k, v in issuer.items()}
+def as_binary(issuer: dict[str, Any], secrets: str = SECRETS_PATH) -> dict[str, Any]:
+    """An issuer in the chart's spelling as the binary's `config show` prints it (a client
+    secret as the path it is mounted at, under `secrets`)."""
+    return BINARY_DEFAULTS | {ISSUER_KEYS[k]: f"{secrets}/{issuer['id']}" if k == "clientSecret" else v for k, v in issuer.items()}
+
+
+def secret_text(issuer_id: str) -> str:
+    return f"the-client-secret-of-{issuer_id}"
+
+
+def mount_secrets(tmp_path: Path, issuers: list[dict[str, Any]]) -> str:
+    """What the pod would have at auth.oidc.clientSecretsMountPath: a file per issuer with a
+    clientSecret, named by its id (as Kubernetes writes it, with a final newline)."""
+    folder = tmp_path / "oidc-secrets"
+    folder.mkdir(exist_ok=True)
+    for issuer in issuers:
+        if "clientSecret" in issuer:
+            (folder / issuer["id"]).write_text(secret_text(issuer["id"]) + "\n")
+    return str(folder)
 
 
 def schema_issuer_keys() -> set[str]:
@@ -96,12 +149,23 @@ def test_several_issuers_load_in_the_binary_with_every_key(guildhall_bin: Path, 
     show`): every issuer, in order, with every key as given; and between them the issuers use
     every key the binary prints for an issuer, each settable in the chart."""
     issuers = several_issuers(tmp_path)
-    shown = check_and_show(guildhall_bin, {"auth": {"oidc": {"enabled": True, "issuers": issuers}}}, tmp_path)
-    assert shown["auth"]["oidc"] == [as_binary(i) for i in issuers]
+    secrets = mount_secrets(tmp_path, issuers)
+    values = {"auth": {"oidc": {"enabled": True, "issuers": issuers, "clientSecretsMountPath": secrets}}}
+    shown = check_and_show(guildhall_bin, values, tmp_path)
+    assert shown["auth"]["oidc"] == [as_binary(i, secrets) for i in issuers]
     restricted, with_leeway, plain = shown["auth"]["oidc"]
     assert restricted["tenants"] == ["north-downs", "broads-digital"]
+    assert restricted["client_secret_file"] == f"{secrets}/north-downs"
+    assert restricted["sign_in"] is True and restricted["require_mfa"] is True
     assert with_leeway["leeway_secs"] == 15 and with_leeway["tenants"] == []
+    assert with_leeway["sign_in"] is False and "mfa_acr_values" not in with_leeway
     assert plain["tenants"] == [] and plain["leeway_secs"] == 60
+    assert not set(plain) & {"client_id", "client_secret_file", "sign_in", "require_mfa"}
+    # The secrets themselves are in neither the ConfigMap nor `config show`.
+    config = write_config(render_objects(values), tmp_path)
+    printed = run(guildhall_bin, config, "config", "show").stdout
+    for issuer in issuers:
+        assert secret_text(issuer["id"]) not in config.read_text() + printed
     # The chart and the binary know the same keys of an issuer.
     assert schema_issuer_keys() == set(ISSUER_KEYS), "values.schema.json's issuer keys changed: update ISSUER_KEYS"
     printed = set().union(*(set(i) for i in shown["auth"]["oidc"]))
@@ -113,9 +177,10 @@ def test_the_older_single_issuer_still_renders_first(guildhall_bin: Path, tmp_pa
     working, alone or beside `issuers`, and NOTES.txt asks for the move."""
     single = {"id": "surrey", "issuer": "https://login.surrey.example.org/", "audience": "guildhall", "jwksUrl": "https://login.surrey.example.org/keys"}
     issuers = several_issuers(tmp_path)[:2]
-    values = {"auth": {"oidc": {"enabled": True, **single, "issuers": issuers}}}
+    secrets = mount_secrets(tmp_path, issuers)
+    values = {"auth": {"oidc": {"enabled": True, **single, "issuers": issuers, "clientSecretsMountPath": secrets}}}
     shown = check_and_show(guildhall_bin, values, tmp_path)
-    assert shown["auth"]["oidc"] == [as_binary(single)] + [as_binary(i) for i in issuers]
+    assert shown["auth"]["oidc"] == [as_binary(single)] + [as_binary(i, secrets) for i in issuers]
     assert "DEPRECATED" in notes(values)
     assert "DEPRECATED" not in notes({"auth": {"oidc": {"enabled": True, "issuers": issuers}}})
 
@@ -182,6 +247,14 @@ REFUSED = {
     "leeway-over-an-hour": ([GOOD | {"leewaySecs": 3601}], True, "at most 3600"),
     "jwks-over-plain-http": ([GOOD | {"jwksUrl": "http://login.surrey.example.org/keys"}], False, "must use https"),
     "jwks-not-a-url": ([GOOD | {"jwksUrl": "login.surrey.example.org/keys"}], False, "is not a URL"),
+    "acr-without-mfa": ([GOOD | {"mfaAcrValues": [MFA_ACR]}], True, "without `require_mfa = true`"),
+    "acr-false-mfa": ([GOOD | {"requireMfa": False, "mfaAcrValues": [MFA_ACR]}], True, "without `require_mfa = true`"),
+    "acr-with-a-space": ([GOOD | {"requireMfa": True, "mfaAcrValues": ["urn:a urn:b"]}], True, "without spaces"),
+    "empty-client-id": ([GOOD | {"clientId": ""}], True, "`client_id` is empty"),
+    "blank-display-name": ([GOOD | {"displayName": "  "}], True, "`display_name` is empty"),
+    "long-display-name": ([GOOD | {"displayName": "x" * 101}], True, "longer than 100"),
+    "sign-in-over-plain-http": ([GOOD | {"issuer": "http://login.surrey.example.org/", "signIn": True}], True, "must use https"),
+    "sign-in-issuer-with-query": ([GOOD | {"issuer": "https://login.surrey.example.org/?tenant=x", "signIn": True}], True, "query"),
 }
 
 
@@ -244,3 +317,134 @@ def test_jwks_urls_the_binary_takes_are_accepted(guildhall_bin: Path, tmp_path: 
     """https anywhere, plain http on loopback only (a provider beside the server in the pod)."""
     shown = check_and_show(guildhall_bin, {"auth": {"oidc": {"enabled": True, "issuers": [GOOD | {"jwksUrl": url}]}}}, tmp_path)
     assert shown["auth"]["oidc"][0]["jwks_url"] == url
+
+
+def secret_issuers() -> list[dict[str, Any]]:
+    return [
+        GOOD | {"clientSecret": {"existingSecret": "surrey-oidc"}},
+        {"id": "kent", "issuer": "https://sso.kent.example.gov.uk/realms/staff", "audience": "guildhall", "jwksUrl": "https://sso.kent.example.gov.uk/keys", "clientSecret": {"existingSecret": "kent-oidc", "key": "console"}},
+        {"id": "hull", "issuer": "https://login.hull.example.org/", "audience": "guildhall", "jwksUrl": "https://login.hull.example.org/keys"},
+    ]
+
+
+def test_client_secrets_are_mounted_from_their_secrets_never_written_into_the_configmap() -> None:
+    """Each issuer's clientSecret is one source of a read-only projected volume (its key as
+    the file named by the issuer's id), and guildhall.toml holds only the file's path."""
+    objs = render_objects({"auth": {"oidc": {"enabled": True, "issuers": secret_issuers()}}})
+    surrey, kent, hull = server_toml(objs)["auth"]["oidc"]
+    assert surrey["client_secret_file"] == f"{SECRETS_PATH}/surrey"
+    assert kent["client_secret_file"] == f"{SECRETS_PATH}/kent"
+    assert "client_secret_file" not in hull
+    assert not any("client_secret" in issuer for issuer in (surrey, kent, hull) if "client_secret_file" not in issuer)
+    text = server_toml_text(objs)
+    assert "client_secret =" not in text and "surrey-oidc" not in text and "kent-oidc" not in text
+
+    pod = deployment(objs)["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "oidc-client-secrets")
+    assert volume == {
+        "name": "oidc-client-secrets",
+        "projected": {
+            "defaultMode": 0o440,
+            "sources": [
+                {"secret": {"name": "surrey-oidc", "items": [{"key": "client-secret", "path": "surrey"}]}},
+                {"secret": {"name": "kent-oidc", "items": [{"key": "console", "path": "kent"}]}},
+            ],
+        },
+    }
+    mounts = [m for m in container(deployment(objs))["volumeMounts"] if m["name"] == "oidc-client-secrets"]
+    assert mounts == [{"name": "oidc-client-secrets", "mountPath": SECRETS_PATH, "readOnly": True}]
+    # The chart makes no Secret of its own for them, and the migration Job (which never reads
+    # the OIDC settings) does not mount them.
+    assert all("oidc" not in secret["metadata"]["name"] for secret in all_of(objs, "Secret"))
+    job = migration_job(objs)
+    assert all(m["name"] != "oidc-client-secrets" for m in container(job)["volumeMounts"])
+    for obj in objs:
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_no_secret_volume_without_client_secrets(value_set) -> None:
+    _, values = value_set
+    objs = render_objects(values)
+    for workload in (deployment(objs), migration_job(objs)):
+        names = {v["name"] for v in workload["spec"]["template"]["spec"]["volumes"]}
+        assert "oidc-client-secrets" not in names, workload["kind"]
+
+
+def test_the_secrets_mount_path_can_move_but_not_into_the_configuration() -> None:
+    values = {"auth": {"oidc": {"enabled": True, "issuers": secret_issuers(), "clientSecretsMountPath": "/run/oidc/"}}}
+    objs = render_objects(values)
+    assert server_toml(objs)["auth"]["oidc"][0]["client_secret_file"] == "/run/oidc/surrey"
+    assert {"name": "oidc-client-secrets", "mountPath": "/run/oidc", "readOnly": True} in container(deployment(objs))["volumeMounts"]
+    for path in ["/etc/guildhall", "/etc/guildhall/oidc"]:
+        values["auth"]["oidc"]["clientSecretsMountPath"] = path
+        with pytest.raises(helm.HelmRenderError, match="clientSecretsMountPath"):
+            render(values)
+    values["auth"]["oidc"]["clientSecretsMountPath"] = "relative/path"
+    with pytest.raises(helm.HelmValuesError):
+        render(values)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["hunter2", {"key": "client-secret"}, {"existingSecret": ""}, {"existingSecret": "surrey-oidc", "key": ""}, ["surrey-oidc"]],
+    ids=["inline-secret", "no-secret-name", "empty-secret-name", "empty-key", "a-list"],
+)
+def test_a_client_secret_is_only_ever_a_secrets_name(tmp_path: Path, secret: Any) -> None:
+    """The secret itself never goes into values (and so never into the ConfigMap): the schema
+    and, without it, the templates refuse anything but the name of an existing Secret."""
+    values = {"auth": {"oidc": {"enabled": True, "issuers": [GOOD | {"clientSecret": secret}]}}}
+    with pytest.raises(helm.HelmValuesError):
+        render(values)
+    with pytest.raises(helm.HelmRenderError, match=r"auth\.oidc\.issuers\[0\]: clientSecret"):
+        render(values, chart=chart_without_schema(tmp_path))
+
+
+def test_a_missing_client_secret_stops_the_binary(guildhall_bin: Path, tmp_path: Path) -> None:
+    """The binary reads the client secret at start-up: the rendered path with nothing there
+    (the Secret not mounted) is refused by `config check`, naming the key."""
+    issuers = [GOOD | {"clientSecret": {"existingSecret": "surrey-oidc"}}]
+    empty = tmp_path / "nothing-mounted"
+    empty.mkdir()
+    values = {"auth": {"oidc": {"enabled": True, "issuers": issuers, "clientSecretsMountPath": str(empty)}}}
+    checked = run(guildhall_bin, write_config(render_objects(values), tmp_path), "config", "check")
+    assert checked.returncode != 0
+    assert "client_secret_file" in checked.stderr and "auth.oidc" in checked.stderr, checked.stderr
+
+
+def test_sign_in_and_mfa_keys_render_with_the_binarys_names() -> None:
+    """false is written, not dropped, and keys left out stay out."""
+    issuers = [
+        GOOD | {"clientId": "guildhall-console", "displayName": "Surrey County Council", "signIn": False, "requireMfa": False},
+        {"id": "kent", "issuer": "https://sso.kent.example.gov.uk/", "audience": "g", "jwksUrl": "https://sso.kent.example.gov.uk/k", "requireMfa": True, "mfaAcrValues": ["gold", MFA_ACR]},
+    ]
+    surrey, kent = server_toml(render_objects({"auth": {"oidc": {"enabled": True, "issuers": issuers}}}))["auth"]["oidc"]
+    assert surrey == {
+        "id": "surrey",
+        "issuer": GOOD["issuer"],
+        "audience": "guildhall",
+        "jwks_url": GOOD["jwksUrl"],
+        "client_id": "guildhall-console",
+        "display_name": "Surrey County Council",
+        "sign_in": False,
+        "require_mfa": False,
+    }
+    assert kent["require_mfa"] is True and kent["mfa_acr_values"] == ["gold", MFA_ACR]
+    assert not set(kent) & {"client_id", "client_secret_file", "display_name", "sign_in"}
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        GOOD | {"signIn": "yes"},
+        GOOD | {"requireMfa": "true"},
+        GOOD | {"requireMfa": True, "mfaAcrValues": "urn:mfa"},
+        GOOD | {"clientId": 42},
+    ],
+    ids=["sign-in-not-a-boolean", "require-mfa-not-a-boolean", "acr-values-not-a-list", "client-id-not-a-string"],
+)
+def test_bad_sign_in_values_are_refused_with_and_without_the_schema(tmp_path: Path, issuer: dict[str, Any]) -> None:
+    values = {"auth": {"oidc": {"enabled": True, "issuers": [issuer]}}}
+    with pytest.raises(helm.HelmValuesError):
+        render(values)
+    with pytest.raises(helm.HelmRenderError, match=r"auth\.oidc\.issuers\[0\]"):
+        render(values, chart=chart_without_schema(tmp_path))

@@ -177,7 +177,7 @@ auth.oidc.enabled.
 {{- $where := printf "auth.oidc.issuers[%d]" (ternary (sub $index 1) $index (not (empty $legacy))) }}
 {{- if and $legacy (eq $index 0) }}{{ $where = "auth.oidc (the single issuer)" }}{{ end }}
 {{- if not (kindIs "map" $issuer) }}
-{{- fail (printf "guildhall: %s must be a map (id, issuer, audience, jwksUrl or jwksFile, tenants, leewaySecs)" $where) }}
+{{- fail (printf "guildhall: %s must be a map (id, issuer, audience, jwksUrl or jwksFile, tenants, leewaySecs, and for sign-in clientId, clientSecret, displayName, signIn, requireMfa, mfaAcrValues)" $where) }}
 {{- end }}
 {{- if not (and (get $issuer "id") (get $issuer "issuer") (get $issuer "audience")) }}
 {{- fail (printf "guildhall: %s needs id, issuer and audience" $where) }}
@@ -204,8 +204,86 @@ auth.oidc.enabled.
 {{- fail (printf "guildhall: %s: leewaySecs must be a whole number of seconds from 0 to 3600" $where) }}
 {{- end }}
 {{- end }}
+{{- include "guildhall.validateOidcSignIn" (dict "where" $where "issuer" $issuer) }}
+{{- end }}
+{{- $path := include "guildhall.oidcSecretsPath" . }}
+{{- if not (hasPrefix "/" $path) }}
+{{- fail (printf "guildhall: auth.oidc.clientSecretsMountPath %q must be an absolute path" $path) }}
+{{- end }}
+{{- if or (eq (trimSuffix "/" $path) "/etc/guildhall") (hasPrefix "/etc/guildhall/" $path) }}
+{{- fail (printf "guildhall: auth.oidc.clientSecretsMountPath %q may not be in /etc/guildhall, where the configuration is mounted" $path) }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* An issuer's sign-in and MFA keys, checked as the server checks them. */}}
+{{- define "guildhall.validateOidcSignIn" -}}
+{{- $where := .where }}
+{{- $issuer := .issuer }}
+{{- if hasKey $issuer "clientId" }}
+{{- $clientId := index $issuer "clientId" }}
+{{- if or (not (kindIs "string" $clientId)) (not (trim (toString $clientId))) }}
+{{- fail (printf "guildhall: %s: clientId must be a non-empty string (Guildhall's client id at the provider)" $where) }}
+{{- end }}
+{{- end }}
+{{- if hasKey $issuer "clientSecret" }}
+{{- $secret := index $issuer "clientSecret" }}
+{{- if or (not (kindIs "map" $secret)) (not (kindIs "string" (index ($secret | default dict) "existingSecret"))) (not (index ($secret | default dict) "existingSecret")) }}
+{{- fail (printf "guildhall: %s: clientSecret must name an existing Secret holding the client secret ({existingSecret: <name>, key: <key>}); the secret itself never goes in values" $where) }}
+{{- end }}
+{{- if and (hasKey $secret "key") (or (not (kindIs "string" (index $secret "key"))) (not (index $secret "key"))) }}
+{{- fail (printf "guildhall: %s: clientSecret.key must be the non-empty name of a key in the Secret" $where) }}
+{{- end }}
+{{- end }}
+{{- if hasKey $issuer "displayName" }}
+{{- $name := index $issuer "displayName" }}
+{{- if or (not (kindIs "string" $name)) (not (trim (toString $name))) (gt (len (trim (toString $name))) 100) }}
+{{- fail (printf "guildhall: %s: displayName must be 1 to 100 characters" $where) }}
+{{- end }}
+{{- end }}
+{{- range $key := list "signIn" "requireMfa" }}
+{{- if and (hasKey $issuer $key) (not (kindIs "bool" (index $issuer $key))) }}
+{{- fail (printf "guildhall: %s: %s must be true or false" $where $key) }}
+{{- end }}
+{{- end }}
+{{- $acr := index $issuer "mfaAcrValues" | default list }}
+{{- if not (kindIs "slice" $acr) }}
+{{- fail (printf "guildhall: %s: mfaAcrValues must be a list of acr values" $where) }}
+{{- end }}
+{{- $requireMfa := and (kindIs "bool" (index $issuer "requireMfa")) (index $issuer "requireMfa") }}
+{{- if and $acr (not $requireMfa) }}
+{{- fail (printf "guildhall: %s: mfaAcrValues has no effect without requireMfa: true; set both, or neither" $where) }}
+{{- end }}
+{{- range $value := $acr }}
+{{- if or (not (kindIs "string" $value)) (not (regexMatch "^\\S+$" (toString $value))) }}
+{{- fail (printf "guildhall: %s: mfaAcrValues holds %q; each value must be non-empty, without spaces" $where (toString $value)) }}
+{{- end }}
+{{- end }}
+{{- if and (kindIs "bool" (index $issuer "signIn")) (index $issuer "signIn") }}
+{{- if not (regexMatch "^(https://[^/?#\\s]+|http://(localhost|127(\\.[0-9]{1,3}){3}|\\[::1\\])(:[0-9]{1,5})?)(/[^?#\\s]*)?$" (toString (index $issuer "issuer"))) }}
+{{- fail (printf "guildhall: %s: signIn: true needs the provider's configuration at its issuer URL, so issuer %q must use https (plain http only on loopback), without a query" $where (toString (index $issuer "issuer"))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the issuers' client secrets are mounted in the server's pods. */}}
+{{- define "guildhall.oidcSecretsPath" -}}
+{{- $oidc := .Values.auth.oidc | default dict }}
+{{- trimSuffix "/" (toString (get $oidc "clientSecretsMountPath" | default "/var/run/secrets/guildhall/oidc")) }}
+{{- end }}
+
+{{/* The Secrets holding the issuers' client secrets, as the sources of one projected volume
+in which each issuer's secret is the file named by its id. A JSON list; empty when no issuer
+has one. */}}
+{{- define "guildhall.oidcSecretSources" -}}
+{{- $sources := list }}
+{{- range $issuer := include "guildhall.oidcIssuers" . | fromJsonArray }}
+{{- with get $issuer "clientSecret" }}
+{{- $item := dict "key" (get . "key" | default "client-secret") "path" (get $issuer "id") }}
+{{- $sources = append $sources (dict "secret" (dict "name" (get . "existingSecret") "items" (list $item))) }}
+{{- end }}
+{{- end }}
+{{- toJson $sources }}
 {{- end }}
 
 {{/*
@@ -246,12 +324,20 @@ that). */}}
 {{- end }}
 {{- $_ := set $config "runtime" $runtime }}
 {{- $oidc := list }}
+{{- $secrets := include "guildhall.oidcSecretsPath" . }}
 {{- range $issuer := include "guildhall.oidcIssuers" . | fromJsonArray }}
 {{- $table := dict "id" (get $issuer "id") "issuer" (get $issuer "issuer") "audience" (get $issuer "audience") }}
 {{- with get $issuer "jwksUrl" }}{{ $_ := set $table "jwks_url" . }}{{ end }}
 {{- with get $issuer "jwksFile" }}{{ $_ := set $table "jwks_file" . }}{{ end }}
 {{- with get $issuer "tenants" }}{{ $_ := set $table "tenants" . }}{{ end }}
 {{- if not (kindIs "invalid" (index $issuer "leewaySecs")) }}{{ $_ := set $table "leeway_secs" (index $issuer "leewaySecs") }}{{ end }}
+{{- with get $issuer "clientId" }}{{ $_ := set $table "client_id" . }}{{ end }}
+{{- /* The secret stays in its Secret, mounted in the pod: only its path is written here. */}}
+{{- if get $issuer "clientSecret" }}{{ $_ := set $table "client_secret_file" (printf "%s/%s" $secrets (get $issuer "id")) }}{{ end }}
+{{- with get $issuer "displayName" }}{{ $_ := set $table "display_name" . }}{{ end }}
+{{- if kindIs "bool" (index $issuer "signIn") }}{{ $_ := set $table "sign_in" (index $issuer "signIn") }}{{ end }}
+{{- if kindIs "bool" (index $issuer "requireMfa") }}{{ $_ := set $table "require_mfa" (index $issuer "requireMfa") }}{{ end }}
+{{- with get $issuer "mfaAcrValues" }}{{ $_ := set $table "mfa_acr_values" . }}{{ end }}
 {{- $oidc = append $oidc $table }}
 {{- end }}
 {{- if $oidc }}

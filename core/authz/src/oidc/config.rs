@@ -51,12 +51,12 @@ pub struct OidcIssuer {
     pub sign_in: Option<bool>,
     /// Refuse this issuer's tokens (API bearer tokens and sign-in ID tokens alike) unless
     /// they show a second factor: see [`shows_second_factor`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_mfa: bool,
     /// `acr` values that count as multi-factor authentication at this provider (for example
     /// `http://schemas.openid.net/pape/policies/2007/06/multi-factor`). Only with
     /// `require_mfa`; a sign-in then asks for them (`acr_values`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mfa_acr_values: Vec<String>,
 }
 
