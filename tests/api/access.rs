@@ -128,6 +128,13 @@ impl Idp {
             jwks_file: Some(self.jwks.clone()),
             tenants: vec![],
             leeway_secs: 30,
+            client_id: None,
+            client_secret_file: None,
+            client_secret: None,
+            display_name: None,
+            sign_in: None,
+            require_mfa: false,
+            mfa_acr_values: vec![],
         }
     }
 }
