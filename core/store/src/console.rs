@@ -211,7 +211,7 @@ impl<'a> ConsoleSessions<'a> {
             .await?
             .rows_affected;
         txn.commit().await?;
-        Ok((deleted == 1).then(|| SignInRecord {
+        Ok((deleted == 1).then_some(SignInRecord {
             issuer: row.issuer,
             nonce: row.nonce,
             verifier: row.verifier,
