@@ -21,8 +21,19 @@ DATABASE_URL = "postgres://u:p@db/guildhall"
 CHART_OWNED = {"listen", "database.url", "runtime.cache_dir"}
 # Keys behind the chart's feature values rather than the `config` tree (auth.oidc, whose
 # issuers' keys test_oidc_issuers.py checks one by one, telemetry, metering,
-# database.adminUrl, which only the migration Job receives).
-CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.", "metering.")
+# database.adminUrl, which only the migration Job receives). `console.*` is one too, but is
+# checked key by key against the binary below (EVERY_CONSOLE_VALUE).
+CHART_FEATURES = ("database.admin_url", "auth.", "telemetry.", "metering.", "console.")
+
+# The chart's `console` values and the binary's `[console]` keys they render as.
+CONSOLE_KEYS = {
+    "enabled": "enabled",
+    "publicUrl": "public_url",
+    "secureCookies": "secure_cookies",
+    "tokenSignIn": "token_sign_in",
+    "idleTimeoutMins": "idle_timeout_mins",
+    "absoluteTimeoutHours": "absolute_timeout_hours",
+}
 
 # Every key of the `config` tree set to a valid value that differs from the binary's
 # default, so `config show` proves each one came through.
@@ -80,6 +91,27 @@ EVERY_KEY: dict[str, Any] = {
 }
 
 
+# Every `console` value, each valid and unlike the binary's default, so `config show` proves
+# each one came through. (The optional keys, public_url and token_sign_in, are printed only
+# when set, so the schema is compared with the binary with these set.)
+EVERY_CONSOLE_VALUE: dict[str, Any] = {
+    "enabled": False,
+    "publicUrl": "https://console.north-downs.example.gov.uk",
+    "secureCookies": False,
+    "tokenSignIn": True,
+    "idleTimeoutMins": 15,
+    "absoluteTimeoutHours": 8,
+}
+
+# Everything the chart's schema can set in guildhall.toml through `config` and `console`.
+EVERY_VALUE: dict[str, Any] = {"config": EVERY_KEY, "console": EVERY_CONSOLE_VALUE}
+
+
+def as_console_toml(console: dict[str, Any]) -> dict[str, Any]:
+    """`console` values in the binary's names (`[console]`)."""
+    return {CONSOLE_KEYS[k]: v for k, v in console.items()}
+
+
 def run(binary: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # Only what a pod would have: no GUILDHALL_… variable from this machine leaks in.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUILDHALL_") and k != "RUST_LOG"}
@@ -124,6 +156,15 @@ def leaves(tree: dict[str, Any], maps: set[str], prefix: str = "") -> dict[str, 
     return out
 
 
+def schema_console_keys() -> set[str]:
+    """The keys of `console` in values.schema.json, in the binary's names (`console.…`)."""
+    with helm.Chart.load(str(CHART)) as chart:
+        schema = chart.schema
+    values = set(schema["properties"]["console"]["properties"])
+    assert values == set(CONSOLE_KEYS), f"values.schema.json's console keys {sorted(values)} differ from CONSOLE_KEYS: update it"
+    return {f"console.{CONSOLE_KEYS[k]}" for k in values}
+
+
 def schema_config_keys() -> tuple[set[str], set[str]]:
     """(leaf keys, free-form map keys) of the `config` tree in values.schema.json."""
     with helm.Chart.load(str(CHART)) as chart:
@@ -156,6 +197,11 @@ def test_rendered_config_loads(guildhall_bin: Path, value_set, tmp_path: Path) -
     assert shown["server"]["max_connections_per_client"] == 4096
     assert shown["database"]["url"].startswith("postgres://"), "the URL comes from the environment"
     assert shown["metering"] == {"enabled": True, "flush_interval_secs": 10, "price_per_cpu_second": 0.0001}
+    console = {"enabled": True, "secure_cookies": True, "idle_timeout_mins": 30, "absolute_timeout_hours": 12}
+    if name == "production":
+        assert shown["console"] == console | {"public_url": "https://services.north-downs.example.org"}
+    else:
+        assert shown["console"] == console, "no ingress: no public URL, token sign-in as the binary decides"
     if name == "production":
         assert shown["telemetry"] == {"otlp_endpoint": "http://otel-collector.monitoring:4318", "service_name": "guildhall"}
         assert shown["runtime"]["tenant_concurrency"] == 32
@@ -170,9 +216,9 @@ def test_rendered_config_loads(guildhall_bin: Path, value_set, tmp_path: Path) -
 
 
 def test_every_config_key_comes_through(guildhall_bin: Path, tmp_path: Path) -> None:
-    shown = check_and_show(guildhall_bin, {"config": EVERY_KEY}, tmp_path)
+    shown = check_and_show(guildhall_bin, EVERY_VALUE, tmp_path)
     _, maps = schema_config_keys()
-    wanted = leaves(EVERY_KEY, maps)
+    wanted = leaves(EVERY_KEY, maps) | leaves({"console": as_console_toml(EVERY_CONSOLE_VALUE)}, maps)
     got = leaves(shown, maps)
     for key, value in wanted.items():
         assert got.get(key) == value, f"{key}: set {value!r}, the server has {got.get(key)!r}"
@@ -183,12 +229,16 @@ def test_chart_schema_matches_the_binary(guildhall_bin: Path, tmp_path: Path) ->
     chart's schema allows no key the binary lacks: the strict schema cannot drift."""
     keys, maps = schema_config_keys()
     assert set(leaves(EVERY_KEY, maps)) == keys, "EVERY_KEY above must cover the whole schema"
-    shown = check_and_show(guildhall_bin, None, tmp_path)
+    console = schema_console_keys()
+    assert {f"console.{k}" for k in as_console_toml(EVERY_CONSOLE_VALUE)} == console, "EVERY_CONSOLE_VALUE above must cover the schema's console"
+    shown = check_and_show(guildhall_bin, EVERY_VALUE, tmp_path)
     printed = set(leaves(shown, maps))
     missing_from_chart = {k for k in printed - keys - CHART_OWNED if not k.startswith(CHART_FEATURES)}
     assert not missing_from_chart, f"the binary has keys the chart's values.schema.json refuses: {sorted(missing_from_chart)}"
     unknown_to_binary = keys - printed
     assert not unknown_to_binary, f"values.schema.json allows keys the binary refuses: {sorted(unknown_to_binary)}"
+    printed_console = {k for k in printed if k.startswith("console.")}
+    assert printed_console == console, f"the binary's [console] keys {sorted(printed_console)} differ from the chart's {sorted(console)}"
 
 
 def test_a_bad_value_is_caught_by_the_real_loader(guildhall_bin: Path, tmp_path: Path) -> None:
@@ -226,7 +276,8 @@ def test_operations_guide_documents_every_key(guildhall_bin: Path, tmp_path: Pat
     reference = guide[guide.index("## Configuration reference") :]
     rows = set(re.findall(r"^\| `([a-z0-9_.]+)` \|", reference, flags=re.MULTILINE))
     _, maps = schema_config_keys()
-    shown = check_and_show(guildhall_bin, None, tmp_path)
+    # Every value set, so that keys the binary prints only when set are asked for too.
+    shown = check_and_show(guildhall_bin, EVERY_VALUE, tmp_path)
     missing = sorted(set(leaves(shown, maps)) - rows)
     assert not missing, f"docs/operations.md lacks reference rows for {missing}"
 

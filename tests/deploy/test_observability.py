@@ -240,11 +240,12 @@ def binary_env() -> dict[str, str]:
 class Serve:
     """`guildhall serve` as a child process, its stderr collected by a thread."""
 
-    def __init__(self, binary: Path, config: Path) -> None:
+    def __init__(self, binary: Path, config: Path, env: dict[str, str] | None = None) -> None:
+        """`env` is added to binary_env(), e.g. GUILDHALL_DATABASE__URL as a pod gets it."""
         self.proc = subprocess.Popen(
             [str(binary), "--config", str(config), "serve", "--listen", "127.0.0.1:0"],
             cwd=config.parent,
-            env=binary_env(),
+            env=binary_env() | (env or {}),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

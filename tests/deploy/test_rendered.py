@@ -1,7 +1,8 @@
 """Properties of the rendered objects that a cluster would not check for us: probes, the
 security context, writable paths, shutdown timing, the migration hook, the database Secret,
-telemetry and metering, and the refusals (SQLite with several replicas, unknown configuration
-keys, bad telemetry and metering values)."""
+what the ingress publishes, telemetry and metering, and the refusals (SQLite with several
+replicas, unknown configuration keys, bad telemetry and metering values). The console's
+values are in test_console.py."""
 
 from __future__ import annotations
 
@@ -392,14 +393,59 @@ def test_autoscaling_owns_the_replica_count() -> None:
 # Ingress, network policy ------------------------------------------------------------------
 
 
+def ingress_routes(paths, url_path: str) -> bool:
+    """Whether any of an ingress rule's `paths` sends `url_path` to the server. Prefix matches
+    whole path segments; ImplementationSpecific is taken as a plain string prefix, the widest
+    reading."""
+    for p in paths:
+        path, kind = p["path"], p["pathType"]
+        if kind == "Exact":
+            hit = url_path == path
+        elif kind == "Prefix":
+            base = path.rstrip("/")
+            hit = base == "" or url_path == base or url_path.startswith(base + "/")
+        else:
+            hit = url_path.startswith(path)
+        if hit:
+            return True
+    return False
+
+
+# What the ingress publishes, and what needs no credentials and stays inside the cluster.
+PUBLISHED = [
+    "/api/v1/tenants",
+    "/api/openapi.json",
+    "/s/north-downs/tandridge/hello/",
+    "/console",
+    "/console/sign-in/callback",
+    "/console/static/init.js",
+    "/assets/govuk-frontend/0123456789abcdef/govuk-frontend.min.css",
+]
+INSIDE_THE_CLUSTER = ["/metrics", "/healthz", "/readyz"]
+
+
 def test_ingress_keeps_metrics_and_probes_inside_the_cluster(value_set) -> None:
-    """/metrics, /healthz and /readyz need no credentials: the ingress routes only the API and
-    the services (Prefix matches whole path segments)."""
+    """/metrics, /healthz and /readyz need no credentials: the ingress routes only the API,
+    the services, the console and the GOV.UK Frontend assets its pages and the services'
+    load."""
     _, values = value_set
     objs = render_objects(merged(values, ingress={"enabled": True}))
     for rule in only(objs, "Ingress")["spec"]["rules"]:
-        paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
-        assert paths == {("/api", "Prefix"), ("/s", "Prefix")}, paths
+        paths = rule["http"]["paths"]
+        assert {(p["path"], p["pathType"]) for p in paths} == {("/api", "Prefix"), ("/s", "Prefix"), ("/console", "Prefix"), ("/assets", "Prefix")}, paths
+        for url_path in PUBLISHED:
+            assert ingress_routes(paths, url_path), f"{rule['host']} does not route {url_path}"
+        for url_path in INSIDE_THE_CLUSTER:
+            assert not ingress_routes(paths, url_path), f"{rule['host']} routes {url_path}"
+
+
+def test_ingress_route_matching_can_fail() -> None:
+    """The check above can fail: `/` publishes everything, and a Prefix matches whole segments
+    only (/s does not route /static)."""
+    everything = [{"path": "/", "pathType": "Prefix"}]
+    assert all(ingress_routes(everything, p) for p in INSIDE_THE_CLUSTER)
+    assert not ingress_routes([{"path": "/s", "pathType": "Prefix"}], "/static")
+    assert not ingress_routes([{"path": "/console", "pathType": "Exact"}], "/console/sign-in/callback")
 
 
 def test_production_ingress_has_tls() -> None:
@@ -408,9 +454,14 @@ def test_production_ingress_has_tls() -> None:
     (tls,) = ingress["spec"]["tls"]
     (rule,) = ingress["spec"]["rules"]
     assert rule["host"] in tls["hosts"]
-    backend = rule["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": only(objs, "Service")["metadata"]["name"], "port": {"name": "http"}}
+    for path in rule["http"]["paths"]:
+        assert path["backend"]["service"] == {"name": only(objs, "Service")["metadata"]["name"], "port": {"name": "http"}}
     assert not all_of(render_objects(None), "Ingress"), "off by default"
+    # The console's public URL is that host, over TLS, and the ingress routes its callback.
+    assert server_toml(objs)["console"]["public_url"] == f"https://{rule['host']}"
+    assert ingress_routes(rule["http"]["paths"], "/console/sign-in/callback")
+    for url_path in INSIDE_THE_CLUSTER:
+        assert not ingress_routes(rule["http"]["paths"], url_path)
 
 
 def test_network_policy_admits_only_the_http_port(value_set) -> None:
@@ -574,8 +625,9 @@ def test_oidc_needs_its_settings() -> None:
         {"runtime": {"tenant_concurrency": "many"}},
         {"metering": {"flush_interval_secs": 30}},
         {"telemetry": {"otlp_endpoint": "http://otel-collector:4318"}},
+        {"console": {"public_url": "https://guildhall.example.gov.uk"}},
     ],
-    ids=["typo", "listen-is-the-charts", "url-is-a-secret", "cache-dir-is-the-charts", "bad-enum", "bad-type", "metering-is-a-feature-value", "telemetry-is-a-feature-value"],
+    ids=["typo", "listen-is-the-charts", "url-is-a-secret", "cache-dir-is-the-charts", "bad-enum", "bad-type", "metering-is-a-feature-value", "telemetry-is-a-feature-value", "console-is-a-feature-value"],
 )
 def test_config_keys_are_checked_like_the_server_checks_them(config) -> None:
     with pytest.raises(helm.HelmValuesError):

@@ -112,6 +112,7 @@ schema can be skipped (--skip-schema-validation), a template cannot.
 {{- end }}
 {{- end }}
 {{- include "guildhall.validateOidc" . }}
+{{- include "guildhall.validateConsole" . }}
 {{- if and .Values.telemetry.enabled (not .Values.telemetry.otlpEndpoint) }}
 {{- fail "guildhall: telemetry.enabled needs telemetry.otlpEndpoint" }}
 {{- end }}
@@ -266,6 +267,66 @@ auth.oidc.enabled.
 {{- end }}
 {{- end }}
 
+{{/*
+The console. publicUrl as the server takes it (console.public_url): a scheme and host (and
+port), no path; https, or plain http on loopback (the binary's own rule, [::1] with a port).
+*/}}
+{{- define "guildhall.consolePublicUrlPattern" -}}
+^(https://[^/?#\s]+|http://(localhost(:[0-9]{1,5})?|127\.0\.0\.1(:[0-9]{1,5})?|\[::1\]:[0-9]{1,5}))/*$
+{{- end }}
+
+{{/* console.publicUrl, or when it is empty and the ingress is enabled, https://<the first
+ingress host> if that host is a plain DNS name (no wildcard) listed in ingress.tls; else
+nothing. */}}
+{{- define "guildhall.consolePublicUrl" -}}
+{{- $console := .Values.console | default dict }}
+{{- $url := get $console "publicUrl" | default "" }}
+{{- if $url }}
+{{- $url }}
+{{- else if .Values.ingress.enabled }}
+{{- with first (.Values.ingress.hosts | default list) }}
+{{- $host := toString (get . "host") }}
+{{- $tls := false }}
+{{- range $.Values.ingress.tls | default list }}{{ if has $host (.hosts | default list) }}{{ $tls = true }}{{ end }}{{ end }}
+{{- if and $tls (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $host) }}
+{{- printf "https://%s" $host }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Refuses what the server refuses in [console] (values.schema.json says the same). The
+server checks [console] when it starts serving the console, not in `config check`, so a bad
+value here would only show as pods that never become ready. */}}
+{{- define "guildhall.validateConsole" -}}
+{{- $console := .Values.console | default dict }}
+{{- if not (kindIs "map" $console) }}
+{{- fail "guildhall: console must be a map (enabled, publicUrl, secureCookies, tokenSignIn, idleTimeoutMins, absoluteTimeoutHours)" }}
+{{- end }}
+{{- range $key := list "enabled" "secureCookies" "tokenSignIn" }}
+{{- $value := index $console $key }}
+{{- if not (or (kindIs "invalid" $value) (kindIs "bool" $value)) }}
+{{- fail (printf "guildhall: console.%s must be true or false" $key) }}
+{{- end }}
+{{- end }}
+{{- range $key, $bound := dict "idleTimeoutMins" (list 1440 "minutes") "absoluteTimeoutHours" (list 168 "hours") }}
+{{- $value := index $console $key }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $max := index $bound 0 }}
+{{- if or (not (or (kindIs "float64" $value) (kindIs "int" $value) (kindIs "int64" $value))) (lt (float64 $value) 1.0) (gt (float64 $value) (float64 $max)) (ne (float64 $value) (floor $value)) }}
+{{- fail (printf "guildhall: console.%s must be a whole number of %s from 1 to %d" $key (index $bound 1) $max) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $url := index $console "publicUrl" }}
+{{- if not (or (kindIs "invalid" $url) (kindIs "string" $url)) }}
+{{- fail "guildhall: console.publicUrl must be a string, e.g. https://guildhall.example.gov.uk" }}
+{{- end }}
+{{- if and $url (not (regexMatch (include "guildhall.consolePublicUrlPattern" .) (toString $url))) }}
+{{- fail (printf "guildhall: console.publicUrl %q must be https://host or https://host:port with no path (plain http only for localhost, 127.0.0.1 or [::1]:port); identity providers send staff back to <publicUrl>/console/sign-in/callback" (toString $url)) }}
+{{- end }}
+{{- end }}
+
 {{/* Where the issuers' client secrets are mounted in the server's pods. */}}
 {{- define "guildhall.oidcSecretsPath" -}}
 {{- $oidc := .Values.auth.oidc | default dict }}
@@ -347,6 +408,11 @@ that). */}}
 {{- $_ := set $config "telemetry" (dict "otlp_endpoint" .Values.telemetry.otlpEndpoint "service_name" (default (include "guildhall.fullname" .) .Values.telemetry.serviceName)) }}
 {{- end }}
 {{- $_ := set $config "metering" (dict "enabled" .Values.metering.enabled "flush_interval_secs" .Values.metering.flushIntervalSecs "price_per_cpu_second" .Values.metering.pricePerCpuSecond) }}
+{{- $console := .Values.console | default dict }}
+{{- $table := dict "enabled" (index $console "enabled") "secure_cookies" (index $console "secureCookies") "idle_timeout_mins" (index $console "idleTimeoutMins") "absolute_timeout_hours" (index $console "absoluteTimeoutHours") }}
+{{- with include "guildhall.consolePublicUrl" . }}{{ $_ := set $table "public_url" . }}{{ end }}
+{{- if kindIs "bool" (index $console "tokenSignIn") }}{{ $_ := set $table "token_sign_in" (index $console "tokenSignIn") }}{{ end }}
+{{- $_ := set $config "console" $table }}
 {{- toJson $config }}
 {{- end }}
 
