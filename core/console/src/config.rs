@@ -45,6 +45,9 @@ impl Default for ConsoleConfig {
 pub struct Resolved {
     /// `<public_url>/console/sign-in/callback`, when identity-provider sign-in is offered.
     pub redirect_uri: Option<String>,
+    /// The public URL's origin (`https://host[:port]`): form posts may come from it even
+    /// when a proxy changes the `Host` the server sees.
+    pub public_origin: Option<String>,
     /// `__Host-` and `Secure` cookies.
     pub secure_cookies: bool,
     /// Whether token sign-in is on.
@@ -76,6 +79,10 @@ impl ConsoleConfig {
         };
         let providers = redirect_uri.is_some() && !authz.oidc().sign_in_issuers().is_empty();
         Ok(Resolved {
+            public_origin: self
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_ascii_lowercase()),
             redirect_uri,
             secure_cookies: self.secure_cookies,
             token_sign_in: self.token_sign_in.unwrap_or(!providers),

@@ -323,7 +323,7 @@ pub async fn forms_guard(
         return PageError::method_not_allowed().into_response();
     }
     let (mut parts, body) = request.into_parts();
-    if !same_origin(&parts.headers) {
+    if !same_origin(&parts.headers, console.config.public_origin.as_deref()) {
         return PageError::forbidden(
             "This form was sent from another website, so it was not accepted.",
         )
@@ -382,11 +382,17 @@ pub async fn forms_guard(
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-/// Whether the `Origin` header, when present, names the host the request was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// Whether the `Origin` header, when present, names the host the request was sent to or
+/// the console's configured public origin.
+fn same_origin(headers: &HeaderMap, public: Option<&str>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
+    if let (Some(public), Ok(origin)) = (public, origin.to_str())
+        && origin.eq_ignore_ascii_case(public)
+    {
+        return true;
+    }
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
         return false;
     };
@@ -397,4 +403,62 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"))
         .is_some_and(|o| o.eq_ignore_ascii_case(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&str>, host: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(o) = origin {
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        if let Some(host) = host {
+            h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forms_are_accepted_only_from_this_origin() {
+        assert!(same_origin(&headers(None, Some("a.example")), None));
+        assert!(same_origin(&headers(Some("https://a.example"), Some("a.example")), None));
+        assert!(same_origin(&headers(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")), None));
+        assert!(!same_origin(&headers(Some("https://evil.example"), Some("a.example")), None));
+        assert!(!same_origin(&headers(Some("null"), Some("a.example")), None));
+        assert!(!same_origin(&headers(Some("https://a.example.evil"), Some("a.example")), None));
+        assert!(!same_origin(&headers(Some("https://a.example"), None), None));
+        // Behind a proxy that rewrites Host, the configured public origin is accepted.
+        assert!(same_origin(
+            &headers(Some("https://guildhall.example.gov.uk"), Some("guildhall:8080")),
+            Some("https://guildhall.example.gov.uk")
+        ));
+    }
+
+    #[test]
+    fn secrets_are_random_and_compared_in_full() {
+        let (a, b) = (secret(), secret());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(same(&a, &a.clone()));
+        assert!(!same(&a, &b));
+        assert!(!same(&a, &a[..42]));
+        assert_eq!(hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn session_cookies_are_host_only_secure_and_not_for_scripts() {
+        let cookie = set_cookie(session_cookie(true), "v", true, Some(Duration::from_secs(60)));
+        assert!(cookie.starts_with("__Host-guildhall-console=v"), "{cookie}");
+        for part in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(cookie.contains(part), "{cookie} lacks {part}");
+        }
+        assert!(!cookie.contains("Domain"), "{cookie}");
+        let relaxed = set_cookie(session_cookie(false), "v", false, None);
+        assert!(relaxed.starts_with("guildhall-console=v"), "{relaxed}");
+        assert!(!relaxed.contains("Secure"), "{relaxed}");
+        assert!(relaxed.contains("Max-Age=0"), "{relaxed}");
+    }
 }
