@@ -12,6 +12,7 @@ mod access_tokens;
 mod catalogue;
 mod cli;
 mod concurrency;
+mod console;
 mod examples;
 mod faults;
 mod gateway;
