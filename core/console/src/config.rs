@@ -59,8 +59,8 @@ pub struct Resolved {
 }
 
 impl ConsoleConfig {
-    /// Checks the settings and works out the defaults.
-    pub(crate) fn resolve(&self, authz: &guildhall_authz::Authz) -> Result<Resolved, String> {
+    /// Checks the settings on their own (for `guildhall config check`, and at start).
+    pub fn validate(&self) -> Result<(), String> {
         if !(1..=24 * 60).contains(&self.idle_timeout_mins) {
             return Err(format!(
                 "console.idle_timeout_mins is {}; it must be between 1 and 1440",
@@ -73,6 +73,15 @@ impl ConsoleConfig {
                 self.absolute_timeout_hours
             ));
         }
+        if let Some(url) = &self.public_url {
+            redirect_uri(url)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the settings and works out the defaults.
+    pub(crate) fn resolve(&self, authz: &guildhall_authz::Authz) -> Result<Resolved, String> {
+        self.validate()?;
         let redirect_uri = match &self.public_url {
             None => None,
             Some(url) => Some(redirect_uri(url)?),
@@ -106,8 +115,12 @@ fn redirect_uri(public_url: &str) -> Result<String, String> {
         ));
     }
     if trimmed.starts_with("http://") {
-        let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
-        if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+        // The host without its port; an IPv6 literal keeps its brackets.
+        let host = match rest.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or(rest, |(h, _)| h),
+            None => rest.split_once(':').map_or(rest, |(h, _)| h),
+        };
+        if !matches!(host, "localhost" | "127.0.0.1" | "::1") {
             return Err(format!(
                 "console.public_url {public_url:?} uses http://; only loopback addresses may"
             ));
@@ -130,12 +143,17 @@ mod tests {
             redirect_uri("http://127.0.0.1:8080").unwrap(),
             "http://127.0.0.1:8080/console/sign-in/callback"
         );
+        for loopback in ["http://localhost", "http://[::1]", "http://[::1]:8080"] {
+            assert!(redirect_uri(loopback).is_ok(), "{loopback} refused");
+        }
         for bad in [
             "guildhall.example.gov.uk",
             "http://guildhall.example.gov.uk",
             "https://guildhall.example.gov.uk/console",
             "https://",
             "ftp://x",
+            "http://[::2]:80",
+            "http://localhost.evil.example",
         ] {
             assert!(redirect_uri(bad).is_err(), "{bad} accepted");
         }

@@ -17,6 +17,7 @@
 
 pub mod act;
 pub mod assets;
+pub mod charts;
 mod config;
 pub mod pages;
 pub mod render;
@@ -56,8 +57,8 @@ impl Console {
     }
 }
 
-/// The console's routes and the shared GOV.UK Frontend assets, ready to merge beside the
-/// API. Pages are never cached, framed or given to another origin's scripts.
+/// The console's routes, ready to merge beside the API (the GOV.UK Frontend assets are
+/// [`assets::router`], served whether or not the console is). Pages are never cached, framed or given to another origin's scripts.
 pub fn router(console: Console) -> Router {
     let pages = Router::new()
         .route("/", get(pages::home::home))
@@ -109,9 +110,7 @@ pub fn router(console: Console) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .with_state(console);
-    Router::new()
-        .nest(PREFIX, pages)
-        .merge(assets::router())
+    Router::new().nest(PREFIX, pages)
 }
 
 /// Where the console lives.

@@ -103,6 +103,11 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
     config.runtime.validate().map_err(anyhow::Error::msg)?;
     config.server.validate().map_err(anyhow::Error::msg)?;
     config.database.url.backend()?;
+    config
+        .console
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [console]")?;
     check_telemetry(config)
 }
 
@@ -267,15 +272,19 @@ impl Server {
                 .map_err(anyhow::Error::msg)
                 .context("invalid [console]")?;
             let purger = guildhall_console::spawn_purger(console.clone());
-            (Some(guildhall_console::router(console)), Some(purger))
+            (
+                guildhall_console::assets::router().merge(guildhall_console::router(console)),
+                Some(purger),
+            )
         } else {
-            (None, None)
+            // Services' own pages link to the shared GOV.UK Frontend, console or not.
+            (guildhall_console::assets::router(), None)
         };
         let app = guildhall_api::router(
             state,
             &guildhall_api::Settings {
                 api_body_limit: config.http.api_body_limit_bytes,
-                pages,
+                pages: Some(pages),
             },
         );
         let stop = CancellationToken::new();
