@@ -53,8 +53,8 @@ impl Observed {
 }
 
 /// Every byte a call holds, counted against its memory cap: the linear memories the guest
-/// grows (all of them, however many the component has) and what the host keeps on the
-/// guest's behalf (header fields, buffered bodies, the collected response).
+/// grows (all of them, however many the component has), its tables' elements, and what the
+/// host keeps on the guest's behalf (header fields, buffered bodies, the collected response).
 #[derive(Debug)]
 pub(crate) struct CallMemory {
     cap: usize,
@@ -169,9 +169,13 @@ impl WasiHttpView for Host {
     }
 }
 
-/// The store's resource limiter: the operator's caps, with every linear memory of the call
-/// counted together against its memory cap, remembering when memory was refused so a
-/// following trap is reported as the memory cap rather than a generic trap.
+/// Host bytes one table element takes: wasmtime keeps a pointer per element (the size
+/// `ResourceLimiter::table_growing` documents for every element type it supports here).
+const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
+
+/// The store's resource limiter: the operator's caps, with every linear memory and every
+/// table of the call counted together against its memory cap, remembering when memory was
+/// refused so a following trap is reported as the memory cap rather than a generic trap.
 pub(crate) struct Limiter {
     inner: StoreLimits,
     memory: Arc<CallMemory>,
@@ -221,7 +225,20 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
+        // A table's elements are host memory too (a pointer each), allocated when the
+        // table is created and when it grows: counted against the same cap as the
+        // memories, or up to 64 tables of 100,000 elements would escape it.
+        let bytes = desired
+            .saturating_sub(current)
+            .saturating_mul(TABLE_ELEMENT_BYTES);
+        if !self.inner.table_growing(current, desired, maximum)? {
+            return Ok(false);
+        }
+        if !self.memory.try_take(bytes) {
+            self.refused();
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -234,5 +251,64 @@ impl ResourceLimiter for Limiter {
 
     fn memories(&self) -> usize {
         self.inner.memories()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(cap: usize) -> (Limiter, Arc<Mutex<Observed>>) {
+        let observed = Arc::new(Mutex::new(Observed::default()));
+        let limiter = Limiter {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(cap)
+                .table_elements(100_000)
+                .build(),
+            memory: Arc::new(CallMemory::new(cap)),
+            observed: Arc::clone(&observed),
+        };
+        (limiter, observed)
+    }
+
+    #[test]
+    fn table_elements_count_against_the_memory_cap_with_the_memories() {
+        let (mut limiter, observed) = limiter(1 << 20);
+        // A memory takes most of the cap; a table may have what is left.
+        assert!(limiter.memory_growing(0, 900 << 10, None).unwrap());
+        let fits = (1 << 20) - (900 << 10);
+        let elements = fits / TABLE_ELEMENT_BYTES;
+        assert!(limiter.table_growing(0, elements, None).unwrap());
+        assert!(!observed.lock().unwrap().memory_cap_hit);
+        // One more element is past the cap: refused, and remembered as the memory cap.
+        assert!(!limiter.table_growing(elements, elements + 1, None).unwrap());
+        assert!(observed.lock().unwrap().memory_cap_hit);
+        // Nothing was counted for the refused growth, and the memory cannot grow either.
+        assert!(
+            !limiter
+                .memory_growing(900 << 10, (900 << 10) + 1, None)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn many_tables_cannot_pass_the_cap_together() {
+        // 64 tables of 100,000 elements each would be about 51 MB of host memory.
+        let (mut limiter, observed) = limiter(16 << 20);
+        let granted = (0..64)
+            .filter(|_| limiter.table_growing(0, 100_000, None).unwrap())
+            .count();
+        assert_eq!(granted, (16 << 20) / (100_000 * TABLE_ELEMENT_BYTES));
+        assert!(observed.lock().unwrap().memory_cap_hit);
+    }
+
+    #[test]
+    fn a_growth_refused_by_the_tables_own_limits_is_not_the_memory_cap() {
+        let (mut limiter, observed) = limiter(16 << 20);
+        assert!(!limiter.table_growing(0, 100_001, None).unwrap());
+        assert!(!limiter.table_growing(0, 10, Some(5)).unwrap());
+        assert!(!observed.lock().unwrap().memory_cap_hit);
+        // Neither refusal took anything from the cap.
+        assert!(limiter.memory_growing(0, 16 << 20, None).unwrap());
     }
 }
