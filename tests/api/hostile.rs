@@ -1,7 +1,8 @@
 //! Plugins that try to exhaust the host: floods of host-side resources (header bytes,
-//! resource-table entries, outbound requests, events), several linear memories, and more
-//! concurrent calls than the memory budget holds. Each call is refused with its own status,
-//! the server stays healthy, and its resident memory stays near where it started.
+//! resource-table entries, outbound requests, events), several linear memories, grown
+//! tables, and more concurrent calls than the memory budget holds. Each call is refused with
+//! its own status, the server stays healthy, and its resident memory stays near where it
+//! started.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,48 +43,27 @@ fn watch_rss() -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
 
 const MIB: u64 = 1 << 20;
 
-/// A component with two linear memories (one per core module) and the
-/// `wasi:http/incoming-handler` export, written in WAT because a Rust `cdylib` has one
-/// memory. Each memory grows by 12 MiB, within a 16 MiB cap on its own but not together;
-/// when either growth is refused the guest traps, and when both succeed it returns without
-/// a response.
-const TWO_MEMORIES: &str = r#"
-(component
-  (import "wasi:http/types@0.2.12" (instance $types
-    (export "incoming-request" (type (sub resource)))
-    (export "response-outparam" (type (sub resource)))
-  ))
-  (alias export $types "incoming-request" (type $request))
-  (alias export $types "response-outparam" (type $outparam))
-  (core module $first
-    (memory (export "memory") 1)
-    (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
-  (core module $second
-    (import "first" "grow" (func $grow_first (param i32) (result i32)))
-    (memory (export "memory") 1)
-    (func (export "handle") (param i32 i32)
-      (if (i32.eq (call $grow_first (i32.const 192)) (i32.const -1)) (then unreachable))
-      (if (i32.eq (memory.grow (i32.const 192)) (i32.const -1)) (then unreachable))))
-  (core instance $a (instantiate $first))
-  (core instance $b (instantiate $second (with "first" (instance $a))))
-  (func $handle (param "request" (own $request)) (param "response-out" (own $outparam))
-    (canon lift (core func $b "handle")))
-  (instance $handler (export "handle" (func $handle)))
-  (export "wasi:http/incoming-handler@0.2.12" (instance $handler))
-)
-"#;
+/// The fixtures written in WAT (a Rust `cdylib` cannot have several memories or grow its
+/// table), kept with the others under `plugins/fixtures` and compiled here: (manifest,
+/// component text) of each.
+const TWO_MEMORIES: (&str, &str) = (
+    include_str!("../../plugins/fixtures/two-memories/manifest.toml"),
+    include_str!("../../plugins/fixtures/two-memories/component.wat"),
+);
+const TABLE_GROWTH: (&str, &str) = (
+    include_str!("../../plugins/fixtures/table-growth/manifest.toml"),
+    include_str!("../../plugins/fixtures/table-growth/component.wat"),
+);
 
-const TWO_MEMORIES_MANIFEST: &str = r#"
-name = "fixture-two-memories"
-version = "0.1.0"
-description = "Hostile test fixture: two linear memories, each under the cap, together over it"
-publisher = "guildhall-fixtures"
-licence = "Apache-2.0"
-component = "fixture_two_memories.wasm"
-
-[limits]
-memory_mib = 16
-"#;
+/// Publishes a WAT fixture; its name is the manifest's.
+async fn publish_wat(app: &TestApp, (manifest, wat): (&str, &str)) {
+    let name = guildhall_domain::manifest::Manifest::from_toml(manifest)
+        .expect("the fixture's manifest parses")
+        .name;
+    let wasm = wat::parse_str(wat).expect("the WAT component parses");
+    let response = app.publish(name.as_str(), manifest, wasm, None).await;
+    expect_text(response, 201).await;
+}
 
 /// A server with the host-flooding fixtures installed for `north-downs` and `hello` for
 /// `the-marches`.
@@ -99,13 +79,15 @@ async fn flooded_app(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
         ("north-downs", "fixture-outbound-loop"),
         ("north-downs", "fixture-slow-drip"),
         ("north-downs", "fixture-two-memories"),
+        ("north-downs", "fixture-table-growth"),
     ] {
-        if plugin == "fixture-two-memories" {
-            let wasm = wat::parse_str(TWO_MEMORIES).expect("the WAT component parses");
-            let response = app.publish(plugin, TWO_MEMORIES_MANIFEST, wasm, None).await;
-            expect_text(response, 201).await;
-        } else if plugin != "hello" {
-            app.publish_built(plugin).await;
+        match plugin {
+            "hello" => {}
+            "fixture-two-memories" => publish_wat(&app, TWO_MEMORIES).await,
+            "fixture-table-growth" => publish_wat(&app, TABLE_GROWTH).await,
+            _ => {
+                app.publish_built(plugin).await;
+            }
         }
         let response = app.install_for(tenant, plugin, "all").await;
         assert_eq!(response.status(), 201, "{tenant} {plugin}");
@@ -123,7 +105,7 @@ async fn host_side_floods_end_their_call_and_leave_the_host_as_it_was() {
     );
     let baseline = rss_bytes();
     let (stop, peak) = watch_rss();
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 5] = [
         // 60 KB headers pile up on the host, not in the guest: counted against its 16 MiB.
         (
             "fixture-header-flood",
@@ -145,6 +127,12 @@ async fn host_side_floods_end_their_call_and_leave_the_host_as_it_was() {
         // Two memories, each under the cap, together over it.
         (
             "fixture-two-memories",
+            "memory_cap",
+            "memory cap of 16777216 bytes",
+        ),
+        // A memory under the cap and a table that would take it over.
+        (
+            "fixture-table-growth",
             "memory_cap",
             "memory cap of 16777216 bytes",
         ),
@@ -174,7 +162,7 @@ async fn host_side_floods_end_their_call_and_leave_the_host_as_it_was() {
     stop.store(true, Ordering::Relaxed);
     let peak = peak.join().unwrap();
     let after = rss_bytes();
-    // Unbounded, one header flood took the server from 34 MiB to 3.4 GiB. Bounded, twelve
+    // Unbounded, one header flood took the server from 34 MiB to 3.4 GiB. Bounded, fifteen
     // calls of at most 64 MiB each (three at a time) stay within a few hundred MiB.
     assert!(
         peak.saturating_sub(baseline) < 512 * MIB,
@@ -188,6 +176,61 @@ async fn host_side_floods_end_their_call_and_leave_the_host_as_it_was() {
         after / MIB,
         baseline / MIB
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_elements_count_against_the_memory_cap_in_both_allocators() {
+    // The same fixture growing its table by 1,000 elements (8 kB), which fits.
+    let fits = TABLE_GROWTH
+        .1
+        .replace("(i32.const 20000)", "(i32.const 1000)");
+    let fits_manifest = TABLE_GROWTH
+        .0
+        .replace("fixture-table-growth", "fixture-table-fits");
+    assert!(fits != TABLE_GROWTH.1 && fits_manifest != TABLE_GROWTH.0);
+    // Pooled instances (the default) and instances allocated on demand.
+    for pooling_instances in [100, 0] {
+        let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+            c.runtime.pooling_instances = pooling_instances;
+        })
+        .await
+        .unwrap();
+        app.create_example_tenants().await;
+        app.publish_built("hello").await;
+        publish_wat(&app, TABLE_GROWTH).await;
+        publish_wat(&app, (&fits_manifest, &fits)).await;
+        for plugin in ["hello", "fixture-table-growth", "fixture-table-fits"] {
+            let response = app.install_for("north-downs", plugin, "all").await;
+            assert_eq!(response.status(), 201, "{plugin}");
+        }
+        let allocation = if pooling_instances > 0 {
+            "pooling"
+        } else {
+            "on demand"
+        };
+        for _ in 0..3 {
+            let over = app
+                .get("/s/north-downs/tandridge/fixture-table-growth/")
+                .await;
+            let problem = expect_problem(over, 502).await;
+            assert_eq!(problem["outcome"], "memory_cap", "{allocation}: {problem}");
+            // Within the cap, both growths succeed and the guest returns without answering.
+            let within = app
+                .get("/s/north-downs/tandridge/fixture-table-fits/")
+                .await;
+            let problem = expect_problem(within, 502).await;
+            assert_eq!(
+                problem["outcome"], "bad_response",
+                "{allocation}: {problem}"
+            );
+        }
+        assert_eq!(
+            app.get("/s/north-downs/tandridge/hello/").await.status(),
+            200,
+            "{allocation}"
+        );
+        assert_eq!(app.get("/healthz").await.status(), 200, "{allocation}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
