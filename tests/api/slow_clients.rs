@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, hello_at};
 
 /// A server on SQLite with `hello` installed for every council of `north-downs`.
 async fn app_with(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
@@ -67,19 +67,21 @@ const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n";
 /// One upload that declares a kilobyte and sends a byte every 700 ms; returns the status
 /// line it was answered with, the whole answer and how long that took.
 async fn trickle(addr: SocketAddr, path: &str) -> (String, String, Duration) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: text/plain\r\n\
+         content-length: 1000\r\n\r\n"
+    );
+    trickle_after(addr, head.into_bytes()).await
+}
+
+/// Sends `start` (a request's head and the start of its body), then a byte every 700 ms
+/// of a body that never ends; returns the status line it was answered with, the whole
+/// answer and how long that took.
+async fn trickle_after(addr: SocketAddr, start: Vec<u8>) -> (String, String, Duration) {
     let started = Instant::now();
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
-    writer
-        .write_all(
-            format!(
-                "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: text/plain\r\n\
-                 content-length: 1000\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
+    writer.write_all(&start).await.unwrap();
     let dribble = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(700)).await;
@@ -275,4 +277,86 @@ async fn a_client_over_its_connection_cap_is_refused_and_others_are_not() {
         .await
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// The start of a multipart upload of a new version of `hello` by the holder of `token`:
+/// the manifest, then the head of a 100 kB component part whose bytes the caller trickles.
+fn upload_start(token: &str) -> Vec<u8> {
+    let boundary = "guildhall-trickle";
+    let body = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"manifest\"\r\n\r\n{}\r\n\
+         --{boundary}\r\ncontent-disposition: form-data; name=\"component\"; \
+         filename=\"hello.wasm\"\r\ncontent-type: application/wasm\r\n\r\n\0asm",
+        hello_at("0.3.0")
+    );
+    let length = body.len() + 100_000;
+    let mut start = format!(
+        "POST /api/v1/plugins/hello/versions HTTP/1.1\r\nhost: test\r\n\
+         authorization: Bearer {token}\r\n\
+         content-type: multipart/form-data; boundary={boundary}\r\n\
+         content-length: {length}\r\n\r\n"
+    );
+    start.push_str(&body);
+    start.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trickled_plugin_uploads_get_408_at_the_request_deadline() {
+    // The catalogue's uploads are API requests: the request deadline bounds them.
+    let app = app_with(|c| {
+        c.server.body_read_timeout_secs = 2;
+        c.server.request_timeout_secs = 3;
+    })
+    .await;
+    let token = app.token("operator", None, None).await;
+    let tricklers: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(trickle_after(app.addr, upload_start(&token))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Meanwhile the server serves everyone else: the API, the services, and an upload that
+    // arrives in one piece.
+    for round in 0..4 {
+        let started = Instant::now();
+        assert_eq!(
+            app.get("/api/v1/plugins").await.status(),
+            200,
+            "round {round}"
+        );
+        let service = app.get("/s/north-downs/tandridge/hello/").await;
+        assert_eq!(service.status(), 200, "round {round}");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a caller waited {:?} beside the trickled uploads",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let published = app
+        .publish("hello", &hello_at("0.2.0"), hello.bytes(), None)
+        .await;
+    assert_eq!(published.status(), 201);
+
+    for trickler in tricklers {
+        let (status, answer, elapsed) = trickler.await.unwrap();
+        assert_eq!(status, "HTTP/1.1 408 Request Timeout", "{answer}");
+        assert!(
+            answer.contains("application/problem+json"),
+            "not problem+json: {answer}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(2_900) && elapsed < Duration::from_millis(4_500),
+            "answered after {elapsed:?} with a 3 s request deadline"
+        );
+    }
+    // Nothing of the trickled uploads was published, and the server is fine afterwards.
+    let versions = app.get_json("/api/v1/plugins/hello").await;
+    let listed: Vec<&str> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["0.2.0", "0.1.0"]);
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }
