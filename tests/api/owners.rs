@@ -1,7 +1,9 @@
 //! The crates.io owner model, tried as an attacker would: a second publisher (with the
 //! first one's `publisher` field copied) cannot publish into, sign for or yank another's
-//! plugin; a co-owner can until removed; signatures bind name, version, manifest and
-//! component to an owner's key; a refused upload leaves nothing behind.
+//! plugin; a co-owner can until removed; owners are principals of the platform, never role
+//! names or users of a provider limited to some tenants; signatures bind name, version,
+//! manifest and component to an owner's key and are checked before anything is compiled; a
+//! refused upload leaves nothing behind.
 
 use guildhall_domain::manifest::Manifest;
 use guildhall_domain::signing::{self, SecretKey};
@@ -9,6 +11,7 @@ use guildhall_domain::{Digest, PluginName};
 use guildhall_store::{Actor, NewVersion, PublishError, Published};
 use serde_json::json;
 
+use crate::access::Idp;
 use crate::helpers::{
     Backend, TestApp, expect_json, expect_problem, fetch_json, hello_at, status_of,
 };
@@ -181,7 +184,7 @@ async fn only_owners_publish_and_yank(app: TestApp) {
     expect_problem(app.get("/api/v1/plugins/nothing/owners").await, 404).await;
     expect_problem(
         app.client
-            .put(app.url("/api/v1/plugins/nothing/owners/x"))
+            .put(app.url("/api/v1/plugins/nothing/owners/token:x"))
             .send()
             .await
             .unwrap(),
@@ -360,6 +363,28 @@ async fn concurrent_first_publishes_have_one_owner(app: TestApp) {
     assert_eq!(owners, winners);
 }
 
+/// Components the server has compiled since it started, from `/metrics`.
+async fn compiles(app: &TestApp) -> u64 {
+    let text = app
+        .anonymous
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| {
+            l.strip_prefix("guildhall_runtime_compiles_total")
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no guildhall_runtime_compiles_total in /metrics:\n{text}"))
+        as u64
+}
+
 fn cache_files(app: &TestApp) -> usize {
     std::fs::read_dir(&app.config.runtime.cache_dir)
         .map(|d| d.count())
@@ -382,6 +407,7 @@ async fn a_refused_upload_leaves_nothing_behind(app: TestApp) {
     let before = app.get_json("/api/v1/plugins").await;
 
     // Compiles, then fails the import check: its compile must not stay cached.
+    let compiled = compiles(&app).await;
     let undeclared = guildhall_test_artifacts::plugin("fixture-undeclared-kv");
     expect_problem(
         publish_as(
@@ -395,26 +421,44 @@ async fn a_refused_upload_leaves_nothing_behind(app: TestApp) {
         422,
     )
     .await;
-    // A non-owner's upload of new bytes is refused before compiling.
+    assert_eq!(
+        compiles(&app).await,
+        compiled + 1,
+        "the import check compiles"
+    );
+    let compiled = compiled + 1;
+    // Bytes this server has never seen, so any check after a compile would compile them.
     let panic = guildhall_test_artifacts::plugin("fixture-panic").bytes();
+    let v9 = hello_at("0.9.0");
+    // A non-owner's upload of new bytes is refused before compiling.
     expect_problem(
-        publish_as(&app, &b.client, &hello_at("0.9.0"), panic.clone(), None).await,
+        publish_as(&app, &b.client, &v9, panic.clone(), None).await,
         403,
     )
     .await;
-    // A bad signature after upload, and garbage bytes.
-    expect_problem(
-        publish_as(
-            &app,
-            &a.client,
-            &hello_at("0.9.0"),
-            panic,
-            Some(&"A".repeat(88)),
+    // Bad signatures are refused before compiling too: one that is not a signature, one by
+    // a key nobody registered over the right statement, and one by the owner's own key over
+    // another version's statement.
+    let ka = SecretKey::from_seed([7; 32]);
+    assert_eq!(register_key(&app, &a, "laptop", &ka).await, 201);
+    let stranger = SecretKey::from_seed([8; 32]);
+    for signature in [
+        "A".repeat(88),
+        sign(&stranger, &v9, &panic),
+        sign(&ka, &hello_at("0.9.9"), &panic),
+    ] {
+        let problem = expect_problem(
+            publish_as(&app, &a.client, &v9, panic.clone(), Some(&signature)).await,
+            422,
         )
-        .await,
-        422,
-    )
-    .await;
+        .await;
+        assert_eq!(problem["errors"][0]["field"], "signature", "{problem}");
+    }
+    assert_eq!(
+        compiles(&app).await,
+        compiled,
+        "a refused signature or owner compiled the upload"
+    );
     expect_problem(
         publish_as(
             &app,
@@ -443,6 +487,15 @@ async fn a_refused_upload_leaves_nothing_behind(app: TestApp) {
             .unwrap()
             .is_empty()
     );
+
+    // The same bytes, rightly signed, are compiled once and published.
+    let signature = sign(&ka, &v9, &panic);
+    expect_json(
+        publish_as(&app, &a.client, &v9, panic, Some(&signature)).await,
+        201,
+    )
+    .await;
+    assert_eq!(compiles(&app).await, compiled + 1);
 }
 
 async fn require_signatures(backend: Backend) {
@@ -497,4 +550,131 @@ async fn require_signatures_refuses_unsigned_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_signatures_refuses_unsigned_postgres() {
     require_signatures(Backend::Postgres).await;
+}
+
+/// Only a principal that can act on the platform becomes an owner: a token, a user of an
+/// identity provider that serves every tenant, or the command line. Role names and other
+/// strings that name nobody are refused, and so are users of a provider limited to some
+/// tenants (they never hold a platform role) or of no configured provider.
+async fn only_principals_of_the_platform_become_owners(backend: Backend) {
+    let open = Idp::new();
+    let council = Idp::new();
+    let Some(app) = TestApp::spawn_with(backend, |c| {
+        c.auth.oidc = vec![
+            guildhall_authz::OidcIssuer {
+                id: "open".into(),
+                issuer: "https://open.example/".into(),
+                ..open.issuer()
+            },
+            guildhall_authz::OidcIssuer {
+                id: "council".into(),
+                issuer: "https://council.example/".into(),
+                tenants: vec!["north-downs".into()],
+                ..council.issuer()
+            },
+        ];
+    })
+    .await
+    else {
+        return;
+    };
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let a = publisher(&app).await;
+    let created = publish_as(&app, &a.client, &hello_at("0.1.0"), hello.bytes(), None).await;
+    assert_eq!(created.status(), 201);
+    let owner_url = |s: &str| app.url(&format!("/api/v1/plugins/hello/owners/{s}"));
+    let before = app.get_json("/api/v1/plugins/hello/owners").await;
+
+    let mut refused = vec![
+        "*",
+        "anonymous",
+        "someone",
+        "cli:someone",
+        "token:",
+        "token:a:b",
+    ];
+    let roles: Vec<String> = guildhall_domain::Role::ALL
+        .iter()
+        .flat_map(|r| [r.as_str().to_string(), r.casbin_name().to_string()])
+        .collect();
+    refused.extend(roles.iter().map(String::as_str));
+    refused.extend([
+        // A provider limited to one tenant, one that is not configured, and broken forms.
+        "oidc:council:carol",
+        "oidc:nowhere:carol",
+        "oidc:open:",
+        "oidc::carol",
+        "oidc:Open:carol",
+    ]);
+    for subject in refused {
+        // Neither the owner nor an operator can make them owners.
+        for client in [&a.client, &app.client] {
+            let problem =
+                expect_problem(client.put(owner_url(subject)).send().await.unwrap(), 422).await;
+            assert_eq!(
+                problem["errors"][0]["field"], "subject",
+                "{subject}: {problem}"
+            );
+        }
+    }
+    assert_eq!(app.get_json("/api/v1/plugins/hello/owners").await, before);
+    // Someone who may not manage the owners learns nothing about the subject.
+    let b = publisher(&app).await;
+    expect_problem(
+        b.client.put(owner_url("operator")).send().await.unwrap(),
+        403,
+    )
+    .await;
+    expect_problem(
+        b.client
+            .put(owner_url("oidc:council:carol"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+
+    // Principals of the platform are added, and removed again.
+    let accepted = [
+        "oidc:open:dave",
+        "oidc:open:role:operator",
+        "token:0123456789abcdef",
+        "cli:operator",
+    ];
+    for subject in accepted {
+        assert_eq!(
+            status_of(a.client.put(owner_url(subject))).await,
+            201,
+            "{subject}"
+        );
+    }
+    let owners = app.get_json("/api/v1/plugins/hello/owners").await;
+    let listed: Vec<&str> = owners["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["subject"].as_str().unwrap())
+        .collect();
+    for subject in accepted {
+        assert!(listed.contains(&subject), "{subject} not in {owners}");
+    }
+    for subject in accepted {
+        assert_eq!(
+            status_of(a.client.delete(owner_url(subject))).await,
+            200,
+            "{subject}"
+        );
+    }
+    assert_eq!(app.get_json("/api/v1/plugins/hello/owners").await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_principals_of_the_platform_become_owners_sqlite() {
+    only_principals_of_the_platform_become_owners(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_principals_of_the_platform_become_owners_postgres() {
+    only_principals_of_the_platform_become_owners(Backend::Postgres).await;
 }
