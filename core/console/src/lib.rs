@@ -93,6 +93,7 @@ pub fn router(console: Console) -> Router {
         .merge(pages::owners::routes())
         .merge(pages::platform::routes())
         .fallback(pages::not_found)
+        .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             console.clone(),
             session::forms_guard,

@@ -193,7 +193,8 @@ pub async fn load(console: &Console, headers: &HeaderMap) -> Result<SignedIn, No
         },
         _ => return end(record).await,
     };
-    if now - record.last_seen_at > TOUCH_EVERY {
+    // Marked at most once a minute, and often enough that a session in use never looks idle.
+    if now - record.last_seen_at > TOUCH_EVERY.min(console.config.idle / 4) {
         sessions
             .touch(&record.id_hash, now)
             .await

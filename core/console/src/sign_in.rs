@@ -54,7 +54,8 @@ fn safe_return(to: Option<&str>) -> String {
         Some(path)
             if path.starts_with(&format!("{}/", crate::PREFIX))
                 && !path.starts_with("//")
-                && !path.contains(['\\', '\r', '\n'])
+                && !path.contains('\\')
+                && path.bytes().all(|b| b.is_ascii_graphic())
                 && path.len() <= 500 =>
         {
             path.to_string()
@@ -474,6 +475,10 @@ mod tests {
             "/consolex",
             "/api/v1/tenants",
             "/console/\\evil",
+            "/console/t/x\u{1}y",
+            "/console/t/x\ty",
+            "/console/t/x y",
+            "/console/t/é",
         ] {
             assert_eq!(safe_return(Some(bad)), "/console", "{bad}");
         }

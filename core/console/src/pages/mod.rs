@@ -20,6 +20,11 @@ pub async fn not_found() -> Response {
     PageError::not_found().into_response()
 }
 
+/// A method a page does not take (a GET of a form's action, say).
+pub async fn method_not_allowed() -> Response {
+    PageError::method_not_allowed().into_response()
+}
+
 /// One entry of a GOV.UK error summary: the field's id (the link target) and the message.
 #[derive(Debug, Clone, Serialize)]
 pub struct FormError {

@@ -1,13 +1,732 @@
-//! For operators: tenants (create, add councils) and the platform's health.
+//! The platform, for its operators: every tenant, creating one (`POST /api/v1/tenants`),
+//! and the platform's health (what `/readyz` checks, with the pool's and the runtime's
+//! figures). And, for an alliance's administrators, its councils: adding or renaming one
+//! (`PUT /api/v1/tenants/{tenant}/councils/{council}`).
 
 use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use guildhall_api::ApiError;
+use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
+use guildhall_domain::{CouncilId, TenantId};
+use guildhall_operations::health::NotReady;
+use guildhall_store::{Applied, TenantScope};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
 
 use crate::Console;
+use crate::act::{self, Req, Section};
+use crate::pages::{FormError, error_for, when};
+use crate::render::{PageError, page};
+use crate::session::{FormFields, SignedIn};
 
 /// This module's templates.
-pub(crate) const TEMPLATES: &[(&str, &str)] = &[];
+pub(crate) const TEMPLATES: &[(&str, &str)] =
+    crate::render::templates!["platform.html", "councils.html"];
 
 /// This module's routes, relative to `/console`.
 pub fn routes() -> Router<Console> {
     Router::new()
+        .route("/platform", get(show).post(create_tenant))
+        .route("/t/{tenant}/councils", get(councils).post(put_council))
+}
+
+const TENANTS: &str = "/api/v1/tenants";
+const TENANT: &str = "/api/v1/tenants/{tenant}";
+const COUNCIL: &str = "/api/v1/tenants/{tenant}/councils/{council}";
+
+#[derive(Debug, Deserialize)]
+pub struct Flash {
+    done: Option<String>,
+}
+
+/// A `key: value` row of a summary list.
+#[derive(Debug, Serialize)]
+struct Fact {
+    key: &'static str,
+    value: String,
+}
+
+fn fact(key: &'static str, value: impl Into<String>) -> Fact {
+    Fact {
+        key,
+        value: value.into(),
+    }
+}
+
+/// What `/readyz` checks, and the figures that show the platform at work.
+async fn health(console: &Console) -> (bool, Vec<Fact>) {
+    let store = &console.app.store;
+    let (ready, database, migrations) = match guildhall_operations::health::readiness(store).await {
+        Ok(status) => (
+            true,
+            "Reachable".to_string(),
+            migrations_text(status.applied.len(), &[], &status.newer),
+        ),
+        Err(NotReady::Pending(status)) => (
+            false,
+            "Reachable".to_string(),
+            migrations_text(status.applied.len(), &status.pending, &status.newer),
+        ),
+        Err(NotReady::SchemaUnreadable(e)) => {
+            tracing::warn!(error = %e, "the platform page cannot read the migrations");
+            (false, "Reachable".to_string(), "Cannot be read".to_string())
+        }
+        Err(NotReady::Unreachable(e)) => {
+            tracing::warn!(error = %e, "the platform page cannot reach the database");
+            (false, "Unreachable".to_string(), "Unknown".to_string())
+        }
+    };
+    let backend = match format!("{:?}", store.backend()).as_str() {
+        "Postgres" => "PostgreSQL".to_string(),
+        "Sqlite" => "SQLite".to_string(),
+        other => other.to_string(),
+    };
+    let (open, idle) = store.pool_connections();
+    let runtime = console.app.runtime.stats();
+    let facts = vec![
+        fact("Version", env!("CARGO_PKG_VERSION")),
+        fact("Database", format!("{database} ({backend})")),
+        fact("Migrations", migrations),
+        fact(
+            "Database connections",
+            format!(
+                "{open} open, {} in use, {idle} idle",
+                open.saturating_sub(idle)
+            ),
+        ),
+        fact("Components cached", runtime.cached.to_string()),
+        fact(
+            "Components compiled",
+            format!(
+                "{} (taking {:.1} seconds in all)",
+                runtime.compiles,
+                runtime.compile_time.as_secs_f64()
+            ),
+        ),
+        fact("Loaded from the disk cache", runtime.disk_loads.to_string()),
+        fact("Found in memory", runtime.memory_hits.to_string()),
+        fact("Evicted", runtime.evictions.to_string()),
+        fact(
+            "Uploads compiling now",
+            runtime.uploads_compiling.to_string(),
+        ),
+    ];
+    (ready, facts)
+}
+
+fn migrations_text(applied: usize, pending: &[String], newer: &[String]) -> String {
+    let mut text = if pending.is_empty() {
+        format!("All {applied} applied")
+    } else {
+        format!(
+            "{applied} applied, {} pending: {}",
+            pending.len(),
+            pending.join(", ")
+        )
+    };
+    if !newer.is_empty() {
+        text.push_str(&format!(
+            "; {} applied by a newer release: {}",
+            newer.len(),
+            newer.join(", ")
+        ));
+    }
+    text
+}
+
+#[derive(Debug, Serialize)]
+struct TenantRow {
+    id: String,
+    name: String,
+    councils: usize,
+    share_adoption: bool,
+    created: String,
+}
+
+#[derive(Debug, Default)]
+struct NewTenant {
+    id: String,
+    name: String,
+    share_adoption: String,
+}
+
+async fn render_platform(
+    console: &Console,
+    who: &SignedIn,
+    typed: NewTenant,
+    errors: Vec<FormError>,
+    done: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let tenants = guildhall_operations::tenants::visible(
+        &console.app.authz,
+        &console.app.store,
+        &who.principal,
+    )
+    .await
+    .map_err(ApiError::from)?;
+    let rows: Vec<TenantRow> = tenants
+        .iter()
+        .map(|t| TenantRow {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            councils: t.councils.len(),
+            share_adoption: t.share_adoption,
+            created: when(&t.created_at),
+        })
+        .collect();
+    let (ready, facts) = health(console).await;
+    let share = [("yes", "Yes"), ("no", "No")]
+        .iter()
+        .map(|(value, text)| {
+            context! {
+                value => *value,
+                text => *text,
+                checked => typed.share_adoption == *value,
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut chrome = act::chrome(console, who, "Platform", None, Section::Platform);
+    chrome.has_errors = !errors.is_empty();
+    Ok(page(
+        status,
+        "platform.html",
+        &chrome,
+        context! {
+            tenants => rows,
+            ready => ready,
+            health => facts,
+            id => typed.id,
+            name => typed.name,
+            share => share,
+            errors => errors.clone(),
+            id_error => error_for(&errors, "id"),
+            name_error => error_for(&errors, "name"),
+            share_error => error_for(&errors, "share_adoption"),
+            done => done,
+        },
+    ))
+}
+
+/// Asks the decision of `POST /api/v1/tenants` without acting: the platform page is for
+/// those who may create tenants.
+async fn may_create(console: &Console, who: &SignedIn) -> Result<(), PageError> {
+    act::read(console, who, TENANTS, None).await?;
+    if act::may(console, who, Method::POST, TENANTS, None) {
+        Ok(())
+    } else {
+        Err(PageError::forbidden(
+            "The platform page is for the platform’s operators.",
+        ))
+    }
+}
+
+/// `GET /console/platform`.
+pub async fn show(
+    State(console): State<Console>,
+    who: SignedIn,
+    Query(flash): Query<Flash>,
+) -> Result<Response, PageError> {
+    may_create(&console, &who).await?;
+    let done = match flash.done.as_deref() {
+        Some("created") => Some("The alliance was created. Add its councils next."),
+        _ => None,
+    };
+    render_platform(
+        &console,
+        &who,
+        NewTenant::default(),
+        Vec::new(),
+        done,
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The form's field for a problem's field.
+fn tenant_field(field: &str) -> Option<&'static str> {
+    match field {
+        "id" => Some("id"),
+        "name" => Some("name"),
+        "share_adoption" => Some("share_adoption"),
+        _ => None,
+    }
+}
+
+/// The error summary's entries for an operation's refusal: its fields, or the whole form.
+fn refusal(
+    e: &ApiError,
+    field_of: impl Fn(&str) -> Option<&'static str>,
+    conflict_at: &str,
+) -> Vec<FormError> {
+    if e.errors().is_empty() {
+        return vec![if e.status() == StatusCode::CONFLICT {
+            FormError::at(conflict_at, e.detail().to_string())
+        } else {
+            FormError::general(e.detail().to_string())
+        }];
+    }
+    e.errors()
+        .iter()
+        .map(|f| match field_of(&f.field) {
+            Some(id) => FormError::at(id, f.reason.clone()),
+            None => FormError::general(format!("{}: {}", f.field, f.reason)),
+        })
+        .collect()
+}
+
+/// `POST /console/platform`: creates a tenant, through the decision, operation and audit
+/// entry of `POST /api/v1/tenants`.
+pub async fn create_tenant(
+    State(console): State<Console>,
+    who: SignedIn,
+    req: Req,
+    fields: FormFields,
+) -> Result<Response, PageError> {
+    let typed = NewTenant {
+        id: fields.get("id").unwrap_or_default().trim().to_string(),
+        name: fields.get("name").unwrap_or_default().trim().to_string(),
+        share_adoption: fields.get("share_adoption").unwrap_or_default().to_string(),
+    };
+    let mut errors = Vec::new();
+    let id = if typed.id.is_empty() {
+        errors.push(FormError::at("id", "Enter an identifier for the alliance"));
+        None
+    } else {
+        match TenantId::parse(typed.id.clone()) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                errors.push(FormError::at("id", format!("The identifier {}", e.reason)));
+                None
+            }
+        }
+    };
+    if typed.name.is_empty() {
+        errors.push(FormError::at("name", "Enter the alliance’s name"));
+    }
+    let share_adoption = match typed.share_adoption.as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => {
+            errors.push(FormError::at(
+                "share_adoption",
+                "Select yes if the catalogue may name this alliance",
+            ));
+            None
+        }
+    };
+    let outcome = match (id, share_adoption, errors.is_empty()) {
+        (Some(id), Some(share_adoption), true) => {
+            let spec = TenantSpec {
+                id,
+                name: typed.name.clone(),
+                share_adoption,
+                councils: Vec::new(),
+            };
+            let console_ref = &console;
+            let spec_ref = &spec;
+            Some(
+                act::write(
+                    &console,
+                    &who,
+                    &req,
+                    Method::POST,
+                    TENANTS,
+                    TENANTS,
+                    None,
+                    |_| async move {
+                        let record =
+                            guildhall_operations::tenants::create(&console_ref.app.store, spec_ref)
+                                .await?;
+                        Ok((record, StatusCode::CREATED))
+                    },
+                )
+                .await?,
+            )
+        }
+        _ => None,
+    };
+    match outcome {
+        Some(Ok(_)) => {
+            Ok(Redirect::to(&format!("{}/platform?done=created", crate::PREFIX)).into_response())
+        }
+        other => {
+            may_create(&console, &who).await?;
+            match other {
+                Some(Err(e)) if e.status() == StatusCode::CONFLICT => errors.push(FormError::at(
+                    "id",
+                    format!(
+                        "An alliance with the identifier {} already exists",
+                        typed.id
+                    ),
+                )),
+                Some(Err(e)) => errors.extend(refusal(&e, tenant_field, "id")),
+                _ => {}
+            }
+            render_platform(
+                &console,
+                &who,
+                typed,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct CouncilRow {
+    id: String,
+    name: String,
+    gss_code: Option<String>,
+    updated: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CouncilsQuery {
+    done: Option<String>,
+    /// A council whose details fill the form, to rename it.
+    change: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct TypedCouncil {
+    council: String,
+    name: String,
+    gss_code: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render_councils(
+    console: &Console,
+    who: &SignedIn,
+    scope: &TenantScope,
+    typed: TypedCouncil,
+    changing: bool,
+    errors: Vec<FormError>,
+    done: Option<&str>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let record = console
+        .app
+        .store
+        .tenants()
+        .get(scope)
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    let rows: Vec<CouncilRow> = record
+        .councils
+        .iter()
+        .map(|c| CouncilRow {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            gss_code: c.gss_code.clone(),
+            updated: when(&c.updated_at),
+        })
+        .collect();
+    let can_write = act::may(console, who, Method::PUT, COUNCIL, Some(scope.tenant()));
+    let mut chrome = act::chrome(
+        console,
+        who,
+        "Councils",
+        Some(scope.tenant()),
+        Section::Tenant("councils"),
+    );
+    chrome.has_errors = !errors.is_empty();
+    Ok(page(
+        status,
+        "councils.html",
+        &chrome,
+        context! {
+            tenant => scope.tenant().to_string(),
+            tenant_name => record.name,
+            councils => rows,
+            can_write => can_write,
+            changing => changing,
+            council => typed.council,
+            name => typed.name,
+            gss_code => typed.gss_code,
+            errors => errors.clone(),
+            council_error => error_for(&errors, "council"),
+            name_error => error_for(&errors, "name"),
+            gss_code_error => error_for(&errors, "gss_code"),
+            done => done,
+        },
+    ))
+}
+
+/// `GET /console/t/{tenant}/councils?change=`: the alliance's councils, and the form to
+/// add one or rename one (filled in with `change`'s details).
+pub async fn councils(
+    State(console): State<Console>,
+    who: SignedIn,
+    Path(tenant): Path<String>,
+    Query(query): Query<CouncilsQuery>,
+) -> Result<Response, PageError> {
+    let scope = act::read(&console, &who, TENANT, Some(&tenant))
+        .await?
+        .ok_or_else(PageError::not_found)?;
+    let done = match query.done.as_deref() {
+        Some("added") => Some("The council was added."),
+        Some("saved") => Some("The council’s details were saved."),
+        Some("unchanged") => Some("The council already had these details."),
+        _ => None,
+    };
+    let mut typed = TypedCouncil::default();
+    let mut changing = false;
+    if let Some(change) = query.change.as_deref() {
+        let record = console.app.store.tenants().get(&scope).await?;
+        if let Some(c) = record
+            .iter()
+            .flat_map(|r| r.councils.iter())
+            .find(|c| c.id.as_str() == change)
+        {
+            typed = TypedCouncil {
+                council: c.id.to_string(),
+                name: c.name.clone(),
+                gss_code: c.gss_code.clone().unwrap_or_default(),
+            };
+            changing = true;
+        }
+    }
+    render_councils(
+        &console,
+        &who,
+        &scope,
+        typed,
+        changing,
+        Vec::new(),
+        done,
+        StatusCode::OK,
+    )
+    .await
+}
+
+fn council_field(field: &str) -> Option<&'static str> {
+    match field {
+        "id" | "council" => Some("council"),
+        "name" => Some("name"),
+        "gss_code" => Some("gss_code"),
+        _ => None,
+    }
+}
+
+/// `POST /console/t/{tenant}/councils`: adds or renames a council, through the decision,
+/// operation and audit entry of `PUT /api/v1/tenants/{tenant}/councils/{council}`.
+pub async fn put_council(
+    State(console): State<Console>,
+    who: SignedIn,
+    req: Req,
+    Path(tenant): Path<String>,
+    fields: FormFields,
+) -> Result<Response, PageError> {
+    let typed = TypedCouncil {
+        council: fields.get("council").unwrap_or_default().trim().to_string(),
+        name: fields.get("name").unwrap_or_default().trim().to_string(),
+        gss_code: fields
+            .get("gss_code")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    let changing = fields.get("changing").is_some();
+    let mut errors = Vec::new();
+    let council = if typed.council.is_empty() {
+        errors.push(FormError::at(
+            "council",
+            "Enter an identifier for the council",
+        ));
+        None
+    } else {
+        match CouncilId::parse(typed.council.clone()) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                errors.push(FormError::at(
+                    "council",
+                    format!("The identifier {}", e.reason),
+                ));
+                None
+            }
+        }
+    };
+    if typed.name.is_empty() {
+        errors.push(FormError::at("name", "Enter the council’s name"));
+    }
+    let outcome = match (council, errors.is_empty()) {
+        (Some(council), true) => {
+            let api_path = format!("/api/v1/tenants/{tenant}/councils/{council}");
+            let spec = CouncilSpec {
+                id: council,
+                name: typed.name.clone(),
+                gss_code: Some(typed.gss_code.clone()).filter(|g| !g.is_empty()),
+            };
+            let console_ref = &console;
+            let spec_ref = &spec;
+            Some(
+                act::write(
+                    &console,
+                    &who,
+                    &req,
+                    Method::PUT,
+                    COUNCIL,
+                    &api_path,
+                    Some(&tenant),
+                    |scope| async move {
+                        let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
+                        let (applied, _) = guildhall_operations::tenants::put_council(
+                            &console_ref.app.store,
+                            &scope,
+                            spec_ref,
+                        )
+                        .await?;
+                        let status = if applied == Applied::Created {
+                            StatusCode::CREATED
+                        } else {
+                            StatusCode::OK
+                        };
+                        Ok((applied, status))
+                    },
+                )
+                .await?,
+            )
+        }
+        _ => None,
+    };
+    match outcome {
+        Some(Ok(applied)) => {
+            let done = match applied {
+                Applied::Created => "added",
+                Applied::Updated => "saved",
+                Applied::Unchanged => "unchanged",
+            };
+            Ok(Redirect::to(&format!(
+                "{}/t/{tenant}/councils?done={done}",
+                crate::PREFIX
+            ))
+            .into_response())
+        }
+        other => {
+            let scope = act::read(&console, &who, TENANT, Some(&tenant))
+                .await?
+                .ok_or_else(PageError::not_found)?;
+            if !act::may(&console, &who, Method::PUT, COUNCIL, Some(scope.tenant())) {
+                return Err(PageError::forbidden(
+                    "Your role in this alliance does not allow changing its councils.",
+                ));
+            }
+            if let Some(Err(e)) = other {
+                errors.extend(refusal(&e, council_field, "council"));
+            }
+            render_councils(
+                &console,
+                &who,
+                &scope,
+                typed,
+                changing,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_say_what_is_pending_and_what_is_newer() {
+        assert_eq!(migrations_text(12, &[], &[]), "All 12 applied");
+        assert_eq!(
+            migrations_text(11, &["m13".into()], &[]),
+            "11 applied, 1 pending: m13"
+        );
+        assert_eq!(
+            migrations_text(12, &[], &["m14".into(), "m15".into()]),
+            "All 12 applied; 2 applied by a newer release: m14, m15"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_its_field_or_the_whole_form() {
+        let conflict = ApiError::conflict("tenant north-downs already exists");
+        let errors = refusal(&conflict, tenant_field, "id");
+        assert_eq!(errors[0].field.as_deref(), Some("id"));
+        let invalid = ApiError::validation(
+            "invalid tenant: name: must not be empty",
+            vec![guildhall_api::FieldError {
+                field: "name".into(),
+                reason: "must not be empty".into(),
+            }],
+        );
+        let errors = refusal(&invalid, tenant_field, "id");
+        assert_eq!(errors[0].field.as_deref(), Some("name"));
+        assert_eq!(errors[0].text, "must not be empty");
+        let other = ApiError::validation(
+            "invalid",
+            vec![guildhall_api::FieldError {
+                field: "councils[0].id".into(),
+                reason: "duplicate".into(),
+            }],
+        );
+        assert_eq!(refusal(&other, tenant_field, "id")[0].field, None);
+    }
+
+    #[test]
+    fn the_pages_render_with_errors_beside_their_fields() {
+        let views = crate::render::Views::new().unwrap();
+        let chrome = crate::render::Chrome::public("Platform");
+        let errors = vec![FormError::at("id", "Enter an identifier for the alliance")];
+        let html = views
+            .render(
+                "platform.html",
+                &chrome,
+                context! {
+                    tenants => vec![context! { id => "north-downs", name => "North Downs", councils => 2, share_adoption => true, created => "1 May 2026, 10:00 UTC" }],
+                    ready => false,
+                    health => vec![fact("Migrations", "11 applied, 1 pending: m13")],
+                    share => vec![context! { value => "yes", text => "Yes", checked => false }],
+                    errors => errors.clone(),
+                    id_error => error_for(&errors, "id"),
+                },
+            )
+            .unwrap();
+        assert!(
+            html.contains(r#"href="/console/t/north-downs/councils""#),
+            "{html}"
+        );
+        assert!(html.contains(r##"<a href="#id">Enter an identifier for the alliance</a>"##));
+        assert!(html.contains(r#"id="id-error""#));
+        assert!(html.contains("Not ready"));
+        let chrome = crate::render::Chrome::public("Councils");
+        let html = views
+            .render(
+                "councils.html",
+                &chrome,
+                context! {
+                    tenant => "north-downs",
+                    tenant_name => "North Downs",
+                    councils => vec![context! { id => "tandridge", name => "Tandridge", gss_code => None::<String>, updated => "now" }],
+                    can_write => true,
+                    changing => true,
+                    council => "tandridge",
+                    name => "Tandridge",
+                },
+            )
+            .unwrap();
+        assert!(html.contains("Rename tandridge"));
+        assert!(
+            html.contains(
+                r#"href="/console/t/north-downs/councils?change=tandridge#council-form""#
+            )
+        );
+        assert!(html.contains("Not recorded"));
+    }
 }
