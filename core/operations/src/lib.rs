@@ -9,8 +9,12 @@
 //! summary, a line on stderr) in one place.
 
 pub mod access;
+pub mod audit;
 pub mod catalogue;
 mod error;
+pub mod health;
 pub mod installs;
+pub mod owners;
+pub mod tenants;
 
 pub use error::{Error, FieldProblem};

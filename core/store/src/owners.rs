@@ -102,13 +102,22 @@ pub(crate) async fn lock_plugin<C: ConnectionTrait>(db: &C, plugin: &PluginName)
         .is_some())
 }
 
+impl Actor<'_> {
+    /// Whether this actor may manage a plugin with these owners: it is one of them, or an
+    /// operator. The one statement of the rule, for the checks here and for edges that
+    /// show an owner's actions only to those who may take them.
+    pub fn manages<'s>(&self, owners: impl IntoIterator<Item = &'s str>) -> bool {
+        self.operator || owners.into_iter().any(|o| o == self.subject)
+    }
+}
+
 /// Refuses an actor that is neither an owner nor an operator.
 pub(crate) fn may_act(
     owners: &[String],
     actor: Actor<'_>,
     plugin: &PluginName,
 ) -> Result<(), OwnerError> {
-    if actor.operator || owners.iter().any(|o| o == actor.subject) {
+    if actor.manages(owners.iter().map(String::as_str)) {
         Ok(())
     } else {
         Err(OwnerError::NotOwner {
@@ -153,6 +162,18 @@ impl<'a> Owners<'a> {
                 })
                 .collect(),
         ))
+    }
+
+    /// The names of the plugins `subject` owns, in order.
+    pub async fn plugins_of(&self, subject: &str) -> Result<Vec<String>> {
+        Ok(plugin_owners::Entity::find()
+            .select_only()
+            .column(plugin_owners::Column::Plugin)
+            .filter(plugin_owners::Column::Subject.eq(subject))
+            .order_by_asc(plugin_owners::Column::Plugin)
+            .into_tuple::<String>()
+            .all(self.db)
+            .await?)
     }
 
     /// The subjects owning a plugin (empty when there is no such plugin).

@@ -1,6 +1,7 @@
 //! A tenant's audit log, for its auditors and admins.
 
 use axum::extract::State;
+use guildhall_operations::audit::{Page, Paging};
 use guildhall_store::AuditRecord;
 use serde::{Deserialize, Serialize};
 
@@ -44,20 +45,12 @@ pub(crate) async fn read_audit(
     Scope(scope): Scope,
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<AuditPage>, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) || query.after < 0 {
-        return Err(ApiError::bad_request(
-            "limit must be 1 to 1000 and after must not be negative",
-        ));
-    }
-    let entries = state
-        .store
-        .audit(&scope)
-        .list(query.after, limit + 1)
-        .await?;
-    let more = entries.len() as u64 > limit;
-    let entries: Vec<AuditRecord> = entries.into_iter().take(limit as usize).collect();
-    let next_after = more.then(|| entries.last().map(|e| e.seq)).flatten();
+    let paging =
+        Paging::new(query.after, query.limit).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let Page {
+        entries,
+        next_after,
+    } = guildhall_operations::audit::page(&state.store, &scope, paging).await?;
     Ok(axum::Json(AuditPage {
         entries,
         next_after,

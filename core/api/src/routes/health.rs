@@ -30,25 +30,17 @@ pub(crate) async fn healthz() -> Json<Health> {
             content_type = "application/problem+json"),
     ))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state
-        .store
-        .ping()
+    use guildhall_operations::health::NotReady;
+    guildhall_operations::health::readiness(&state.store)
         .await
-        .map_err(|e| ApiError::unavailable("the database is unreachable", e))?;
-    let status = state
-        .store
-        .migration_status()
-        .await
-        .map_err(|e| ApiError::unavailable("the database schema cannot be read", e))?;
-    if !status.pending.is_empty() {
-        return Err(ApiError::unavailable(
-            format!(
-                "{} database migration(s) pending: {}",
-                status.pending.len(),
-                status.pending.join(", ")
-            ),
-            "migrations pending",
-        ));
-    }
+        .map_err(|e| match e {
+            NotReady::Unreachable(e) => ApiError::unavailable("the database is unreachable", e),
+            NotReady::SchemaUnreadable(e) => {
+                ApiError::unavailable("the database schema cannot be read", e)
+            }
+            pending @ NotReady::Pending(_) => {
+                ApiError::unavailable(pending.to_string(), "migrations pending")
+            }
+        })?;
     Ok(Json(Health { status: "ready" }))
 }

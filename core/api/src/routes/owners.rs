@@ -2,20 +2,19 @@
 //!
 //! Owners of a plugin list, add and remove co-owners; operators manage any plugin's owners.
 //! Any authenticated identity registers ed25519 public keys to itself; a version's signature
-//! counts only when a key of one of the plugin's owners verifies it.
+//! counts only when a key of one of the plugin's owners verifies it. The rules are
+//! `guildhall_operations::owners`, shared with the console.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use guildhall_authz::Principal;
 use guildhall_domain::PluginName;
-use guildhall_domain::signing::PublicKey;
-use guildhall_store::{KeyError, KeyRecord, NewKey, OwnerRecord};
+use guildhall_store::{KeyRecord, OwnerRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::catalogue::actor_of;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path};
 
 fn rfc(t: time::OffsetDateTime) -> String {
@@ -52,27 +51,8 @@ pub(crate) struct OwnerList {
     owners: Vec<OwnerView>,
 }
 
-/// Checks a subject from the path: the opaque string a principal is known by.
-fn subject(raw: String) -> Result<String, ApiError> {
-    if raw.is_empty() || raw.len() > 512 || raw.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "an owner is a subject of 1 to 512 characters without control characters",
-            vec![FieldError {
-                field: "subject".into(),
-                reason: "1 to 512 printable characters".into(),
-            }],
-        ));
-    }
-    Ok(raw)
-}
-
 async fn owner_list(state: &AppState, plugin: &PluginName) -> Result<OwnerList, ApiError> {
-    let owners = state
-        .store
-        .owners()
-        .list(plugin)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no plugin {plugin}")))?;
+    let owners = guildhall_operations::owners::owners(&state.store, plugin).await?;
     Ok(OwnerList {
         plugin: plugin.to_string(),
         owners: owners.into_iter().map(OwnerView::from).collect(),
@@ -97,26 +77,24 @@ pub(crate) async fn list_owners(
 #[utoipa::path(put, path = "/api/v1/plugins/{plugin}/owners/{subject}", tag = "catalogue",
     params(
         ("plugin" = String, Path, description = "Plugin name"),
-        ("subject" = String, Path, description = "The new owner's subject, e.g. `token:<id>` or `oidc:<issuer id>:<sub>` (percent-encode `/`)"),
+        ("subject" = String, Path, description = "The new owner's subject: `token:<id>`, `oidc:<issuer id>:<sub>` of an issuer that serves every tenant, or `cli:operator` (percent-encode `/`)"),
     ),
     responses(
         (status = 201, description = "Added", body = OwnerList),
         (status = 200, description = "Already an owner", body = OwnerList),
         (status = 403, description = "The caller is not an owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such plugin", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a subject", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a subject that can own a plugin: a role name or other string that names nobody, or a user of an identity provider that is not configured or is limited to some tenants", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn add_owner(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
     Path((plugin, raw)): Path<(PluginName, String)>,
 ) -> Result<Response, ApiError> {
-    let subject = subject(raw)?;
-    let added = state
-        .store
-        .owners()
-        .add(&plugin, &subject, actor_of(&state, &principal))
-        .await?;
+    let actor = guildhall_operations::owners::actor(&state.authz, &principal);
+    let added =
+        guildhall_operations::owners::add_owner(&state.authz, &state.store, actor, &plugin, &raw)
+            .await?;
     let status = if added {
         StatusCode::CREATED
     } else {
@@ -142,17 +120,8 @@ pub(crate) async fn remove_owner(
     axum::Extension(principal): axum::Extension<Principal>,
     Path((plugin, raw)): Path<(PluginName, String)>,
 ) -> Result<axum::Json<OwnerList>, ApiError> {
-    let subject = subject(raw)?;
-    let removed = state
-        .store
-        .owners()
-        .remove(&plugin, &subject, actor_of(&state, &principal))
-        .await?;
-    if !removed {
-        return Err(ApiError::not_found(format!(
-            "{subject} is not an owner of plugin {plugin}"
-        )));
-    }
+    let actor = guildhall_operations::owners::actor(&state.authz, &principal);
+    guildhall_operations::owners::remove_owner(&state.store, actor, &plugin, &raw).await?;
     Ok(axum::Json(owner_list(&state, &plugin).await?))
 }
 
@@ -196,25 +165,6 @@ pub(crate) struct KeyBody {
     public_key: String,
 }
 
-fn key_name(raw: String) -> Result<String, ApiError> {
-    let ok = !raw.is_empty()
-        && raw.len() <= 64
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(raw)
-    } else {
-        Err(ApiError::validation(
-            "a key name is 1 to 64 letters, digits, '-', '_' or '.'",
-            vec![FieldError {
-                field: "name".into(),
-                reason: "1 to 64 of [A-Za-z0-9._-]".into(),
-            }],
-        ))
-    }
-}
-
 async fn key_list(state: &AppState, subject: &str) -> Result<KeyList, ApiError> {
     Ok(KeyList {
         subject: subject.to_string(),
@@ -255,30 +205,13 @@ pub(crate) async fn put_key(
     Path(name): Path<String>,
     Json(body): Json<KeyBody>,
 ) -> Result<Response, ApiError> {
-    let name = key_name(name)?;
-    let key = PublicKey::parse(&body.public_key).map_err(|e| {
-        ApiError::validation(
-            format!("public_key: {e}"),
-            vec![FieldError {
-                field: "public_key".into(),
-                reason: e.to_string(),
-            }],
-        )
-    })?;
-    let created = state
-        .store
-        .publisher_keys()
-        .put(NewKey {
-            subject: principal.subject(),
-            name: &name,
-            public_key: &key.to_base64(),
-            fingerprint: &key.fingerprint(),
-        })
-        .await
-        .map_err(|e| match e {
-            e @ KeyError::Taken { .. } => ApiError::conflict(e.to_string()),
-            KeyError::Store(e) => ApiError::from(e),
-        })?;
+    let created = guildhall_operations::owners::put_key(
+        &state.store,
+        principal.subject(),
+        &name,
+        &body.public_key,
+    )
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -303,13 +236,6 @@ pub(crate) async fn delete_key(
     axum::Extension(principal): axum::Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<axum::Json<KeyList>, ApiError> {
-    if !state
-        .store
-        .publisher_keys()
-        .remove(principal.subject(), &name)
-        .await?
-    {
-        return Err(ApiError::not_found(format!("you have no key named {name}")));
-    }
+    guildhall_operations::owners::remove_key(&state.store, principal.subject(), &name).await?;
     Ok(axum::Json(key_list(&state, principal.subject()).await?))
 }

@@ -359,16 +359,8 @@ pub(crate) async fn yank(
     axum::Extension(principal): axum::Extension<Principal>,
     Path((plugin, version)): Path<(PluginName, String)>,
 ) -> Result<axum::Json<VersionView>, ApiError> {
-    let record = state
-        .store
-        .catalogue()
-        .yank(
-            &plugin,
-            &version,
-            crate::catalogue::actor_of(&state, &principal),
-        )
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no version {version} of plugin {plugin}")))?;
+    let actor = guildhall_operations::owners::actor(&state.authz, &principal);
+    let record = guildhall_operations::owners::yank(&state.store, actor, &plugin, &version).await?;
     Ok(axum::Json(version_view(&state, &plugin, &record).await?))
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use guildhall_authz::Principal;
 
 use crate::AppState;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Scope};
 
 /// The list of tenants.
@@ -32,16 +32,6 @@ pub(crate) struct CouncilBody {
     gss_code: Option<String>,
 }
 
-fn spec_error(e: guildhall_domain::tenant::SpecError) -> ApiError {
-    ApiError::validation(
-        format!("invalid tenant: {e}"),
-        vec![FieldError {
-            field: e.field,
-            reason: e.reason,
-        }],
-    )
-}
-
 /// Creates a tenant with its councils.
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants",
     request_body = TenantSpec,
@@ -55,8 +45,7 @@ pub(crate) async fn create_tenant(
     State(state): State<AppState>,
     Json(spec): Json<TenantSpec>,
 ) -> Result<Response, ApiError> {
-    spec.validate().map_err(spec_error)?;
-    let record = state.store.tenants().create(&spec).await?;
+    let record = guildhall_operations::tenants::create(&state.store, &spec).await?;
     let location = format!("/api/v1/tenants/{}", record.id);
     let mut response = (StatusCode::CREATED, axum::Json(record)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
@@ -72,11 +61,8 @@ pub(crate) async fn list_tenants(
     State(state): State<AppState>,
     axum::Extension(principal): axum::Extension<Principal>,
 ) -> Result<axum::Json<TenantList>, ApiError> {
-    let mut tenants = state.store.tenants().list().await?;
-    // Operators see every tenant; everyone else the tenants they hold a role in.
-    if let Some(visible) = state.authz.tenants_of(&principal) {
-        tenants.retain(|t| visible.iter().any(|v| v == t.id.as_str()));
-    }
+    let tenants =
+        guildhall_operations::tenants::visible(&state.authz, &state.store, &principal).await?;
     Ok(axum::Json(TenantList { tenants }))
 }
 
@@ -126,8 +112,8 @@ pub(crate) async fn put_council(
         name: body.name,
         gss_code: body.gss_code,
     };
-    spec.validate("").map_err(spec_error)?;
-    let (applied, record) = state.store.councils(&scope).put(&spec).await?;
+    let (applied, record) =
+        guildhall_operations::tenants::put_council(&state.store, &scope, &spec).await?;
     let status = if applied == Applied::Created {
         StatusCode::CREATED
     } else {
