@@ -2419,6 +2419,48 @@ async fn get_on_form_only_routes_is_a_page(backend: Backend) {
     }
 }
 
+/// A browser posting a page's form sends `Origin: null` when the page's referrer policy is
+/// `no-referrer` (Fetch, "append a request `Origin` header"), and the forms guard refuses
+/// `Origin: null`; so a console page must let the browser name its origin on its own forms.
+/// (The browser test shows the refusal in Chromium.)
+async fn pages_let_browsers_name_their_origin(backend: Backend) {
+    let Some(world) = World::start(backend, |_| {}).await else {
+        return;
+    };
+    let mut admin = world.as_(&world.admin).await;
+    for path in ["/console/sign-in", "/console", "/console/catalogue"] {
+        let mut page = admin.get(path).await;
+        if path == "/console/sign-in" {
+            page = Visitor::new(world.base()).get(path).await;
+        }
+        assert_eq!(page.status, 200, "{path}");
+        let header = page
+            .headers
+            .get("referrer-policy")
+            .map(|v| v.to_str().unwrap().to_string());
+        let meta = tags(&page.body, "meta")
+            .into_iter()
+            .map(|(_, t)| attrs(t))
+            .find(|a| a.get("name").map(String::as_str) == Some("referrer"))
+            .and_then(|a| a.get("content").cloned());
+        let policy = meta.clone().or(header.clone()).unwrap_or_default();
+        assert_ne!(
+            policy, "no-referrer",
+            "{path}: the page's referrer policy (header {header:?}, meta {meta:?}) makes browsers post its forms with Origin: null, which the console refuses"
+        );
+    }
+    // What such a browser sends is indeed refused.
+    let page = admin
+        .send(
+            admin
+                .request(Method::POST, "/console/sign-out")
+                .header("origin", "null")
+                .form(&[("csrf", admin.csrf.as_str())]),
+        )
+        .await;
+    assert_eq!(page.status, 403);
+}
+
 both!(
     token_sign_in,
     sign_in_failures_are_limited,
@@ -2434,4 +2476,5 @@ both!(
     return_to_with_control_characters,
     other_methods_are_refused_as_pages,
     get_on_form_only_routes_is_a_page,
+    pages_let_browsers_name_their_origin,
 );

@@ -13,6 +13,7 @@ mod catalogue;
 mod cli;
 mod concurrency;
 mod console;
+mod console_browser;
 mod examples;
 mod faults;
 mod gateway;
