@@ -2461,6 +2461,121 @@ async fn pages_let_browsers_name_their_origin(backend: Backend) {
     assert_eq!(page.status, 403);
 }
 
+/// What people and publishers type (alliance, council, plugin, token and member names) and
+/// what anyone puts in an address is shown as text on every page, and no query string breaks
+/// a page.
+async fn hostile_text_is_shown_as_text(backend: Backend) {
+    let Some(world) = World::start(backend, |_| {}).await else {
+        return;
+    };
+    let app = &world.app;
+    const MARKS: [&str; 4] = ["<script>alert", "<img src=x", "<svg onload", "<b>bold</b>"];
+    let tenant = json!({"id": "markup", "name": "<script>alert('tenant')</script> & \"Co\"", "councils": [
+        {"id": "imgland", "name": "<img src=x onerror=alert(1)>"},
+        {"id": "plain", "name": "Plain Council"},
+    ]});
+    expect_json(app.post_json("/api/v1/tenants", &tenant).await, 201).await;
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let manifest = hello
+        .manifest()
+        .replace("name = \"hello\"", "name = \"hello-markup\"")
+        .replace(
+            "description = \"Says hello from the council; the smallest possible plugin\"",
+            "description = \"<script>alert('description')</script> <b>bold</b>\"",
+        );
+    assert!(
+        manifest.contains("hello-markup") && manifest.contains("<b>bold"),
+        "{manifest}"
+    );
+    let published = app
+        .publish("hello-markup", &manifest, hello.bytes(), None)
+        .await;
+    expect_json(published, 201).await;
+    let r = app
+        .install(
+            "markup",
+            "hello-markup",
+            "0.1.0",
+            json!(["imgland"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let admin_token = app.token("tenant-admin", Some("markup"), None).await;
+    let mut admin = world.as_(&admin_token).await;
+
+    // Typed into forms: a token's name, a member's identifier; shown again escaped.
+    let page = admin
+        .submit(
+            "/console/t/markup/tokens",
+            &[("name", "<b>bold</b>"), ("role", "officer"), ("days", "1")],
+        )
+        .await;
+    assert_eq!(page.status, 201, "{}", page.body);
+    let page = admin
+        .submit(
+            "/console/t/markup/members",
+            &[
+                ("issuer", "north-downs-idp"),
+                ("sub", "\"><script>alert('sub')</script>"),
+                ("roles", "auditor"),
+            ],
+        )
+        .await;
+    assert!(page.status == 303 || page.status == 422, "{}", page.body);
+    for (name, body) in [
+        ("tokens", &admin.get("/console/t/markup/tokens").await.body),
+        ("members answer", &page.body),
+    ] {
+        for mark in MARKS {
+            assert!(!body.contains(mark), "{name} shows {mark} as markup");
+        }
+    }
+
+    let (pages, _) = crawl(&mut admin).await;
+    assert!(pages.len() >= 8, "{pages:?}");
+    let garbage = "q=%3Cscript%3Ealert(9)%3C%2Fscript%3E&after=-1&limit=abc&from=2026-13-45&to=%3Cb%3Ebold%3C%2Fb%3E&basis=%3Csvg%20onload%3D1%3E&version=%3Cimg%20src%3Dx%3E&done=%3Cscript%3Ealert(1)";
+    let html = |page: &Page| {
+        page.headers
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"))
+    };
+    for path in pages.keys() {
+        let page = admin.get(path).await;
+        if !html(&page) {
+            // A download (the usage CSV): not a page a browser renders.
+            assert!(page.headers.get("content-disposition").is_some(), "{path}");
+            continue;
+        }
+        for mark in MARKS {
+            assert!(!page.body.contains(mark), "{path} shows {mark} as markup");
+        }
+        let odd = format!(
+            "{path}{}{garbage}",
+            if path.contains('?') { "&" } else { "?" }
+        );
+        let page = admin.get(&odd).await;
+        assert!(
+            page.status < 500,
+            "GET {odd}: {}\n{}",
+            page.status,
+            page.body
+        );
+        if !html(&page) {
+            continue;
+        }
+        for mark in MARKS
+            .iter()
+            .chain(&["<script>alert(9)", "<svg onload=1", "<img src=x>"])
+        {
+            assert!(!page.body.contains(mark), "{odd} shows {mark} as markup");
+        }
+        if page.status >= 400 {
+            assert!(page.is_console_page(), "{odd}: {}", page.body);
+        }
+    }
+}
+
 both!(
     token_sign_in,
     sign_in_failures_are_limited,
@@ -2477,4 +2592,5 @@ both!(
     other_methods_are_refused_as_pages,
     get_on_form_only_routes_is_a_page,
     pages_let_browsers_name_their_origin,
+    hostile_text_is_shown_as_text,
 );
