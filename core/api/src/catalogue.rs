@@ -1,7 +1,7 @@
 //! Who acts on the catalogue through the API. Publishing itself, and the owner and
 //! signature rules, are `guildhall_operations::catalogue`, shared with the command line.
 
-use guildhall_authz::{Domain, Principal};
+use guildhall_authz::Principal;
 use guildhall_store::Actor;
 
 use crate::AppState;
@@ -10,12 +10,7 @@ use crate::AppState;
 /// it may manage every plugin (the platform permission `catalogue:owners`, which operators
 /// hold).
 pub(crate) fn actor_of<'a>(state: &AppState, principal: &'a Principal) -> Actor<'a> {
-    Actor {
-        subject: principal.subject(),
-        operator: state
-            .authz
-            .allowed(principal, Domain::Platform, "catalogue", "owners"),
-    }
+    guildhall_operations::owners::actor(&state.authz, principal)
 }
 
 /// What publishing needs from the server's state.

@@ -106,6 +106,14 @@ pub fn router(console: Console) -> Router {
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ))
+        // Browsers send `Origin: null` on form posts from a page whose policy is
+        // `no-referrer` (the platform's default); `same-origin` keeps the console's own
+        // origin on its forms, which the forms guard checks, and still sends nothing to
+        // other sites.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),

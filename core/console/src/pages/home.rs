@@ -23,11 +23,14 @@ struct TenantRow {
 /// `GET /console`.
 pub async fn home(State(console): State<Console>, who: SignedIn) -> Result<Response, PageError> {
     act::read(&console, &who, "/api/v1/tenants", None).await?;
-    let mut tenants = console.app.store.tenants().list().await?;
     // Operators see every tenant; everyone else the tenants they hold a role in.
-    if let Some(visible) = console.app.authz.tenants_of(&who.principal) {
-        tenants.retain(|t| visible.iter().any(|v| v == t.id.as_str()));
-    }
+    let tenants = guildhall_operations::tenants::visible(
+        &console.app.authz,
+        &console.app.store,
+        &who.principal,
+    )
+    .await
+    .map_err(guildhall_api::ApiError::from)?;
     let rows: Vec<TenantRow> = tenants
         .iter()
         .map(|t| TenantRow {
@@ -110,6 +113,13 @@ pub async fn overview(
             name => record.name,
             councils => councils,
             shows_installs => installs.is_some(),
+            can_edit_councils => act::may(
+                &console,
+                &who,
+                axum::http::Method::PUT,
+                "/api/v1/tenants/{tenant}/councils/{council}",
+                Some(scope.tenant()),
+            ),
             install_count => installs.as_ref().map(Vec::len),
         },
     ))
