@@ -504,6 +504,7 @@ async fn console_journeys_in_chromium() {
     alliance(&app, &["alice"]).await;
     let officer = app.token("officer", Some(A), None).await;
     let auditor = app.token("auditor", Some(A), None).await;
+    let operator = app.token("operator", None, None).await;
     let base = format!("http://127.0.0.1:{port}");
     let screenshots = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -520,6 +521,7 @@ async fn console_journeys_in_chromium() {
         .env("PROVIDER_NAME", DISPLAY_NAME)
         .env("OFFICER_TOKEN", &officer)
         .env("AUDITOR_TOKEN", &auditor)
+        .env("OPERATOR_TOKEN", &operator)
         .env("SCREENSHOT_DIR", &screenshots)
         .stdin(Stdio::null())
         .kill_on_drop(true)

@@ -8,6 +8,7 @@
 //   OTHER_TENANT   an alliance alice has no role in
 //   PROVIDER_NAME  the identity provider's name on the sign-in button
 //   OFFICER_TOKEN, AUDITOR_TOKEN   API tokens of an officer and an auditor of TENANT
+//   OPERATOR_TOKEN (optional)      an operator's, for the platform's pages
 //   SCREENSHOT_DIR where full-page screenshots go
 //
 // The server must require a second factor from the provider (require_mfa), offer token
@@ -45,6 +46,7 @@ const OTHER_TENANT = process.env.OTHER_TENANT || '';
 const PROVIDER = process.env.PROVIDER_NAME || 'Test identity provider';
 const OFFICER_TOKEN = required('OFFICER_TOKEN');
 const AUDITOR_TOKEN = required('AUDITOR_TOKEN');
+const OPERATOR_TOKEN = process.env.OPERATOR_TOKEN || '';
 const PLUGIN = 'hello';
 const T = `/console/t/${TENANT}`;
 
@@ -608,6 +610,16 @@ async function main() {
         await checkConsolePage(rolePage, `${role}: a refused page (403)`, { shot: `${role}-forbidden` });
         await crawl(context, role);
         await optionalPages(context, role);
+        await context.close();
+      });
+    }
+    if (OPERATOR_TOKEN) {
+      await step('operator: signs in with a token, every page passes (the platform\'s included)', async () => {
+        const context = await contextFor(browser);
+        const operatorPage = await openPage(context);
+        await signInWithToken(operatorPage, OPERATOR_TOKEN);
+        await crawl(context, 'operator', { limit: 90 });
+        await optionalPages(context, 'operator');
         await context.close();
       });
     }
