@@ -62,7 +62,13 @@ pub async fn read(
 /// Whether the signed-in person may read `GET route` for `tenant`, without failing: for
 /// links and sections shown only to those who may follow them. Call after a [`read`] or
 /// [`write`] in the same request (they refresh the rules).
-pub fn may(console: &Console, who: &SignedIn, method: Method, route: &'static str, tenant: Option<&TenantId>) -> bool {
+pub fn may(
+    console: &Console,
+    who: &SignedIn,
+    method: Method,
+    route: &'static str,
+    tenant: Option<&TenantId>,
+) -> bool {
     match (rule(&method, route).access, tenant) {
         (Access::Authenticated, _) => true,
         (Access::Platform(object, action), _) => {
@@ -71,12 +77,12 @@ pub fn may(console: &Console, who: &SignedIn, method: Method, route: &'static st
                 .authz
                 .allowed(&who.principal, Domain::Platform, object, action)
         }
-        (Access::Tenant(object, action), Some(tenant)) => console.app.authz.allowed(
-            &who.principal,
-            Domain::Tenant(tenant),
-            object,
-            action,
-        ),
+        (Access::Tenant(object, action), Some(tenant)) => {
+            console
+                .app
+                .authz
+                .allowed(&who.principal, Domain::Tenant(tenant), object, action)
+        }
         (Access::Tenant(..), None) => false,
     }
 }
@@ -96,6 +102,39 @@ pub async fn write<T, F, Fut>(
     api_path: &str,
     tenant: Option<&str>,
     op: F,
+) -> Result<Result<T, ApiError>, PageError>
+where
+    F: FnOnce(Option<TenantScope>) -> Fut,
+    Fut: Future<Output = Result<(T, StatusCode), ApiError>>,
+{
+    write_located(
+        console,
+        who,
+        req,
+        method,
+        route,
+        api_path,
+        tenant,
+        op,
+        |_| None,
+    )
+    .await
+}
+
+/// [`write`] for a route whose answer names what it created (`Location`), which the API
+/// records in the audit entry's detail: `locate` gives that path from the operation's
+/// value.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_located<T, F, Fut>(
+    console: &Console,
+    who: &SignedIn,
+    req: &Req,
+    method: Method,
+    route: &'static str,
+    api_path: &str,
+    tenant: Option<&str>,
+    op: F,
+    locate: impl FnOnce(&T) -> Option<String>,
 ) -> Result<Result<T, ApiError>, PageError>
 where
     F: FnOnce(Option<TenantScope>) -> Fut,
@@ -140,7 +179,12 @@ where
     }
     let outcome = op(scope.clone()).await;
     let status = match &outcome {
-        Ok((_, status)) => *status,
+        Ok((value, status)) => {
+            if let Some(location) = locate(value) {
+                detail["location"] = location.into();
+            }
+            *status
+        }
         Err(e) => e.status(),
     };
     access::audit(

@@ -329,7 +329,7 @@ pub async fn create_tenant(
             let console_ref = &console;
             let spec_ref = &spec;
             Some(
-                act::write(
+                act::write_located(
                     &console,
                     &who,
                     &req,
@@ -343,6 +343,8 @@ pub async fn create_tenant(
                                 .await?;
                         Ok((record, StatusCode::CREATED))
                     },
+                    // As the API's `Location`, so both edges' audit entries say the same.
+                    |record| Some(format!("{TENANTS}/{}", record.id)),
                 )
                 .await?,
             )
