@@ -1,5 +1,6 @@
-//! Smaller edges: hostile dates in usage queries, the default Content-Security-Policy of
-//! plugin responses, and the key-value quota under concurrent writers.
+//! Smaller edges: hostile dates in report queries (usage, KPIs, comments), the default
+//! Content-Security-Policy of plugin responses, and the key-value quota under concurrent
+//! writers.
 
 use crate::helpers::{TestApp, expect_problem, guildhall, text};
 use crate::on_both_databases;
@@ -23,7 +24,7 @@ const HOSTILE: [(&str, &str); 8] = [
 
 async fn hostile_dates_get_a_400_naming_the_parameter(app: TestApp) {
     app.create_example_tenants().await;
-    for route in ["usage", "kpis"] {
+    for route in ["usage", "kpis", "feedback"] {
         for (name, value) in HOSTILE {
             let path = format!("/api/v1/tenants/north-downs/{route}?{name}={value}");
             let problem = expect_problem(app.get(&path).await, 400).await;

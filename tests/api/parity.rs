@@ -216,7 +216,7 @@ async fn dates_at_the_edges_of_the_calendar_are_answered_alike() {
     same_on_both(|app, answers| {
         Box::pin(async move {
             app.create_example_tenants().await;
-            for report in ["usage", "kpis"] {
+            for report in ["usage", "kpis", "feedback"] {
                 for (from, to) in [
                     ("-0001-01-01", "2026-01-01"),
                     ("0000-12-31", "2026-01-01"),

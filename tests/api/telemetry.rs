@@ -1,5 +1,5 @@
-//! Metering, the usage report, KPIs, citizen feedback and catalogue adoption, through
-//! the real server on SQLite and PostgreSQL.
+//! Metering, the usage report, KPIs, citizen feedback (ratings and comments read back) and
+//! catalogue adoption, through the real server on SQLite and PostgreSQL.
 
 use serde_json::{Value, json};
 
@@ -351,10 +351,248 @@ async fn feedback_and_kpis(mut app: TestApp) {
     assert_eq!(panicking["satisfaction"], Value::Null);
 }
 
+/// The comments of a page of `GET /api/v1/tenants/{t}/feedback`.
+fn texts(page: &Value) -> Vec<&str> {
+    page["comments"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no comments in {page}"))
+        .iter()
+        .map(|c| c["comment"].as_str().unwrap())
+        .collect()
+}
+
+/// Citizens' comments read back: newest first, exactly as written, paged by a cursor,
+/// for one plugin when asked, without ratings that had none; only by tenant admins,
+/// officers and operators of the tenant (auditors 403, other tenants 404), in the API and
+/// in the console.
+async fn comments_are_read_back_newest_first_by_those_who_may(app: TestApp) {
+    app.create_example_tenants().await;
+    app.publish_built("hello").await;
+    app.publish_built("fixture-panic").await;
+    for plugin in ["hello", "fixture-panic"] {
+        assert_eq!(
+            app.install_for(A, plugin, ["tandridge"]).await.status(),
+            201
+        );
+    }
+    assert_eq!(app.install_for(B, "hello", "all").await.status(), 201);
+    let script = "<script>alert(1)</script>\n\"quoted\" & line two";
+    // Seven ratings (of the ten a minute one address may send), oldest first.
+    for (tenant, council, plugin, rating, comment) in [
+        (A, "tandridge", "hello", 4, Some("First: <b>bold</b>")),
+        (A, "tandridge", "hello", 5, Some("Second")),
+        (A, "tandridge", "hello", 3, None),
+        (A, "tandridge", "hello", 2, Some("   ")),
+        (A, "tandridge", "fixture-panic", 1, Some("It broke")),
+        (B, "shropshire", "hello", 5, Some("Marches only")),
+        (A, "tandridge", "hello", 1, Some(script)),
+    ] {
+        let mut body = json!({"rating": rating});
+        if let Some(comment) = comment {
+            body["comment"] = comment.into();
+        }
+        let response = app
+            .anonymous
+            .post(app.url(&format!("/s/{tenant}/{council}/{plugin}/_feedback")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{body}");
+    }
+
+    let admin = app.client_as("tenant-admin", Some(A), None).await;
+    let read = |client: &reqwest::Client, query: &str| {
+        client
+            .get(app.url(&format!("/api/v1/tenants/{A}/feedback{query}")))
+            .send()
+    };
+    let response = read(&admin, "").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let page: Value = response.json().await.unwrap();
+    assert_eq!(
+        texts(&page),
+        [script, "It broke", "Second", "First: <b>bold</b>"],
+        "newest first, exactly as written, without empty comments: {page}"
+    );
+    assert!(page.get("next").is_none(), "{page}");
+    let newest = &page["comments"][0];
+    assert_eq!(newest["council"], "tandridge");
+    assert_eq!(newest["plugin"], "hello");
+    assert_eq!(newest["version"], "0.1.0");
+    assert_eq!(newest["rating"], 1);
+    let day = newest["day"].as_str().unwrap();
+    assert_eq!(day.len(), 10, "{newest}");
+    assert!(newest["at"].as_str().unwrap().starts_with(day), "{newest}");
+    assert!(newest["id"].is_string());
+    assert_eq!(page["period"]["to"], day);
+
+    // Paged by the cursor: no comment skipped or repeated.
+    let first =
+        fetch_json(admin.get(app.url(&format!("/api/v1/tenants/{A}/feedback?limit=3")))).await;
+    assert_eq!(texts(&first), [script, "It broke", "Second"]);
+    let next = first["next"].as_str().expect("a cursor for older comments");
+    assert_eq!(next, first["comments"][2]["id"]);
+    let second = fetch_json(admin.get(app.url(&format!(
+        "/api/v1/tenants/{A}/feedback?limit=3&before={next}"
+    ))))
+    .await;
+    assert_eq!(texts(&second), ["First: <b>bold</b>"]);
+    assert!(second.get("next").is_none(), "{second}");
+
+    // One plugin's; another period's.
+    let hello =
+        fetch_json(admin.get(app.url(&format!("/api/v1/tenants/{A}/feedback?plugin=hello")))).await;
+    assert_eq!(texts(&hello), [script, "Second", "First: <b>bold</b>"]);
+    let broken = fetch_json(admin.get(app.url(&format!(
+        "/api/v1/tenants/{A}/feedback?plugin=fixture-panic"
+    ))))
+    .await;
+    assert_eq!(texts(&broken), ["It broke"]);
+    let nobody = fetch_json(admin.get(app.url(&format!(
+        "/api/v1/tenants/{A}/feedback?plugin=bin-collections"
+    ))))
+    .await;
+    assert_eq!(nobody["comments"], json!([]));
+    let earlier = fetch_json(admin.get(app.url(&format!(
+        "/api/v1/tenants/{A}/feedback?from=2001-01-01&to=2001-12-31"
+    ))))
+    .await;
+    assert_eq!(earlier["comments"], json!([]));
+
+    // Bad parameters: 400 with the reason.
+    for query in [
+        "from=yesterday",
+        "from=2026-12-01&to=2026-11-01",
+        "to=2026-02-30",
+        "limit=0",
+        "limit=101",
+        "limit=many",
+        "plugin=Not_A_Plugin",
+        "before=not-a-cursor",
+        "before=' OR 1=1 --",
+        "colour=red",
+    ] {
+        let problem = expect_problem(read(&admin, &format!("?{query}")).await.unwrap(), 400).await;
+        assert!(problem["detail"].is_string(), "{query}: {problem}");
+    }
+    let upper = next.to_uppercase();
+    expect_problem(
+        read(&admin, &format!("?before={upper}")).await.unwrap(),
+        400,
+    )
+    .await;
+
+    // Officers and operators read them; auditors may not (403); another tenant's admin
+    // is told the tenant does not exist, and reads only its own tenant's comments.
+    let officer = app.client_as("officer", Some(A), None).await;
+    let as_officer =
+        fetch_json(officer.get(app.url(&format!("/api/v1/tenants/{A}/feedback")))).await;
+    assert_eq!(as_officer["comments"], page["comments"]);
+    let as_operator = app.get_json(&format!("/api/v1/tenants/{A}/feedback")).await;
+    assert_eq!(as_operator["comments"], page["comments"]);
+    let auditor = app.client_as("auditor", Some(A), None).await;
+    expect_problem(read(&auditor, "").await.unwrap(), 403).await;
+    let kpis = auditor
+        .get(app.url(&format!("/api/v1/tenants/{A}/kpis")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kpis.status(), 200, "auditors keep the KPIs");
+    let other = app.client_as("tenant-admin", Some(B), None).await;
+    let hidden = expect_problem(read(&other, "").await.unwrap(), 404).await;
+    assert!(!hidden.to_string().contains("broke"), "{hidden}");
+    let own = fetch_json(other.get(app.url(&format!("/api/v1/tenants/{B}/feedback")))).await;
+    assert_eq!(texts(&own), ["Marches only"]);
+    let anonymous = app
+        .anonymous
+        .get(app.url(&format!("/api/v1/tenants/{A}/feedback")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // The console shows the same comments, escaped, to those who may read them, with
+    // older and newer pages: twenty more comments make two pages.
+    let store = app.store().await;
+    let scope = store
+        .scope(&guildhall_domain::TenantId::parse(A).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 0..20 {
+        store
+            .feedback(&scope)
+            .add(&guildhall_store::NewFeedback {
+                council: guildhall_domain::CouncilId::parse("tandridge").unwrap(),
+                plugin: guildhall_domain::PluginName::parse("hello").unwrap(),
+                version: "0.1.0".into(),
+                rating: 3,
+                comment: Some(format!("Later comment {i:02}")),
+            })
+            .await
+            .unwrap();
+    }
+    let base = format!("http://{}", app.addr);
+    let admin_token = app.token("tenant-admin", Some(A), None).await;
+    let mut browser = crate::console::signed_in(&base, &admin_token).await;
+    let newest = browser.get(&format!("/console/t/{A}/feedback")).await;
+    assert_eq!(newest.status, 200, "{}", newest.body);
+    assert!(newest.body.contains("id=\"comments\""), "{}", newest.body);
+    assert!(newest.body.contains("Later comment 19"));
+    assert!(newest.body.contains("Later comment 00"));
+    assert!(!newest.body.contains("It broke"), "twenty to a page");
+    assert!(!newest.body.contains("rel=\"prev\""), "nothing newer");
+    let older = crate::console::links(&newest.body)
+        .into_iter()
+        .find(|l| l.contains("before="))
+        .expect("a link to older comments");
+    let page2 = browser.get(&crate::console::unescape(&older)).await;
+    assert_eq!(page2.status, 200, "{}", page2.body);
+    assert!(page2.body.contains("It broke"));
+    assert!(page2.body.contains("&lt;script&gt;alert(1)&lt;"));
+    assert!(
+        !page2.body.contains("<script>alert"),
+        "comments are escaped"
+    );
+    assert!(page2.body.contains("First: &lt;b&gt;bold&lt;"));
+    assert!(!page2.body.contains("Later comment"));
+    assert!(!page2.body.contains("Marches only"));
+    let newer = crate::console::links(&page2.body)
+        .into_iter()
+        .find(|l| l.contains("after="))
+        .expect("a link to newer comments");
+    let back = browser.get(&crate::console::unescape(&newer)).await;
+    assert!(back.body.contains("Later comment 19") && back.body.contains("Later comment 00"));
+    assert!(!back.body.contains("It broke"));
+    let officer_token = app.token("officer", Some(A), None).await;
+    let mut officer = crate::console::signed_in(&base, &officer_token).await;
+    let page = officer.get(&format!("/console/t/{A}/feedback")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("id=\"comments\""));
+    let auditor_token = app.token("auditor", Some(A), None).await;
+    let mut auditor = crate::console::signed_in(&base, &auditor_token).await;
+    let page = auditor.get(&format!("/console/t/{A}/feedback")).await;
+    assert_eq!(page.status, 200, "auditors see the ratings");
+    assert!(
+        !page.body.contains("id=\"comments\""),
+        "but not the comments"
+    );
+    assert!(!page.body.contains("Later comment"));
+}
+
 on_both_databases!(
     usage_report_matches_the_calls_across_a_restart,
     adoption_counts_alliances_and_names_only_those_who_opt_in,
     feedback_and_kpis,
+    comments_are_read_back_newest_first_by_those_who_may,
 );
 
 /// `guildhall usage report` prints the same report as the API.

@@ -160,6 +160,13 @@ pub const RULES: &[Rule] = &[
         Access::Tenant("kpis", "read"),
         None,
     ),
+    // Citizens' comments: free text that may hold personal data, so not with the KPIs.
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/feedback",
+        Access::Tenant("feedback", "read"),
+        None,
+    ),
     rule(Method::GET, "/api/v1/plugins", Access::Authenticated, None),
     rule(
         Method::GET,

@@ -171,6 +171,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::audit::read_audit))
         .routes(routes!(routes::telemetry::usage))
         .routes(routes!(routes::telemetry::kpis))
+        .routes(routes!(routes::telemetry::comments))
 }
 
 fn publish_routes() -> OpenApiRouter<AppState> {

@@ -45,7 +45,8 @@ pub const MAX_TOKEN_DAYS: u32 = 365;
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
 
 /// What each built-in role may do, by the roles' casbin names (`role:<name>`). Restored at
-/// every start.
+/// every start ([`Authz::new`] adds any that are missing), so a policy added here reaches
+/// existing databases on their next start.
 pub const DEFAULT_POLICIES: &[[&str; 4]] = &[
     ["role:operator", "*", "*", "*"],
     ["role:publisher", "*", "catalogue", "publish"],
@@ -57,10 +58,14 @@ pub const DEFAULT_POLICIES: &[[&str; 4]] = &[
     ["role:tenant-admin", "*", "audit", "read"],
     ["role:tenant-admin", "*", "usage", "read"],
     ["role:tenant-admin", "*", "kpis", "read"],
+    // Citizens' comments are free text that may hold personal data: their own object,
+    // which auditors (who read the audit log, usage and KPIs) do not hold.
+    ["role:tenant-admin", "*", "feedback", "read"],
     ["role:tenant-admin", "*", "plugin:*", "*"],
     ["role:officer", "*", "tenant", "read"],
     ["role:officer", "*", "installs", "read"],
     ["role:officer", "*", "kpis", "read"],
+    ["role:officer", "*", "feedback", "read"],
     ["role:officer", "*", "plugin:*", "*"],
     ["role:auditor", "*", "tenant", "read"],
     ["role:auditor", "*", "installs", "read"],

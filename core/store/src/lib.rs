@@ -48,8 +48,8 @@ pub use schema_lock::SchemaLock;
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
 pub use usage::{
-    Adoption, AdoptionFigures, AdoptionMap, Feedback, NewFeedback, PlatformUsage, RatingSummary,
-    Usage, UsageRow,
+    Adoption, AdoptionFigures, AdoptionMap, Comment, CommentCursor, CommentPage, Feedback,
+    MAX_COMMENTS_PAGE, NewFeedback, PlatformUsage, RatingSummary, Usage, UsageRow,
 };
 
 /// Errors from the store. Variants name the tenant or object they are about.

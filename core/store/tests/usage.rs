@@ -120,3 +120,166 @@ async fn concurrent_writers_that_read_first_all_succeed() {
         64 * (6 + 5)
     );
 }
+
+/// Comments come back newest first, a page at a time in either direction, without the
+/// ratings that had none, for one plugin when asked, and only within the period.
+#[tokio::test]
+async fn comments_page_newest_first_in_both_directions() {
+    use guildhall_domain::{CouncilId, PluginName};
+    use guildhall_store::{CommentCursor, MAX_COMMENTS_PAGE, NewFeedback};
+
+    let (_dir, store) = store().await;
+    let scope = store
+        .scope(&TenantId::parse("north-downs").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let feedback = store.feedback(&scope);
+    let (hello, bins) = (
+        PluginName::parse("hello").unwrap(),
+        PluginName::parse("bins").unwrap(),
+    );
+    // Seven comments (five on hello, two on bins) and two ratings without one.
+    let mut ids = Vec::new();
+    for i in 0..9u8 {
+        let comment = match i {
+            3 | 6 => None,
+            _ => Some(format!("comment {i}")),
+        };
+        let plugin = if i % 4 == 1 { &bins } else { &hello };
+        let id = feedback
+            .add(&NewFeedback {
+                council: CouncilId::parse("tandridge").unwrap(),
+                plugin: plugin.clone(),
+                version: "0.1.0".into(),
+                rating: i % 5 + 1,
+                comment: comment.clone(),
+            })
+            .await
+            .unwrap();
+        if comment.is_some() {
+            ids.push(id);
+        }
+    }
+    ids.reverse();
+    let today = guildhall_domain::metering::day_of(time::OffsetDateTime::now_utc());
+
+    let all = feedback
+        .comments(&today, &today, None, 100, None)
+        .await
+        .unwrap();
+    let got: Vec<&str> = all.comments.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        got, ids,
+        "newest first, without the ratings that had no comment"
+    );
+    assert_eq!((all.older.as_deref(), all.newer.as_deref()), (None, None));
+    let newest = &all.comments[0];
+    assert_eq!(newest.comment, "comment 8");
+    assert_eq!(
+        (
+            newest.council.as_str(),
+            newest.plugin.as_str(),
+            newest.rating
+        ),
+        ("tandridge", "hello", 4)
+    );
+    assert_eq!(newest.day, today);
+    assert!(newest.at.starts_with(&today), "{}", newest.at);
+
+    // Older, three at a time, then back again.
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = feedback
+            .comments(
+                &today,
+                &today,
+                None,
+                3,
+                cursor.as_deref().map(CommentCursor::Before),
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.newer.is_some(), cursor.is_some(), "{page:?}");
+        cursor = page.older.clone();
+        pages.push(page);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let sizes: Vec<usize> = pages.iter().map(|p| p.comments.len()).collect();
+    assert_eq!(sizes, [3, 3, 1]);
+    let walked: Vec<&str> = pages
+        .iter()
+        .flat_map(|p| p.comments.iter().map(|c| c.id.as_str()))
+        .collect();
+    assert_eq!(walked, ids);
+    let back = feedback
+        .comments(
+            &today,
+            &today,
+            None,
+            3,
+            Some(CommentCursor::After(pages[2].newer.as_deref().unwrap())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(back, pages[1], "the page before is the same page again");
+    let first = feedback
+        .comments(
+            &today,
+            &today,
+            None,
+            3,
+            Some(CommentCursor::After(back.newer.as_deref().unwrap())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, pages[0]);
+    assert!(first.newer.is_none());
+
+    // One plugin's.
+    let only = feedback
+        .comments(&today, &today, Some(&bins), 100, None)
+        .await
+        .unwrap();
+    let texts: Vec<&str> = only.comments.iter().map(|c| c.comment.as_str()).collect();
+    assert_eq!(texts, ["comment 5", "comment 1"]);
+
+    // The limit is brought into range; other periods have none; a cursor past the end
+    // gives an empty page with no links.
+    let none = feedback
+        .comments(&today, &today, None, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(none.comments.len(), 1);
+    let many = feedback
+        .comments(&today, &today, None, u64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(many.comments.len(), ids.len());
+    assert!(ids.len() as u64 <= MAX_COMMENTS_PAGE);
+    let earlier = feedback
+        .comments("2001-01-01", "2001-12-31", None, 10, None)
+        .await
+        .unwrap();
+    assert!(earlier.comments.is_empty() && earlier.older.is_none());
+    let past = feedback
+        .comments(
+            &today,
+            &today,
+            None,
+            10,
+            Some(CommentCursor::Before(ids.last().unwrap())),
+        )
+        .await
+        .unwrap();
+    assert!(past.comments.is_empty());
+    assert_eq!((past.older, past.newer), (None, None));
+
+    assert!(CommentCursor::is_id(&ids[0]));
+    assert!(!CommentCursor::is_id(&ids[0].to_uppercase()));
+    assert!(!CommentCursor::is_id(&ids[0].replace('-', "")));
+    assert!(!CommentCursor::is_id("' OR 1=1 --"));
+}

@@ -1,13 +1,13 @@
 //! Observability for operators and councils: `/metrics`, a tenant's usage report and
-//! KPIs, and citizens' feedback on a service.
+//! KPIs, citizens' feedback on a service, and their comments read back.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guildhall_domain::{CouncilId, PluginName, TenantId};
-use guildhall_store::NewFeedback;
+use guildhall_store::{Comment, CommentCursor, MAX_COMMENTS_PAGE, NewFeedback};
 use guildhall_telemetry::Metrics;
-use guildhall_telemetry::report::{self, Basis, Kpis, UsageReport};
+use guildhall_telemetry::report::{self, Basis, Kpis, Period, UsageReport};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -155,6 +155,135 @@ pub(crate) async fn kpis(
         &usage,
         &ratings,
     )))
+}
+
+/// The period, service and page of citizens' comments.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommentsQuery {
+    /// First UTC day, `YYYY-MM-DD`; 29 days before `to` when absent.
+    from: Option<String>,
+    /// Last UTC day, `YYYY-MM-DD`; today when absent.
+    to: Option<String>,
+    /// Only the comments on this plugin.
+    plugin: Option<String>,
+    /// At most this many comments, 1 to 100; 20 when absent.
+    limit: Option<u64>,
+    /// Only comments older than this one: the `next` of the page before.
+    before: Option<String>,
+}
+
+/// Comments on one page when no limit is given.
+const DEFAULT_COMMENTS_PAGE: u64 = 20;
+
+/// A citizen's comment on a service, with the rating it came with. The text is exactly
+/// what the citizen sent (trimmed): whoever shows it must escape it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CommentLine {
+    /// The feedback's id (also the cursor for older comments).
+    id: String,
+    /// Council id.
+    council: String,
+    /// Plugin name.
+    plugin: String,
+    /// The version installed when the comment was given.
+    version: String,
+    /// UTC day, `YYYY-MM-DD`.
+    day: String,
+    /// When, RFC 3339 in UTC.
+    at: String,
+    /// 1 (very poor) to 5 (very good).
+    rating: u8,
+    /// The comment.
+    comment: String,
+}
+
+impl From<Comment> for CommentLine {
+    fn from(c: Comment) -> Self {
+        Self {
+            id: c.id,
+            council: c.council,
+            plugin: c.plugin,
+            version: c.version,
+            day: c.day,
+            at: c.at,
+            rating: c.rating,
+            comment: c.comment,
+        }
+    }
+}
+
+/// One page of comments, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct CommentsPage {
+    /// The days covered.
+    period: Period,
+    /// The comments, newest first; ratings without a comment are not listed.
+    comments: Vec<CommentLine>,
+    /// Pass as `before` (with the same period and plugin) for older comments; absent on
+    /// the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// Citizens' comments on the alliance's services over a period, newest first, a page at
+/// a time. Comments are free text that may hold personal data, so they need their own
+/// permission (`feedback:read`: tenant admins and officers, not auditors); the counts and
+/// mean ratings are in the KPIs.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/feedback", tag = "observability",
+    params(("tenant" = String, Path, description = "Tenant id"), CommentsQuery),
+    responses(
+        (status = 200, description = "A page of comments", body = CommentsPage),
+        (status = 400, description = "Bad period, plugin name, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn comments(
+    State(state): State<AppState>,
+    Scope(scope): Scope,
+    Query(query): Query<CommentsQuery>,
+) -> Result<axum::Json<CommentsPage>, ApiError> {
+    let period = report::period(query.from.as_deref(), query.to.as_deref())
+        .map_err(ApiError::bad_request)?;
+    let plugin = query
+        .plugin
+        .map(|p| {
+            PluginName::parse(p.as_str()).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "plugin must be a plugin name, not {:?}",
+                    p.chars().take(60).collect::<String>()
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_COMMENTS_PAGE);
+    if !(1..=MAX_COMMENTS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_COMMENTS_PAGE}, not {limit}"
+        )));
+    }
+    if let Some(before) = &query.before
+        && !CommentCursor::is_id(before)
+    {
+        return Err(ApiError::bad_request(
+            "before must be the id of a comment, as `next` gives it",
+        ));
+    }
+    let page = state
+        .store
+        .feedback(&scope)
+        .comments(
+            &period.from,
+            &period.to,
+            plugin.as_ref(),
+            limit,
+            query.before.as_deref().map(CommentCursor::Before),
+        )
+        .await?;
+    Ok(axum::Json(CommentsPage {
+        period,
+        comments: page.comments.into_iter().map(CommentLine::from).collect(),
+        next: page.older,
+    }))
 }
 
 /// The longest comment kept, in characters.

@@ -1,10 +1,12 @@
 //! An alliance's usage per council (with each council's share, and as CSV), its services'
-//! performance (KPIs, charted as SVG on the server) and citizens' feedback.
+//! performance (KPIs, charted as SVG on the server) and citizens' feedback (ratings, and
+//! for those who may read them, comments).
 //!
 //! The figures are the API's, from the same code: the period rules
 //! ([`report::period`]), the same store reads, [`report::usage_report`] and
-//! [`report::kpis`] with the configured price per CPU second. The console only adds
-//! figures up (per council, per service, per day) and writes them for people.
+//! [`report::kpis`] with the configured price per CPU second; comments from the store read
+//! of `GET /api/v1/tenants/{tenant}/feedback`. The console only adds figures up (per
+//! council, per service, per day) and writes them for people.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +15,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use guildhall_store::{TenantScope, UsageRow};
+use guildhall_store::{CommentCursor, CommentPage, TenantScope, UsageRow};
 use guildhall_telemetry::report::{self, Basis, Kpi, Period, UsageReport};
 use minijinja::context;
 use serde::Serialize;
@@ -31,6 +33,10 @@ const USAGE: &str = "/api/v1/tenants/{tenant}/usage";
 const KPIS: &str = "/api/v1/tenants/{tenant}/kpis";
 const TENANT: &str = "/api/v1/tenants/{tenant}";
 const INSTALLS: &str = "/api/v1/tenants/{tenant}/installs";
+const FEEDBACK: &str = "/api/v1/tenants/{tenant}/feedback";
+
+/// Comments on one page of the feedback page.
+const COMMENTS_PAGE: u64 = 20;
 
 /// This module's templates.
 pub(crate) const TEMPLATES: &[(&str, &str)] = crate::render::templates![
@@ -1154,11 +1160,65 @@ struct ServiceRating {
     satisfaction: String,
 }
 
-/// The feedback page's data: the form as sent, and the ratings when the period is good.
+/// One citizen's comment as the feedback page shows it.
+#[derive(Debug, Serialize)]
+struct CommentView {
+    date: String,
+    plugin: String,
+    council: CouncilName,
+    rating: String,
+    /// The comment's lines, each escaped when shown.
+    lines: Vec<String>,
+}
+
+/// The comments section: a page of comments and the links to the pages either side.
+#[derive(Debug, Serialize)]
+struct CommentsView {
+    rows: Vec<CommentView>,
+    older: Option<String>,
+    newer: Option<String>,
+    /// Whether this is a later page (so an empty one says so, not "no comments").
+    paged: bool,
+}
+
+fn comments_view(
+    tenant: &str,
+    period: &Period,
+    names: &BTreeMap<String, String>,
+    page: CommentPage,
+    paged: bool,
+) -> CommentsView {
+    let href = |side: &str, id: &str| {
+        format!(
+            "/console/t/{tenant}/feedback?{}&{side}={id}#comments",
+            period_query(period)
+        )
+    };
+    CommentsView {
+        older: page.older.as_deref().map(|id| href("before", id)),
+        newer: page.newer.as_deref().map(|id| href("after", id)),
+        rows: page
+            .comments
+            .into_iter()
+            .map(|c| CommentView {
+                date: long_date(&c.day),
+                council: council(names, &c.council),
+                rating: format!("{} out of 5", c.rating),
+                lines: c.comment.lines().map(str::to_string).collect(),
+                plugin: c.plugin,
+            })
+            .collect(),
+        paged,
+    }
+}
+
+/// The feedback page's data: the form as sent, and the ratings (with a page of comments,
+/// for those who may read them) when the period is good.
 fn feedback_data(
     tenant: &str,
     asked: Asked,
     figures: Option<(report::Kpis, BTreeMap<String, String>)>,
+    comments: Option<(CommentPage, bool)>,
 ) -> minijinja::Value {
     let form =
         context! { tenant => tenant, from => asked.from, to => asked.to, errors => asked.errors };
@@ -1166,6 +1226,7 @@ fn feedback_data(
         return form;
     };
     let period = &kpis.period;
+    let comments = comments.map(|(page, paged)| comments_view(tenant, period, &names, page, paged));
     let rated: Vec<&Kpi> = kpis.services.iter().filter(|k| k.ratings > 0).collect();
     let rows: Vec<RatingRow> = rated
         .iter()
@@ -1224,16 +1285,21 @@ fn feedback_data(
         rows => rows,
         total => count(total),
         overall => satisfaction_text((total > 0).then(|| sum / total as f64)),
+        comments => comments,
         ..form
     }
 }
 
-/// `GET /console/t/{tenant}/feedback?from&to`: citizens' ratings of the alliance's
-/// services (how many, and their mean) per service and per council.
+/// `GET /console/t/{tenant}/feedback?from&to[&before|after]`: citizens' ratings of the
+/// alliance's services (how many, and their mean) per service and per council, and their
+/// comments, newest first, a page at a time.
 ///
 /// Mirrors `GET /api/v1/tenants/{tenant}/kpis`: satisfaction and ratings are figures that
 /// route reports, from the same store read and computation, so whoever may read the KPIs
-/// may read this page and nobody else.
+/// may read this page and nobody else. The comments are what
+/// `GET /api/v1/tenants/{tenant}/feedback` reads, shown only to those that route allows
+/// (`feedback:read`: comments may hold personal data). `before` and `after` are comment
+/// ids; one that is not is ignored (the newest comments are shown).
 pub async fn feedback(
     State(console): State<Console>,
     who: SignedIn,
@@ -1243,7 +1309,8 @@ pub async fn feedback(
     let scope = act::read(&console, &who, KPIS, Some(&tenant))
         .await?
         .ok_or_else(PageError::not_found)?;
-    let asked = ask(&query_of(raw), false);
+    let query = query_of(raw);
+    let asked = ask(&query, false);
     let tenant = scope.tenant().to_string();
     let mut chrome = act::chrome(
         &console,
@@ -1254,7 +1321,7 @@ pub async fn feedback(
     );
     let Some(period) = asked.period.clone() else {
         chrome.has_errors = true;
-        let data = feedback_data(&tenant, asked, None);
+        let data = feedback_data(&tenant, asked, None, None);
         return Ok(page(
             StatusCode::BAD_REQUEST,
             "feedback.html",
@@ -1264,7 +1331,22 @@ pub async fn feedback(
     };
     let (kpis, _) = kpi_report(&console, &scope, &period).await?;
     let names = council_names(&console, &who, &scope).await?;
-    let data = feedback_data(&tenant, asked, Some((kpis, names)));
+    let comments = if act::may(&console, &who, Method::GET, FEEDBACK, Some(scope.tenant())) {
+        let id = |name| value(&query, name).filter(|id| CommentCursor::is_id(id));
+        let cursor = id("before")
+            .map(CommentCursor::Before)
+            .or_else(|| id("after").map(CommentCursor::After));
+        let page = console
+            .app
+            .store
+            .feedback(&scope)
+            .comments(&period.from, &period.to, None, COMMENTS_PAGE, cursor)
+            .await?;
+        Some((page, cursor.is_some()))
+    } else {
+        None
+    };
+    let data = feedback_data(&tenant, asked, Some((kpis, names)), comments);
     Ok(page(StatusCode::OK, "feedback.html", &chrome, data))
 }
 
@@ -1764,7 +1846,7 @@ mod tests {
             let data = if template == "kpis.html" {
                 kpis_data("north-downs", asked, true, None)
             } else {
-                feedback_data("north-downs", asked, None)
+                feedback_data("north-downs", asked, None, None)
             };
             let html = render(template, "Performance", data);
             assert!(
@@ -1889,7 +1971,7 @@ mod tests {
         let html = render(
             "feedback.html",
             "Citizens’ feedback",
-            feedback_data("north-downs", asked, Some((kpis, names))),
+            feedback_data("north-downs", asked, Some((kpis, names)), None),
         );
         assert_clean(&html);
         assert!(html.contains("<a href=\"/console/t/north-downs/kpis?from=2026-11-01&amp;to=2026-11-30\" class=\"govuk-back-link\">Back to performance</a>"));
@@ -1910,11 +1992,145 @@ mod tests {
         let html = render(
             "feedback.html",
             "Citizens’ feedback",
-            feedback_data("north-downs", november(), Some((kpis, BTreeMap::new()))),
+            feedback_data(
+                "north-downs",
+                november(),
+                Some((kpis, BTreeMap::new())),
+                None,
+            ),
         );
         assert!(html.contains(
             "No citizen rated the alliance’s services from 1 November 2026 to 30 November 2026."
         ));
         assert!(!html.contains("<svg"));
+        assert!(
+            !html.contains("id=\"comments\""),
+            "no comments section for those who may not read comments"
+        );
+    }
+
+    fn comment(id: &str, council: &str, text: &str) -> guildhall_store::Comment {
+        guildhall_store::Comment {
+            id: id.into(),
+            council: council.into(),
+            plugin: "bins".into(),
+            version: "0.1.0".into(),
+            day: "2026-11-03".into(),
+            at: "2026-11-03T09:10:11.5Z".into(),
+            rating: 2,
+            comment: text.into(),
+        }
+    }
+
+    #[test]
+    fn the_feedback_page_lists_comments_escaped_with_older_and_newer_links() {
+        let period = november().period.unwrap();
+        let kpis = || report::kpis("north-downs", period.clone(), 0.0001, &[], &[]);
+        let names = BTreeMap::from([("york".to_string(), "City of York".to_string())]);
+        let older = "0193a1b2-0000-7000-8000-000000000001";
+        let newer = "0193a1b2-0000-7000-8000-000000000009";
+        let page = CommentPage {
+            comments: vec![
+                comment(newer, "york", "<script>alert(1)</script>"),
+                comment(older, "leeds", "First line\nSecond & last"),
+            ],
+            older: Some(older.into()),
+            newer: Some(newer.into()),
+        };
+        let html = render(
+            "feedback.html",
+            "Citizens’ feedback",
+            feedback_data(
+                "north-downs",
+                november(),
+                Some((kpis(), names.clone())),
+                Some((page, true)),
+            ),
+        );
+        assert_clean(&html);
+        assert!(html.contains(
+            "<h2 class=\"govuk-heading-m\" id=\"comments\">Comments from 1 November 2026 to 30 November 2026</h2>"
+        ));
+        assert!(
+            html.contains(
+                "Comments from 1 November 2026 to 30 November 2026, newest first</caption>"
+            )
+        );
+        for header in ["Date", "Service", "Council", "Rating", "Comment"] {
+            assert!(
+                html.contains(&format!(
+                    "<th scope=\"col\" class=\"govuk-table__header\">{header}</th>"
+                )),
+                "{header}"
+            );
+        }
+        assert!(
+            html.contains("<th scope=\"row\" class=\"govuk-table__header\">3 November 2026</th>")
+        );
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(html.contains("First line<br>Second &amp; last"));
+        assert!(html.contains("City of York <span"));
+        assert!(html.contains(">2 out of 5<"));
+        let query = "from=2026-11-01&amp;to=2026-11-30";
+        assert!(html.contains(&format!(
+            "href=\"/console/t/north-downs/feedback?{query}&amp;after={newer}#comments\" rel=\"prev\""
+        )));
+        assert!(html.contains(&format!(
+            "href=\"/console/t/north-downs/feedback?{query}&amp;before={older}#comments\" rel=\"next\""
+        )));
+        assert!(html.contains("aria-label=\"Pages of comments\""));
+        assert!(html.contains("Newer<span class=\"govuk-visually-hidden\"> comments</span>"));
+
+        // The first page: no newer link; past the end: a way back; none at all: said so.
+        let first = CommentPage {
+            comments: vec![comment(newer, "york", "Quick")],
+            older: None,
+            newer: None,
+        };
+        let html = render(
+            "feedback.html",
+            "Citizens’ feedback",
+            feedback_data(
+                "north-downs",
+                november(),
+                Some((kpis(), names.clone())),
+                Some((first, false)),
+            ),
+        );
+        assert!(html.contains(">Quick</td>"));
+        assert!(!html.contains("govuk-pagination"));
+        let empty = || CommentPage {
+            comments: Vec::new(),
+            older: None,
+            newer: None,
+        };
+        let html = render(
+            "feedback.html",
+            "Citizens’ feedback",
+            feedback_data(
+                "north-downs",
+                november(),
+                Some((kpis(), names.clone())),
+                Some((empty(), true)),
+            ),
+        );
+        assert!(html.contains("There are no more comments here."));
+        assert!(html.contains(&format!(
+            "href=\"/console/t/north-downs/feedback?{query}#comments\">Show the newest comments</a>"
+        )));
+        let html = render(
+            "feedback.html",
+            "Citizens’ feedback",
+            feedback_data(
+                "north-downs",
+                november(),
+                Some((kpis(), names)),
+                Some((empty(), false)),
+            ),
+        );
+        assert!(
+            html.contains("No citizen left a comment from 1 November 2026 to 30 November 2026.")
+        );
+        assert!(!html.contains("<table"));
     }
 }

@@ -29,7 +29,9 @@ mod platform;
 
 pub use adoption::{Adoption, AdoptionFigures, AdoptionMap};
 pub(crate) use adoption::{adoption_council_added, adoption_delete, adoption_put};
-pub use feedback::{Feedback, NewFeedback, RatingSummary};
+pub use feedback::{
+    Comment, CommentCursor, CommentPage, Feedback, MAX_COMMENTS_PAGE, NewFeedback, RatingSummary,
+};
 pub use platform::PlatformUsage;
 
 /// Builds a statement from SQL written with `?` placeholders, numbering them for
