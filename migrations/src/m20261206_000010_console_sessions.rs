@@ -59,9 +59,21 @@ impl MigrationTrait for Migration {
                             .string_len(512)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(ConsoleSessions::Issuer).string_len(64).null())
-                    .col(ColumnDef::new(ConsoleSessions::TokenId).string_len(64).null())
-                    .col(ColumnDef::new(ConsoleSessions::Csrf).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(ConsoleSessions::Issuer)
+                            .string_len(64)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(ConsoleSessions::TokenId)
+                            .string_len(64)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(ConsoleSessions::Csrf)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ConsoleSessions::CreatedAt)
                             .timestamp_with_time_zone()
@@ -108,8 +120,16 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(ConsoleSignIns::Issuer).string_len(64).not_null())
-                    .col(ColumnDef::new(ConsoleSignIns::Nonce).string_len(128).not_null())
+                    .col(
+                        ColumnDef::new(ConsoleSignIns::Issuer)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ConsoleSignIns::Nonce)
+                            .string_len(128)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ConsoleSignIns::Verifier)
                             .string_len(128)

@@ -1078,7 +1078,8 @@ async fn forged_forms_change_nothing(backend: Backend) {
             fields
         };
         let look_alike = format!("http://{}.evil.example", app.addr);
-        let cases: Vec<(&str, Vec<(String, String)>, Option<&str>)> = vec![
+        type Case<'a> = (&'a str, Vec<(String, String)>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             ("no csrf", with(None), None),
             ("an empty csrf", with(Some("")), None),
             ("a wrong csrf", with(Some(&"A".repeat(43))), None),

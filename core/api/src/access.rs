@@ -363,8 +363,8 @@ async fn decide(
         .map(|(_, value)| value.to_string());
     // The tenant of a tenant route, looked up once here for the decision, the handler (the
     // `Scope` extractor) and the audit entry.
-    let (scope, decision) = authorize(state, &principal, rule.access, tenant_param.as_deref())
-        .await?;
+    let (scope, decision) =
+        authorize(state, &principal, rule.access, tenant_param.as_deref()).await?;
     let request_id = request
         .extensions()
         .get::<RequestId>()

@@ -63,7 +63,10 @@ pub fn router(console: Console) -> Router {
     let pages = Router::new()
         .route("/", get(pages::home::home))
         .route("/static/init.js", get(render::init_js))
-        .route("/sign-in", get(sign_in::sign_in_page).post(sign_in::with_token))
+        .route(
+            "/sign-in",
+            get(sign_in::sign_in_page).post(sign_in::with_token),
+        )
         .route("/sign-in/oidc/{issuer}", get(sign_in::start_oidc))
         .route("/sign-in/callback", get(sign_in::callback))
         .route("/sign-out", post(sign_in::sign_out))
@@ -85,7 +88,10 @@ pub fn router(console: Console) -> Router {
             "/t/{tenant}/tokens",
             get(pages::tokens::list).post(pages::tokens::create),
         )
-        .route("/t/{tenant}/tokens/{token}/revoke", post(pages::tokens::revoke))
+        .route(
+            "/t/{tenant}/tokens/{token}/revoke",
+            post(pages::tokens::revoke),
+        )
         .route("/catalogue", get(pages::catalogue::search))
         .route("/catalogue/{plugin}", get(pages::catalogue::detail))
         .merge(pages::usage::routes())
@@ -137,7 +143,11 @@ pub fn spawn_purger(console: Console) -> tokio::task::JoinHandle<()> {
                 .app
                 .store
                 .console_sessions()
-                .purge(now, now - console.config.idle, now - sign_in::SIGN_IN_WINDOW)
+                .purge(
+                    now,
+                    now - console.config.idle,
+                    now - sign_in::SIGN_IN_WINDOW,
+                )
                 .await;
             if let Err(e) = purged {
                 tracing::warn!(error = %e, "cannot purge ended console sessions");

@@ -152,7 +152,10 @@ pub async fn init_js() -> Response {
     );
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         script,
@@ -191,7 +194,11 @@ impl PageError {
 
     /// 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "There is a problem with your request", message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "There is a problem with your request",
+            message,
+        )
     }
 
     /// 403.
@@ -260,10 +267,9 @@ impl From<ApiError> for PageError {
         let status = e.status();
         match status {
             StatusCode::NOT_FOUND => Self::not_found(),
-            StatusCode::FORBIDDEN => Self::forbidden(format!(
-                "Your role does not allow this. {}",
-                e.detail()
-            )),
+            StatusCode::FORBIDDEN => {
+                Self::forbidden(format!("Your role does not allow this. {}", e.detail()))
+            }
             StatusCode::UNAUTHORIZED => Self::forbidden("You are not signed in."),
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 let mut page = Self::new(

@@ -147,8 +147,7 @@ pub enum NoSession {
 /// The session of a request, checked against its timeouts and credential.
 pub async fn load(console: &Console, headers: &HeaderMap) -> Result<SignedIn, NoSession> {
     let secure = console.config.secure_cookies;
-    let secret =
-        cookie_value(headers, session_cookie(secure)).ok_or(NoSession::Missing)?;
+    let secret = cookie_value(headers, session_cookie(secure)).ok_or(NoSession::Missing)?;
     let store = &console.app.store;
     let sessions = store.console_sessions();
     let id_hash = hash(&secret);
@@ -217,10 +216,7 @@ pub fn to_sign_in(path_and_query: &str, ended: bool) -> Response {
         query.push("ended=1".to_string());
     }
     if path_and_query.starts_with(crate::PREFIX) && path_and_query != crate::PREFIX {
-        query.push(format!(
-            "return_to={}",
-            urlencoding(path_and_query)
-        ));
+        query.push(format!("return_to={}", urlencoding(path_and_query)));
     }
     if !query.is_empty() {
         target.push('?');
@@ -312,11 +308,7 @@ impl<S: Send + Sync> FromRequestParts<S> for FormFields {
 /// server, the body is a urlencoded form within [`MAX_FORM_BYTES`], and its `csrf` field
 /// matches the session's token — or, on the sign-in form, the sign-in cookie. A post that
 /// fails any check gets a page saying so and changes nothing.
-pub async fn forms_guard(
-    State(console): State<Console>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn forms_guard(State(console): State<Console>, request: Request, next: Next) -> Response {
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         return next.run(request).await;
     }
@@ -335,9 +327,10 @@ pub async fn forms_guard(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
         });
     if !urlencoded {
         return PageError::bad_request("Forms must be sent as application/x-www-form-urlencoded.")
@@ -380,7 +373,8 @@ pub async fn forms_guard(
         }
     }
     parts.extensions.insert(fields);
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Whether the `Origin` header, when present, names the host the request was sent to or
@@ -425,15 +419,36 @@ mod tests {
     #[test]
     fn forms_are_accepted_only_from_this_origin() {
         assert!(same_origin(&headers(None, Some("a.example")), None));
-        assert!(same_origin(&headers(Some("https://a.example"), Some("a.example")), None));
-        assert!(same_origin(&headers(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")), None));
-        assert!(!same_origin(&headers(Some("https://evil.example"), Some("a.example")), None));
-        assert!(!same_origin(&headers(Some("null"), Some("a.example")), None));
-        assert!(!same_origin(&headers(Some("https://a.example.evil"), Some("a.example")), None));
-        assert!(!same_origin(&headers(Some("https://a.example"), None), None));
+        assert!(same_origin(
+            &headers(Some("https://a.example"), Some("a.example")),
+            None
+        ));
+        assert!(same_origin(
+            &headers(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080")),
+            None
+        ));
+        assert!(!same_origin(
+            &headers(Some("https://evil.example"), Some("a.example")),
+            None
+        ));
+        assert!(!same_origin(
+            &headers(Some("null"), Some("a.example")),
+            None
+        ));
+        assert!(!same_origin(
+            &headers(Some("https://a.example.evil"), Some("a.example")),
+            None
+        ));
+        assert!(!same_origin(
+            &headers(Some("https://a.example"), None),
+            None
+        ));
         // Behind a proxy that rewrites Host, the configured public origin is accepted.
         assert!(same_origin(
-            &headers(Some("https://guildhall.example.gov.uk"), Some("guildhall:8080")),
+            &headers(
+                Some("https://guildhall.example.gov.uk"),
+                Some("guildhall:8080")
+            ),
             Some("https://guildhall.example.gov.uk")
         ));
     }
@@ -451,7 +466,12 @@ mod tests {
 
     #[test]
     fn session_cookies_are_host_only_secure_and_not_for_scripts() {
-        let cookie = set_cookie(session_cookie(true), "v", true, Some(Duration::from_secs(60)));
+        let cookie = set_cookie(
+            session_cookie(true),
+            "v",
+            true,
+            Some(Duration::from_secs(60)),
+        );
         assert!(cookie.starts_with("__Host-guildhall-console=v"), "{cookie}");
         for part in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
             assert!(cookie.contains(part), "{cookie} lacks {part}");

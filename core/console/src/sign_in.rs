@@ -145,13 +145,19 @@ pub async fn sign_in_page(
         None
     };
     let return_to = safe_return(query.return_to.as_deref());
-    let mut response = render_sign_in(&console, StatusCode::OK, &csrf, &return_to, banner, Vec::new());
+    let mut response = render_sign_in(
+        &console,
+        StatusCode::OK,
+        &csrf,
+        &return_to,
+        banner,
+        Vec::new(),
+    );
     if let Some(set) = set {
         response.headers_mut().append(header::SET_COOKIE, set);
     }
     response
 }
-
 
 /// Starts a session for `principal` and sends the browser on to `return_to`.
 async fn start_session(
@@ -183,11 +189,17 @@ async fn start_session(
         })
         .await?;
     let secure = console.config.secure_cookies;
-    let lifetime = Duration::from_secs(u64::try_from((expires_at - now).whole_seconds()).unwrap_or(0));
+    let lifetime =
+        Duration::from_secs(u64::try_from((expires_at - now).whole_seconds()).unwrap_or(0));
     let mut response = Redirect::to(return_to).into_response();
     let headers = response.headers_mut();
     for cookie in [
-        session::set_cookie(session::session_cookie(secure), &secret, secure, Some(lifetime)),
+        session::set_cookie(
+            session::session_cookie(secure),
+            &secret,
+            secure,
+            Some(lifetime),
+        ),
         session::set_cookie(session::sign_in_cookie(secure), "", secure, None),
     ] {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -247,9 +259,10 @@ pub async fn with_token(
                     wait.as_secs().max(1)
                 ),
             );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
             return Ok(response);
         }
         Err(AuthError::Store(e)) => return Err(e.into()),
@@ -257,7 +270,10 @@ pub async fn with_token(
             return Ok(refuse(StatusCode::UNAUTHORIZED, "This token has expired"));
         }
         Err(AuthError::Revoked) => {
-            return Ok(refuse(StatusCode::UNAUTHORIZED, "This token has been revoked"));
+            return Ok(refuse(
+                StatusCode::UNAUTHORIZED,
+                "This token has been revoked",
+            ));
         }
         Err(_) => {
             return Ok(refuse(
@@ -302,7 +318,11 @@ pub async fn start_oidc(
         return Err(PageError::not_found());
     };
     let oidc = console.app.authz.oidc();
-    if !oidc.sign_in_issuers().iter().any(|i| i.id.as_str() == issuer) {
+    if !oidc
+        .sign_in_issuers()
+        .iter()
+        .any(|i| i.id.as_str() == issuer)
+    {
         return Err(PageError::not_found());
     }
     let request = oidc
@@ -374,7 +394,9 @@ pub async fn callback(
         )
     };
     let Some(state) = query.state.filter(|s| !s.is_empty() && s.len() <= 128) else {
-        return Ok(failed("The sign-in could not be completed. Try again.".into()));
+        return Ok(failed(
+            "The sign-in could not be completed. Try again.".into(),
+        ));
     };
     // The browser that began this sign-in holds its state; another browser cannot finish it.
     let ours = session::cookie_value(&headers, session::sign_in_cookie(secure))
@@ -395,11 +417,14 @@ pub async fn callback(
     }
     if query.error.is_some() {
         return Ok(failed(
-            "Your identity provider did not sign you in. Try again, or ask your administrator.".into(),
+            "Your identity provider did not sign you in. Try again, or ask your administrator."
+                .into(),
         ));
     }
     let Some(code) = query.code.filter(|c| !c.is_empty() && c.len() <= 2048) else {
-        return Ok(failed("The sign-in could not be completed. Try again.".into()));
+        return Ok(failed(
+            "The sign-in could not be completed. Try again.".into(),
+        ));
     };
     let identity = match console
         .app
@@ -440,7 +465,10 @@ pub async fn callback(
 }
 
 /// `POST /console/sign-out`.
-pub async fn sign_out(State(console): State<Console>, who: SignedIn) -> Result<Response, PageError> {
+pub async fn sign_out(
+    State(console): State<Console>,
+    who: SignedIn,
+) -> Result<Response, PageError> {
     console
         .app
         .store

@@ -33,10 +33,10 @@ use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
 pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
-pub use console::{ConsoleSessions, NewSession, SessionRecord, SignInRecord};
 pub use catalogue::{
     Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
 };
+pub use console::{ConsoleSessions, NewSession, SessionRecord, SignInRecord};
 pub use identity::{MemberRecord, Members, NewToken, RuleRow, Rules, TokenRecord, Tokens};
 pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
 pub use owners::{

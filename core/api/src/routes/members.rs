@@ -122,8 +122,7 @@ pub(crate) async fn put_member(
     Path((_tenant, subject)): Path<(String, String)>,
     Json(body): Json<MemberBody>,
 ) -> Result<Response, ApiError> {
-    let subject =
-        guildhall_operations::access::member_subject(&subject, body.issuer.as_deref())?;
+    let subject = guildhall_operations::access::member_subject(&subject, body.issuer.as_deref())?;
     let (applied, record) = guildhall_operations::access::bind_member(
         &state.authz,
         &state.store,

@@ -44,7 +44,12 @@ pub async fn search(
     act::read(&console, &who, "/api/v1/plugins", None).await?;
     let q = query.q.unwrap_or_default().trim().to_lowercase();
     let plugins = console.app.store.catalogue().list().await?;
-    let adoption = console.app.store.adoption().figures(None, &adoption_since()).await?;
+    let adoption = console
+        .app
+        .store
+        .adoption()
+        .figures(None, &adoption_since())
+        .await?;
     let rows: Vec<PluginRow> = plugins
         .iter()
         .filter(|p| {
@@ -63,7 +68,10 @@ pub async fn search(
                 name: p.name.to_string(),
                 description: p.description.clone(),
                 publisher: p.publisher.clone(),
-                latest: p.latest().map(|v| v.version.clone()).unwrap_or_else(|| "none".into()),
+                latest: p
+                    .latest()
+                    .map(|v| v.version.clone())
+                    .unwrap_or_else(|| "none".into()),
                 tenants: figures.tenants,
                 councils: figures.councils,
             }
@@ -124,7 +132,13 @@ pub async fn detail(
         .get(&name)
         .await?
         .ok_or_else(PageError::not_found)?;
-    let owners = console.app.store.owners().list(&name).await?.unwrap_or_default();
+    let owners = console
+        .app
+        .store
+        .owners()
+        .list(&name)
+        .await?
+        .unwrap_or_default();
     let adoption = console
         .app
         .store
@@ -183,7 +197,13 @@ pub async fn detail(
             install_in.push(context! { id => t.id.to_string(), name => t.name });
         }
     }
-    let chrome = act::chrome(&console, &who, record.name.to_string(), None, Section::Catalogue);
+    let chrome = act::chrome(
+        &console,
+        &who,
+        record.name.to_string(),
+        None,
+        Section::Catalogue,
+    );
     Ok(page(
         StatusCode::OK,
         "plugin.html",

@@ -40,7 +40,12 @@ pub async fn home(State(console): State<Console>, who: SignedIn) -> Result<Respo
         })
         .collect();
     let chrome = act::chrome(&console, &who, "Your alliances", None, Section::Alliances);
-    Ok(page(StatusCode::OK, "home.html", &chrome, context! { tenants => rows }))
+    Ok(page(
+        StatusCode::OK,
+        "home.html",
+        &chrome,
+        context! { tenants => rows },
+    ))
 }
 
 #[derive(Debug, Serialize)]

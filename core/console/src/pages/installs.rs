@@ -9,7 +9,9 @@ use guildhall_api::ApiError;
 use guildhall_domain::PluginName;
 use guildhall_domain::manifest::ConfigType;
 use guildhall_operations::installs::InstallRequest;
-use guildhall_store::{Applied, InstallCouncils, InstallRecord, PluginRecord, TenantScope, VersionRecord};
+use guildhall_store::{
+    Applied, InstallCouncils, InstallRecord, PluginRecord, TenantScope, VersionRecord,
+};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -72,7 +74,13 @@ pub async fn list(
         Some("uninstalled") => Some("The service was uninstalled."),
         _ => None,
     };
-    let chrome = act::chrome(&console, &who, "Services", Some(scope.tenant()), Section::Tenant("installs"));
+    let chrome = act::chrome(
+        &console,
+        &who,
+        "Services",
+        Some(scope.tenant()),
+        Section::Tenant("installs"),
+    );
     Ok(page(
         StatusCode::OK,
         "installs.html",
@@ -394,10 +402,17 @@ pub async fn save(
     let plugin = plugin_name(&plugin)?;
     let version = fields.get("version").unwrap_or_default().to_string();
     let all = fields.get("councils") != Some("some");
-    let chosen: Vec<String> = fields.all("council").into_iter().map(str::to_string).collect();
+    let chosen: Vec<String> = fields
+        .all("council")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let mut errors = Vec::new();
     if !all && chosen.is_empty() {
-        errors.push(FormError::at("councils", "Select at least one council, or choose all councils"));
+        errors.push(FormError::at(
+            "councils",
+            "Select at least one council, or choose all councils",
+        ));
     }
     // Typed settings: empty optional fields are left out, so their defaults apply.
     let mut config = Map::new();
@@ -428,8 +443,9 @@ pub async fn save(
                     "false" => Ok(Value::Bool(false)),
                     _ => Err(format!("Select yes or no for {key}")),
                 },
-                ConfigType::Json => serde_json::from_str(raw)
-                    .map_err(|e| format!("{key} must be valid JSON: {e}")),
+                ConfigType::Json => {
+                    serde_json::from_str(raw).map_err(|e| format!("{key} must be valid JSON: {e}"))
+                }
             };
             match parsed {
                 Ok(value) => {
@@ -495,7 +511,11 @@ pub async fn save(
     };
     match outcome {
         Ok(applied) => {
-            let done = if applied == Applied::Created { "installed" } else { "saved" };
+            let done = if applied == Applied::Created {
+                "installed"
+            } else {
+                "saved"
+            };
             Ok(Redirect::to(&format!(
                 "{}/t/{tenant}/installs/{plugin}?done={done}",
                 crate::PREFIX
@@ -517,7 +537,10 @@ pub async fn save(
                 .ok_or_else(PageError::not_found)?;
             if version_record.is_none() {
                 errors.retain(|e| e.field.as_deref() != Some("version"));
-                errors.insert(0, FormError::at("version", "Select a version that has been published"));
+                errors.insert(
+                    0,
+                    FormError::at("version", "Select a version that has been published"),
+                );
             }
             render_form(
                 &console,
@@ -617,5 +640,9 @@ pub async fn uninstall(
     )
     .await?;
     outcome.map_err(PageError::from)?;
-    Ok(Redirect::to(&format!("{}/t/{tenant}/installs?done=uninstalled", crate::PREFIX)).into_response())
+    Ok(Redirect::to(&format!(
+        "{}/t/{tenant}/installs?done=uninstalled",
+        crate::PREFIX
+    ))
+    .into_response())
 }

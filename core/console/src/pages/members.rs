@@ -21,8 +21,14 @@ const PUT: &str = "/api/v1/tenants/{tenant}/members/{subject}";
 
 /// The roles a member of an alliance can hold.
 const TENANT_ROLES: [(Role, &str); 3] = [
-    (Role::TenantAdmin, "Runs the alliance: councils, members, tokens, services, audit and usage"),
-    (Role::Officer, "A council officer: uses services’ officer functions, optionally for one council"),
+    (
+        Role::TenantAdmin,
+        "Runs the alliance: councils, members, tokens, services, audit and usage",
+    ),
+    (
+        Role::Officer,
+        "A council officer: uses services’ officer functions, optionally for one council",
+    ),
     (Role::Auditor, "Reads the audit log, usage and performance"),
 ];
 
@@ -115,7 +121,13 @@ async fn render(
             }
         })
         .collect();
-    let mut chrome = act::chrome(console, who, "Members", Some(scope.tenant()), Section::Tenant("members"));
+    let mut chrome = act::chrome(
+        console,
+        who,
+        "Members",
+        Some(scope.tenant()),
+        Section::Tenant("members"),
+    );
     chrome.has_errors = !errors.is_empty();
     Ok(page(
         status,
@@ -154,7 +166,16 @@ pub async fn list(
         Some("removed") => Some("The member was removed."),
         _ => None,
     };
-    render(&console, &who, &scope, Typed::default(), Vec::new(), done, StatusCode::OK).await
+    render(
+        &console,
+        &who,
+        &scope,
+        Typed::default(),
+        Vec::new(),
+        done,
+        StatusCode::OK,
+    )
+    .await
 }
 
 fn field_of(field: &str) -> &'static str {
@@ -177,7 +198,11 @@ pub async fn bind(
     let typed = Typed {
         issuer: fields.get("issuer").unwrap_or_default().trim().to_string(),
         sub: fields.get("sub").unwrap_or_default().trim().to_string(),
-        roles: fields.all("roles").into_iter().map(str::to_string).collect(),
+        roles: fields
+            .all("roles")
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         council: fields.get("council").unwrap_or_default().trim().to_string(),
     };
     let removing = fields.get("remove").is_some();
@@ -187,7 +212,10 @@ pub async fn bind(
     let subject = match &subject_text {
         Some(whole) => guildhall_operations::access::member_subject(whole, None),
         None if typed.sub.is_empty() => {
-            errors.push(FormError::at("sub", "Enter the person’s identifier at their identity provider"));
+            errors.push(FormError::at(
+                "sub",
+                "Enter the person’s identifier at their identity provider",
+            ));
             Err(guildhall_operations::Error::NotFound(String::new()))
         }
         None => guildhall_operations::access::member_subject(
@@ -200,7 +228,10 @@ pub async fn bind(
         for name in &typed.roles {
             match Role::parse(name) {
                 Ok(role) if !role.is_global() => roles.push(role),
-                _ => errors.push(FormError::at("roles", format!("{name} is not a role in an alliance"))),
+                _ => errors.push(FormError::at(
+                    "roles",
+                    format!("{name} is not a role in an alliance"),
+                )),
             }
         }
         if roles.is_empty() && errors.is_empty() {
@@ -213,7 +244,10 @@ pub async fn bind(
         match CouncilId::parse(typed.council.clone()) {
             Ok(c) => Some(c),
             Err(_) => {
-                errors.push(FormError::at("council", "Select a council of this alliance"));
+                errors.push(FormError::at(
+                    "council",
+                    "Select a council of this alliance",
+                ));
                 None
             }
         }
@@ -241,24 +275,33 @@ pub async fn bind(
             let roles_ref = &roles;
             let council_ref = council.as_ref();
             Some(
-                act::write(&console, &who, &req, Method::PUT, PUT, &api_path, Some(&tenant), |scope| async move {
-                    let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
-                    let (applied, record) = guildhall_operations::access::bind_member(
-                        &console_ref.app.authz,
-                        &console_ref.app.store,
-                        &scope,
-                        &subject,
-                        roles_ref,
-                        council_ref,
-                    )
-                    .await?;
-                    let status = match (&record, applied) {
-                        (None, _) => StatusCode::NO_CONTENT,
-                        (Some(_), Applied::Created) => StatusCode::CREATED,
-                        _ => StatusCode::OK,
-                    };
-                    Ok((record.is_some(), status))
-                })
+                act::write(
+                    &console,
+                    &who,
+                    &req,
+                    Method::PUT,
+                    PUT,
+                    &api_path,
+                    Some(&tenant),
+                    |scope| async move {
+                        let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
+                        let (applied, record) = guildhall_operations::access::bind_member(
+                            &console_ref.app.authz,
+                            &console_ref.app.store,
+                            &scope,
+                            &subject,
+                            roles_ref,
+                            council_ref,
+                        )
+                        .await?;
+                        let status = match (&record, applied) {
+                            (None, _) => StatusCode::NO_CONTENT,
+                            (Some(_), Applied::Created) => StatusCode::CREATED,
+                            _ => StatusCode::OK,
+                        };
+                        Ok((record.is_some(), status))
+                    },
+                )
                 .await?,
             )
         }
@@ -288,7 +331,16 @@ pub async fn bind(
                     "Your role in this alliance does not allow changing its members.",
                 ));
             }
-            render(&console, &who, &scope, typed, errors, None, StatusCode::UNPROCESSABLE_ENTITY).await
+            render(
+                &console,
+                &who,
+                &scope,
+                typed,
+                errors,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     }
 }

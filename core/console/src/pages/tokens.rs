@@ -94,7 +94,13 @@ async fn render(
         .iter()
         .map(|r| context! { value => r.as_str(), text => r.as_str(), checked => typed.role == r.as_str() })
         .collect();
-    let mut chrome = act::chrome(console, who, "Tokens", Some(scope.tenant()), Section::Tenant("tokens"));
+    let mut chrome = act::chrome(
+        console,
+        who,
+        "Tokens",
+        Some(scope.tenant()),
+        Section::Tenant("tokens"),
+    );
     chrome.has_errors = !errors.is_empty();
     Ok(page(
         status,
@@ -134,7 +140,17 @@ pub async fn list(
         Some("revoked") => Some("The token was revoked."),
         _ => None,
     };
-    render(&console, &who, &scope, Typed::default(), Vec::new(), None, done, StatusCode::OK).await
+    render(
+        &console,
+        &who,
+        &scope,
+        Typed::default(),
+        Vec::new(),
+        None,
+        done,
+        StatusCode::OK,
+    )
+    .await
 }
 
 fn field_of(field: &str) -> &'static str {
@@ -177,7 +193,10 @@ pub async fn create(
         match CouncilId::parse(typed.council.clone()) {
             Ok(c) => Some(c),
             Err(_) => {
-                errors.push(FormError::at("council", "Select a council of this alliance"));
+                errors.push(FormError::at(
+                    "council",
+                    "Select a council of this alliance",
+                ));
                 None
             }
         }
@@ -190,7 +209,10 @@ pub async fn create(
             Err(_) => {
                 errors.push(FormError::at(
                     "days",
-                    format!("Enter a number of days from 1 to {}", guildhall_authz::MAX_TOKEN_DAYS),
+                    format!(
+                        "Enter a number of days from 1 to {}",
+                        guildhall_authz::MAX_TOKEN_DAYS
+                    ),
                 ));
                 None
             }
@@ -203,24 +225,33 @@ pub async fn create(
             let name = typed.name.clone();
             let subject = who.principal.subject().to_string();
             Some(
-                act::write(&console, &who, &req, Method::POST, LIST, &api_path, Some(&tenant), |scope| async move {
-                    let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
-                    let (secret, record) = guildhall_operations::access::create_token(
-                        &console_ref.app.authz,
-                        &console_ref.app.store,
-                        Some(&scope),
-                        TokenRequest {
-                            name: &name,
-                            role,
-                            tenant: Some(scope.tenant()),
-                            council: council.as_ref(),
-                            days,
-                            created_by: &subject,
-                        },
-                    )
-                    .await?;
-                    Ok(((secret, record.name), StatusCode::CREATED))
-                })
+                act::write(
+                    &console,
+                    &who,
+                    &req,
+                    Method::POST,
+                    LIST,
+                    &api_path,
+                    Some(&tenant),
+                    |scope| async move {
+                        let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
+                        let (secret, record) = guildhall_operations::access::create_token(
+                            &console_ref.app.authz,
+                            &console_ref.app.store,
+                            Some(&scope),
+                            TokenRequest {
+                                name: &name,
+                                role,
+                                tenant: Some(scope.tenant()),
+                                council: council.as_ref(),
+                                days,
+                                created_by: &subject,
+                            },
+                        )
+                        .await?;
+                        Ok(((secret, record.name), StatusCode::CREATED))
+                    },
+                )
                 .await?,
             )
         }
@@ -231,7 +262,17 @@ pub async fn create(
         .ok_or_else(PageError::not_found)?;
     match outcome {
         Some(Ok(created)) => {
-            render(&console, &who, &scope, Typed::default(), Vec::new(), Some(created), None, StatusCode::CREATED).await
+            render(
+                &console,
+                &who,
+                &scope,
+                Typed::default(),
+                Vec::new(),
+                Some(created),
+                None,
+                StatusCode::CREATED,
+            )
+            .await
         }
         other => {
             if !act::may(&console, &who, Method::POST, LIST, Some(scope.tenant())) {
@@ -247,7 +288,17 @@ pub async fn create(
                     errors.push(FormError::at(field_of(&f.field), f.reason.clone()));
                 }
             }
-            render(&console, &who, &scope, typed, errors, None, None, StatusCode::UNPROCESSABLE_ENTITY).await
+            render(
+                &console,
+                &who,
+                &scope,
+                typed,
+                errors,
+                None,
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
     }
 }
@@ -265,17 +316,26 @@ pub async fn revoke(
     );
     let console_ref = &console;
     let token_ref = &token;
-    let outcome = act::write(&console, &who, &req, Method::DELETE, REVOKE, &api_path, Some(&tenant), |scope| async move {
-        let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
-        console_ref
-            .app
-            .authz
-            .revoke_token(&scope, token_ref)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found(format!("no token {token_ref}")))?;
-        Ok(((), StatusCode::OK))
-    })
+    let outcome = act::write(
+        &console,
+        &who,
+        &req,
+        Method::DELETE,
+        REVOKE,
+        &api_path,
+        Some(&tenant),
+        |scope| async move {
+            let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
+            console_ref
+                .app
+                .authz
+                .revoke_token(&scope, token_ref)
+                .await
+                .map_err(ApiError::from)?
+                .ok_or_else(|| ApiError::not_found(format!("no token {token_ref}")))?;
+            Ok(((), StatusCode::OK))
+        },
+    )
     .await?;
     outcome.map_err(PageError::from)?;
     Ok(Redirect::to(&format!("{}/t/{tenant}/tokens?done=revoked", crate::PREFIX)).into_response())
