@@ -57,6 +57,7 @@ fn require_node() {
         output.status.success() && major >= 20,
         "the console's browser tests need Node.js 20 or later, not {version:?}. {INSTALL}"
     );
+    install_packages();
     for package in ["oidc-provider", "playwright-core", "axe-core"] {
         let dir = browser_dir().join("node_modules").join(package);
         assert!(
@@ -65,6 +66,36 @@ fn require_node() {
             dir.display()
         );
     }
+}
+
+/// Installs the kit's packages, exactly as `package-lock.json` pins them, when they are not
+/// there yet (a fresh clone); once per test run, whichever test gets here first.
+fn install_packages() {
+    static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    let all_there = ["oidc-provider", "playwright-core", "axe-core"]
+        .iter()
+        .all(|p| {
+            browser_dir()
+                .join("node_modules")
+                .join(p)
+                .join("package.json")
+                .exists()
+        });
+    if *installed || all_there {
+        *installed = true;
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(browser_dir())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run npm to install the browser kit ({e}). {INSTALL}"));
+    assert!(
+        status.success(),
+        "npm ci in tests/browser failed. {INSTALL}"
+    );
+    *installed = true;
 }
 
 /// The Chromium the kit launches (`$CHROMIUM`, or Debian's); fails the test when it does not
