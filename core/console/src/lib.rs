@@ -97,7 +97,9 @@ pub fn router(console: Console) -> Router {
         .merge(pages::usage::routes())
         .merge(pages::audit::routes())
         .merge(pages::owners::routes())
+        .merge(pages::keys::routes())
         .merge(pages::platform::routes())
+        .merge(pages::councils::routes())
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

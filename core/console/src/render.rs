@@ -60,7 +60,9 @@ impl Views {
             crate::pages::usage::TEMPLATES,
             crate::pages::audit::TEMPLATES,
             crate::pages::owners::TEMPLATES,
+            crate::pages::keys::TEMPLATES,
             crate::pages::platform::TEMPLATES,
+            crate::pages::councils::TEMPLATES,
         ];
         for (name, source) in all.into_iter().flatten() {
             env.add_template(name, source)

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::Console;
 use crate::act::{self, Req, Section};
-use crate::pages::{FormError, error_for, when};
+use crate::pages::{Flash, FormError, error_for, when};
 use crate::render::{PageError, page};
 use crate::session::{FormFields, SignedIn};
 
@@ -42,11 +42,6 @@ fn councils_text(councils: &InstallCouncils) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Flash {
-    done: Option<String>,
 }
 
 /// `GET /console/t/{tenant}/installs`.

@@ -8,11 +8,11 @@ use guildhall_api::ApiError;
 use guildhall_domain::{CouncilId, Role, Subject};
 use guildhall_store::{Applied, TenantScope};
 use minijinja::context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::Console;
 use crate::act::{self, Req, Section};
-use crate::pages::{FormError, error_for, when};
+use crate::pages::{Flash, FormError, error_for, when};
 use crate::render::{PageError, page};
 use crate::session::{FormFields, SignedIn};
 
@@ -40,11 +40,6 @@ struct MemberRow {
     roles: String,
     council: String,
     updated: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Flash {
-    done: Option<String>,
 }
 
 #[derive(Debug, Default)]

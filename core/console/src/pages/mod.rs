@@ -2,16 +2,20 @@
 
 pub mod audit;
 pub mod catalogue;
+pub mod councils;
 pub mod home;
 pub mod installs;
+pub mod keys;
 pub mod members;
 pub mod owners;
 pub mod platform;
 pub mod tokens;
 pub mod usage;
 
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use guildhall_api::ApiError;
+use serde::{Deserialize, Serialize};
 
 use crate::render::PageError;
 
@@ -23,6 +27,13 @@ pub async fn not_found() -> Response {
 /// A method a page does not take (a GET of a form's action, say).
 pub async fn method_not_allowed() -> Response {
     PageError::method_not_allowed().into_response()
+}
+
+/// A page's `?done=` query: what the form posted before the redirect did, for the
+/// confirmation banner.
+#[derive(Debug, Deserialize)]
+pub struct Flash {
+    done: Option<String>,
 }
 
 /// One entry of a GOV.UK error summary: the field's id (the link target) and the message.
@@ -58,6 +69,37 @@ pub fn error_for<'a>(errors: &'a [FormError], field: &str) -> Option<&'a str> {
         .iter()
         .find(|e| e.field.as_deref() == Some(field))
         .map(|e| e.text.as_str())
+}
+
+/// The operation's message as a sentence on the page.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The error summary's entries for an operation's refusal: its fields, or the whole form.
+pub fn refusal(
+    e: &ApiError,
+    field_of: impl Fn(&str) -> Option<&'static str>,
+    conflict_at: &str,
+) -> Vec<FormError> {
+    if e.errors().is_empty() {
+        return vec![if e.status() == StatusCode::CONFLICT {
+            FormError::at(conflict_at, e.detail().to_string())
+        } else {
+            FormError::general(e.detail().to_string())
+        }];
+    }
+    e.errors()
+        .iter()
+        .map(|f| match field_of(&f.field) {
+            Some(id) => FormError::at(id, f.reason.clone()),
+            None => FormError::general(format!("{}: {}", f.field, f.reason)),
+        })
+        .collect()
 }
 
 /// A date and time as people read it: `6 December 2026, 20:15 UTC`.

@@ -11,12 +11,12 @@ use guildhall_authz::TokenRequest;
 use guildhall_domain::{CouncilId, Role};
 use guildhall_store::TenantScope;
 use minijinja::context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::Console;
 use crate::act::{self, Req, Section};
-use crate::pages::{FormError, error_for, when};
+use crate::pages::{Flash, FormError, error_for, when};
 use crate::render::{PageError, page};
 use crate::session::{FormFields, SignedIn};
 
@@ -32,11 +32,6 @@ struct TokenRow {
     created_by: String,
     expires: String,
     status: &'static str,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Flash {
-    done: Option<String>,
 }
 
 #[derive(Debug, Default)]
