@@ -59,6 +59,19 @@ pub async fn read(
     Ok(scope)
 }
 
+/// [`read`] for a page about one tenant: its scope, or "not found" (as the API answers
+/// for a tenant the person holds no role in).
+pub async fn read_tenant(
+    console: &Console,
+    who: &SignedIn,
+    route: &'static str,
+    tenant: &str,
+) -> Result<TenantScope, PageError> {
+    read(console, who, route, Some(tenant))
+        .await?
+        .ok_or_else(PageError::not_found)
+}
+
 /// Whether the signed-in person may read `GET route` for `tenant`, without failing: for
 /// links and sections shown only to those who may follow them. Call after a [`read`] or
 /// [`write`] in the same request (they refresh the rules).

@@ -199,9 +199,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, READ, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, READ, &tenant).await?;
     let (paging, errors) = paging_of(query.after.as_deref(), query.limit.as_deref())?;
     let status = if errors.is_empty() {
         StatusCode::OK
@@ -224,9 +222,7 @@ pub async fn verify(
     Path(tenant): Path<String>,
     fields: FormFields,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, READ, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, READ, &tenant).await?;
     let (paging, _) = paging_of(fields.get("after"), fields.get("limit"))?;
     let verification = console.app.store.audit(&scope).verify().await?;
     render(

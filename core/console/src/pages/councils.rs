@@ -120,9 +120,7 @@ pub async fn councils(
     Path(tenant): Path<String>,
     Query(query): Query<CouncilsQuery>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, TENANT, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, TENANT, &tenant).await?;
     let done = match query.done.as_deref() {
         Some("added") => Some("The council was added."),
         Some("saved") => Some("The council’s details were saved."),
@@ -263,9 +261,7 @@ pub async fn put_council(
             .into_response())
         }
         other => {
-            let scope = act::read(&console, &who, TENANT, Some(&tenant))
-                .await?
-                .ok_or_else(PageError::not_found)?;
+            let scope = act::read_tenant(&console, &who, TENANT, &tenant).await?;
             if !act::may(&console, &who, Method::PUT, COUNCIL, Some(scope.tenant())) {
                 return Err(PageError::forbidden(
                     "Your role in this alliance does not allow changing its councils.",

@@ -62,9 +62,7 @@ pub async fn overview(
     who: SignedIn,
     Path(tenant): Path<String>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, "/api/v1/tenants/{tenant}", Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, "/api/v1/tenants/{tenant}", &tenant).await?;
     let record = console
         .app
         .store

@@ -51,9 +51,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, LIST, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
     let installs = console.app.store.installs(&scope).list().await?;
     let rows: Vec<InstallRow> = installs
         .iter()
@@ -305,9 +303,7 @@ pub async fn form(
     Path((tenant, plugin)): Path<(String, String)>,
     Query(query): Query<FormQuery>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, LIST, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
     if !act::may(&console, &who, Method::PUT, PUT, Some(scope.tenant())) {
         return Err(PageError::forbidden(
             "Your role in this alliance does not allow installing or changing services.",
@@ -494,9 +490,7 @@ pub async fn save(
     } else {
         // Refused before the operation; the decision is still asked, so a person who may
         // not install sees the refusal rather than the form's errors.
-        let scope = act::read(&console, &who, LIST, Some(&tenant))
-            .await?
-            .ok_or_else(PageError::not_found)?;
+        let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
         if !act::may(&console, &who, Method::PUT, PUT, Some(scope.tenant())) {
             return Err(PageError::forbidden(
                 "Your role in this alliance does not allow installing or changing services.",
@@ -521,9 +515,7 @@ pub async fn save(
             if errors.is_empty() {
                 errors = problem_errors(&e);
             }
-            let scope = act::read(&console, &who, LIST, Some(&tenant))
-                .await?
-                .ok_or_else(PageError::not_found)?;
+            let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
             let (record, current) = load(&console, &scope, &plugin).await?;
             let shown = version_record
                 .as_ref()
@@ -565,9 +557,7 @@ pub async fn confirm_uninstall(
     who: SignedIn,
     Path((tenant, plugin)): Path<(String, String)>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, LIST, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
     if !act::may(&console, &who, Method::DELETE, PUT, Some(scope.tenant())) {
         return Err(PageError::forbidden(
             "Your role in this alliance does not allow uninstalling services.",

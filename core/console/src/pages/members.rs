@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::Console;
 use crate::act::{self, Req, Section};
-use crate::pages::{Flash, FormError, error_for, when};
+use crate::pages::{Flash, FormError, council_options, error_for, when};
 use crate::render::{PageError, page};
 use crate::session::{FormFields, SignedIn};
 
@@ -94,17 +94,7 @@ async fn render(
             context! { value => id.clone(), text => id.clone(), selected => id == typed.issuer }
         })
         .collect();
-    let councils = console.app.store.councils(scope).list().await?;
-    let mut council_options = vec![context! {
-        value => "", text => "All councils", selected => typed.council.is_empty()
-    }];
-    council_options.extend(councils.iter().map(|c| {
-        context! {
-            value => c.id.to_string(),
-            text => format!("{} ({})", c.name, c.id),
-            selected => typed.council == c.id.as_str(),
-        }
-    }));
+    let council_options = council_options(console, scope, &typed.council).await?;
     let roles: Vec<_> = TENANT_ROLES
         .iter()
         .map(|(role, hint)| {
@@ -153,9 +143,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, LIST, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
     let done = match flash.done.as_deref() {
         Some("bound") => Some("The member’s roles were saved."),
         Some("removed") => Some("The member was removed."),
@@ -318,9 +306,7 @@ pub async fn bind(
                     errors.push(FormError::at(field_of(&f.field), f.reason.clone()));
                 }
             }
-            let scope = act::read(&console, &who, LIST, Some(&tenant))
-                .await?
-                .ok_or_else(PageError::not_found)?;
+            let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
             if !act::may(&console, &who, Method::PUT, PUT, Some(scope.tenant())) {
                 return Err(PageError::forbidden(
                     "Your role in this alliance does not allow changing its members.",

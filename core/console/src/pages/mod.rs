@@ -15,8 +15,11 @@ pub mod usage;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use guildhall_api::ApiError;
+use guildhall_store::TenantScope;
+use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use crate::Console;
 use crate::render::PageError;
 
 /// Any path under `/console` with no page.
@@ -100,6 +103,27 @@ pub fn refusal(
             None => FormError::general(format!("{}: {}", f.field, f.reason)),
         })
         .collect()
+}
+
+/// The options of a form's council `<select>`: "All councils" (the empty value), then each
+/// of the alliance's councils, with the one `chosen` selected.
+pub async fn council_options(
+    console: &Console,
+    scope: &TenantScope,
+    chosen: &str,
+) -> Result<Vec<minijinja::Value>, PageError> {
+    let councils = console.app.store.councils(scope).list().await?;
+    let mut options = vec![context! {
+        value => "", text => "All councils", selected => chosen.is_empty()
+    }];
+    options.extend(councils.iter().map(|c| {
+        context! {
+            value => c.id.to_string(),
+            text => format!("{} ({})", c.name, c.id),
+            selected => chosen == c.id.as_str(),
+        }
+    }));
+    Ok(options)
 }
 
 /// A date and time as people read it: `6 December 2026, 20:15 UTC`.

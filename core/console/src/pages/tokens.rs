@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::Console;
 use crate::act::{self, Req, Section};
-use crate::pages::{Flash, FormError, error_for, when};
+use crate::pages::{Flash, FormError, council_options, error_for, when};
 use crate::render::{PageError, page};
 use crate::session::{FormFields, SignedIn};
 
@@ -74,17 +74,7 @@ async fn render(
         })
         .collect();
     let can_write = act::may(console, who, Method::POST, LIST, Some(scope.tenant()));
-    let councils = console.app.store.councils(scope).list().await?;
-    let mut council_options = vec![context! {
-        value => "", text => "All councils", selected => typed.council.is_empty()
-    }];
-    council_options.extend(councils.iter().map(|c| {
-        context! {
-            value => c.id.to_string(),
-            text => format!("{} ({})", c.name, c.id),
-            selected => typed.council == c.id.as_str(),
-        }
-    }));
+    let council_options = council_options(console, scope, &typed.council).await?;
     let roles: Vec<_> = [Role::TenantAdmin, Role::Officer, Role::Auditor]
         .iter()
         .map(|r| context! { value => r.as_str(), text => r.as_str(), checked => typed.role == r.as_str() })
@@ -128,9 +118,7 @@ pub async fn list(
     Path(tenant): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, LIST, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
     let done = match flash.done.as_deref() {
         Some("revoked") => Some("The token was revoked."),
         _ => None,
@@ -252,9 +240,7 @@ pub async fn create(
         }
         _ => None,
     };
-    let scope = act::read(&console, &who, LIST, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, LIST, &tenant).await?;
     match outcome {
         Some(Ok(created)) => {
             render(

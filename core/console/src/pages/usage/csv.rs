@@ -72,9 +72,7 @@ pub async fn usage_csv(
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, USAGE, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, USAGE, &tenant).await?;
     let asked = ask(&query_of(raw), true);
     let Some(period) = asked.period else {
         let messages: Vec<String> = asked.errors.into_iter().map(|e| e.text).collect();

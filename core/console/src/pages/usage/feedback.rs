@@ -186,9 +186,7 @@ pub async fn feedback(
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, KPIS, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, KPIS, &tenant).await?;
     let query = query_of(raw);
     let asked = ask(&query, false);
     let tenant = scope.tenant().to_string();

@@ -299,9 +299,7 @@ pub async fn kpis(
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, KPIS, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, KPIS, &tenant).await?;
     let asked = ask(&query_of(raw), false);
     let tenant = scope.tenant().to_string();
     let may_usage = act::may(&console, &who, Method::GET, USAGE, Some(scope.tenant()));

@@ -205,9 +205,7 @@ pub async fn usage(
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let scope = act::read(&console, &who, USAGE, Some(&tenant))
-        .await?
-        .ok_or_else(PageError::not_found)?;
+    let scope = act::read_tenant(&console, &who, USAGE, &tenant).await?;
     let asked = ask(&query_of(raw), true);
     let tenant = scope.tenant().to_string();
     let may_kpis = act::may(&console, &who, Method::GET, KPIS, Some(scope.tenant()));
