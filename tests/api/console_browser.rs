@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use guildhall::config::Listen;
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::console::{SESSION_COOKIE, SIGN_IN_COOKIE, Visitor, links, publish_hello_versions};
@@ -522,6 +523,44 @@ async fn identity_provider_sign_in_over_http() {
     )
     .await;
     assert_eq!(carol.get(&back).await.status, 303);
+}
+
+/// Each identity-provider sign-in a browser begins writes a row until the provider answers;
+/// a client asking for the redirect in a loop is stopped at the limit, and its rows with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_starts_are_limited_per_client() {
+    let port = free_port();
+    let provider = Provider::start(&[callback(port)]);
+    let app = console_on(port, &provider, false, None).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut flood = Visitor::new(&base);
+    let start = format!("/console/sign-in/oidc/{ISSUER_ID}");
+    let limit = guildhall_console::Console::SIGN_IN_STARTS_PER_MINUTE;
+    for i in 0..limit {
+        let page = flood.get(&start).await;
+        assert_eq!(page.status, 303, "start {i}: {}", page.body);
+    }
+    let refused = flood.get(&start).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(
+        refused.body.contains("too many attempts"),
+        "{}",
+        refused.body
+    );
+    let store = app.admin_store().await;
+    let conn = store.connection();
+    let pending = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM console_sign_ins",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(pending, i64::from(limit), "rows written past the limit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

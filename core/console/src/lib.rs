@@ -43,6 +43,14 @@ pub struct Console {
     pub config: Arc<config::Resolved>,
     /// The templates.
     pub views: Arc<render::Views>,
+    /// Identity-provider sign-ins each client may begin per minute: each one writes a row,
+    /// so nobody can fill the table by asking for the redirect in a loop.
+    pub sign_in_starts: Arc<guildhall_authz::FailureLimiter>,
+}
+
+impl Console {
+    /// Sign-ins one client may begin per minute.
+    pub const SIGN_IN_STARTS_PER_MINUTE: u32 = 20;
 }
 
 impl Console {
@@ -53,6 +61,10 @@ impl Console {
             app,
             config: Arc::new(resolved),
             views: Arc::new(render::Views::new()?),
+            sign_in_starts: Arc::new(guildhall_authz::FailureLimiter::new(
+                Self::SIGN_IN_STARTS_PER_MINUTE,
+                std::time::Duration::from_secs(60),
+            )),
         })
     }
 }

@@ -235,6 +235,17 @@ impl PageError {
         )
     }
 
+    /// 429: come back in `after` seconds.
+    pub fn too_many(after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Sorry, there have been too many attempts",
+            format!("Wait {after} seconds, then try again."),
+        );
+        e.retry_after = Some(after);
+        e
+    }
+
     /// 500: the cause is logged, never shown.
     pub fn internal(cause: impl Into<String>) -> Self {
         let mut e = Self::new(

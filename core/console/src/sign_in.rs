@@ -313,6 +313,8 @@ pub async fn start_oidc(
     State(console): State<Console>,
     Path(issuer): Path<String>,
     Query(query): Query<StartQuery>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
 ) -> Result<Response, PageError> {
     let Some(redirect_uri) = console.config.redirect_uri.clone() else {
         return Err(PageError::not_found());
@@ -324,6 +326,13 @@ pub async fn start_oidc(
         .any(|i| i.id.as_str() == issuer)
     {
         return Err(PageError::not_found());
+    }
+    if let Some(client) = console.app.trusted_proxies.client_of(&headers, &extensions)
+        && let Err(wait) = console
+            .sign_in_starts
+            .take(guildhall_authz::FailureKey::from(client))
+    {
+        return Err(PageError::too_many(wait.as_secs().max(1)));
     }
     let request = oidc
         .begin_sign_in(&issuer, &redirect_uri)
