@@ -5,6 +5,41 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The guest target: `rust-toolchain.toml` names it, but rustup adds a toolchain's targets
+/// only when it installs the toolchain, so a machine that already had 1.95.0 may lack it.
+const TARGET: &str = "wasm32-wasip2";
+
+/// Adds [`TARGET`] through rustup when the toolchain building this lacks it (rustup's
+/// proxy sets `RUSTUP_TOOLCHAIN`, so `rustup` acts on the same toolchain), and says what to
+/// do when there is no rustup to ask.
+fn ensure_wasm_target() {
+    let installed = match Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .any(|line| line.trim() == TARGET),
+        _ => panic!(
+            "the plugins are built for {TARGET}, and rustup, which would add that target, \
+             cannot be run. Install Rust with rustup (https://rustup.rs), or add the \
+             {TARGET} standard library to this toolchain another way"
+        ),
+    };
+    if installed {
+        return;
+    }
+    println!("cargo:warning=adding the {TARGET} target with rustup (once)");
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .expect("run rustup target add");
+    assert!(
+        status.success(),
+        "`rustup target add {TARGET}` failed; run it by hand and build again"
+    );
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir
@@ -39,6 +74,7 @@ fn main() {
         root.join("core/runtime/wit").display()
     );
 
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
@@ -62,7 +98,7 @@ fn main() {
     let status = cmd.status().expect("run cargo to build plugins/");
     if !status.success() {
         panic!(
-            "building plugins/ for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+            "building plugins/ for wasm32-wasip2 failed; the compiler's messages are above"
         );
     }
 
