@@ -97,9 +97,7 @@ fn main() {
         .env_remove("CARGO_BUILD_BUILD_DIR");
     let status = cmd.status().expect("run cargo to build plugins/");
     if !status.success() {
-        panic!(
-            "building plugins/ for wasm32-wasip2 failed; the compiler's messages are above"
-        );
+        panic!("building plugins/ for wasm32-wasip2 failed; the compiler's messages are above");
     }
 
     let wasm_dir = target_dir.join("wasm32-wasip2/release");
