@@ -13,9 +13,12 @@ use serde::Serialize;
 
 use super::kpis::kpi_report;
 use super::period::{Asked, ask, long_date, period_query, period_text, query_of, value};
-use super::{CouncilName, KPIS, chart_rating, council, council_names, count, satisfaction_text};
+use super::{
+    CouncilName, KPIS, bad_period, chart_rating, council, council_names, count, open,
+    satisfaction_text,
+};
 use crate::Console;
-use crate::act::{self, Section};
+use crate::act;
 use crate::charts::{Chart, Kind};
 use crate::render::{PageError, page};
 use crate::session::SignedIn;
@@ -186,26 +189,13 @@ pub async fn feedback(
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let scope = act::read_tenant(&console, &who, KPIS, &tenant).await?;
+    let (scope, chrome) = open(&console, &who, KPIS, &tenant, "Citizens’ feedback", "kpis").await?;
     let query = query_of(raw);
     let asked = ask(&query, false);
     let tenant = scope.tenant().to_string();
-    let mut chrome = act::chrome(
-        &console,
-        &who,
-        "Citizens’ feedback",
-        Some(scope.tenant()),
-        Section::Tenant("kpis"),
-    );
     let Some(period) = asked.period.clone() else {
-        chrome.has_errors = true;
         let data = feedback_data(&tenant, asked, None, None);
-        return Ok(page(
-            StatusCode::BAD_REQUEST,
-            "feedback.html",
-            &chrome,
-            data,
-        ));
+        return Ok(bad_period(chrome, "feedback.html", data));
     };
     let (kpis, _) = kpi_report(&console, &scope, &period).await?;
     let names = council_names(&console, &who, &scope).await?;

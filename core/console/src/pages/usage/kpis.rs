@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use super::period::{Asked, ask, buckets, period_query, period_text, query_of};
 use super::{
-    CouncilName, INSTALLS, KPIS, USAGE, availability, availability_text, chart_count, council,
-    council_names, count, pounds, satisfaction_text,
+    CouncilName, INSTALLS, KPIS, USAGE, availability, availability_text, bad_period, chart_count,
+    council, council_names, count, open, pounds, satisfaction_text,
 };
 use crate::Console;
-use crate::act::{self, Section};
+use crate::act;
 use crate::charts::{Chart, Kind};
 use crate::render::{PageError, page};
 use crate::session::SignedIn;
@@ -299,21 +299,13 @@ pub async fn kpis(
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let scope = act::read_tenant(&console, &who, KPIS, &tenant).await?;
+    let (scope, chrome) = open(&console, &who, KPIS, &tenant, "Performance", "kpis").await?;
     let asked = ask(&query_of(raw), false);
     let tenant = scope.tenant().to_string();
     let may_usage = act::may(&console, &who, Method::GET, USAGE, Some(scope.tenant()));
-    let mut chrome = act::chrome(
-        &console,
-        &who,
-        "Performance",
-        Some(scope.tenant()),
-        Section::Tenant("kpis"),
-    );
     let Some(period) = asked.period.clone() else {
-        chrome.has_errors = true;
         let data = kpis_data(&tenant, asked, may_usage, None);
-        return Ok(page(StatusCode::BAD_REQUEST, "kpis.html", &chrome, data));
+        return Ok(bad_period(chrome, "kpis.html", data));
     };
     let (kpis, usage) = kpi_report(&console, &scope, &period).await?;
     // Installed services are listed even without calls, for those who may see installs.

@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::Console;
 use crate::act;
 use crate::charts;
-use crate::render::PageError;
+use crate::render::{Chrome, PageError, page};
 use crate::session::SignedIn;
 
 pub use csv::usage_csv;
@@ -46,6 +46,37 @@ const USAGE: &str = "/api/v1/tenants/{tenant}/usage";
 const KPIS: &str = "/api/v1/tenants/{tenant}/kpis";
 const TENANT: &str = "/api/v1/tenants/{tenant}";
 const INSTALLS: &str = "/api/v1/tenants/{tenant}/installs";
+
+/// The opening of every period page: the decision of the API route it mirrors, then the
+/// chrome with `title` in the alliance's `section`.
+async fn open(
+    console: &Console,
+    who: &SignedIn,
+    route: &'static str,
+    tenant: &str,
+    title: &str,
+    section: &'static str,
+) -> Result<(TenantScope, Chrome), PageError> {
+    let scope = act::read_tenant(console, who, route, tenant).await?;
+    let chrome = act::chrome(
+        console,
+        who,
+        title,
+        Some(scope.tenant()),
+        act::Section::Tenant(section),
+    );
+    Ok((scope, chrome))
+}
+
+/// A period page whose dates could not be read: its form with the error summary, 400.
+fn bad_period(
+    mut chrome: Chrome,
+    template: &str,
+    data: minijinja::Value,
+) -> axum::response::Response {
+    chrome.has_errors = true;
+    page(axum::http::StatusCode::BAD_REQUEST, template, &chrome, data)
+}
 
 /// This module's templates.
 pub(crate) const TEMPLATES: &[(&str, &str)] = crate::render::templates![

@@ -12,9 +12,12 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::period::{Asked, ask, period_query, period_text, query_of};
-use super::{CouncilName, KPIS, USAGE, council, council_names, count, decimal, percent, pounds};
+use super::{
+    CouncilName, KPIS, USAGE, bad_period, council, council_names, count, decimal, open, percent,
+    pounds,
+};
 use crate::Console;
-use crate::act::{self, Section};
+use crate::act;
 use crate::pages::error_for;
 use crate::render::{PageError, page};
 use crate::session::SignedIn;
@@ -205,21 +208,13 @@ pub async fn usage(
     Path(tenant): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let scope = act::read_tenant(&console, &who, USAGE, &tenant).await?;
+    let (scope, chrome) = open(&console, &who, USAGE, &tenant, "Usage", "usage").await?;
     let asked = ask(&query_of(raw), true);
     let tenant = scope.tenant().to_string();
     let may_kpis = act::may(&console, &who, Method::GET, KPIS, Some(scope.tenant()));
-    let mut chrome = act::chrome(
-        &console,
-        &who,
-        "Usage",
-        Some(scope.tenant()),
-        Section::Tenant("usage"),
-    );
     let Some(period) = asked.period.clone() else {
-        chrome.has_errors = true;
         let data = usage_data(&tenant, asked, may_kpis, None);
-        return Ok(page(StatusCode::BAD_REQUEST, "usage.html", &chrome, data));
+        return Ok(bad_period(chrome, "usage.html", data));
     };
     let figures = UsageFigures {
         names: council_names(&console, &who, &scope).await?,
