@@ -15,6 +15,7 @@ mod m20261201_000007_namespaced_roles;
 mod m20261201_000008_plugin_owners;
 mod m20261201_000009_tokens_rls;
 mod m20261206_000010_console_sessions;
+mod m20261207_000011_citizen_pages;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
@@ -30,6 +31,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "usage_daily",
     "feedback",
     "tokens",
+    "citizen_sessions",
 ];
 
 /// Applies Guildhall's migrations in order.
@@ -50,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_plugin_owners::Migration),
             Box::new(m20261201_000009_tokens_rls::Migration),
             Box::new(m20261206_000010_console_sessions::Migration),
+            Box::new(m20261207_000011_citizen_pages::Migration),
         ]
     }
 }

@@ -95,6 +95,12 @@ pub const RULES: &[Rule] = &[
         Some("councils.put"),
     ),
     rule(
+        Method::PUT,
+        "/api/v1/tenants/{tenant}/brand",
+        Access::Tenant("tenant", "write"),
+        Some("tenants.brand"),
+    ),
+    rule(
         Method::GET,
         "/api/v1/tenants/{tenant}/members",
         Access::Tenant("members", "read"),

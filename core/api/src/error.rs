@@ -287,6 +287,13 @@ impl From<guildhall_store::Error> for ApiError {
             E::DuplicateTenant(t) => {
                 ApiError::bad_request(format!("tenant {t} is declared more than once"))
             }
+            E::UnknownLogo(logo) => ApiError::validation(
+                format!("no logo is stored at {logo}"),
+                vec![FieldError {
+                    field: "brand.logo".to_string(),
+                    reason: "no logo is stored at that path".to_string(),
+                }],
+            ),
             e if e.is_transient() => ApiError::unavailable(
                 "the database is busy or unreachable; retry after the time in Retry-After",
                 e,

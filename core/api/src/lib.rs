@@ -8,7 +8,9 @@
 
 pub mod access;
 pub mod catalogue;
+mod citizen;
 pub mod client;
+pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -31,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, FieldError, Problem};
-pub use gateway::Gateway;
+pub use gateway::{Gateway, SessionsConfig};
 pub use guildhall_operations::catalogue::{CatalogueConfig, TrustedKeys};
 pub use state::{AppState, Telemetry};
 
@@ -134,7 +136,10 @@ fn health_routes() -> OpenApiRouter<AppState> {
 }
 
 fn service_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(routes::telemetry::feedback))
+    OpenApiRouter::new().routes(routes!(
+        routes::telemetry::feedback,
+        routes::telemetry::feedback_form
+    ))
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -145,6 +150,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::tenants::get_tenant))
         .routes(routes!(routes::tenants::put_council))
+        .routes(routes!(routes::tenants::put_brand))
         .routes(routes!(routes::plugins::list_plugins))
         .routes(routes!(routes::plugins::get_plugin))
         .routes(routes!(routes::plugins::get_version))
@@ -252,11 +258,20 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     // The gateway passes plugins' own responses through (a plugin's 404 is its own
     // business), adding only security headers they did not set, and enforces the request
     // body cap itself.
-    // Ratings are small JSON, whatever the service's own body limit.
+    // Ratings are small (JSON, or the feedback page's form), whatever the service's own
+    // body limit.
     let services = services
         .route_layer(expose())
-        .layer(RequestBodyLimitLayer::new(16 * 1024))
-        .layer(DefaultBodyLimit::max(16 * 1024));
+        .layer(RequestBodyLimitLayer::new(32 * 1024))
+        .layer(DefaultBodyLimit::max(32 * 1024))
+        .route(
+            "/assets/brand/colours/{file}",
+            axum::routing::get(citizen::colour_css),
+        )
+        .route(
+            "/assets/brand/logos/{digest}",
+            axum::routing::get(citizen::logo),
+        );
     let gateway = Router::new()
         .route(
             "/s/{tenant}/{council}/{plugin}",

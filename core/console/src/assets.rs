@@ -19,6 +19,13 @@ use sha2::{Digest, Sha256};
 /// Where the assets are served.
 pub const BASE: &str = "/assets/govuk-frontend";
 
+/// `init.js` in the hashed folder: marks the page as having JavaScript and starts GOV.UK
+/// Frontend's components, for services' pages (an external module: their policy allows no
+/// inline script).
+const INIT_JS: &str = "import { initAll } from \"./govuk-frontend.min.js\";\n\
+     document.body.classList.add(\"js-enabled\", \"govuk-frontend-supported\");\n\
+     initAll();\n";
+
 #[derive(rust_embed::RustEmbed)]
 #[folder = "assets/govuk-frontend/"]
 struct Vendored;
@@ -73,6 +80,10 @@ impl Assets {
                 let kind = content_type(&name);
                 (name, (kind, Arc::from(bytes)))
             })
+            .chain(std::iter::once((
+                "init.js".to_string(),
+                (content_type("init.js"), Arc::from(INIT_JS.as_bytes())),
+            )))
             .collect();
         Assets {
             hash,

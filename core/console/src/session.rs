@@ -19,13 +19,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use guildhall_authz::{Credential, Principal};
 use guildhall_domain::IssuerId;
 use guildhall_store::SessionRecord;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use crate::Console;
@@ -56,50 +52,7 @@ pub fn sign_in_cookie(secure: bool) -> &'static str {
     }
 }
 
-/// A fresh random secret: 32 bytes, base64url.
-pub fn secret() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the operating system's random source works");
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The sha256 (hex) under which a secret is stored.
-pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// Whether two secrets are equal, in constant time.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// A `Set-Cookie` value for `name` = `value`, living `max_age` (`None`: removes it).
-pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<Duration>) -> String {
-    let mut cookie = cookie::Cookie::build((name.to_string(), value.to_string()))
-        .path("/")
-        .http_only(true)
-        .secure(secure)
-        .same_site(cookie::SameSite::Lax);
-    cookie = match max_age {
-        Some(age) => cookie.max_age(cookie::time::Duration::seconds(
-            i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
-        )),
-        None => cookie.max_age(cookie::time::Duration::ZERO),
-    };
-    cookie.build().to_string()
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| cookie::Cookie::split_parse(v.to_string()))
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_string())
-}
+pub use guildhall_api::cookies::{cookie_value, hash, same, secret, set_cookie};
 
 /// Someone signed in, as the page they asked for sees them.
 #[derive(Debug, Clone)]
@@ -451,17 +404,6 @@ mod tests {
             ),
             Some("https://guildhall.example.gov.uk")
         ));
-    }
-
-    #[test]
-    fn secrets_are_random_and_compared_in_full() {
-        let (a, b) = (secret(), secret());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 43);
-        assert!(same(&a, &a.clone()));
-        assert!(!same(&a, &b));
-        assert!(!same(&a, &a[..42]));
-        assert_eq!(hash(&a).len(), 64);
     }
 
     #[test]

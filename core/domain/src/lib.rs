@@ -4,6 +4,7 @@
 //! depend on it and tests can exercise validation without a server.
 
 pub mod audit;
+pub mod brand;
 mod caller;
 mod digest;
 mod ids;
@@ -11,6 +12,7 @@ pub mod manifest;
 pub mod metering;
 mod role;
 pub mod signing;
+mod site;
 mod subject;
 pub mod tenant;
 pub mod text;
@@ -19,4 +21,5 @@ pub use caller::Caller;
 pub use digest::{Digest, DigestError};
 pub use ids::{CouncilId, IdError, PluginName, TenantId};
 pub use role::{Role, UnknownRole};
+pub use site::Site;
 pub use subject::{IssuerId, MAX_SUB_LEN, Subject, SubjectError, check_sub};

@@ -72,6 +72,10 @@ pub struct Capabilities {
     /// `wasi:http/outgoing-handler`, only to these exact hosts.
     #[serde(default)]
     pub outbound_http: Vec<String>,
+    /// `guildhall:platform/session`: a session per citizen for multi-page journeys, and
+    /// the anti-forgery token the platform checks on their form posts.
+    #[serde(default)]
+    pub session: bool,
 }
 
 /// Limits a plugin asks for.

@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::brand::Brand;
 use crate::{CouncilId, TenantId};
 
 /// The longest display name accepted for a tenant or a council.
@@ -31,6 +32,10 @@ pub struct TenantSpec {
     /// Whether the catalogue may name this alliance in adoption figures.
     #[serde(default)]
     pub share_adoption: bool,
+    /// The alliance's brand on citizens' pages, which its councils take unless they set
+    /// their own.
+    #[serde(default, skip_serializing_if = "Brand::is_empty")]
+    pub brand: Brand,
     /// Member councils.
     #[serde(default)]
     pub councils: Vec<CouncilSpec>,
@@ -47,6 +52,10 @@ pub struct CouncilSpec {
     /// The ONS GSS code of the local authority, e.g. `E07000215`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gss_code: Option<String>,
+    /// The council's brand on citizens' pages; what it leaves unset comes from its
+    /// alliance's.
+    #[serde(default, skip_serializing_if = "Brand::is_empty")]
+    pub brand: Brand,
 }
 
 /// What is wrong with a tenant declaration: the field and the reason.
@@ -60,19 +69,41 @@ pub struct SpecError {
 }
 
 impl TenantSpec {
-    /// Parses a tenant file and validates it. Errors name the field at fault.
+    /// Parses a tenant file and validates it. Errors name the field at fault. Logos may be
+    /// file paths, which the caller reads ([`TenantSpec::logo_files`]) before applying.
     pub fn from_toml(text: &str) -> Result<Self, SpecError> {
         let spec: TenantSpec = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
-        spec.validate()?;
+        spec.validate_file()?;
         Ok(spec)
     }
 
-    /// Checks the rules serde cannot: names, GSS codes and council uniqueness.
+    /// Checks the rules serde cannot: names, GSS codes, brands and council uniqueness.
+    /// Logos must be `data:` URLs or served paths (see [`TenantSpec::validate_file`]).
     pub fn validate(&self) -> Result<(), SpecError> {
+        self.check(false)
+    }
+
+    /// The logos given as file paths (in a tenant file), for the caller to replace with
+    /// `data:` URLs of the files they name.
+    pub fn logo_files(&mut self) -> Vec<&mut String> {
+        std::iter::once(&mut self.brand)
+            .chain(self.councils.iter_mut().map(|c| &mut c.brand))
+            .filter_map(|b| b.logo.as_mut())
+            .filter(|logo| crate::brand::is_file_path(logo))
+            .collect()
+    }
+
+    /// Like [`TenantSpec::validate`], for a tenant file whose logos are still file paths.
+    pub fn validate_file(&self) -> Result<(), SpecError> {
+        self.check(true)
+    }
+
+    fn check(&self, files: bool) -> Result<(), SpecError> {
         validate_name("name", &self.name)?;
+        self.brand.validate("", files)?;
         let mut seen = BTreeSet::new();
         for (i, council) in self.councils.iter().enumerate() {
-            council.validate(&format!("councils[{i}]"))?;
+            council.check(&format!("councils[{i}]"), files)?;
             if !seen.insert(council.id.as_str()) {
                 return Err(SpecError {
                     field: format!("councils[{i}].id"),
@@ -85,8 +116,13 @@ impl TenantSpec {
 }
 
 impl CouncilSpec {
-    /// Checks the council's name and GSS code; `at` prefixes the field names in errors.
+    /// Checks the council's name, GSS code and brand; `at` prefixes the field names in
+    /// errors.
     pub fn validate(&self, at: &str) -> Result<(), SpecError> {
+        self.check(at, false)
+    }
+
+    fn check(&self, at: &str, files: bool) -> Result<(), SpecError> {
         let field = |name: &str| {
             if at.is_empty() {
                 name.to_string()
@@ -98,6 +134,7 @@ impl CouncilSpec {
         if let Some(code) = &self.gss_code {
             validate_gss_code(&field("gss_code"), code)?;
         }
+        self.brand.validate(at, files)?;
         Ok(())
     }
 }

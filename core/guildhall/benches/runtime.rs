@@ -61,6 +61,8 @@ async fn context(store: &Store, principal: Caller) -> CallContext {
         config: Arc::new(serde_json::json!({"council_name": "Bench"})),
         request_id: "bench".into(),
         traceparent: None,
+        site: Arc::default(),
+        session: None,
     }
 }
 

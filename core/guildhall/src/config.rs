@@ -55,6 +55,8 @@ pub struct Config {
     pub metering: guildhall_telemetry::MeteringConfig,
     /// The alliance console: pages under `/console`.
     pub console: guildhall_console::ConsoleConfig,
+    /// Citizens' sessions with plugins that declare `session`.
+    pub sessions: guildhall_api::SessionsConfig,
 }
 
 /// `[auth]`

@@ -108,6 +108,11 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid [console]")?;
+    config
+        .sessions
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [sessions]")?;
     check_telemetry(config)
 }
 
@@ -235,8 +240,15 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
     }
     let trusted_keys =
         guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
+    config
+        .sessions
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [sessions]")?;
     let gateway = guildhall_api::Gateway::new(store.clone(), runtime.clone())
-        .with_body_timeout(Duration::from_secs(config.server.body_read_timeout_secs));
+        .with_body_timeout(Duration::from_secs(config.server.body_read_timeout_secs))
+        .with_sessions(config.sessions.clone())
+        .with_assets(guildhall_console::assets::Assets::get().base());
     let telemetry = telemetry(config, store, &runtime, &gateway)?;
     Ok(guildhall_api::AppState {
         store: store.clone(),
@@ -262,6 +274,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let state = app_state(config, &store).await?;
         let watcher = state.gateway.watch();
+        let session_purger = state.gateway.spawn_session_purger();
         let flusher_stop = CancellationToken::new();
         let flusher = state.telemetry.meter.spawn_flusher(
             Duration::from_secs(config.metering.flush_interval_secs),
@@ -294,6 +307,7 @@ impl Server {
         let task = tokio::spawn(async move {
             let result = serve(listener, app, limits, stop, grace).await;
             watcher.abort();
+            session_purger.abort();
             if let Some(purger) = purger {
                 purger.abort();
             }

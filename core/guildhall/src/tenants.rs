@@ -48,7 +48,27 @@ pub(crate) fn read_specs(paths: &[PathBuf]) -> anyhow::Result<Vec<TenantSpec>> {
 fn read_one(file: &Path) -> anyhow::Result<TenantSpec> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the tenant file {}", file.display()))?;
-    TenantSpec::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    let mut spec =
+        TenantSpec::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // Logos are image files next to the tenant file; they travel as `data:` URLs.
+    let dir = file.parent().unwrap_or(Path::new("."));
+    for logo in spec.logo_files() {
+        *logo = logo_data_url(&dir.join(&*logo))
+            .with_context(|| format!("{}: logo {logo}", file.display()))?;
+    }
+    spec.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(spec)
+}
+
+/// A logo file as a checked `data:` URL.
+fn logo_data_url(path: &Path) -> anyhow::Result<String> {
+    let name = path.to_string_lossy();
+    let kind = guildhall_domain::brand::Logo::type_of_file(&name)
+        .ok_or_else(|| anyhow::anyhow!("a logo is an .svg or .png file"))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let logo = guildhall_domain::brand::Logo::new(kind, bytes).map_err(anyhow::Error::msg)?;
+    Ok(logo.data_url())
 }
 
 /// Applies the files and prints one line per tenant: `<id>: created|updated|unchanged`.

@@ -86,6 +86,8 @@ impl World {
             config: Arc::new(config),
             request_id: "test-request".into(),
             traceparent: None,
+            site: Arc::default(),
+            session: None,
         }
     }
 

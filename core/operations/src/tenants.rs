@@ -2,6 +2,7 @@
 //! which tenants a principal may see, for the API, the console and the command line.
 
 use guildhall_authz::{Authz, Principal};
+use guildhall_domain::brand::Brand;
 use guildhall_domain::tenant::{CouncilSpec, SpecError, TenantSpec};
 use guildhall_store::{Applied, CouncilRecord, Store, TenantRecord, TenantScope};
 
@@ -33,6 +34,17 @@ pub async fn put_council(
 ) -> Result<(Applied, CouncilRecord), Error> {
     spec.validate("").map_err(invalid)?;
     Ok(store.councils(scope).put(spec).await?)
+}
+
+/// Sets the alliance's brand on citizens' pages, which its councils take unless they set
+/// their own.
+pub async fn put_brand(
+    store: &Store,
+    scope: &TenantScope,
+    brand: &Brand,
+) -> Result<(Applied, TenantRecord), Error> {
+    brand.validate("", false).map_err(invalid)?;
+    Ok(store.tenants().put_brand(scope, brand).await?)
 }
 
 /// The tenants `principal` may see, by id: every tenant for operators, otherwise those

@@ -52,8 +52,8 @@ use wasmtime::component::Linker;
 pub use budget::MemoryReservation;
 pub use call::CallReport;
 pub use capabilities::{
-    Authorizer, AuthzQuestion, DenyAll, EventsPort, KvPort, KvSetError, PluginEvent, PortError,
-    PortFuture, Ports,
+    Authorizer, AuthzQuestion, CallSession, DenyAll, EventsPort, KvPort, KvSetError, PluginEvent,
+    PortError, PortFuture, Ports, SessionError,
 };
 pub use config::{OutboundConfig, RuntimeConfig};
 pub use error::{CallError, MemoryBusy, PrepareError};
@@ -82,6 +82,11 @@ pub struct CallContext {
     /// The W3C `traceparent` the plugin's outbound requests carry, so a trace continues
     /// through the services it calls.
     pub traceparent: Option<String>,
+    /// How the council's pages look and where they live (`context.site`).
+    pub site: Arc<guildhall_domain::Site>,
+    /// The citizen's session, for a plugin that declares `session` (`None`: the call has
+    /// none and cannot start one).
+    pub session: Option<Arc<dyn CallSession>>,
 }
 
 /// A plugin version ready to serve: compiled, linked with exactly its capabilities, and

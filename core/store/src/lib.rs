@@ -13,6 +13,7 @@
 
 mod audit;
 mod catalogue;
+mod citizen;
 mod claim;
 mod console;
 mod entities;
@@ -36,6 +37,7 @@ pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
 pub use catalogue::{
     Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
 };
+pub use citizen::{CitizenSession, CitizenSessions, SessionKey};
 pub use console::{ConsoleSessions, NewSession, SessionRecord, SignInRecord};
 pub use identity::{MemberRecord, Members, NewToken, RuleRow, Rules, TokenRecord, Tokens};
 pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
@@ -80,6 +82,9 @@ pub enum Error {
     /// The same tenant id was given twice in one apply.
     #[error("tenant {0} is declared more than once")]
     DuplicateTenant(TenantId),
+    /// A brand names a logo by a path the platform does not serve.
+    #[error("no logo is stored at {0}")]
+    UnknownLogo(String),
 }
 
 impl Error {
@@ -427,6 +432,11 @@ impl Store {
     /// One tenant's citizen feedback.
     pub fn feedback<'a>(&'a self, scope: &'a TenantScope) -> Feedback<'a> {
         Feedback::new(&self.db, scope)
+    }
+
+    /// Citizens' sessions with the plugins of one tenant.
+    pub fn citizen_sessions<'a>(&'a self, scope: &'a TenantScope) -> CitizenSessions<'a> {
+        CitizenSessions::new(&self.db, scope)
     }
 
     /// Cross-tenant call counts by plugin version (written by the meter).

@@ -2,17 +2,18 @@
 
 use std::collections::BTreeSet;
 
+use guildhall_domain::brand::{Brand, LogoRef, colour_hex, logo_path};
 use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
 use guildhall_domain::{CouncilId, TenantId};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    EntityTrait, QueryFilter, QueryOrder, TryInsertResult,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, TryInsertResult,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::claim::{self, Claim};
-use crate::entities::{councils, tenants};
+use crate::entities::{brand_logos, councils, tenants};
 use crate::{Error, Result, Revision, TenantScope, scoped};
 
 /// What applying a declaration did to the database.
@@ -56,6 +57,9 @@ pub struct TenantRecord {
     pub name: String,
     /// Whether adoption figures may name this tenant.
     pub share_adoption: bool,
+    /// The alliance's brand on citizens' pages.
+    #[serde(skip_serializing_if = "Brand::is_empty")]
+    pub brand: Brand,
     /// Member councils, ordered by id.
     pub councils: Vec<CouncilRecord>,
     /// When the tenant was created.
@@ -79,6 +83,9 @@ pub struct CouncilRecord {
     /// ONS GSS code, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gss_code: Option<String>,
+    /// The council's own brand on citizens' pages (unset parts come from its alliance).
+    #[serde(skip_serializing_if = "Brand::is_empty")]
+    pub brand: Brand,
     /// When the council was added.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -106,7 +113,8 @@ impl<'a> Tenants<'a> {
     pub async fn create(&self, spec: &TenantSpec) -> Result<TenantRecord> {
         let txn = scoped::write(self.db).await?;
         scoped::set_tenant(&txn, spec.id.as_str()).await?;
-        let inserted = tenants::Entity::insert(new_tenant(spec, OffsetDateTime::now_utc()))
+        let brand = BrandColumns::of(&txn, &spec.brand).await?;
+        let inserted = tenants::Entity::insert(new_tenant(spec, &brand, OffsetDateTime::now_utc()))
             .on_conflict_do_nothing()
             .exec_without_returning(&txn)
             .await?;
@@ -179,6 +187,51 @@ impl<'a> Tenants<'a> {
         Ok(records)
     }
 
+    /// Sets the alliance's brand on citizens' pages.
+    pub async fn put_brand(
+        &self,
+        scope: &TenantScope,
+        brand: &Brand,
+    ) -> Result<(Applied, TenantRecord)> {
+        let tenant = scope.tenant();
+        let txn = scoped::begin_write(self.db, tenant.as_str()).await?;
+        claim::lock_tenant(&txn, tenant).await?;
+        let columns = BrandColumns::of(&txn, brand).await?;
+        let row = tenants::Entity::find_by_id(tenant.as_str().to_string())
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::Database(sea_orm::DbErr::RecordNotFound(tenant.to_string())))?;
+        let mut bumped = None;
+        let applied = if BrandColumns::of_tenant(&row) == columns {
+            Applied::Unchanged
+        } else {
+            let created_at = row.created_at;
+            let mut active: tenants::ActiveModel = row.into();
+            active.brand_colour = Set(columns.colour);
+            active.contact_url = Set(columns.contact_url);
+            active.accessibility_url = Set(columns.accessibility_url);
+            active.logo_digest = Set(columns.logo_digest);
+            active.updated_at = Set(claim::stamp(created_at));
+            active.update(&txn).await?;
+            bumped = Some(crate::catalogue::bump_revision(&txn).await?);
+            Applied::Updated
+        };
+        let record = load(&txn, tenant)
+            .await?
+            .expect("the tenant's row is locked");
+        txn.commit().await?;
+        self.revision.committed(bumped);
+        Ok((applied, record))
+    }
+
+    /// A logo by its digest: its content type and bytes.
+    pub async fn logo(&self, digest: &str) -> Result<Option<(String, Vec<u8>)>> {
+        Ok(brand_logos::Entity::find_by_id(digest.to_string())
+            .one(self.db)
+            .await?
+            .map(|row| (row.content_type, row.bytes)))
+    }
+
     /// One tenant with its councils.
     pub async fn get(&self, scope: &TenantScope) -> Result<Option<TenantRecord>> {
         let txn = scoped::begin(self.db, scope.tenant().as_str()).await?;
@@ -249,13 +302,106 @@ impl<'a> Councils<'a> {
     }
 }
 
-fn new_tenant(spec: &TenantSpec, now: OffsetDateTime) -> tenants::ActiveModel {
+fn new_tenant(
+    spec: &TenantSpec,
+    brand: &BrandColumns,
+    now: OffsetDateTime,
+) -> tenants::ActiveModel {
     tenants::ActiveModel {
         id: Set(spec.id.as_str().to_string()),
         name: Set(spec.name.clone()),
         share_adoption: Set(spec.share_adoption),
         created_at: Set(now),
         updated_at: Set(now),
+        brand_colour: Set(brand.colour.clone()),
+        contact_url: Set(brand.contact_url.clone()),
+        accessibility_url: Set(brand.accessibility_url.clone()),
+        logo_digest: Set(brand.logo_digest.clone()),
+    }
+}
+
+/// A brand as its columns store it: the colour as `#rrggbb` in lowercase and the logo by
+/// the digest of its `brand_logos` row.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct BrandColumns {
+    colour: Option<String>,
+    contact_url: Option<String>,
+    accessibility_url: Option<String>,
+    logo_digest: Option<String>,
+}
+
+impl BrandColumns {
+    /// The columns of a checked brand, storing a new logo (once per digest) on the way. A
+    /// logo named by its path must already be stored.
+    async fn of<C: ConnectionTrait>(db: &C, brand: &Brand) -> Result<BrandColumns> {
+        let logo_digest = match brand.logo.as_deref() {
+            None => None,
+            Some(logo) => match LogoRef::parse(logo) {
+                Ok(LogoRef::New(logo)) => {
+                    brand_logos::Entity::insert(brand_logos::ActiveModel {
+                        digest: Set(logo.digest.clone()),
+                        content_type: Set(logo.content_type.to_string()),
+                        bytes: Set(logo.bytes),
+                        created_at: Set(OffsetDateTime::now_utc()),
+                    })
+                    .on_conflict_do_nothing()
+                    .exec_without_returning(db)
+                    .await?;
+                    Some(logo.digest)
+                }
+                Ok(LogoRef::Existing(digest)) => {
+                    let stored = brand_logos::Entity::find_by_id(digest.clone())
+                        .select_only()
+                        .column(brand_logos::Column::Digest)
+                        .into_tuple::<String>()
+                        .one(db)
+                        .await?;
+                    if stored.is_none() {
+                        return Err(Error::UnknownLogo(logo.to_string()));
+                    }
+                    Some(digest)
+                }
+                Err(_) => return Err(Error::UnknownLogo(logo.to_string())),
+            },
+        };
+        Ok(BrandColumns {
+            colour: brand
+                .colour
+                .as_deref()
+                .and_then(colour_hex)
+                .map(|hex| format!("#{hex}")),
+            contact_url: brand.contact_url.clone(),
+            accessibility_url: brand.accessibility_url.clone(),
+            logo_digest,
+        })
+    }
+
+    fn of_tenant(row: &tenants::Model) -> BrandColumns {
+        BrandColumns {
+            colour: row.brand_colour.clone(),
+            contact_url: row.contact_url.clone(),
+            accessibility_url: row.accessibility_url.clone(),
+            logo_digest: row.logo_digest.clone(),
+        }
+    }
+
+    fn of_council(row: &councils::Model) -> BrandColumns {
+        BrandColumns {
+            colour: row.brand_colour.clone(),
+            contact_url: row.contact_url.clone(),
+            accessibility_url: row.accessibility_url.clone(),
+            logo_digest: row.logo_digest.clone(),
+        }
+    }
+
+    /// The brand as records show it, the logo by the path it is served at.
+    fn into_brand(self) -> Brand {
+        Brand {
+            colour: self.colour,
+            contact_url: self.contact_url,
+            accessibility_url: self.accessibility_url,
+            logo: self.logo_digest.as_deref().map(logo_path),
+        }
     }
 }
 
@@ -266,25 +412,37 @@ async fn upsert_tenant<C: ConnectionTrait>(
     spec: &TenantSpec,
 ) -> Result<(Applied, Option<i64>)> {
     scoped::set_tenant(db, spec.id.as_str()).await?;
+    let brand = BrandColumns::of(db, &spec.brand).await?;
     let find = tenants::Entity::find_by_id(spec.id.as_str().to_string());
-    let mut applied =
-        match claim::claim(db, new_tenant(spec, OffsetDateTime::now_utc()), find).await? {
-            Claim::Created(_) => Applied::Created,
-            Claim::Existing(row)
-                if row.name == spec.name && row.share_adoption == spec.share_adoption =>
-            {
-                Applied::Unchanged
-            }
-            Claim::Existing(row) => {
-                let created_at = row.created_at;
-                let mut active: tenants::ActiveModel = row.into();
-                active.name = Set(spec.name.clone());
-                active.share_adoption = Set(spec.share_adoption);
-                active.updated_at = Set(claim::stamp(created_at));
-                active.update(db).await?;
-                Applied::Updated
-            }
-        };
+    let mut applied = match claim::claim(
+        db,
+        new_tenant(spec, &brand, OffsetDateTime::now_utc()),
+        find,
+    )
+    .await?
+    {
+        Claim::Created(_) => Applied::Created,
+        Claim::Existing(row)
+            if row.name == spec.name
+                && row.share_adoption == spec.share_adoption
+                && BrandColumns::of_tenant(&row) == brand =>
+        {
+            Applied::Unchanged
+        }
+        Claim::Existing(row) => {
+            let created_at = row.created_at;
+            let mut active: tenants::ActiveModel = row.into();
+            active.name = Set(spec.name.clone());
+            active.share_adoption = Set(spec.share_adoption);
+            active.brand_colour = Set(brand.colour.clone());
+            active.contact_url = Set(brand.contact_url.clone());
+            active.accessibility_url = Set(brand.accessibility_url.clone());
+            active.logo_digest = Set(brand.logo_digest.clone());
+            active.updated_at = Set(claim::stamp(created_at));
+            active.update(db).await?;
+            Applied::Updated
+        }
+    };
     let mut bumped = None;
     if put_councils(db, spec).await? {
         bumped = Some(crate::catalogue::bump_revision(db).await?);
@@ -314,6 +472,7 @@ async fn upsert_council<C: ConnectionTrait>(
     spec: &CouncilSpec,
 ) -> Result<Applied> {
     let now = OffsetDateTime::now_utc();
+    let brand = BrandColumns::of(db, &spec.brand).await?;
     let new = councils::ActiveModel {
         tenant_id: Set(tenant.as_str().to_string()),
         id: Set(spec.id.as_str().to_string()),
@@ -321,6 +480,10 @@ async fn upsert_council<C: ConnectionTrait>(
         gss_code: Set(spec.gss_code.clone()),
         created_at: Set(now),
         updated_at: Set(now),
+        brand_colour: Set(brand.colour.clone()),
+        contact_url: Set(brand.contact_url.clone()),
+        accessibility_url: Set(brand.accessibility_url.clone()),
+        logo_digest: Set(brand.logo_digest.clone()),
     };
     let find =
         councils::Entity::find_by_id((tenant.as_str().to_string(), spec.id.as_str().to_string()));
@@ -329,7 +492,11 @@ async fn upsert_council<C: ConnectionTrait>(
             crate::usage::adoption_council_added(db, tenant.as_str()).await?;
             Applied::Created
         }
-        Claim::Existing(row) if row.name == spec.name && row.gss_code == spec.gss_code => {
+        Claim::Existing(row)
+            if row.name == spec.name
+                && row.gss_code == spec.gss_code
+                && BrandColumns::of_council(&row) == brand =>
+        {
             Applied::Unchanged
         }
         Claim::Existing(row) => {
@@ -337,6 +504,10 @@ async fn upsert_council<C: ConnectionTrait>(
             let mut active: councils::ActiveModel = row.into();
             active.name = Set(spec.name.clone());
             active.gss_code = Set(spec.gss_code.clone());
+            active.brand_colour = Set(brand.colour.clone());
+            active.contact_url = Set(brand.contact_url.clone());
+            active.accessibility_url = Set(brand.accessibility_url.clone());
+            active.logo_digest = Set(brand.logo_digest.clone());
             active.updated_at = Set(claim::stamp(created_at));
             active.update(db).await?;
             Applied::Updated
@@ -372,10 +543,12 @@ async fn load<C: ConnectionTrait>(db: &C, tenant: &TenantId) -> Result<Option<Te
 }
 
 fn to_record(row: tenants::Model, councils: Vec<councils::Model>) -> Result<TenantRecord> {
+    let brand = BrandColumns::of_tenant(&row).into_brand();
     Ok(TenantRecord {
         id: stored_id(TenantId::parse(row.id))?,
         name: row.name,
         share_adoption: row.share_adoption,
+        brand,
         councils: councils
             .into_iter()
             .map(council_record)
@@ -386,9 +559,11 @@ fn to_record(row: tenants::Model, councils: Vec<councils::Model>) -> Result<Tena
 }
 
 fn council_record(row: councils::Model) -> Result<CouncilRecord> {
+    let brand = BrandColumns::of_council(&row).into_brand();
     Ok(CouncilRecord {
         id: stored_id(CouncilId::parse(row.id))?,
         name: row.name,
+        brand,
         gss_code: row.gss_code,
         created_at: row.created_at,
         updated_at: row.updated_at,

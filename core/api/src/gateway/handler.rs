@@ -8,11 +8,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use guildhall_domain::{CouncilId, PluginName, TenantId};
-use guildhall_runtime::{CallContext, CallError, CallReport, Caller};
+use guildhall_domain::{CouncilId, PluginName, Site, TenantId};
+use guildhall_runtime::{CallContext, CallError, CallReport, CallSession, Caller};
 use guildhall_telemetry::CallSample;
 use tracing::Instrument;
 
+use super::session::{CitizenSession, Opening, Refusal, cookie_name};
 use super::{Gateway, Resolved};
 use crate::AppState;
 use crate::error::ApiError;
@@ -78,7 +79,60 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
         .authz
         .caller(&principal, &resolved.scope, &council)
         .await?;
-    let (result, ran) = call(state, &resolved, &council, &rest, parts, body, caller).await;
+    let site = resolved.sites.get(&council).cloned().unwrap_or_default();
+    // A plugin's session is opened, and a post without its token refused, before it runs.
+    let session = if resolved.prepared.manifest().capabilities.session {
+        let opening = Opening {
+            store: &state.store,
+            scope: &resolved.scope,
+            council: &council,
+            plugin: &plugin,
+            config: &gateway.inner.sessions,
+            method: &parts.method,
+            headers: &parts.headers,
+            body: &body,
+        };
+        Some(CitizenSession::open(opening).await?)
+    } else {
+        None
+    };
+    let (result, ran, session) = match session {
+        Some(Err(refusal)) => {
+            let mut page = crate::citizen::refused(&site, refusal, &parts.headers);
+            let cookie = cookie_name(
+                gateway.inner.sessions.secure_cookies,
+                tenant.as_str(),
+                council.as_str(),
+                plugin.as_str(),
+            );
+            if let Ok(removal) = HeaderValue::from_str(&crate::cookies::set_cookie(
+                &cookie,
+                "",
+                gateway.inner.sessions.secure_cookies,
+                None,
+            )) && refusal == Refusal::Ended
+            {
+                page.headers_mut().append(header::SET_COOKIE, removal);
+            }
+            (Ok(page), None, None)
+        }
+        Some(Ok(session)) => {
+            let session = Arc::new(session);
+            let on_call = Some(Arc::clone(&session) as Arc<dyn CallSession>);
+            let (result, ran) = call(
+                state, &resolved, &council, &rest, parts, body, caller, site, on_call,
+            )
+            .await;
+            (result, ran, Some(session))
+        }
+        None => {
+            let (result, ran) = call(
+                state, &resolved, &council, &rest, parts, body, caller, site, None,
+            )
+            .await;
+            (result, ran, None)
+        }
+    };
     let status = match &result {
         Ok(response) => response.status(),
         Err(e) => e.status(),
@@ -99,6 +153,9 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
+    if let Some(session) = session {
+        session.finish(response.headers_mut()).await;
+    }
     let served_by = HeaderValue::from_str(&format!(
         "{plugin}@{}",
         resolved.prepared.manifest().version
@@ -125,6 +182,7 @@ fn is_length_limit(e: &axum::Error) -> bool {
 
 /// Admits the call to the tenant's share, passes the request (its body already read) to
 /// the plugin and maps its failure; the report is absent when the plugin never ran (429).
+#[allow(clippy::too_many_arguments)]
 async fn call(
     state: &AppState,
     resolved: &Resolved,
@@ -133,6 +191,8 @@ async fn call(
     parts: http::request::Parts,
     body: axum::body::Bytes,
     caller: Caller,
+    site: Arc<Site>,
+    session: Option<Arc<dyn CallSession>>,
 ) -> (
     Result<Response, ApiError>,
     Option<(CallReport, tracing::Span)>,
@@ -206,6 +266,8 @@ async fn call(
         config: Arc::clone(&resolved.config),
         request_id,
         traceparent: guildhall_telemetry::propagation::outbound_traceparent(&span, &parts.headers),
+        site,
+        session,
     };
     let (result, report) = state
         .runtime
@@ -213,7 +275,11 @@ async fn call(
         .instrument(span.clone())
         .await;
     let response = match result {
-        Ok(response) => Ok(response.map(Body::from)),
+        Ok(mut response) => {
+            // Plugins never set cookies: the platform's own are not theirs to replace.
+            response.headers_mut().remove(header::SET_COOKIE);
+            Ok(response.map(Body::from))
+        }
         Err(e) => Err(call_error(plugin, e)),
     };
     (response, Some((report, span)))

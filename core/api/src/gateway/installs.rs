@@ -2,14 +2,15 @@
 //! revision, each version prepared (compiled) once, and the watcher that notices changes
 //! made through other replicas.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use guildhall_domain::brand::{COLOUR_PATH, colour_hex};
 use guildhall_domain::manifest::Manifest;
-use guildhall_domain::{CouncilId, PluginName, TenantId};
+use guildhall_domain::{CouncilId, PluginName, Site, TenantId};
 use guildhall_runtime::Prepared;
-use guildhall_store::{InstallCouncils, TenantScope};
+use guildhall_store::{InstallCouncils, TenantRecord, TenantScope};
 
 use super::{Gateway, WATCH_INTERVAL};
 use crate::error::ApiError;
@@ -19,7 +20,8 @@ pub(super) struct Resolved {
     pub(super) revision: i64,
     pub(super) scope: TenantScope,
     pub(super) councils: InstallCouncils,
-    pub(super) tenant_councils: HashSet<CouncilId>,
+    /// Each council of the tenant's site for this plugin: names, brand and paths.
+    pub(super) sites: HashMap<CouncilId, Arc<Site>>,
     pub(super) config: Arc<serde_json::Value>,
     pub(super) prepared: Arc<Prepared>,
 }
@@ -27,8 +29,54 @@ pub(super) struct Resolved {
 impl Resolved {
     /// Whether the install serves `council`, a council of its tenant.
     pub(super) fn serves(&self, council: &CouncilId) -> bool {
-        self.tenant_councils.contains(council) && self.councils.includes(council)
+        self.sites.contains_key(council) && self.councils.includes(council)
     }
+}
+
+/// The sites of every council of a tenant for one plugin: a council's own brand, and its
+/// alliance's for what it leaves unset.
+fn sites(
+    tenant: &TenantRecord,
+    plugin: &PluginName,
+    assets: &str,
+) -> HashMap<CouncilId, Arc<Site>> {
+    tenant
+        .councils
+        .iter()
+        .map(|council| {
+            let pick = |own: &Option<String>, alliance: &Option<String>| {
+                own.clone().or_else(|| alliance.clone())
+            };
+            let (own, alliance) = (&council.brand, &tenant.brand);
+            let base_path = format!("/s/{}/{}/{plugin}", tenant.id, council.id);
+            let site = Site {
+                tenant_name: tenant.name.clone(),
+                council_name: council.name.clone(),
+                assets: assets.to_string(),
+                brand_stylesheet: pick(&own.colour, &alliance.colour)
+                    .as_deref()
+                    .and_then(colour_hex)
+                    .map(|hex| format!("{COLOUR_PATH}/{hex}.css")),
+                logo: pick(&own.logo, &alliance.logo),
+                contact_url: pick(&own.contact_url, &alliance.contact_url),
+                accessibility_url: pick(&own.accessibility_url, &alliance.accessibility_url),
+                feedback_path: format!("{base_path}/_feedback"),
+                base_path,
+            };
+            (council.id.clone(), Arc::new(site))
+        })
+        .collect()
+}
+
+/// A plugin installed for a council.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// The tenant's scope.
+    pub scope: TenantScope,
+    /// The installed version.
+    pub version: String,
+    /// The council's site for the plugin.
+    pub site: Arc<Site>,
 }
 
 /// One version's preparation, shared by everyone who asks for it.
@@ -149,14 +197,10 @@ impl Gateway {
                 .remove(&key);
             return Ok(None);
         };
-        let tenant_councils = self
-            .inner
-            .store
-            .councils(&scope)
-            .ids()
-            .await?
-            .into_iter()
-            .collect();
+        let Some(tenant_record) = self.inner.store.tenants().get(&scope).await? else {
+            return Ok(None);
+        };
+        let sites = sites(&tenant_record, plugin, &self.inner.assets);
         let version = self
             .inner
             .store
@@ -174,7 +218,7 @@ impl Gateway {
             revision,
             scope,
             councils: install.councils,
-            tenant_councils,
+            sites,
             config: Arc::new(install.config),
             prepared,
         });
@@ -186,23 +230,28 @@ impl Gateway {
         Ok(Some(resolved))
     }
 
-    /// The tenant's install of `plugin` for `council`: its scope and installed version,
-    /// or `None` when the plugin is not installed for that council.
+    /// The tenant's install of `plugin` for `council`: its scope, installed version and
+    /// the council's site, or `None` when the plugin is not installed for that council.
     pub async fn installed_version(
         &self,
         tenant: &TenantId,
         council: &CouncilId,
         plugin: &PluginName,
-    ) -> Result<Option<(TenantScope, String)>, ApiError> {
+    ) -> Result<Option<Installed>, ApiError> {
         let Some(resolved) = self.resolve(tenant, plugin).await? else {
             return Ok(None);
         };
-        if !resolved.serves(council) {
+        let Some(site) = resolved
+            .sites
+            .get(council)
+            .filter(|_| resolved.serves(council))
+        else {
             return Ok(None);
-        }
-        Ok(Some((
-            resolved.scope.clone(),
-            resolved.prepared.manifest().version.to_string(),
-        )))
+        };
+        Ok(Some(Installed {
+            scope: resolved.scope.clone(),
+            version: resolved.prepared.manifest().version.to_string(),
+            site: Arc::clone(site),
+        }))
     }
 }

@@ -28,11 +28,15 @@ use guildhall_store::Store;
 
 mod handler;
 mod installs;
+mod session;
 mod shares;
 
 pub(crate) use handler::serve;
 pub use handler::{COUNCIL_HEADER, SERVED_BY, TENANT_HEADER};
+pub use installs::Installed;
 use installs::{PreparedSlot, Resolved};
+pub(crate) use session::Refusal;
+pub use session::{CSRF_HEADER, SessionsConfig, cookie_name};
 use shares::TenantGate;
 
 /// How often replicas look for install changes made elsewhere.
@@ -60,6 +64,9 @@ struct GatewayInner {
     prepared: Mutex<HashMap<(PluginName, String), PreparedSlot>>,
     gates: Mutex<HashMap<TenantId, Arc<TenantGate>>>,
     body_timeout: Duration,
+    sessions: SessionsConfig,
+    /// The path of the shared GOV.UK Frontend assets, for plugins' pages.
+    assets: String,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -82,6 +89,8 @@ impl Gateway {
                 prepared: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 body_timeout: DEFAULT_BODY_TIMEOUT,
+                sessions: SessionsConfig::default(),
+                assets: String::new(),
             }),
         }
     }
@@ -96,6 +105,36 @@ impl Gateway {
             .expect("the body timeout is set before the gateway is shared")
             .body_timeout = timeout;
         self
+    }
+
+    /// The same gateway with these settings for citizens' sessions.
+    ///
+    /// # Panics
+    /// When the gateway has already been cloned: set this while building it.
+    #[must_use]
+    pub fn with_sessions(mut self, sessions: SessionsConfig) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the sessions' settings are set before the gateway is shared")
+            .sessions = sessions;
+        self
+    }
+
+    /// The same gateway telling plugins' pages to link the shared GOV.UK Frontend assets
+    /// at `path` (e.g. `/assets/govuk-frontend/3f2a…`).
+    ///
+    /// # Panics
+    /// When the gateway has already been cloned: set this while building it.
+    #[must_use]
+    pub fn with_assets(mut self, path: impl Into<String>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the assets' path is set before the gateway is shared")
+            .assets = path.into();
+        self
+    }
+
+    /// The settings of citizens' sessions.
+    pub fn sessions(&self) -> &SessionsConfig {
+        &self.inner.sessions
     }
 }
 

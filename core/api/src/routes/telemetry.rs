@@ -306,66 +306,112 @@ pub(crate) struct FeedbackReceipt {
 }
 
 /// Rates a service. Anyone may (no credentials); each client address may send 10 ratings
-/// a minute. The service must be installed for the council.
+/// a minute. The service must be installed for the council. The body is JSON, or the
+/// urlencoded form of the feedback page, which answers with pages (303 to the thank-you
+/// page, or the form again with its errors).
 #[utoipa::path(post, path = "/s/{tenant}/{council}/{plugin}/_feedback", tag = "observability",
     params(
         ("tenant" = String, Path, description = "Tenant id"),
         ("council" = String, Path, description = "Council id"),
         ("plugin" = String, Path, description = "Plugin name"),
     ),
-    request_body = FeedbackForm,
+    request_body(content(
+        (FeedbackForm = "application/json"),
+        (FeedbackForm = "application/x-www-form-urlencoded"),
+    )),
     responses(
         (status = 201, description = "Stored", body = FeedbackReceipt),
+        (status = 303, description = "Stored (a form): see the thank-you page"),
         (status = 404, description = "No such service for this council", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Rating outside 1 to 5, comment too long, or unknown fields", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Rating outside 1 to 5, comment too long, or unknown fields (a form: the page with its errors)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many ratings from this address", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn feedback(
     State(state): State<AppState>,
     Path((tenant, council, plugin)): Path<(String, String, String)>,
-    headers: axum::http::HeaderMap,
-    extensions: axum::http::Extensions,
-    body: Result<axum::Json<FeedbackForm>, axum::extract::rejection::JsonRejection>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found("no such service");
-    let tenant = TenantId::parse(tenant).map_err(|_| not_found())?;
-    let council = CouncilId::parse(council).map_err(|_| not_found())?;
-    let plugin = PluginName::parse(plugin).map_err(|_| not_found())?;
+    let (installed, council, plugin) = feedback_target(&state, tenant, council, plugin).await?;
     let metrics = &state.telemetry.metrics;
-    let limiter = &state.telemetry.feedback_limiter;
-    if let Some(client) = state.trusted_proxies.client_of(&headers, &extensions) {
-        // Every submission counts against the address, accepted or not.
-        let key = guildhall_authz::FailureKey::from(client);
-        if let Err(wait) = limiter.take(key) {
-            metrics.feedback("rate_limited");
-            return Err(ApiError::from_status(
+    let form_post = is_urlencoded(request.headers());
+    if let Err(refusal) = take_feedback_slot(&state, request.headers(), request.extensions()) {
+        if form_post {
+            let errors = vec![(
+                "rating",
+                "You have sent a lot of feedback in the last minute. Wait a minute and try again",
+            )];
+            return Ok(feedback_page(
+                &installed.site,
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many ratings from this address; try again later",
-            )
-            .with_header(
-                header::RETRY_AFTER,
-                HeaderValue::from(wait.as_secs().max(1)),
+                &[],
+                &errors,
             ));
         }
+        return Err(refusal);
     }
-    let (scope, version) = state
-        .gateway
-        .installed_version(&tenant, &council, &plugin)
-        .await?
-        .ok_or_else(not_found)?;
     let invalid = |detail: String| {
         metrics.feedback("invalid");
         ApiError::from_status(StatusCode::UNPROCESSABLE_ENTITY, detail)
     };
-    let axum::Json(form) = body.map_err(|e| invalid(e.body_text()))?;
-    if !(1..=5).contains(&form.rating) {
-        return Err(invalid(format!(
-            "rating must be 1 to 5, not {}",
-            form.rating
-        )));
-    }
-    let comment = form
-        .comment
+    let (rating, comment) = if form_post {
+        let body = axum::body::to_bytes(request.into_body(), 32 * 1024)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the form could not be read: {e}")))?;
+        let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let (rating_text, comment) = (field("rating"), field("comment"));
+        let mut errors = Vec::new();
+        let rating = rating_text
+            .parse::<u8>()
+            .ok()
+            .filter(|r| (1..=5).contains(r));
+        if rating.is_none() {
+            errors.push(("rating", "Select how you felt about the service"));
+        }
+        if guildhall_domain::text::paragraph("comment", &comment, MAX_COMMENT_CHARS).is_err()
+            && !comment.is_empty()
+        {
+            errors.push((
+                "comment",
+                "Your comment must be 2000 characters or fewer, without control characters",
+            ));
+        }
+        let Some(rating) = rating.filter(|_| errors.is_empty()) else {
+            metrics.feedback("invalid");
+            let values = [
+                ("rating", rating_text.as_str()),
+                ("comment", comment.as_str()),
+            ];
+            return Ok(feedback_page(
+                &installed.site,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &values,
+                &errors,
+            ));
+        };
+        (rating, Some(comment))
+    } else {
+        let axum::Json(form) =
+            <axum::Json<FeedbackForm> as axum::extract::FromRequest<AppState>>::from_request(
+                request, &state,
+            )
+            .await
+            .map_err(|e| invalid(e.body_text()))?;
+        if !(1..=5).contains(&form.rating) {
+            return Err(invalid(format!(
+                "rating must be 1 to 5, not {}",
+                form.rating
+            )));
+        }
+        (form.rating, form.comment)
+    };
+    let comment = comment
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
     if let Some(c) = &comment
@@ -382,15 +428,147 @@ pub(crate) async fn feedback(
     }
     let id = state
         .store
-        .feedback(&scope)
+        .feedback(&installed.scope)
         .add(&NewFeedback {
             council,
             plugin,
-            version,
-            rating: form.rating,
+            version: installed.version,
+            rating,
             comment,
         })
         .await?;
     metrics.feedback("stored");
+    if form_post {
+        let location = format!("{}?sent=1", installed.site.feedback_path);
+        return Ok((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response());
+    }
     Ok((StatusCode::CREATED, axum::Json(FeedbackReceipt { id })).into_response())
+}
+
+/// The feedback page of a service: GOV.UK's satisfaction question and an optional
+/// comment, posted back to the same address; `?sent=1` thanks the citizen.
+#[utoipa::path(get, path = "/s/{tenant}/{council}/{plugin}/_feedback", tag = "observability",
+    params(
+        ("tenant" = String, Path, description = "Tenant id"),
+        ("council" = String, Path, description = "Council id"),
+        ("plugin" = String, Path, description = "Plugin name"),
+        ("sent" = Option<String>, Query, description = "Present after a rating was stored"),
+    ),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html"),
+        (status = 404, description = "No such service for this council", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn feedback_form(
+    State(state): State<AppState>,
+    Path((tenant, council, plugin)): Path<(String, String, String)>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let (installed, _, _) = feedback_target(&state, tenant, council, plugin).await?;
+    let sent = uri
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(n, _)| n == "sent"));
+    if sent {
+        return Ok(crate::citizen::page(
+            StatusCode::OK,
+            "feedback.html",
+            minijinja::context! {
+                site => minijinja::Value::from_serialize(&*installed.site),
+                title => "Thank you for your feedback",
+                sent => true,
+            },
+        ));
+    }
+    Ok(feedback_page(&installed.site, StatusCode::OK, &[], &[]))
+}
+
+/// The service a feedback path names, installed for its council.
+async fn feedback_target(
+    state: &AppState,
+    tenant: String,
+    council: String,
+    plugin: String,
+) -> Result<(crate::gateway::Installed, CouncilId, PluginName), ApiError> {
+    let not_found = || ApiError::not_found("no such service");
+    let tenant = TenantId::parse(tenant).map_err(|_| not_found())?;
+    let council = CouncilId::parse(council).map_err(|_| not_found())?;
+    let plugin = PluginName::parse(plugin).map_err(|_| not_found())?;
+    let installed = state
+        .gateway
+        .installed_version(&tenant, &council, &plugin)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok((installed, council, plugin))
+}
+
+/// Counts a submission against its client address (accepted or not).
+fn take_feedback_slot(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Result<(), ApiError> {
+    let Some(client) = state.trusted_proxies.client_of(headers, extensions) else {
+        return Ok(());
+    };
+    let key = guildhall_authz::FailureKey::from(client);
+    state.telemetry.feedback_limiter.take(key).map_err(|wait| {
+        state.telemetry.metrics.feedback("rate_limited");
+        ApiError::from_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many ratings from this address; try again later",
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        )
+    })
+}
+
+fn is_urlencoded(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The feedback form, with the submitted values and their errors when there are any.
+fn feedback_page(
+    site: &guildhall_domain::Site,
+    status: StatusCode,
+    values: &[(&str, &str)],
+    errors: &[(&str, &str)],
+) -> Response {
+    let ratings: Vec<_> = [
+        ("5", "Very satisfied"),
+        ("4", "Satisfied"),
+        ("3", "Neither satisfied or dissatisfied"),
+        ("2", "Dissatisfied"),
+        ("1", "Very dissatisfied"),
+    ]
+    .into_iter()
+    .map(|(value, text)| minijinja::context! { value, text })
+    .collect();
+    let summary: Vec<_> = errors
+        .iter()
+        .map(|(field, text)| minijinja::context! { href => format!("#{field}"), text })
+        .collect();
+    let form = minijinja::context! {
+        values => values.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
+        error => errors.iter().copied().collect::<std::collections::BTreeMap<_, _>>(),
+    };
+    crate::citizen::page(
+        status,
+        "feedback.html",
+        minijinja::context! {
+            site => minijinja::Value::from_serialize(site),
+            title => "Give feedback on this service",
+            errors => summary,
+            ratings,
+            form,
+            sent => false,
+        },
+    )
 }

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guildhall_domain::CouncilId;
+use guildhall_domain::brand::Brand;
 use guildhall_domain::tenant::{CouncilSpec, TenantSpec};
 use guildhall_store::{Applied, CouncilRecord, TenantRecord};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,10 @@ pub(crate) struct CouncilBody {
     /// ONS GSS code, e.g. `E07000215`.
     #[serde(default)]
     gss_code: Option<String>,
+    /// The council's brand on citizens' pages; what it leaves unset comes from its
+    /// alliance's.
+    #[serde(default)]
+    brand: Brand,
 }
 
 /// Creates a tenant with its councils.
@@ -111,6 +116,7 @@ pub(crate) async fn put_council(
         id: council,
         name: body.name,
         gss_code: body.gss_code,
+        brand: body.brand,
     };
     let (applied, record) =
         guildhall_operations::tenants::put_council(&state.store, &scope, &spec).await?;
@@ -120,4 +126,26 @@ pub(crate) async fn put_council(
         StatusCode::OK
     };
     Ok((status, axum::Json(record)).into_response())
+}
+
+/// Sets the alliance's brand on citizens' pages: colour, contact and accessibility-statement
+/// links and logo (a `data:` URL of an SVG or PNG image, or the path of the current one).
+/// Its councils take what they do not set themselves.
+#[utoipa::path(put, path = "/api/v1/tenants/{tenant}/brand", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body = Brand,
+    responses(
+        (status = 200, description = "The tenant, with its brand", body = TenantRecord),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid brand", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn put_brand(
+    State(state): State<AppState>,
+    Scope(scope): Scope,
+    Json(brand): Json<Brand>,
+) -> Result<axum::Json<TenantRecord>, ApiError> {
+    let (_, record) =
+        guildhall_operations::tenants::put_brand(&state.store, &scope, &brand).await?;
+    Ok(axum::Json(record))
 }

@@ -214,6 +214,7 @@ pub async fn put_council(
                 id: council,
                 name: typed.name.clone(),
                 gss_code: Some(typed.gss_code.clone()).filter(|g| !g.is_empty()),
+                brand: Default::default(),
             };
             let console_ref = &console;
             let spec_ref = &spec;
@@ -228,10 +229,23 @@ pub async fn put_council(
                     Some(&tenant),
                     |scope| async move {
                         let scope = scope.ok_or_else(|| ApiError::not_found("no tenant"))?;
+                        // The form edits the name and code; the council keeps its brand.
+                        let mut spec = spec_ref.clone();
+                        if let Some(existing) = console_ref
+                            .app
+                            .store
+                            .councils(&scope)
+                            .list()
+                            .await?
+                            .into_iter()
+                            .find(|c| c.id == spec.id)
+                        {
+                            spec.brand = existing.brand;
+                        }
                         let (applied, _) = guildhall_operations::tenants::put_council(
                             &console_ref.app.store,
                             &scope,
-                            spec_ref,
+                            &spec,
                         )
                         .await?;
                         let status = if applied == Applied::Created {

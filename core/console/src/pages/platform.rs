@@ -290,6 +290,7 @@ pub async fn create_tenant(
                 id,
                 name: typed.name.clone(),
                 share_adoption,
+                brand: Default::default(),
                 councils: Vec::new(),
             };
             let console_ref = &console;

@@ -67,4 +67,19 @@ impl context::Host for State {
     async fn config_value(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.call.context.config.get(&key).map(ToString::to_string))
     }
+
+    async fn current_site(&mut self) -> wasmtime::Result<context::Site> {
+        let site = &self.call.context.site;
+        Ok(context::Site {
+            tenant_name: site.tenant_name.clone(),
+            council_name: site.council_name.clone(),
+            assets: site.assets.clone(),
+            brand_stylesheet: site.brand_stylesheet.clone(),
+            logo: site.logo.clone(),
+            contact_url: site.contact_url.clone(),
+            accessibility_url: site.accessibility_url.clone(),
+            base_path: site.base_path.clone(),
+            feedback_path: site.feedback_path.clone(),
+        })
+    }
 }

@@ -7,7 +7,7 @@
 //! 2. **validate** once per prepared plugin what the manifest says about it (for example
 //!    the outbound allow-list, [`OutboundPolicy::new`]);
 //! 3. **prepare** its per-call state when a call starts ([`prepare`]), into its own slot of
-//!    [`States`]. The platform's interfaces (`context`, `kv`, `events`, `authz`) are
+//!    [`States`]. The platform's interfaces (`context`, `kv`, `events`, `authz`, `session`) are
 //!    implemented on their own state and reach nothing else; WASI and `wasi:http` reach
 //!    theirs through the `Host`, as wasmtime's views pair them with the shared resource
 //!    table.
@@ -24,6 +24,7 @@ mod events;
 mod http_limits;
 mod kv;
 mod outbound;
+mod session;
 mod wasi;
 
 use std::pin::Pin;
@@ -39,6 +40,7 @@ pub(crate) use events::EventQuota;
 pub use events::{EventsPort, PluginEvent};
 pub use kv::{KvPort, KvSetError};
 pub(crate) use outbound::OutboundPolicy;
+pub use session::{CallSession, SessionError};
 
 use crate::error::PrepareError;
 use crate::host::{Call, Host, Observed};
@@ -77,6 +79,7 @@ pub(crate) struct CapabilitySet {
     events: bool,
     authz: bool,
     outbound_http: bool,
+    session: bool,
 }
 
 impl CapabilitySet {
@@ -86,6 +89,7 @@ impl CapabilitySet {
             events: caps.events,
             authz: caps.authz,
             outbound_http: !caps.outbound_http.is_empty(),
+            session: caps.session,
         }
     }
 }
@@ -113,6 +117,7 @@ pub(crate) struct States {
     pub(crate) events: Option<events::State>,
     pub(crate) authz: Option<authz::State>,
     pub(crate) outbound_http: Option<outbound::Requests>,
+    pub(crate) session: Option<session::State>,
 }
 
 /// A capability's state, for its host functions. They are linked only for plugins that
@@ -213,6 +218,13 @@ pub(crate) const CAPABILITIES: &[Capability] = &[
         prepare: |setup, states| {
             states.outbound_http = Some(outbound::prepare_requests(setup));
         },
+    },
+    Capability {
+        name: "session",
+        interfaces: &["guildhall:platform/session"],
+        declared: |c| c.session,
+        link: session::link,
+        prepare: |setup, states| states.session = Some(session::prepare(setup)),
     },
 ];
 

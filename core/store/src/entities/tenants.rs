@@ -11,6 +11,10 @@ pub struct Model {
     pub share_adoption: bool,
     pub created_at: TimeDateTimeWithTimeZone,
     pub updated_at: TimeDateTimeWithTimeZone,
+    pub brand_colour: Option<String>,
+    pub contact_url: Option<String>,
+    pub accessibility_url: Option<String>,
+    pub logo_digest: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
