@@ -29,6 +29,7 @@
 //! its schedule again, and uninstalling with `purge_data` removes the old keys.
 
 mod csv;
+mod pages;
 mod postcode;
 mod schedule;
 
@@ -70,6 +71,8 @@ impl Handler for BinCollections {
     fn handle(req: Request) -> Response {
         Router::new()
             .get("/", index)
+            .get("/address", pages::address)
+            .get("/collections", pages::collections)
             .put("/schedule", upload)
             .get("/uprn/{uprn}", by_uprn)
             .get("/postcode/{postcode}", by_postcode)
@@ -83,7 +86,12 @@ fn council_name() -> String {
     config::get::<String>("council_name").unwrap_or_else(context::council)
 }
 
-fn index(_req: Request) -> Response {
+/// `GET /`: the start page, or for a client that asks for JSON (and not HTML) the service's
+/// description.
+fn index(req: Request) -> Response {
+    if !wants_json(req.header("accept")) {
+        return pages::start(req);
+    }
     Response::json(
         200,
         &json!({
@@ -92,6 +100,12 @@ fn index(_req: Request) -> Response {
             "endpoints": ["GET /uprn/{uprn}", "GET /postcode/{postcode}", "PUT /schedule"],
         }),
     )
+}
+
+/// Whether an `Accept` header asks for JSON rather than a page: it names
+/// `application/json` and not `text/html`.
+fn wants_json(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/json") && !a.contains("text/html"))
 }
 
 /// Whether `principal` may upload the schedule of `council`, the council of the URL:
@@ -221,7 +235,7 @@ fn by_uprn(req: Request) -> Response {
         Ok(limit) => limit,
         Err(why) => return Response::error(400, &why),
     };
-    let record = match CouncilKv::current().get_json::<Record>(&record_key(uprn)) {
+    let record = match record(&CouncilKv::current(), uprn) {
         Ok(Some(record)) => record,
         Ok(None) => {
             return Response::error(404, &format!("no collections are known for UPRN {uprn}"));
@@ -242,31 +256,40 @@ fn by_uprn(req: Request) -> Response {
     )
 }
 
+/// The addresses at `postcode` (normalised) in this council's schedule, as (UPRN, address),
+/// in the order people expect (`2 High St` before `10 High St`).
+fn addresses_at(store: &CouncilKv, postcode: &str) -> Result<Vec<(String, String)>, kv::KvError> {
+    let prefix = format!("postcode/{postcode}/");
+    let keys = store.list_all_keys(&prefix)?;
+    let mut addresses = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let uprn = &key[prefix.len()..];
+        // `None`: deleted between listing and reading.
+        if let Some(address) = store.get_json::<String>(key)? {
+            addresses.push((uprn.to_owned(), address));
+        }
+    }
+    addresses.sort_by(|a, b| schedule::natural_cmp(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(addresses)
+}
+
+/// A property's record in this council's schedule.
+fn record(store: &CouncilKv, uprn: &str) -> Result<Option<Record>, kv::KvError> {
+    store.get_json::<Record>(&record_key(uprn))
+}
+
 fn by_postcode(req: Request) -> Response {
     let raw = req.param("postcode").unwrap_or_default();
     let Some(postcode) = postcode::normalise(raw) else {
         return Response::error(400, "that is not a UK postcode; try one like RH8 0BT");
     };
-    let store = CouncilKv::current();
-    let prefix = format!("postcode/{postcode}/");
-    let keys = match store.list_all_keys(&prefix) {
-        Ok(keys) => keys,
+    let addresses = match addresses_at(&CouncilKv::current(), &postcode) {
+        Ok(addresses) => addresses,
         Err(e) => return e.into(),
     };
-    let mut addresses = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let uprn = &key[prefix.len()..];
-        match store.get_json::<String>(key) {
-            Ok(Some(address)) => addresses.push((uprn.to_owned(), address)),
-            // Deleted between listing and reading.
-            Ok(None) => {}
-            Err(e) => return e.into(),
-        }
-    }
     if addresses.is_empty() {
         return Response::error(404, &format!("no addresses are known at {postcode}"));
     }
-    addresses.sort_by(|a, b| schedule::natural_cmp(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));
     let addresses: Vec<_> = addresses
         .into_iter()
         .map(|(uprn, address)| json!({ "uprn": uprn, "address": address }))
@@ -319,6 +342,17 @@ mod tests {
             let refusal = upload_permission(&refused, "tandridge").unwrap_err();
             assert_eq!(refusal.status(), 403, "{refusal}");
         }
+    }
+
+    #[test]
+    fn only_json_clients_get_json_at_the_root() {
+        assert!(wants_json(Some("application/json")));
+        assert!(!wants_json(None));
+        assert!(!wants_json(Some("*/*")));
+        assert!(!wants_json(Some(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        )));
+        assert!(!wants_json(Some("text/html, application/json")));
     }
 
     #[test]

@@ -28,6 +28,16 @@ pub enum Bin {
 }
 
 impl Bin {
+    /// What residents call the bin, e.g. `Rubbish (general waste)`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Bin::Refuse => "Rubbish (general waste)",
+            Bin::Recycling => "Recycling",
+            Bin::Garden => "Garden waste",
+            Bin::Food => "Food waste",
+        }
+    }
+
     /// Parses `refuse`, `recycling`, `garden` or `food` (any case, surrounding space allowed).
     pub fn parse(s: &str) -> Option<Bin> {
         match s.trim().to_ascii_lowercase().as_str() {

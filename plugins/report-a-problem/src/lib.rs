@@ -32,6 +32,7 @@
 //! removes them.
 
 mod open311;
+mod pages;
 
 use guildhall_plugin::kv::CouncilKv;
 use guildhall_plugin::{
@@ -66,6 +67,16 @@ struct Created<'a> {
 impl Handler for ReportAProblem {
     fn handle(req: Request) -> Response {
         let response = Router::new()
+            .get("/", pages::page(pages::start))
+            .get("/where", pages::page(pages::get_where))
+            .post("/where", pages::page(pages::post_where))
+            .get("/describe", pages::page(pages::get_describe))
+            .post("/describe", pages::page(pages::post_describe))
+            .get("/details", pages::page(pages::get_details))
+            .post("/details", pages::page(pages::post_details))
+            .get("/check-answers", pages::page(pages::get_check_answers))
+            .post("/check-answers", pages::page(pages::send))
+            .get("/confirmation", pages::page(pages::confirmation))
             .get("/services.json", list_services)
             .get("/services/{service_code}.json", service_definition)
             .post("/requests.json", create_request)
@@ -172,16 +183,37 @@ fn create_request(req: Request) -> Response {
     let Some(service) = services.iter().find(|s| s.service_code == new.service_code) else {
         return error(400, "service_code is not a service offered here");
     };
+    match file_request(new, service) {
+        Ok(filed) => Response::json(
+            201,
+            &[Created {
+                service_request_id: &filed.id,
+                service_notice: filed.notice.as_deref(),
+                account_id: None,
+            }],
+        ),
+        Err(e) => kv_error(e),
+    }
+}
 
+/// A request just filed.
+struct Filed {
+    /// Its id, `service_request_id`.
+    id: String,
+    /// What the reporter is told to expect, from the `service_notice` setting.
+    notice: Option<String>,
+}
+
+/// Files a checked request with the council of the URL: the next id, the stored request and
+/// the `request.created` event. Both `POST /requests.json` and the citizens' pages
+/// (`POST /check-answers`) file requests through here.
+fn file_request(new: open311::NewRequest, service: &Service) -> Result<Filed, kv::KvError> {
     // A report is always filed with the council of the URL; the body cannot name another.
     let council = context::council();
     let store = CouncilKv::for_council(&council);
     let agency = config::get::<String>("agency_responsible").unwrap_or_else(|| council.clone());
     let notice = config::get::<String>("service_notice");
-    let id = match next_id(&store) {
-        Ok(id) => id,
-        Err(e) => return kv_error(e),
-    };
+    let id = next_id(&store)?;
     let stored = StoredRequest::create(
         id.clone(),
         council,
@@ -191,9 +223,7 @@ fn create_request(req: Request) -> Response {
         notice.clone(),
         time::now_unix(),
     );
-    if let Err(e) = store.set_json(&request_key(&id), &stored) {
-        return kv_error(e);
-    }
+    store.set_json(&request_key(&id), &stored)?;
     let event = json!({ "service_request_id": id, "service_code": stored.service_code });
     if let Err(e) = events::emit("request.created", &event) {
         eprintln!(
@@ -201,14 +231,7 @@ fn create_request(req: Request) -> Response {
             context::request_id()
         );
     }
-    Response::json(
-        201,
-        &[Created {
-            service_request_id: &id,
-            service_notice: notice.as_deref(),
-            account_id: None,
-        }],
-    )
+    Ok(Filed { id, notice })
 }
 
 /// Where a request is kept, relative to its council's part of the store.

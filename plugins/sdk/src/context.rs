@@ -29,6 +29,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::bindings::guildhall::platform::context as wit;
 
 pub use wit::{Principal, Subject};
@@ -61,6 +63,66 @@ pub fn request_id() -> String {
 /// Who is calling. The caller's token is never passed to the plugin.
 pub fn principal() -> Principal {
     wit::caller()
+}
+
+/// How this council's pages look and where they live: what the header and footer of a GOV.UK
+/// page show, and the plugin's root path. The [`crate::kit`] page kit puts it in every page as
+/// `site`.
+pub fn site() -> Site {
+    // The fields are named here one by one so that the WIT record's name never matters.
+    let site = wit::current_site();
+    Site {
+        tenant_name: site.tenant_name,
+        council_name: site.council_name,
+        assets: site.assets,
+        brand_stylesheet: site.brand_stylesheet,
+        logo: site.logo,
+        contact_url: site.contact_url,
+        accessibility_url: site.accessibility_url,
+        base_path: site.base_path,
+        feedback_path: site.feedback_path,
+    }
+}
+
+/// How a council's pages look and where they live, from [`site`]. Serialises with these
+/// field names, which is how templates see it (`site.council_name`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    /// The alliance's name, e.g. `North Downs Shared Services`.
+    pub tenant_name: String,
+    /// The council's name, e.g. `Tandridge District Council`.
+    pub council_name: String,
+    /// The path of the platform's shared GOV.UK Frontend assets, e.g.
+    /// `/assets/govuk-frontend/3f2a9c01d4e5b6a7`; the stylesheet is
+    /// `{assets}/govuk-frontend.min.css`.
+    pub assets: String,
+    /// The path of a stylesheet with the council's colour, when it has one.
+    pub brand_stylesheet: Option<String>,
+    /// The path of the council's logo image, when it has one.
+    pub logo: Option<String>,
+    /// A page where residents can contact the council.
+    pub contact_url: Option<String>,
+    /// The council's accessibility statement for its services.
+    pub accessibility_url: Option<String>,
+    /// This plugin's root for this council, e.g. `/s/north-downs/tandridge/report-a-problem`,
+    /// without a trailing `/`.
+    pub base_path: String,
+    /// The platform's feedback page for this plugin and council.
+    pub feedback_path: String,
+}
+
+impl Site {
+    /// The address of one of this plugin's pages: `path` (starting with `/`) under
+    /// [`Site::base_path`]. `site.url("/check-answers")` is
+    /// `/s/north-downs/tandridge/report-a-problem/check-answers`.
+    pub fn url(&self, path: &str) -> String {
+        let base = self.base_path.trim_end_matches('/');
+        if path.starts_with('/') {
+            format!("{base}{path}")
+        } else {
+            format!("{base}/{path}")
+        }
+    }
 }
 
 /// The caller, when it may change data of the council this request came through
@@ -206,6 +268,23 @@ mod tests {
             roles: vec!["officer".to_owned()],
             council: council.map(str::to_owned),
         })
+    }
+
+    #[test]
+    fn site_urls() {
+        let site = Site {
+            base_path: "/s/north-downs/tandridge/report-a-problem".to_owned(),
+            ..Site::default()
+        };
+        assert_eq!(
+            site.url("/check-answers"),
+            "/s/north-downs/tandridge/report-a-problem/check-answers"
+        );
+        assert_eq!(
+            site.url("where"),
+            "/s/north-downs/tandridge/report-a-problem/where"
+        );
+        assert_eq!(site.url("/"), "/s/north-downs/tandridge/report-a-problem/");
     }
 
     #[test]

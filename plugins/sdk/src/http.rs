@@ -245,6 +245,21 @@ impl Response {
             .with_body(body.into())
     }
 
+    /// A `text/html; charset=utf-8` response, such as a page rendered by the
+    /// [`crate::kit`] page kit.
+    pub fn html(status: u16, body: impl Into<String>) -> Self {
+        Response::new(status)
+            .with_header("content-type", "text/html; charset=utf-8")
+            .with_body(body.into())
+    }
+
+    /// A `303 See Other` to `location`, usually an absolute path such as
+    /// `site.url("/check-answers")`: what a form's `POST` answers so that the browser
+    /// fetches the next page with a `GET` (Post/Redirect/Get).
+    pub fn see_other(location: &str) -> Self {
+        Response::new(303).with_header("location", location)
+    }
+
     /// An `application/json` response with `value` serialised; a `500` problem response if
     /// `value` cannot be serialised (e.g. a map with non-string keys).
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
@@ -308,6 +323,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
+        303 => "See Other",
         304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
@@ -449,6 +465,20 @@ mod tests {
                 ("b".to_owned(), "two words".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn html_and_redirects() {
+        let page = Response::html(200, "<p>hi</p>");
+        assert_eq!(
+            page.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(page.body_text(), "<p>hi</p>");
+        let redirect = Response::see_other("/s/t/c/p/check-answers");
+        assert_eq!(redirect.status, 303);
+        assert_eq!(redirect.header("location"), Some("/s/t/c/p/check-answers"));
+        assert!(redirect.body.is_empty());
     }
 
     #[test]

@@ -11,10 +11,17 @@
 //!   `405` answers for you.
 //! - [`Response::json`], [`Response::text`], [`Response::error`] (RFC 9457 problem details),
 //!   [`Request::json`], [`Request::query_param`], [`Request::form`].
-//! - The platform's capabilities: [`context`] (who and where), [`config`] (the install's
-//!   settings), [`kv`] (storage private to this plugin in this tenant), [`events`] (audited,
-//!   counted events) and [`authz`] (policy decisions). Each of `kv`, `events` and `authz` must
-//!   be declared under `[capabilities]` in `plugin.toml`; `context` and `config` need nothing.
+//! - The platform's capabilities: [`context`] (who and where, and the council's [`kit::Site`]),
+//!   [`config`] (the install's settings), [`kv`] (storage private to this plugin in this
+//!   tenant), [`events`] (audited, counted events), [`authz`] (policy decisions) and
+//!   [`session`] (a citizen's answers between pages, and the token forms carry). Each of
+//!   `kv`, `events`, `authz` and `session` must be declared under `[capabilities]` in
+//!   `plugin.toml`; `context` and `config` need nothing. A plugin imports an interface only
+//!   when it calls one of its functions.
+//! - [`kit`]: the GOV.UK page kit, server-rendered pages for residents with GOV.UK Frontend's
+//!   layout and components, forms with GOV.UK error messages, and question-page journeys
+//!   ([`kit::Journey`], which keeps answers in the [`session`]).
+//! - [`Response::html`] and [`Response::see_other`] for pages and Post/Redirect/Get.
 //! - [`time`]: today's date and RFC 3339 timestamps from the WASI wall clock.
 //! - [`wasi`]: the [`wasip2`](https://docs.rs/wasip2) crate, for anything lower level, such as
 //!   outbound HTTP through `wasi:http/outgoing-handler` (declare the hosts under
@@ -102,9 +109,11 @@ pub mod config;
 pub mod context;
 pub mod events;
 mod http;
+pub mod kit;
 pub mod kv;
 mod router;
 mod serve;
+pub mod session;
 pub mod time;
 pub mod urlencoded;
 

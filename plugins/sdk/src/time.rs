@@ -193,7 +193,53 @@ impl Date {
     pub fn day(&self) -> u8 {
         self.day
     }
+
+    /// The day of the week's name in English, e.g. `Friday`.
+    pub fn weekday_name(&self) -> &'static str {
+        // 1970-01-01 was a Thursday.
+        const NAMES: [&str; 7] = [
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+        ];
+        NAMES[self.days_since_epoch().rem_euclid(7) as usize]
+    }
+
+    /// The month's name in English, e.g. `May`.
+    pub fn month_name(&self) -> &'static str {
+        MONTHS[usize::from(self.month) - 1]
+    }
+
+    /// The date as GOV.UK writes it: `1 May 2026` (no leading zero, no ordinal).
+    pub fn to_govuk(&self) -> String {
+        format!("{} {} {}", self.day, self.month_name(), self.year)
+    }
+
+    /// The date with its weekday, as GOV.UK writes it: `Friday 1 May 2026`.
+    pub fn to_govuk_with_weekday(&self) -> String {
+        format!("{} {}", self.weekday_name(), self.to_govuk())
+    }
 }
+
+/// The months' names in English, January first.
+pub(crate) const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 fn days_in_month(year: i32, month: u8) -> u8 {
     match month {
@@ -300,6 +346,25 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn govuk_dates() {
+        let d = Date::parse("2026-05-01").unwrap();
+        assert_eq!(d.to_govuk(), "1 May 2026");
+        assert_eq!(d.to_govuk_with_weekday(), "Friday 1 May 2026");
+        assert_eq!(
+            Date::parse("1970-01-01").unwrap().weekday_name(),
+            "Thursday"
+        );
+        assert_eq!(
+            Date::parse("1969-12-28").unwrap().to_govuk_with_weekday(),
+            "Sunday 28 December 1969"
+        );
+        assert_eq!(
+            Date::parse("2024-02-29").unwrap().to_govuk_with_weekday(),
+            "Thursday 29 February 2024"
+        );
     }
 
     #[test]
