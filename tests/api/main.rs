@@ -10,6 +10,7 @@ mod access_isolation;
 mod access_oidc;
 mod access_tokens;
 mod catalogue;
+mod citizen;
 mod cli;
 mod concurrency;
 mod console;

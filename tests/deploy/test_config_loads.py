@@ -88,6 +88,12 @@ EVERY_KEY: dict[str, Any] = {
         # RFC 8032 test key 1: a valid ed25519 public key.
         "trusted_keys": {"north-downs-digital": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
     },
+    "sessions": {
+        "secure_cookies": False,
+        "idle_timeout_mins": 20,
+        "absolute_timeout_hours": 6,
+        "max_bytes": 32768,
+    },
 }
 
 
