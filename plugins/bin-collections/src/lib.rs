@@ -1,9 +1,15 @@
 //! Find your bin collection days: a Guildhall example plugin.
 //!
-//! Officers upload the schedule; citizens look up their next collections by UPRN, or find
-//! their UPRN by postcode. Each council of the install has its own schedule: everything is
-//! read and written for the council of the URL the request came through.
+//! Officers upload the schedule; citizens look up their next collections in a browser, or by
+//! UPRN (finding their UPRN by postcode) as JSON. Each council of the install has its own
+//! schedule: everything is read and written for the council of the URL the request came
+//! through.
 //!
+//! - `GET /`: the start page with the postcode form (a client whose `Accept` asks for
+//!   `application/json` and not `text/html` gets `{service, council_name, endpoints}`).
+//! - `GET /address?postcode=…` and `GET /collections?postcode=…&uprn=…`: choosing the
+//!   address and the collection days, as GOV.UK pages with `GET` forms, so no session is
+//!   needed; see the `pages` module.
 //! - `PUT /schedule` (roles `officer` or `tenant-admin`; an officer limited to one council
 //!   may only upload for that council, through that council's URL): a JSON array of
 //!   `{uprn, postcode, address, collections: [{date: "YYYY-MM-DD", bin}]}`, or with

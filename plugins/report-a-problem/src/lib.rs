@@ -1,5 +1,15 @@
-//! Report a problem: a Guildhall example plugin implementing the Open311 GeoReport v2 JSON
-//! interface.
+//! Report a problem: a Guildhall example plugin with GOV.UK pages for residents and the
+//! Open311 GeoReport v2 JSON interface.
+//!
+//! Residents report in a browser (the `pages` module, needs `session = true`): `GET /`
+//! (start page) → `/where` (type of problem and location) → `/describe` → `/details`
+//! (optional name, email, phone) → `/check-answers` → `/confirmation`. Each question page is a `GET` showing the form
+//! and a `POST` checking it: `303` to the next page when the answers are good, the same page
+//! with the error summary and status `422` when not. `POST /check-answers` files the request
+//! exactly as `POST /requests.json` does (same ids, same stored record, same
+//! `request.created` event), then clears the session and shows the reference.
+//!
+//! The Open311 interface:
 //!
 //! - `GET /services.json`: the services configured in the install's `services` setting.
 //! - `GET /services/{service_code}.json`: a service definition,

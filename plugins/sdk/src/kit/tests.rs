@@ -140,26 +140,34 @@ fn the_layout_without_optional_fields() {
 
 #[test]
 fn the_layout_works_with_a_site_missing_optional_keys() {
-    // The platform may pass a site without the optional keys at all.
-    let env = Kit::new()
-        .template("test.html", "{% extends \"layout.html\" %}")
-        .environment();
-    let html = env
-        .get_template("test.html")
-        .unwrap()
-        .render(minijinja::context! {
-            site => minijinja::context! {
-                tenant_name => "T", council_name => "C", assets => "/a",
-                base_path => "/s/t/c/p", feedback_path => "/s/t/c/p/_feedback",
-            },
-            title => "Session expired",
-        })
-        .unwrap();
-    assert!(
-        html.contains("<title>Session expired – C</title>"),
-        "{html}"
-    );
-    assert!(!html.contains("<img"));
+    // The platform may pass a site without the optional keys at all, no errors and no
+    // service name, and may render with another undefined behaviour.
+    for behaviour in [
+        minijinja::UndefinedBehavior::Lenient,
+        minijinja::UndefinedBehavior::Chainable,
+        minijinja::UndefinedBehavior::SemiStrict,
+    ] {
+        let mut env = Kit::new()
+            .template("test.html", "{% extends \"layout.html\" %}")
+            .environment();
+        env.set_undefined_behavior(behaviour);
+        let html = env
+            .get_template("test.html")
+            .unwrap()
+            .render(minijinja::context! {
+                site => minijinja::context! {
+                    tenant_name => "T", council_name => "C", assets => "/a",
+                    base_path => "/s/t/c/p", feedback_path => "/s/t/c/p/_feedback",
+                },
+                title => "Session expired",
+            })
+            .unwrap();
+        assert!(
+            html.contains("<title>Session expired – C</title>"),
+            "{html}"
+        );
+        assert!(!html.contains("<img"));
+    }
 }
 
 #[test]
@@ -584,4 +592,15 @@ fn children_may_use_the_layouts_components_without_importing_them() {
         .render_for(&bare_site())
         .unwrap();
     assert!(html.contains(r#"<h1 class="govuk-panel__title">Thank you for your feedback</h1>"#));
+}
+
+#[test]
+fn a_start_page_named_as_its_service_says_it_once() {
+    let html = kit_with("<h1>{{ title }}</h1>")
+        .service_name("Report a problem")
+        .page("test.html")
+        .title("Report a problem")
+        .render_for(&full_site())
+        .unwrap();
+    assert!(html.contains("<title>Report a problem – Tandridge District Council</title>"));
 }
