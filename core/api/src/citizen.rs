@@ -49,7 +49,8 @@ fn environment() -> &'static Environment<'static> {
     })
 }
 
-/// Renders a citizen page as a response: HTML, never cached, never framed.
+/// Renders a citizen page as a response: HTML, never cached, never framed, with the
+/// policy plugins' pages get by default (nothing inline, nothing from elsewhere).
 pub(crate) fn page(status: StatusCode, template: &str, context: Value) -> Response {
     let rendered = environment()
         .get_template(template)
@@ -63,6 +64,10 @@ pub(crate) fn page(status: StatusCode, template: &str, context: Value) -> Respon
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(crate::gateway::DEFAULT_CSP),
+            );
             response
         }
         Err(e) => ApiError::internal(format!("rendering {template}: {e:#}")).into_response(),
