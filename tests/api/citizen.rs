@@ -8,8 +8,8 @@
 use base64::Engine as _;
 use guildhall_domain::{CouncilId, PluginName, TenantId};
 use guildhall_store::SessionKey;
-use sea_orm::{ConnectionTrait, Statement};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -160,12 +160,18 @@ async fn sessions_belong_to_one_citizen_council_plugin_and_tenant(app: TestApp) 
     assert!(response.status().is_success());
 
     let mut alice = Citizen::new(&app);
-    assert_eq!(alice.get(&probe(T, C, "get/answer")).await, (404, "none".into()));
+    assert_eq!(
+        alice.get(&probe(T, C, "get/answer")).await,
+        (404, "none".into())
+    );
     assert!(alice.cookies.is_empty(), "reading starts no session");
     assert_eq!(alice.get(&probe(T, C, "set/answer/42")).await.0, 200);
     let name = cookie_name(T, C, PROBE);
     let secret = alice.secret(&name).expect("the session's cookie");
-    assert_eq!(alice.get(&probe(T, C, "get/answer")).await, (200, "42".into()));
+    assert_eq!(
+        alice.get(&probe(T, C, "get/answer")).await,
+        (200, "42".into())
+    );
 
     // The database holds the secret's hash, never the secret.
     assert_eq!(session_hashes(&app).await, vec![hashed(&secret)]);
@@ -175,7 +181,10 @@ async fn sessions_belong_to_one_citizen_council_plugin_and_tenant(app: TestApp) 
     assert_eq!(bob.get(&probe(T, C, "get/answer")).await.0, 404);
     assert_eq!(bob.get(&probe(T, C, "set/answer/7")).await.0, 200);
     assert_eq!(bob.get(&probe(T, C, "get/answer")).await, (200, "7".into()));
-    assert_eq!(alice.get(&probe(T, C, "get/answer")).await, (200, "42".into()));
+    assert_eq!(
+        alice.get(&probe(T, C, "get/answer")).await,
+        (200, "42".into())
+    );
 
     // Alice's secret copied into the cookie of another council, tenant or plugin finds
     // nothing there, and the platform tells the browser to drop it.
@@ -258,7 +267,10 @@ async fn posts_without_the_sessions_token_never_reach_the_plugin(app: TestApp) {
         reqwest::Method::DELETE,
     ] {
         let response = alice
-            .send(app.anonymous.request(method.clone(), app.url(&probe(T, C, "set/answer"))))
+            .send(
+                app.anonymous
+                    .request(method.clone(), app.url(&probe(T, C, "set/answer"))),
+            )
             .await;
         assert_eq!(response.status(), 403, "{method}");
     }
@@ -281,15 +293,24 @@ async fn posts_without_the_sessions_token_never_reach_the_plugin(app: TestApp) {
             .starts_with("text/html")
     );
     let page = response.text().await.unwrap();
-    assert!(page.contains("Sorry, there is a problem with this form"), "{page}");
+    assert!(
+        page.contains("Sorry, there is a problem with this form"),
+        "{page}"
+    );
     assert!(page.contains("Tandridge District Council"), "{page}");
 
     // With the token, in the form or the header, the post reaches the plugin.
     let response = alice
-        .post_form(&probe(T, C, "set/answer"), &[("value", "yes"), ("csrf", &token)])
+        .post_form(
+            &probe(T, C, "set/answer"),
+            &[("value", "yes"), ("csrf", &token)],
+        )
         .await;
     assert_eq!(status_and_text(response).await, (200, "stored".into()));
-    assert_eq!(alice.get(&probe(T, C, "get/answer")).await, (200, "yes".into()));
+    assert_eq!(
+        alice.get(&probe(T, C, "get/answer")).await,
+        (200, "yes".into())
+    );
     let response = alice
         .send(
             app.anonymous
@@ -314,7 +335,10 @@ async fn posts_without_the_sessions_token_never_reach_the_plugin(app: TestApp) {
         .unwrap();
     assert_eq!(set_cookie(&response, &name).as_deref(), Some(""));
     let problem = expect_problem(response, 403).await;
-    assert!(problem["detail"].as_str().unwrap().contains("ended"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("ended"),
+        "{problem}"
+    );
 
     // A post without any cookie reaches the plugin with no session: it cannot start one.
     let response = app
@@ -342,7 +366,10 @@ async fn sessions_are_capped_and_end(app: TestApp) {
     assert_eq!(alice.get(&probe(T, C, "set/answer/42")).await.0, 200);
     let (status, body) = alice.get(&probe(T, C, "big/65600")).await;
     assert_eq!((status, body.as_str()), (409, "TooLarge(65536)"));
-    assert_eq!(alice.get(&probe(T, C, "get/answer")).await, (200, "42".into()));
+    assert_eq!(
+        alice.get(&probe(T, C, "get/answer")).await,
+        (200, "42".into())
+    );
     let (_, token) = alice.get(&probe(T, C, "token")).await;
 
     // Unused past the idle timeout (30 minutes by default), the session ends with its data.
@@ -354,7 +381,10 @@ async fn sessions_are_capped_and_end(app: TestApp) {
         .await
         .unwrap()
         .unwrap();
-    let (council, plugin) = (CouncilId::parse(C).unwrap(), PluginName::parse(PROBE).unwrap());
+    let (council, plugin) = (
+        CouncilId::parse(C).unwrap(),
+        PluginName::parse(PROBE).unwrap(),
+    );
     let id_hash = hashed(&secret);
     let key = SessionKey {
         council: &council,
@@ -363,7 +393,10 @@ async fn sessions_are_capped_and_end(app: TestApp) {
     };
     store
         .citizen_sessions(&scope)
-        .touch(key, time::OffsetDateTime::now_utc() - time::Duration::minutes(31))
+        .touch(
+            key,
+            time::OffsetDateTime::now_utc() - time::Duration::minutes(31),
+        )
         .await
         .unwrap();
     let response = app
@@ -392,7 +425,12 @@ async fn feedback_is_a_page_and_json_still_works(app: TestApp) {
     let path = format!("/s/{T}/{C}/{PROBE}/_feedback");
     let response = app.anonymous.get(app.url(&path)).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let page = response.text().await.unwrap();
     for expected in [
         "Give feedback on this service",
@@ -414,10 +452,16 @@ async fn feedback_is_a_page_and_json_still_works(app: TestApp) {
     assert_eq!(response.status(), 422);
     let page = response.text().await.unwrap();
     assert!(page.contains("govuk-error-summary"), "{page}");
-    assert!(page.contains("Select how you felt about the service"), "{page}");
+    assert!(
+        page.contains("Select how you felt about the service"),
+        "{page}"
+    );
     assert!(page.contains("<title>Error: "), "{page}");
     assert!(!page.contains("<script>alert(1)"), "the comment is escaped");
-    assert!(page.contains("&lt;script&gt;alert(1)"), "the comment is shown back");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)"),
+        "the comment is shown back"
+    );
     for rating in ["0", "6", "five", "4.5"] {
         let response = app
             .anonymous
@@ -435,14 +479,19 @@ async fn feedback_is_a_page_and_json_still_works(app: TestApp) {
         .unwrap();
     let response = client
         .post(app.url(&path))
-        .form(&[("rating", "4"), ("comment", "Quick to use"), ("csrf", "ignored")])
+        .form(&[
+            ("rating", "4"),
+            ("comment", "Quick to use"),
+            ("csrf", "ignored"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 303);
     let location = response.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(location, format!("{path}?sent=1"));
-    let (status, page) = status_and_text(app.anonymous.get(app.url(&location)).send().await.unwrap()).await;
+    let (status, page) =
+        status_and_text(app.anonymous.get(app.url(&location)).send().await.unwrap()).await;
     assert_eq!(status, 200);
     assert!(page.contains("Thank you for your feedback"), "{page}");
     // JSON as before.
@@ -461,7 +510,10 @@ async fn feedback_is_a_page_and_json_still_works(app: TestApp) {
         .iter()
         .filter_map(|c| c["comment"].as_str())
         .collect();
-    assert!(texts.contains(&"Quick to use") && texts.contains(&"Slow"), "{comments}");
+    assert!(
+        texts.contains(&"Quick to use") && texts.contains(&"Slow"),
+        "{comments}"
+    );
     // Not installed for the council, or no such plugin: 404 either way.
     for other in [
         format!("/s/{T}/{C}/hello/_feedback"),
@@ -488,14 +540,21 @@ async fn brands_reach_the_pages_and_bad_ones_change_nothing(app: TestApp) {
         "accessibility_url": "https://www.northdowns.example/accessibility",
         "logo": svg_data_url(logo),
     });
-    let record = expect_json(app.put_json(&format!("/api/v1/tenants/{T}/brand"), &brand).await, 200).await;
+    let record = expect_json(
+        app.put_json(&format!("/api/v1/tenants/{T}/brand"), &brand)
+            .await,
+        200,
+    )
+    .await;
     let logo_path = record["brand"]["logo"].as_str().unwrap().to_string();
     assert_eq!(record["brand"]["colour"], "#00703c");
     assert!(logo_path.starts_with("/assets/brand/logos/"), "{record}");
 
     // Tandridge keeps the alliance's logo and links but has its own colour.
     let council = json!({"name": "Tandridge District Council", "brand": {"colour": "#1d70b8"}});
-    let response = app.put_json(&format!("/api/v1/tenants/{T}/councils/{C}"), &council).await;
+    let response = app
+        .put_json(&format!("/api/v1/tenants/{T}/councils/{C}"), &council)
+        .await;
     expect_json(response, 200).await;
     // Pages are re-resolved within the watcher's interval.
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
@@ -504,12 +563,26 @@ async fn brands_reach_the_pages_and_bad_ones_change_nothing(app: TestApp) {
     assert_eq!(site["tenant_name"], "North Downs Shared Services");
     assert_eq!(site["brand_stylesheet"], "/assets/brand/colours/1d70b8.css");
     assert_eq!(site["logo"], logo_path.as_str());
-    assert_eq!(site["contact_url"], "https://www.northdowns.example/contact");
+    assert_eq!(
+        site["contact_url"],
+        "https://www.northdowns.example/contact"
+    );
     assert_eq!(site["base_path"], format!("/s/{T}/{C}/{PROBE}"));
-    assert_eq!(site["feedback_path"], format!("/s/{T}/{C}/{PROBE}/_feedback"));
-    assert!(site["assets"].as_str().unwrap().starts_with("/assets/govuk-frontend/"));
+    assert_eq!(
+        site["feedback_path"],
+        format!("/s/{T}/{C}/{PROBE}/_feedback")
+    );
+    assert!(
+        site["assets"]
+            .as_str()
+            .unwrap()
+            .starts_with("/assets/govuk-frontend/")
+    );
     let other = app.get_json(&probe(T, "mole-valley", "site")).await;
-    assert_eq!(other["brand_stylesheet"], "/assets/brand/colours/00703c.css");
+    assert_eq!(
+        other["brand_stylesheet"],
+        "/assets/brand/colours/00703c.css"
+    );
 
     // The assets the pages link.
     let response = app.anonymous.get(app.url(&logo_path)).send().await.unwrap();
@@ -564,22 +637,39 @@ async fn brands_reach_the_pages_and_bad_ones_change_nothing(app: TestApp) {
     let before = app.get_json(&format!("/api/v1/tenants/{T}")).await;
     for (bad, field) in [
         (json!({"colour": "red"}), "brand.colour"),
-        (json!({"contact_url": "javascript:alert(1)"}), "brand.contact_url"),
-        (json!({"accessibility_url": "http://insecure.example"}), "brand.accessibility_url"),
-        (json!({"logo": svg_data_url("<html><script>alert(1)</script></html>")}), "brand.logo"),
+        (
+            json!({"contact_url": "javascript:alert(1)"}),
+            "brand.contact_url",
+        ),
+        (
+            json!({"accessibility_url": "http://insecure.example"}),
+            "brand.accessibility_url",
+        ),
+        (
+            json!({"logo": svg_data_url("<html><script>alert(1)</script></html>")}),
+            "brand.logo",
+        ),
         (json!({"logo": "data:text/html;base64,PGI+"}), "brand.logo"),
-        (json!({"logo": "https://elsewhere.example/logo.svg"}), "brand.logo"),
+        (
+            json!({"logo": "https://elsewhere.example/logo.svg"}),
+            "brand.logo",
+        ),
         (
             json!({"logo": "/assets/brand/logos/1111111111111111111111111111111111111111111111111111111111111111"}),
             "brand.logo",
         ),
     ] {
-        let response = app.put_json(&format!("/api/v1/tenants/{T}/brand"), &bad).await;
+        let response = app
+            .put_json(&format!("/api/v1/tenants/{T}/brand"), &bad)
+            .await;
         let problem = expect_problem(response, 422).await;
         assert_eq!(problem["errors"][0]["field"], field, "{bad}: {problem}");
     }
     let response = app
-        .put_json(&format!("/api/v1/tenants/{T}/brand"), &json!({"colour": "#00703c", "font": "x"}))
+        .put_json(
+            &format!("/api/v1/tenants/{T}/brand"),
+            &json!({"colour": "#00703c", "font": "x"}),
+        )
         .await;
     assert!(response.status().is_client_error());
     assert_eq!(app.get_json(&format!("/api/v1/tenants/{T}")).await, before);
