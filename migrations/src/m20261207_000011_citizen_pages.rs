@@ -54,7 +54,8 @@ enum Councils {
 }
 
 #[derive(DeriveIden)]
-enum Brand {
+#[allow(clippy::enum_variant_names)] // the columns' names
+enum BrandColumn {
     BrandColour,
     ContactUrl,
     AccessibilityUrl,
@@ -64,19 +65,19 @@ enum Brand {
 /// The brand columns, added one statement each (SQLite alters one column at a time).
 fn brand_columns() -> [ColumnDef; 4] {
     [
-        ColumnDef::new(Brand::BrandColour)
+        ColumnDef::new(BrandColumn::BrandColour)
             .string_len(7)
             .null()
             .to_owned(),
-        ColumnDef::new(Brand::ContactUrl)
+        ColumnDef::new(BrandColumn::ContactUrl)
             .string_len(512)
             .null()
             .to_owned(),
-        ColumnDef::new(Brand::AccessibilityUrl)
+        ColumnDef::new(BrandColumn::AccessibilityUrl)
             .string_len(512)
             .null()
             .to_owned(),
-        ColumnDef::new(Brand::LogoDigest)
+        ColumnDef::new(BrandColumn::LogoDigest)
             .string_len(64)
             .null()
             .to_owned(),
@@ -210,10 +211,10 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [Tenants::Table.into_iden(), Councils::Table.into_iden()] {
             for column in [
-                Brand::BrandColour.into_iden(),
-                Brand::ContactUrl.into_iden(),
-                Brand::AccessibilityUrl.into_iden(),
-                Brand::LogoDigest.into_iden(),
+                BrandColumn::BrandColour.into_iden(),
+                BrandColumn::ContactUrl.into_iden(),
+                BrandColumn::AccessibilityUrl.into_iden(),
+                BrandColumn::LogoDigest.into_iden(),
             ] {
                 manager
                     .alter_table(
