@@ -24,6 +24,7 @@ use crate::on_both_databases;
 on_both_databases!(
     tenant_creates,
     council_puts,
+    brand_puts,
     install_puts,
     install_deletes,
     member_puts,
@@ -47,6 +48,7 @@ type Route = (&'static str, &'static str);
 
 const CREATE_TENANT: Route = ("post", "/api/v1/tenants");
 const PUT_COUNCIL: Route = ("put", "/api/v1/tenants/{tenant}/councils/{council}");
+const PUT_BRAND: Route = ("put", "/api/v1/tenants/{tenant}/brand");
 const PUT_INSTALL: Route = ("put", "/api/v1/tenants/{tenant}/installs/{plugin}");
 const DELETE_INSTALL: Route = ("delete", "/api/v1/tenants/{tenant}/installs/{plugin}");
 const PUT_MEMBER: Route = ("put", "/api/v1/tenants/{tenant}/members/{subject}");
@@ -64,6 +66,7 @@ const RATE: Route = ("post", "/s/{tenant}/{council}/{plugin}/_feedback");
 const COVERED: &[(Route, &str)] = &[
     (CREATE_TENANT, "tenant_creates"),
     (PUT_COUNCIL, "council_puts"),
+    (PUT_BRAND, "brand_puts"),
     (PUT_INSTALL, "install_puts, install_deletes, yanks"),
     (DELETE_INSTALL, "install_deletes"),
     (PUT_MEMBER, "member_puts"),
@@ -627,6 +630,74 @@ async fn council_puts(app: TestApp) {
             assert_on_record(&app, Some(T), "councils.put", &answers).await;
             assert_gateway_serves(&app, T, &[&council], Some(&for_all)).await;
         }
+    }
+}
+
+/// Eight concurrent PUTs of an alliance's brand, half sharing one new logo and half each
+/// with their own, and eight councils' PUTs in another alliance with the same logos at the
+/// same time: every answer is 200 and reports what it wrote, the brand read back is one
+/// acknowledged write, every logo any answer names is served, and every PUT is on its
+/// tenant's audit chain.
+async fn brand_puts(app: TestApp) {
+    use base64::Engine as _;
+    let contract = Contract::of(&app).await;
+    app.create_example_tenants().await;
+    let logo = |n: usize| {
+        let svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><title>{n}</title></svg>");
+        format!(
+            "data:image/svg+xml;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(svg)
+        )
+    };
+    for round in 0..ROUNDS {
+        let bodies: Vec<Value> = (0..N)
+            .map(|i| {
+                let which = if i % 2 == 0 {
+                    round * 100
+                } else {
+                    round * 100 + i
+                };
+                json!({"colour": format!("#0000{:02x}", i), "logo": logo(which)})
+            })
+            .collect();
+        let path = format!("/api/v1/tenants/{T}/brand");
+        let mut requests: Vec<reqwest::RequestBuilder> = bodies
+            .iter()
+            .map(|b| app.client.put(app.url(&path)).json(b))
+            .collect();
+        // The same logos, written at once by councils of another alliance.
+        requests.extend((0..N).map(|i| {
+            let council = ["shropshire", "herefordshire", "telford-wrekin"][i % 3];
+            app.client
+                .put(app.url(&format!("/api/v1/tenants/the-marches/councils/{council}")))
+                .json(
+                    &json!({"name": format!("Council {i}"), "brand": {"logo": bodies[i]["logo"]}}),
+                )
+        }));
+        let answers = race(requests).await;
+        let (brands, councils) = answers.split_at(N);
+        contract.check(PUT_BRAND, brands);
+        assert_statuses(&format!("PUT {path}"), &answers, &[200]);
+        let mut acknowledged = Vec::new();
+        for a in brands {
+            assert_eq!(
+                a.body["brand"]["colour"], bodies[a.index]["colour"],
+                "an answer reports what it wrote"
+            );
+            acknowledged.push(a.body["brand"].clone());
+        }
+        for a in brands.iter().chain(councils) {
+            let logo = a.body["brand"]["logo"]
+                .as_str()
+                .expect("a logo path")
+                .to_string();
+            let served = app.anonymous.get(app.url(&logo)).send().await.unwrap();
+            assert_eq!(served.status(), 200, "{logo}");
+        }
+        let tenant = app.get_json(&format!("/api/v1/tenants/{T}")).await;
+        assert_acknowledged(&format!("PUT {path}"), &tenant["brand"], &acknowledged);
+        assert_on_record(&app, Some(T), "tenants.brand", brands).await;
+        assert_on_record(&app, Some("the-marches"), "councils.put", councils).await;
     }
 }
 

@@ -331,10 +331,12 @@ pub(crate) async fn feedback(
     Path((tenant, council, plugin)): Path<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // Every submission counts against its address, refused ones included.
+    let slot = take_feedback_slot(&state, request.headers(), request.extensions());
     let (installed, council, plugin) = feedback_target(&state, tenant, council, plugin).await?;
     let metrics = &state.telemetry.metrics;
     let form_post = is_urlencoded(request.headers());
-    if let Err(refusal) = take_feedback_slot(&state, request.headers(), request.extensions()) {
+    if let Err(refusal) = slot {
         if form_post {
             let errors = vec![(
                 "rating",
