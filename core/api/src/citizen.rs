@@ -74,6 +74,18 @@ pub(crate) fn page(status: StatusCode, template: &str, context: Value) -> Respon
     }
 }
 
+/// Whether a request's body is a form (`application/x-www-form-urlencoded`).
+pub(crate) fn is_urlencoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
 /// Whether the caller asked for a page rather than data (a browser's form post).
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers

@@ -16,6 +16,17 @@ use crate::claim::{self, Claim};
 use crate::entities::{brand_logos, councils, tenants};
 use crate::{Error, Result, Revision, TenantScope, scoped};
 
+/// Sets a tenant's or council's brand columns on its active model.
+macro_rules! set_brand {
+    ($active:expr, $columns:expr) => {{
+        let columns: BrandColumns = $columns;
+        $active.brand_colour = Set(columns.colour);
+        $active.contact_url = Set(columns.contact_url);
+        $active.accessibility_url = Set(columns.accessibility_url);
+        $active.logo_digest = Set(columns.logo_digest);
+    }};
+}
+
 /// What applying a declaration did to the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -207,10 +218,7 @@ impl<'a> Tenants<'a> {
         } else {
             let created_at = row.created_at;
             let mut active: tenants::ActiveModel = row.into();
-            active.brand_colour = Set(columns.colour);
-            active.contact_url = Set(columns.contact_url);
-            active.accessibility_url = Set(columns.accessibility_url);
-            active.logo_digest = Set(columns.logo_digest);
+            set_brand!(active, columns);
             active.updated_at = Set(claim::stamp(created_at));
             active.update(&txn).await?;
             bumped = Some(crate::catalogue::bump_revision(&txn).await?);
@@ -434,10 +442,7 @@ async fn upsert_tenant<C: ConnectionTrait>(
             let mut active: tenants::ActiveModel = row.into();
             active.name = Set(spec.name.clone());
             active.share_adoption = Set(spec.share_adoption);
-            active.brand_colour = Set(brand.colour.clone());
-            active.contact_url = Set(brand.contact_url.clone());
-            active.accessibility_url = Set(brand.accessibility_url.clone());
-            active.logo_digest = Set(brand.logo_digest.clone());
+            set_brand!(active, brand.clone());
             active.updated_at = Set(claim::stamp(created_at));
             active.update(db).await?;
             Applied::Updated
@@ -504,10 +509,7 @@ async fn upsert_council<C: ConnectionTrait>(
             let mut active: councils::ActiveModel = row.into();
             active.name = Set(spec.name.clone());
             active.gss_code = Set(spec.gss_code.clone());
-            active.brand_colour = Set(brand.colour.clone());
-            active.contact_url = Set(brand.contact_url.clone());
-            active.accessibility_url = Set(brand.accessibility_url.clone());
-            active.logo_digest = Set(brand.logo_digest.clone());
+            set_brand!(active, brand.clone());
             active.updated_at = Set(claim::stamp(created_at));
             active.update(db).await?;
             Applied::Updated

@@ -155,15 +155,7 @@ fn presented_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     if let Some(value) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(value.to_string());
     }
-    let urlencoded = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !urlencoded {
+    if !crate::citizen::is_urlencoded(headers) {
         return None;
     }
     form_urlencoded::parse(body)

@@ -335,7 +335,7 @@ pub(crate) async fn feedback(
     let slot = take_feedback_slot(&state, request.headers(), request.extensions());
     let (installed, council, plugin) = feedback_target(&state, tenant, council, plugin).await?;
     let metrics = &state.telemetry.metrics;
-    let form_post = is_urlencoded(request.headers());
+    let form_post = crate::citizen::is_urlencoded(request.headers());
     if let Err(refusal) = slot {
         if form_post {
             let errors = vec![(
@@ -523,17 +523,6 @@ fn take_feedback_slot(
             HeaderValue::from(wait.as_secs().max(1)),
         )
     })
-}
-
-fn is_urlencoded(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
 }
 
 /// The feedback form, with the submitted values and their errors when there are any.
