@@ -11,6 +11,7 @@ mod access_oidc;
 mod access_tokens;
 mod catalogue;
 mod citizen;
+mod citizen_browser;
 mod cli;
 mod concurrency;
 mod console;

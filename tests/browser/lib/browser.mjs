@@ -67,3 +67,31 @@ export function trackFailedRequests(page) {
   });
   return { failures };
 }
+
+// Watches a page for what a user would not see but should not happen: script errors (a
+// Content-Security-Policy violation is one), console errors, sub-resources answered >= 400
+// and requests that fail. Adds `page.problems` (cleared by the caller once reported) and
+// `page.lastStatus`, the status of the main frame's latest document (after redirects).
+export function watchPage(page) {
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    // Failed loads are reported by status below; a page's own 4xx is expected.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console error: ${m.text()}`);
+  });
+  page.on('response', (res) => {
+    const request = res.request();
+    if (request.isNavigationRequest() && request.frame() === page.mainFrame()) {
+      page.lastStatus = res.status();
+    } else if (res.status() >= 400) {
+      problems.push(`${res.status()} ${request.method()} ${res.url()}`);
+    }
+  });
+  page.on('requestfailed', (req) => {
+    const why = req.failure()?.errorText || '';
+    // Navigations away (a form post, a link) abort what the last page still loaded.
+    if (!why.includes('ERR_ABORTED')) problems.push(`failed ${req.method()} ${req.url()}: ${why}`);
+  });
+  page.problems = problems;
+  return page;
+}
