@@ -16,6 +16,7 @@ mod m20261201_000008_plugin_owners;
 mod m20261201_000009_tokens_rls;
 mod m20261206_000010_console_sessions;
 mod m20261207_000011_citizen_pages;
+mod m20261208_000012_kv_usage;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
@@ -32,6 +33,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "feedback",
     "tokens",
     "citizen_sessions",
+    "kv_usage",
 ];
 
 /// Applies Guildhall's migrations in order.
@@ -53,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_tokens_rls::Migration),
             Box::new(m20261206_000010_console_sessions::Migration),
             Box::new(m20261207_000011_citizen_pages::Migration),
+            Box::new(m20261208_000012_kv_usage::Migration),
         ]
     }
 }

@@ -55,12 +55,44 @@ impl KvPort for StorePorts {
                 .kv(&scope, plugin)
                 .set(key, value, quota)
                 .await
-                .map_err(|e| match e {
-                    KvWriteError::QuotaExceeded { quota, .. } => {
-                        KvSetError::QuotaExceeded { quota }
-                    }
-                    KvWriteError::Store(e) => KvSetError::Storage(e.into()),
-                })
+                .map_err(refused)
+        })
+    }
+
+    fn increment<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+        delta: i64,
+        quota: u64,
+    ) -> PortFuture<'a, i64, KvSetError> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(tenant.clone());
+            self.0
+                .kv(&scope, plugin)
+                .increment(key, delta, quota)
+                .await
+                .map_err(refused)
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+        old: Option<&'a [u8]>,
+        new: &'a [u8],
+        quota: u64,
+    ) -> PortFuture<'a, bool, KvSetError> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(tenant.clone());
+            self.0
+                .kv(&scope, plugin)
+                .compare_and_swap(key, old, new, quota)
+                .await
+                .map_err(refused)
         })
     }
 
@@ -92,6 +124,15 @@ impl KvPort for StorePorts {
                 .list_keys(prefix, cursor, limit)
                 .await?)
         })
+    }
+}
+
+/// The runtime's reason for a key-value write the store refused.
+fn refused(e: KvWriteError) -> KvSetError {
+    match e {
+        KvWriteError::QuotaExceeded { quota, .. } => KvSetError::QuotaExceeded { quota },
+        KvWriteError::NotANumber(why) => KvSetError::NotANumber(why),
+        KvWriteError::Store(e) => KvSetError::Storage(e.into()),
     }
 }
 

@@ -198,6 +198,12 @@ impl<'a> Installs<'a> {
                     .filter(kv_entries::Column::Plugin.eq(plugin.as_str()))
                     .exec(&txn)
                     .await?;
+                crate::plugin_data::forget_usage(
+                    &txn,
+                    self.scope.tenant().as_str(),
+                    plugin.as_str(),
+                )
+                .await?;
             }
             crate::usage::adoption_delete(&txn, self.scope.tenant().as_str(), plugin.as_str())
                 .await?;

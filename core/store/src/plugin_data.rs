@@ -1,10 +1,10 @@
 //! Plugin data: a key-value store per tenant and plugin, and the events plugins emit.
 
 use guildhall_domain::{CouncilId, PluginName};
-use sea_orm::sea_query::{Alias, Expr, Func, OnConflict};
+use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TryInsertResult,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -25,17 +25,43 @@ pub enum KvWriteError {
         /// Bytes the write would add.
         needed: u64,
     },
+    /// An increment found a value that is not the decimal text of an `i64`, or the sum
+    /// would leave the `i64` range.
+    #[error("not a number: {0}")]
+    NotANumber(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
 
+impl From<sea_orm::DbErr> for KvWriteError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        KvWriteError::Store(e.into())
+    }
+}
+
 /// One plugin's key-value data in one tenant.
+///
+/// Every write runs in one tenant-scoped write transaction that holds the entry's row from
+/// the moment it reads it (`FOR UPDATE` on PostgreSQL; SQLite's write transaction holds the
+/// database), claims an absent key with `INSERT … ON CONFLICT DO NOTHING`, and then moves the
+/// install's usage counter (`kv_usage`) by the size it added or removed in one conditional
+/// upsert that refuses to pass the quota. The entry is always locked before the counter, so
+/// writers of one install queue only on the counter's row, and only from their counter
+/// update to their commit; nothing sums the install's entries.
 #[derive(Debug)]
 pub struct Kv<'a> {
     db: &'a DatabaseConnection,
     tenant: &'a str,
     plugin: &'a str,
+}
+
+/// What a write of one key does, given the value it holds now.
+enum Change {
+    /// Store these bytes.
+    Put(Vec<u8>),
+    /// Leave the key as it is.
+    Keep,
 }
 
 impl<'a> Kv<'a> {
@@ -57,12 +83,16 @@ impl<'a> Kv<'a> {
             .add(kv_entries::Column::Plugin.eq(self.plugin))
     }
 
+    fn entry(&self, key: &str) -> sea_orm::Condition {
+        self.scoped()
+            .add(kv_entries::Column::Key.eq(key.as_bytes().to_vec()))
+    }
+
     /// The value under `key`, if any.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let txn = scoped::begin(self.db, self.tenant).await?;
         let row = kv_entries::Entity::find()
-            .filter(self.scoped())
-            .filter(kv_entries::Column::Key.eq(key.as_bytes().to_vec()))
+            .filter(self.entry(key))
             .one(&txn)
             .await?;
         txn.commit().await?;
@@ -72,80 +102,215 @@ impl<'a> Kv<'a> {
     /// Stores `value` under `key` unless the plugin's data would exceed `quota` bytes
     /// (keys plus values) in this tenant.
     pub async fn set(&self, key: &str, value: &[u8], quota: u64) -> Result<(), KvWriteError> {
-        let size = (key.len() + value.len()) as u64;
-        let txn = scoped::begin_write(self.db, self.tenant).await?;
-        self.lock_writers(&txn).await.map_err(crate::Error::from)?;
-        let others: Option<i64> = kv_entries::Entity::find()
-            .select_only()
-            .column_as(sum_of_sizes(), "total")
-            .filter(self.scoped())
-            .filter(kv_entries::Column::Key.ne(key.as_bytes().to_vec()))
-            .into_tuple::<Option<i64>>()
-            .one(&txn)
+        self.write(key, quota, |_| Ok(Change::Put(value.to_vec())))
             .await
-            .map_err(crate::Error::from)?
-            .flatten();
-        let used = others.unwrap_or(0).max(0) as u64;
-        if used + size > quota {
+            .map(drop)
+    }
+
+    /// Stores `value` under `key` only if the key is absent; `true` when it stored it.
+    pub async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        quota: u64,
+    ) -> Result<bool, KvWriteError> {
+        self.compare_and_swap(key, None, value, quota).await
+    }
+
+    /// Stores `new` under `key` only if the key holds exactly `old` now (`None`: only if it
+    /// is absent); `true` when it stored it.
+    pub async fn compare_and_swap(
+        &self,
+        key: &str,
+        old: Option<&[u8]>,
+        new: &[u8],
+        quota: u64,
+    ) -> Result<bool, KvWriteError> {
+        let written = self
+            .write(key, quota, |current| {
+                Ok(if current == old {
+                    Change::Put(new.to_vec())
+                } else {
+                    Change::Keep
+                })
+            })
+            .await?;
+        Ok(written.is_some())
+    }
+
+    /// Adds `delta` to the number stored under `key` and returns the sum. A missing key
+    /// counts as 0. Numbers are stored as the decimal ASCII text of an `i64` (`-12`, `0`,
+    /// `42`; no sign for positive numbers, no spaces); any other value, or a sum outside
+    /// the `i64` range, is refused with [`KvWriteError::NotANumber`] and nothing changes.
+    pub async fn increment(&self, key: &str, delta: i64, quota: u64) -> Result<i64, KvWriteError> {
+        let written = self
+            .write(key, quota, |current| {
+                let now = match current {
+                    None => 0,
+                    Some(bytes) => parse_number(bytes)?,
+                };
+                let sum = now.checked_add(delta).ok_or_else(|| {
+                    KvWriteError::NotANumber(format!("{now} + {delta} is outside the i64 range"))
+                })?;
+                Ok(Change::Put(sum.to_string().into_bytes()))
+            })
+            .await?
+            .expect("an increment always writes");
+        Ok(parse_number(&written).expect("the sum was just written"))
+    }
+
+    /// One write of `key` in its own transaction: `change` sees the value held now (with the
+    /// row held, so no other writer changes it in between) and says what to store. Returns
+    /// what was stored, or `None` when `change` kept the key as it was.
+    async fn write(
+        &self,
+        key: &str,
+        quota: u64,
+        change: impl Fn(Option<&[u8]>) -> Result<Change, KvWriteError>,
+    ) -> Result<Option<Vec<u8>>, KvWriteError> {
+        let txn = scoped::begin_write(self.db, self.tenant).await?;
+        let (value, added) = loop {
+            let held = kv_entries::Entity::find()
+                .select_only()
+                .column(kv_entries::Column::Value)
+                .column(kv_entries::Column::Size)
+                .filter(self.entry(key))
+                .lock_exclusive()
+                .into_tuple::<(Vec<u8>, i64)>()
+                .one(&txn)
+                .await?;
+            let Change::Put(value) = change(held.as_ref().map(|(v, _)| v.as_slice()))? else {
+                txn.commit().await.map_err(crate::Error::from)?;
+                return Ok(None);
+            };
+            let size = (key.len() + value.len()) as i64;
+            let now = OffsetDateTime::now_utc();
+            match held {
+                Some((_, old_size)) => {
+                    kv_entries::Entity::update_many()
+                        .col_expr(kv_entries::Column::Value, Expr::value(value.clone()))
+                        .col_expr(kv_entries::Column::Size, Expr::value(size))
+                        .col_expr(kv_entries::Column::UpdatedAt, Expr::value(now))
+                        .filter(self.entry(key))
+                        .exec(&txn)
+                        .await?;
+                    break (value, size - old_size);
+                }
+                None => {
+                    let row = kv_entries::ActiveModel {
+                        tenant_id: Set(self.tenant.to_string()),
+                        plugin: Set(self.plugin.to_string()),
+                        key: Set(key.as_bytes().to_vec()),
+                        value: Set(value.clone()),
+                        size: Set(size),
+                        updated_at: Set(now),
+                    };
+                    let inserted = kv_entries::Entity::insert(row)
+                        .on_conflict_do_nothing()
+                        .exec_without_returning(&txn)
+                        .await?;
+                    if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+                        break (value, size);
+                    }
+                    // A concurrent writer created the key after we looked and has
+                    // committed: look again, now at its value.
+                }
+            }
+        };
+        if !self.add_usage(&txn, added, quota).await? {
+            let used = self.read_usage(&txn).await?;
             return Err(KvWriteError::QuotaExceeded {
                 quota,
                 used,
-                needed: size,
+                needed: added.max(0) as u64,
             });
         }
-        let row = kv_entries::ActiveModel {
-            tenant_id: Set(self.tenant.to_string()),
-            plugin: Set(self.plugin.to_string()),
-            key: Set(key.as_bytes().to_vec()),
-            value: Set(value.to_vec()),
-            size: Set(size as i64),
-            updated_at: Set(OffsetDateTime::now_utc()),
-        };
-        kv_entries::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    kv_entries::Column::TenantId,
-                    kv_entries::Column::Plugin,
-                    kv_entries::Column::Key,
-                ])
-                .update_columns([
-                    kv_entries::Column::Value,
-                    kv_entries::Column::Size,
-                    kv_entries::Column::UpdatedAt,
-                ])
-                .to_owned(),
-            )
-            .exec(&txn)
-            .await
-            .map_err(crate::Error::from)?;
         txn.commit().await.map_err(crate::Error::from)?;
-        Ok(())
+        Ok(Some(value))
     }
 
-    /// Makes this transaction the only writer of the plugin's data in this tenant until it
-    /// ends, so the quota check and the write see the same total.
+    /// Moves the install's usage counter by `added` bytes in one statement, unless it grows
+    /// past `quota`; `false` when it was refused (and nothing changed). Shrinking is always
+    /// allowed, so an install over a lowered quota can still delete.
     ///
-    /// On PostgreSQL two writers could both read the total before either writes, and both
-    /// pass; a lock on the (tenant, plugin) pair's name queues them instead. Under READ
-    /// COMMITTED the sum read after the lock sees every write committed before it.
-    async fn lock_writers(&self, txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
-        crate::claim::lock_name(
-            txn,
-            &format!("guildhall.kv:{}/{}", self.tenant, self.plugin),
-        )
-        .await
+    /// On PostgreSQL the upsert locks the counter's row until the transaction ends, and a
+    /// concurrent writer's upsert waits for it and then checks its `WHERE` against the
+    /// committed total, so two writers cannot both pass the quota.
+    async fn add_usage(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        added: i64,
+        quota: u64,
+    ) -> Result<bool, sea_orm::DbErr> {
+        let quota = i64::try_from(quota).unwrap_or(i64::MAX);
+        if added == 0 {
+            return Ok(true);
+        }
+        if added > quota {
+            return Ok(false);
+        }
+        let backend = txn.get_database_backend();
+        let result = txn
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                placeholders(
+                    backend,
+                    "INSERT INTO kv_usage (tenant_id, plugin, bytes) VALUES (?, ?, ?) \
+                     ON CONFLICT (tenant_id, plugin) DO UPDATE \
+                     SET bytes = kv_usage.bytes + excluded.bytes \
+                     WHERE excluded.bytes <= 0 OR kv_usage.bytes + excluded.bytes <= ?",
+                ),
+                [
+                    self.tenant.into(),
+                    self.plugin.into(),
+                    added.into(),
+                    quota.into(),
+                ],
+            ))
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn read_usage<C: ConnectionTrait>(&self, db: &C) -> Result<u64, sea_orm::DbErr> {
+        let backend = db.get_database_backend();
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                placeholders(
+                    backend,
+                    "SELECT bytes FROM kv_usage WHERE tenant_id = ? AND plugin = ?",
+                ),
+                [self.tenant.into(), self.plugin.into()],
+            ))
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<i64>("", "bytes")?.max(0) as u64,
+            None => 0,
+        })
     }
 
     /// Removes `key`; returns whether it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let txn = scoped::begin_write(self.db, self.tenant).await?;
-        let result = kv_entries::Entity::delete_many()
-            .filter(self.scoped())
-            .filter(kv_entries::Column::Key.eq(key.as_bytes().to_vec()))
+        let held = kv_entries::Entity::find()
+            .select_only()
+            .column(kv_entries::Column::Size)
+            .filter(self.entry(key))
+            .lock_exclusive()
+            .into_tuple::<i64>()
+            .one(&txn)
+            .await?;
+        let Some(size) = held else {
+            txn.commit().await?;
+            return Ok(false);
+        };
+        kv_entries::Entity::delete_many()
+            .filter(self.entry(key))
             .exec(&txn)
             .await?;
+        self.add_usage(&txn, -size, u64::MAX).await?;
         txn.commit().await?;
-        Ok(result.rows_affected > 0)
+        Ok(true)
     }
 
     /// Up to `limit` keys starting with `prefix` and after `cursor`, in byte order, and the
@@ -185,8 +350,19 @@ impl<'a> Kv<'a> {
         Ok((keys, next))
     }
 
-    /// Bytes of keys and values the plugin stores in this tenant.
+    /// Bytes of keys and values the plugin stores in this tenant, as its usage counter
+    /// holds them (what the quota is checked against).
     pub async fn usage(&self) -> Result<u64> {
+        let txn = scoped::begin(self.db, self.tenant).await?;
+        let used = self.read_usage(&txn).await?;
+        txn.commit().await?;
+        Ok(used)
+    }
+
+    /// Bytes of keys and values the plugin stores in this tenant, summed over its entries.
+    /// Reads every entry of the install: for checks that the counter is right, never on a
+    /// request's path.
+    pub async fn stored_bytes(&self) -> Result<u64> {
         let txn = scoped::begin(self.db, self.tenant).await?;
         let total: Option<i64> = kv_entries::Entity::find()
             .select_only()
@@ -199,6 +375,55 @@ impl<'a> Kv<'a> {
         txn.commit().await?;
         Ok(total.unwrap_or(0).max(0) as u64)
     }
+}
+
+/// Removes an install's usage counter, in the transaction that removes its entries.
+pub(crate) async fn forget_usage<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    plugin: &str,
+) -> Result<(), sea_orm::DbErr> {
+    let backend = db.get_database_backend();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        placeholders(
+            backend,
+            "DELETE FROM kv_usage WHERE tenant_id = ? AND plugin = ?",
+        ),
+        [tenant.into(), plugin.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The number an increment finds: the decimal ASCII text of an `i64`.
+fn parse_number(bytes: &[u8]) -> Result<i64, KvWriteError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|text| !text.starts_with('+'))
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or_else(|| {
+            let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(32)]).into_owned();
+            KvWriteError::NotANumber(format!("the stored value {shown:?} is not an i64"))
+        })
+}
+
+/// `sql` with its `?` placeholders numbered (`$1`, `$2`, …) for PostgreSQL.
+fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `CAST(SUM(size) AS BIGINT)`: PostgreSQL sums a bigint column into a numeric.
@@ -349,7 +574,25 @@ fn to_event(row: plugin_events::Model) -> EventRecord {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{parse_number, prefix_end};
+
+    #[test]
+    fn numbers_are_decimal_i64_text() {
+        assert_eq!(parse_number(b"42").unwrap(), 42);
+        assert_eq!(parse_number(b"-7").unwrap(), -7);
+        assert_eq!(parse_number(b"9223372036854775807").unwrap(), i64::MAX);
+        for bad in [
+            &b""[..],
+            b"+1",
+            b" 1",
+            b"1.5",
+            b"\"1\"",
+            b"9223372036854775808",
+            b"\xff",
+        ] {
+            assert!(parse_number(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn prefix_ranges() {

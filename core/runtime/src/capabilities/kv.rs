@@ -35,6 +35,33 @@ pub trait KvPort: Send + Sync + 'static {
         quota: u64,
     ) -> PortFuture<'a, (), KvSetError>;
 
+    /// Adds `delta` to the number stored under `key` (a missing key counts as 0) and
+    /// returns the sum, as one write no concurrent writer can interleave with. The number
+    /// is stored as the decimal ASCII text of an `i64`; any other stored value, or a sum
+    /// outside the `i64` range, is [`KvSetError::NotANumber`] and changes nothing. The
+    /// quota is checked as for [`KvPort::set`].
+    fn increment<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+        delta: i64,
+        quota: u64,
+    ) -> PortFuture<'a, i64, KvSetError>;
+
+    /// Stores `new` under `key` only if the key holds exactly `old` now (`None`: only if it
+    /// is absent), as one write no concurrent writer can interleave with; `true` when it
+    /// stored `new`. The quota is checked as for [`KvPort::set`].
+    fn compare_and_swap<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        key: &'a str,
+        old: Option<&'a [u8]>,
+        new: &'a [u8],
+        quota: u64,
+    ) -> PortFuture<'a, bool, KvSetError>;
+
     /// Deletes `key`; `true` when it existed.
     fn delete<'a>(
         &'a self,
@@ -55,7 +82,7 @@ pub trait KvPort: Send + Sync + 'static {
     ) -> PortFuture<'a, (Vec<String>, Option<String>)>;
 }
 
-/// Why [`KvPort::set`] stored nothing.
+/// Why a write through [`KvPort`] stored nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum KvSetError {
     /// The write would take the plugin's data in the tenant past its quota.
@@ -64,6 +91,10 @@ pub enum KvSetError {
         /// The quota in bytes.
         quota: u64,
     },
+    /// [`KvPort::increment`] found a value that is not a number, or the sum would leave
+    /// the `i64` range; says which.
+    #[error("not a number: {0}")]
+    NotANumber(String),
     /// The storage behind the port failed.
     #[error(transparent)]
     Storage(PortError),
@@ -117,6 +148,60 @@ fn unavailable(state: &State, e: impl std::fmt::Display) -> kv::Error {
     kv::Error::Unavailable("the platform's storage failed; try again later".into())
 }
 
+impl State {
+    /// Counts `bytes` written by the call, which the call reports for metering.
+    fn wrote(&self, bytes: usize) {
+        self.observed
+            .lock()
+            .expect("observed poisoned")
+            .kv_bytes_written += bytes as u64;
+    }
+
+    /// What the plugin learns of a refused write. A value that is not a number is an
+    /// existing case of the WIT `error` (`unavailable("not a number: …")`), so components
+    /// built against `guildhall:platform@0.1.0` keep linking.
+    fn write_failed(&self, e: KvSetError) -> kv::Error {
+        match e {
+            KvSetError::QuotaExceeded { quota } => kv::Error::QuotaExceeded(quota),
+            KvSetError::NotANumber(why) => kv::Error::Unavailable(format!("not a number: {why}")),
+            KvSetError::Storage(e) => unavailable(self, e),
+        }
+    }
+
+    /// `compare-and-swap` and `set-if-absent`.
+    async fn swap(
+        &mut self,
+        key: String,
+        old: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> Result<bool, kv::Error> {
+        check_key(&key)?;
+        if new.len() > MAX_VALUE {
+            return Err(kv::Error::ValueTooLarge(new.len() as u64));
+        }
+        match self
+            .port
+            .compare_and_swap(
+                &self.call.context.tenant,
+                &self.call.plugin,
+                &key,
+                old.as_deref(),
+                &new,
+                self.quota,
+            )
+            .await
+        {
+            Ok(swapped) => {
+                if swapped {
+                    self.wrote(key.len() + new.len());
+                }
+                Ok(swapped)
+            }
+            Err(e) => Err(self.write_failed(e)),
+        }
+    }
+}
+
 impl kv::Host for State {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
         if let Err(e) = check_key(&key) {
@@ -158,16 +243,59 @@ impl kv::Host for State {
                 .await
             {
                 Ok(()) => {
-                    self.observed
-                        .lock()
-                        .expect("observed poisoned")
-                        .kv_bytes_written += (key.len() + value.len()) as u64;
+                    self.wrote(key.len() + value.len());
                     Ok(())
                 }
-                Err(KvSetError::QuotaExceeded { quota }) => Err(kv::Error::QuotaExceeded(quota)),
-                Err(KvSetError::Storage(e)) => Err(unavailable(self, e)),
+                Err(e) => Err(self.write_failed(e)),
             },
         )
+    }
+
+    async fn increment(
+        &mut self,
+        key: String,
+        delta: i64,
+    ) -> wasmtime::Result<Result<i64, kv::Error>> {
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(
+            match self
+                .port
+                .increment(
+                    &self.call.context.tenant,
+                    &self.call.plugin,
+                    &key,
+                    delta,
+                    self.quota,
+                )
+                .await
+            {
+                Ok(sum) => {
+                    // At most 20 digits and a sign were written.
+                    self.wrote(key.len() + sum.to_string().len());
+                    Ok(sum)
+                }
+                Err(e) => Err(self.write_failed(e)),
+            },
+        )
+    }
+
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        old: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, kv::Error>> {
+        Ok(self.swap(key, old, new).await)
+    }
+
+    async fn set_if_absent(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, kv::Error>> {
+        Ok(self.swap(key, None, value).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, kv::Error>> {
