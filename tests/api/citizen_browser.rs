@@ -79,6 +79,7 @@ const JS_PAGES: &[&str] = &[
     "bins/address-error",
     "bins/collections",
     "session-ended",
+    "report/start-again",
     "form-refused",
 ];
 const NO_JS_PAGES: &[&str] = &[
@@ -155,17 +156,24 @@ fn require_browser_kit() -> String {
             .exists()
     };
     if !PACKAGES.iter().all(|p| installed(p)) {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(browser_dir())
-            .status()
-            .unwrap_or_else(|e| {
-                panic!("cannot run npm to install the browser kit ({e}). {INSTALL}")
-            });
-        assert!(
-            status.success(),
-            "npm ci in tests/browser failed. {INSTALL}"
-        );
+        // One install at a time, across tests and test processes: `npm ci` begins by
+        // deleting node_modules.
+        let lock = std::fs::File::open(browser_dir().join("package-lock.json"))
+            .unwrap_or_else(|e| panic!("tests/browser/package-lock.json: {e}"));
+        lock.lock().expect("lock tests/browser/package-lock.json");
+        if !PACKAGES.iter().all(|p| installed(p)) {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(browser_dir())
+                .status()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run npm to install the browser kit ({e}). {INSTALL}")
+                });
+            assert!(
+                status.success(),
+                "npm ci in tests/browser failed. {INSTALL}"
+            );
+        }
     }
     for package in PACKAGES {
         assert!(installed(package), "{package} is missing. {INSTALL}");
