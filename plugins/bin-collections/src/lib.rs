@@ -181,26 +181,43 @@ fn upload(req: Request) -> Response {
     )
 }
 
+/// Stores each property's record and its postcode index entry.
+///
+/// Two uploads of one council can run at once. Each record is replaced with a
+/// compare-and-swap against the record it read, so of two uploads that move one property
+/// to different postcodes, the second sees the first's record, and removes the index entry
+/// of the postcode it replaced rather than the one both read. The index entries of racing
+/// uploads can still land in either order, so readers take a property's postcode from its
+/// record ([`addresses_at`]) and an entry left behind under an old postcode shows nothing.
 fn store(store: &CouncilKv, properties: &[Property], council: &str) -> Result<(), kv::KvError> {
     let updated_at = time::now_rfc3339();
     for property in properties {
         let key = record_key(&property.uprn);
-        if let Some(old) = store.get_json::<Record>(&key)?
-            && old.postcode != property.postcode
-        {
-            store.delete(&index_key(&old.postcode, &old.uprn))?;
+        let record = serde_json::to_vec(&Record {
+            uprn: property.uprn.clone(),
+            postcode: property.postcode.clone(),
+            address: property.address.clone(),
+            collections: property.collections.clone(),
+            council: council.to_owned(),
+            updated_at: updated_at.clone(),
+        })
+        .map_err(|e| kv::KvError::Encode(e.to_string()))?;
+        loop {
+            let old = store.get(&key)?;
+            if !store.compare_and_swap(&key, old.as_deref(), &record)? {
+                // Another upload replaced the record after we read it: read it again.
+                continue;
+            }
+            let old_postcode = old
+                .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
+                .map(|old| old.postcode);
+            if let Some(old_postcode) = old_postcode
+                && old_postcode != property.postcode
+            {
+                store.delete(&index_key(&old_postcode, &property.uprn))?;
+            }
+            break;
         }
-        store.set_json(
-            &key,
-            &Record {
-                uprn: property.uprn.clone(),
-                postcode: property.postcode.clone(),
-                address: property.address.clone(),
-                collections: property.collections.clone(),
-                council: council.to_owned(),
-                updated_at: updated_at.clone(),
-            },
-        )?;
         store.set_json(
             &index_key(&property.postcode, &property.uprn),
             &property.address,
@@ -270,9 +287,13 @@ fn addresses_at(store: &CouncilKv, postcode: &str) -> Result<Vec<(String, String
     let mut addresses = Vec::with_capacity(keys.len());
     for key in &keys {
         let uprn = &key[prefix.len()..];
-        // `None`: deleted between listing and reading.
-        if let Some(address) = store.get_json::<String>(key)? {
-            addresses.push((uprn.to_owned(), address));
+        // The record says where the property is now: an index entry that a racing upload
+        // left under a postcode the property has left is skipped (as is a record deleted
+        // between listing and reading).
+        if let Some(record) = record(store, uprn)?
+            && record.postcode == postcode
+        {
+            addresses.push((uprn.to_owned(), record.address));
         }
     }
     addresses.sort_by(|a, b| schedule::natural_cmp(&a.1, &b.1).then_with(|| a.0.cmp(&b.0)));

@@ -223,9 +223,8 @@ fn file_request(new: open311::NewRequest, service: &Service) -> Result<Filed, kv
     let store = CouncilKv::for_council(&council);
     let agency = config::get::<String>("agency_responsible").unwrap_or_else(|| council.clone());
     let notice = config::get::<String>("service_notice");
-    let id = next_id(&store)?;
-    let stored = StoredRequest::create(
-        id.clone(),
+    let mut stored = StoredRequest::create(
+        next_id(&store)?,
         council,
         new,
         service,
@@ -233,7 +232,13 @@ fn file_request(new: open311::NewRequest, service: &Service) -> Result<Filed, kv
         notice.clone(),
         time::now_unix(),
     );
-    store.set_json(&request_key(&id), &stored)?;
+    // Filed only under a key no record holds, so an acknowledged request is never
+    // overwritten. A number can be taken only by a record an older version of this plugin
+    // filed past its counter; the next number is then tried.
+    while !store.set_json_if_absent(&request_key(&stored.service_request_id), &stored)? {
+        stored.service_request_id = next_id(&store)?;
+    }
+    let id = stored.service_request_id.clone();
     let event = json!({ "service_request_id": id, "service_code": stored.service_code });
     if let Err(e) = events::emit("request.created", &event) {
         eprintln!(
@@ -249,15 +254,25 @@ fn request_key(id: &str) -> String {
     format!("request/{id}")
 }
 
-/// Hands out the council's next sequential id. The store has no atomic increment, so an id
-/// already taken by a concurrent request is skipped rather than overwritten.
+/// Hands out the council's next sequential id with an atomic increment of its counter, so
+/// concurrent requests (on any replica) never get the same one.
+///
+/// The counter is the decimal text of the last id handed out (older versions stored the
+/// same text as JSON). A council whose requests were filed before there was a counter gets
+/// one that starts at its highest id, set only if still absent, so two first requests
+/// cannot both start it.
 fn next_id(store: &CouncilKv) -> Result<String, kv::KvError> {
-    let mut n = store.get_json::<u64>(COUNTER_KEY)?.unwrap_or(0) + 1;
-    while store.get(&request_key(&n.to_string()))?.is_some() {
-        n += 1;
+    if store.get(COUNTER_KEY)?.is_none() {
+        let highest = store
+            .list_all_keys("request/")?
+            .iter()
+            .filter_map(|key| key.strip_prefix("request/")?.parse::<i64>().ok())
+            .max()
+            .unwrap_or(0);
+        // `false` when a concurrent request started the counter first: then it counts on.
+        store.set_if_absent(COUNTER_KEY, highest.to_string().as_bytes())?;
     }
-    store.set_json(COUNTER_KEY, &n)?;
-    Ok(n.to_string())
+    Ok(store.increment(COUNTER_KEY, 1)?.to_string())
 }
 
 /// Every request reported to this council.

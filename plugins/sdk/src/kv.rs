@@ -7,8 +7,25 @@
 //! URL the request came through ([`crate::context::council`]), so one council's requests
 //! can neither read nor overwrite another's data by choosing a key.
 //!
-//! There is no transaction or compare-and-swap: two requests that read, change and write the
-//! same key at once can overwrite each other.
+//! There are no transactions: two requests that [`get`], change and [`set`] the same key at
+//! once can overwrite each other. For counters, reference numbers and records that must not
+//! be overwritten use the atomic operations, which no concurrent request can interleave
+//! with: [`increment`], [`compare_and_swap`] and [`set_if_absent`] (and
+//! [`set_json_if_absent`]).
+//!
+//! ```no_run
+//! use guildhall_plugin::kv::CouncilKv;
+//!
+//! # fn main() -> Result<(), guildhall_plugin::kv::KvError> {
+//! let store = CouncilKv::current();
+//! // Every concurrent request gets a different number.
+//! let id = store.increment("counter/case", 1)?;
+//! // Filed once: a record already under this key is never replaced.
+//! let filed = store.set_json_if_absent(&format!("case/{id}"), "a new case")?;
+//! assert!(filed);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```no_run
 //! use guildhall_plugin::kv;
@@ -49,6 +66,51 @@ pub fn get(key: &str) -> Result<Option<Vec<u8>>, KvError> {
 /// Stores `value` under `key`, replacing any previous value.
 pub fn set(key: &str, value: &[u8]) -> Result<(), KvError> {
     wit::set(key, value).map_err(KvError::from)
+}
+
+/// Adds `delta` to the number stored under `key`, stores the sum and returns it, as one
+/// write no concurrent request can interleave with. A missing key counts as 0.
+///
+/// The number is stored as the decimal text of an `i64` (`b"42"`, `b"-7"`), so [`get`]
+/// reads it back as that text, [`get_json`]`::<i64>` as the number, and
+/// [`set_json`]`(key, &41)` prepares one. Any other stored value, or a sum outside the
+/// `i64` range, is [`KvError::NotANumber`] and nothing changes.
+pub fn increment(key: &str, delta: i64) -> Result<i64, KvError> {
+    wit::increment(key, delta).map_err(|e| KvError::from(e).for_number(key))
+}
+
+/// Stores `new` under `key` only if the key holds exactly `old` now (`None`: only if it is
+/// absent), as one write no concurrent request can interleave with. Returns whether it
+/// stored `new`; on `false`, read the key again and decide afresh.
+pub fn compare_and_swap(key: &str, old: Option<&[u8]>, new: &[u8]) -> Result<bool, KvError> {
+    wit::compare_and_swap(key, old, new).map_err(KvError::from)
+}
+
+/// Stores `value` under `key` only if the key is absent; returns whether it stored it. Of
+/// concurrent calls for one key exactly one gets `true`.
+pub fn set_if_absent(key: &str, value: &[u8]) -> Result<bool, KvError> {
+    wit::set_if_absent(key, value).map_err(KvError::from)
+}
+
+/// Stores `value` serialised as JSON under `key` only if the key is absent; returns whether
+/// it stored it.
+pub fn set_json_if_absent<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<bool, KvError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| KvError::Encode(e.to_string()))?;
+    set_if_absent(key, &bytes)
+}
+
+/// Replaces the JSON value under `key` with `new` only if it is exactly the JSON of `old`
+/// now (`None`: only if the key is absent); returns whether it did. Compares bytes, so `old`
+/// must serialise as the stored value did (as a value read with [`get_json`] and written
+/// with [`set_json`] by the same type does).
+pub fn compare_and_swap_json<T: Serialize + ?Sized>(
+    key: &str,
+    old: Option<&T>,
+    new: &T,
+) -> Result<bool, KvError> {
+    let encode = |v: &T| serde_json::to_vec(v).map_err(|e| KvError::Encode(e.to_string()));
+    let old = old.map(encode).transpose()?;
+    compare_and_swap(key, old.as_deref(), &encode(new)?)
 }
 
 /// Removes `key`; returns whether it existed.
@@ -158,6 +220,45 @@ impl CouncilKv {
         delete(&self.key(key))
     }
 
+    /// [`increment`] in this council's part of the store.
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        increment(&self.key(key), delta)
+    }
+
+    /// [`compare_and_swap`] in this council's part of the store.
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        old: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, KvError> {
+        compare_and_swap(&self.key(key), old, new)
+    }
+
+    /// [`set_if_absent`] in this council's part of the store.
+    pub fn set_if_absent(&self, key: &str, value: &[u8]) -> Result<bool, KvError> {
+        set_if_absent(&self.key(key), value)
+    }
+
+    /// [`set_json_if_absent`] in this council's part of the store.
+    pub fn set_json_if_absent<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<bool, KvError> {
+        set_json_if_absent(&self.key(key), value)
+    }
+
+    /// [`compare_and_swap_json`] in this council's part of the store.
+    pub fn compare_and_swap_json<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        old: Option<&T>,
+        new: &T,
+    ) -> Result<bool, KvError> {
+        compare_and_swap_json(&self.key(key), old, new)
+    }
+
     /// [`get_json`] in this council's part of the store.
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, KvError> {
         get_json(&self.key(key))
@@ -194,6 +295,14 @@ pub enum KvError {
     QuotaExceeded(u64),
     /// The platform's storage failed; retrying later may work.
     Unavailable(String),
+    /// [`increment`] found a value that is not the decimal text of an `i64` under the key,
+    /// or the sum would leave the `i64` range.
+    NotANumber {
+        /// The key incremented.
+        key: String,
+        /// The platform's message.
+        message: String,
+    },
     /// The value could not be serialised to JSON; carries serde's message.
     Encode(String),
     /// The stored value is not JSON of the type asked for.
@@ -218,6 +327,12 @@ impl fmt::Display for KvError {
                 write!(f, "storage quota of {quota} bytes exceeded")
             }
             KvError::Unavailable(message) => write!(f, "storage unavailable: {message}"),
+            KvError::NotANumber { key, message } => {
+                write!(
+                    f,
+                    "the value stored under {key:?} is not a number: {message}"
+                )
+            }
             KvError::Encode(message) => write!(f, "could not serialise the value: {message}"),
             KvError::Decode { key, message } => {
                 write!(
@@ -242,7 +357,24 @@ impl From<wit::Error> for KvError {
     }
 }
 
+/// How the platform starts the message of an `unavailable` error that means "not a number".
+const NOT_A_NUMBER: &str = "not a number: ";
+
 impl KvError {
+    /// The error an increment of `key` reports: the platform's `not a number:` message
+    /// (an existing WIT case, so older components keep linking) as [`KvError::NotANumber`].
+    fn for_number(self, key: &str) -> Self {
+        match self {
+            KvError::Unavailable(message) if message.starts_with(NOT_A_NUMBER) => {
+                KvError::NotANumber {
+                    key: key.to_owned(),
+                    message: message[NOT_A_NUMBER.len()..].to_owned(),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// The HTTP status that best reports this error to a caller: `507` for the quota, `503`
     /// when storage is unavailable, `500` otherwise (a bug in the plugin).
     pub fn status(&self) -> u16 {
@@ -287,5 +419,22 @@ mod tests {
         assert_eq!(longer.relative(&tandridge.key("uprn/12")), None);
         // Keys outside every council's part, such as an old unscoped layout, are no council's.
         assert_eq!(tandridge.relative("uprn/12"), None);
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_is_named() {
+        let e = KvError::Unavailable("not a number: the stored value \"x\" is not an i64".into())
+            .for_number("n");
+        assert_eq!(
+            e,
+            KvError::NotANumber {
+                key: "n".into(),
+                message: "the stored value \"x\" is not an i64".into()
+            }
+        );
+        assert_eq!(e.status(), 500);
+        // Storage that failed stays a failure of storage.
+        let e = KvError::Unavailable("the platform's storage failed".into()).for_number("n");
+        assert_eq!(e.status(), 503);
     }
 }
