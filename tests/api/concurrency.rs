@@ -35,6 +35,7 @@ on_both_databases!(
     owner_changes,
     key_changes,
     feedback_ratings,
+    reports_get_unique_ids,
 );
 
 /// Concurrent requests in a batch.
@@ -1990,6 +1991,110 @@ async fn feedback_ratings(mut app: TestApp) {
             let store = app.store().await;
             assert_chains_intact(&store).await;
             store.close().await.ok();
+        }
+    }
+}
+
+/// Citizens reporting at once, through report-a-problem's Open311 `POST /requests.json`:
+/// every acknowledged `service_request_id` is unique within its council and reads back with
+/// what its citizen posted, so no acknowledged report was overwritten or lost (the plugin
+/// hands out ids with `kv.increment` and files with `kv.set-if-absent`).
+async fn reports_get_unique_ids(app: TestApp) {
+    /// Citizens posting at once, and rounds of them.
+    const CITIZENS: usize = 16;
+    const REPORT_ROUNDS: usize = 4;
+    app.create_example_tenants().await;
+    app.publish_built("report-a-problem").await;
+    let installed = app
+        .install(
+            "north-downs",
+            "report-a-problem",
+            "0.1.0",
+            json!("all"),
+            json!({"services": crate::helpers::pothole_services("Pothole")}),
+        )
+        .await;
+    assert_eq!(installed.status(), 201);
+    let councils = ["tandridge", "mole-valley"];
+    // (council, id) → the description its citizen posted.
+    let mut acknowledged: BTreeMap<(&str, String), String> = BTreeMap::new();
+    let mut refused = 0;
+    for round in 0..REPORT_ROUNDS {
+        let posts = (0..CITIZENS).map(|i| {
+            // Most reports go to one council, so its counter is the contended one.
+            let council = councils[usize::from(i % 4 == 3)];
+            let description = format!("report {round}-{i} to {council}");
+            let request = app
+                .anonymous
+                .post(app.url(&format!(
+                    "/s/north-downs/{council}/report-a-problem/requests.json"
+                )))
+                .form(&[
+                    ("service_code", "pothole"),
+                    ("address_string", "High Street"),
+                    ("description", description.as_str()),
+                ]);
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                (council, description, status, body)
+            }
+        });
+        for (council, description, status, body) in join_all(posts).await {
+            match status {
+                201 => {
+                    let id = body[0]["service_request_id"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("no id in {body}"))
+                        .to_owned();
+                    if let Some(earlier) =
+                        acknowledged.insert((council, id.clone()), description.clone())
+                    {
+                        panic!("{council} gave id {id} to {earlier:?} and to {description:?}");
+                    }
+                }
+                // Busy (the fair gate or the memory budget): refused, so nothing promised.
+                429 | 503 => refused += 1,
+                other => panic!("POST /requests.json answered {other}: {body}"),
+            }
+        }
+    }
+    assert!(
+        acknowledged.len() * 2 > CITIZENS * REPORT_ROUNDS,
+        "only {} of {} reports acknowledged ({refused} refused as busy)",
+        acknowledged.len(),
+        CITIZENS * REPORT_ROUNDS
+    );
+    for ((council, id), description) in &acknowledged {
+        let response = app
+            .anonymous
+            .get(app.url(&format!(
+                "/s/north-downs/{council}/report-a-problem/requests/{id}.json"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{council} request {id}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains(&format!("\"{description}\"")),
+            "{council} request {id} should be {description:?}: {text}"
+        );
+    }
+    // Each council's ids are its own numbering, handed out without gaps from 1.
+    for council in councils {
+        let ids: BTreeSet<u64> = acknowledged
+            .keys()
+            .filter(|(c, _)| *c == council)
+            .map(|(_, id)| id.parse().unwrap())
+            .collect();
+        if refused == 0 {
+            assert_eq!(
+                ids,
+                (1..=ids.len() as u64).collect::<BTreeSet<_>>(),
+                "{council}"
+            );
         }
     }
 }

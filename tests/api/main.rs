@@ -23,6 +23,7 @@ mod hardening;
 mod health;
 mod hostile;
 mod identity;
+mod kv_atomics;
 mod owners;
 mod parity;
 mod publish_properties;
