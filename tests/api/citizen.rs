@@ -265,6 +265,7 @@ async fn posts_without_the_sessions_token_never_reach_the_plugin(app: TestApp) {
         reqwest::Method::PUT,
         reqwest::Method::PATCH,
         reqwest::Method::DELETE,
+        reqwest::Method::OPTIONS,
     ] {
         let response = alice
             .send(
@@ -311,6 +312,11 @@ async fn posts_without_the_sessions_token_never_reach_the_plugin(app: TestApp) {
         alice.get(&probe(T, C, "get/answer")).await,
         (200, "yes".into())
     );
+    // Answers for a session are never cached.
+    let response = alice
+        .send(app.anonymous.get(app.url(&probe(T, C, "get/answer"))))
+        .await;
+    assert_eq!(response.headers()["cache-control"], "no-store");
     let response = alice
         .send(
             app.anonymous
@@ -472,6 +478,24 @@ async fn feedback_is_a_page_and_json_still_works(app: TestApp) {
             .unwrap();
         assert_eq!(response.status(), 422, "{rating}");
     }
+    // Another site's form is refused: browsers say where a form came from.
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "https://elsewhere.example"),
+        ("origin", "null"),
+    ] {
+        let response = app
+            .anonymous
+            .post(app.url(&path))
+            .header(name, value)
+            .form(&[("rating", "5")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{name}: {value}");
+    }
+    // This site's own page posts with its origin.
+    let same_origin = format!("http://{}", app.addr);
     // A good form: stored, then the thank-you page.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -479,6 +503,8 @@ async fn feedback_is_a_page_and_json_still_works(app: TestApp) {
         .unwrap();
     let response = client
         .post(app.url(&path))
+        .header("origin", same_origin.as_str())
+        .header("sec-fetch-site", "same-origin")
         .form(&[
             ("rating", "4"),
             ("comment", "Quick to use"),
@@ -702,4 +728,26 @@ async fn brands_reach_the_pages_and_bad_ones_change_nothing(app: TestApp) {
     assert_eq!(response.status(), 404);
     let value: Value = app.get_json(&format!("/api/v1/tenants/{T}")).await;
     assert_eq!(value["brand"]["colour"], "#00703c");
+
+    // A tenant file that changes only the alliance's brand is served at once too.
+    let store = app.store().await;
+    let before = store.revision().await.unwrap();
+    let mut spec: guildhall_domain::tenant::TenantSpec = toml::from_str(
+        &std::fs::read_to_string(crate::helpers::repo_root().join("tenants/north-downs.toml"))
+            .unwrap(),
+    )
+    .unwrap();
+    spec.brand.colour = Some("#d4351c".into());
+    spec.councils.clear();
+    store.tenants().apply(&[spec]).await.unwrap();
+    assert!(
+        store.revision().await.unwrap() > before,
+        "the revision moved"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let other = app.get_json(&probe(T, "mole-valley", "site")).await;
+    assert_eq!(
+        other["brand_stylesheet"],
+        "/assets/brand/colours/d4351c.css"
+    );
 }

@@ -82,8 +82,15 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
         .await
         .unwrap();
     assert_eq!(plain.status(), 200);
-    assert_eq!(csp(&plain), [DEFAULT_CSP]);
-    // The gateway's own answers (here a 404) have it too.
+    // Every answer also carries the platform's own policy, which the plugin's cannot
+    // loosen: scripts only from the shared GOV.UK Frontend folder at the host asked.
+    let platform = format!(
+        "script-src http://{}{}/; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+        app.addr,
+        guildhall_console::assets::Assets::get().base()
+    );
+    assert_eq!(csp(&plain), [DEFAULT_CSP, platform.as_str()]);
+    // The gateway's own answers (here a 404) have both too.
     let missing = app
         .anonymous
         .get(app.url("/s/north-downs/tandridge/nothing/"))
@@ -91,8 +98,9 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    assert_eq!(csp(&missing), [DEFAULT_CSP]);
-    // A plugin's own policy is passed on alone.
+    assert_eq!(csp(&missing), [DEFAULT_CSP, platform.as_str()]);
+    // A plugin's own policy is passed on instead of the default, but never alone: its
+    // script from elsewhere does not run.
     let own = app
         .anonymous
         .get(app.url("/s/north-downs/tandridge/fixture-own-csp/"))
@@ -102,7 +110,23 @@ async fn plugin_responses_carry_a_default_csp_unless_they_set_their_own() {
     assert_eq!(own.status(), 200);
     assert_eq!(
         csp(&own),
-        ["default-src 'self'; script-src 'self' https://cdn.example.org"]
+        [
+            "default-src 'self'; script-src 'self' https://cdn.example.org",
+            platform.as_str()
+        ]
+    );
+    // A Host that could smuggle directives gets no scripts at all.
+    let odd = app
+        .anonymous
+        .get(app.url("/s/north-downs/tandridge/hello/"))
+        .header("host", "x; script-src *")
+        .send()
+        .await
+        .unwrap();
+    let policies = csp(&odd);
+    assert_eq!(
+        policies.last().map(String::as_str),
+        Some("script-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
     );
 }
 

@@ -86,6 +86,27 @@ pub(crate) fn is_urlencoded(headers: &HeaderMap) -> bool {
         })
 }
 
+/// Whether a browser says the request comes from another site: `Sec-Fetch-Site:
+/// cross-site`, or an `Origin` that is not the `Host` asked (`null` included).
+pub(crate) fn is_cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if text("sec-fetch-site") == Some("cross-site") {
+        return true;
+    }
+    let Some(origin) = text(header::ORIGIN.as_str()) else {
+        return false;
+    };
+    let host = text(header::HOST.as_str()).unwrap_or_default();
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    origin_host != Some(host) || host.is_empty()
+}
+
 /// Whether the caller asked for a page rather than data (a browser's form post).
 pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers

@@ -183,6 +183,15 @@ impl ApiError {
         self
     }
 
+    /// A header the answer will carry, if set.
+    pub fn header(&self, name: header::HeaderName) -> Option<HeaderValue> {
+        self.0
+            .headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }
+
     /// The problem document as a JSON object, without the instance and request id the
     /// middleware adds.
     pub(crate) fn problem_object(&self) -> Map<String, Value> {

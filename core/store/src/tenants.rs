@@ -48,14 +48,6 @@ impl Applied {
             Applied::Unchanged => "unchanged",
         }
     }
-
-    fn merge(self, other: Applied) -> Applied {
-        match (self, other) {
-            (Applied::Created, _) | (_, Applied::Created) => Applied::Created,
-            (Applied::Updated, _) | (_, Applied::Updated) => Applied::Updated,
-            _ => Applied::Unchanged,
-        }
-    }
 }
 
 /// A tenant as stored, with its councils.
@@ -124,7 +116,7 @@ impl<'a> Tenants<'a> {
     pub async fn create(&self, spec: &TenantSpec) -> Result<TenantRecord> {
         let txn = scoped::write(self.db).await?;
         scoped::set_tenant(&txn, spec.id.as_str()).await?;
-        let brand = BrandColumns::of(&txn, &spec.brand).await?;
+        let (brand, logo) = BrandColumns::plan(&spec.brand)?;
         let inserted = tenants::Entity::insert(new_tenant(spec, &brand, OffsetDateTime::now_utc()))
             .on_conflict_do_nothing()
             .exec_without_returning(&txn)
@@ -132,6 +124,7 @@ impl<'a> Tenants<'a> {
         if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
             return Err(Error::TenantExists(spec.id.clone()));
         }
+        store_logo(&txn, logo).await?;
         let bumped = if put_councils(&txn, spec).await? {
             Some(crate::catalogue::bump_revision(&txn).await?)
         } else {
@@ -207,7 +200,8 @@ impl<'a> Tenants<'a> {
         let tenant = scope.tenant();
         let txn = scoped::begin_write(self.db, tenant.as_str()).await?;
         claim::lock_tenant(&txn, tenant).await?;
-        let columns = BrandColumns::of(&txn, brand).await?;
+        let (columns, logo) = BrandColumns::plan(brand)?;
+        store_logo(&txn, logo).await?;
         let row = tenants::Entity::find_by_id(tenant.as_str().to_string())
             .one(&txn)
             .await?
@@ -328,6 +322,38 @@ fn new_tenant(
     }
 }
 
+/// Stores a brand's new logo (once per digest), or checks that the logo it names by its
+/// path is stored.
+async fn store_logo<C: ConnectionTrait>(db: &C, logo: Option<LogoRef>) -> Result<()> {
+    match logo {
+        None => Ok(()),
+        Some(LogoRef::New(logo)) => {
+            brand_logos::Entity::insert(brand_logos::ActiveModel {
+                digest: Set(logo.digest),
+                content_type: Set(logo.content_type.to_string()),
+                bytes: Set(logo.bytes),
+                created_at: Set(OffsetDateTime::now_utc()),
+            })
+            .on_conflict_do_nothing()
+            .exec_without_returning(db)
+            .await?;
+            Ok(())
+        }
+        Some(LogoRef::Existing(digest)) => {
+            let stored = brand_logos::Entity::find_by_id(digest.clone())
+                .select_only()
+                .column(brand_logos::Column::Digest)
+                .into_tuple::<String>()
+                .one(db)
+                .await?;
+            match stored {
+                Some(_) => Ok(()),
+                None => Err(Error::UnknownLogo(logo_path(&digest))),
+            }
+        }
+    }
+}
+
 /// A brand as its columns store it: the colour as `#rrggbb` in lowercase and the logo by
 /// the digest of its `brand_logos` row.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -339,40 +365,21 @@ pub(crate) struct BrandColumns {
 }
 
 impl BrandColumns {
-    /// The columns of a checked brand, storing a new logo (once per digest) on the way. A
-    /// logo named by its path must already be stored.
-    async fn of<C: ConnectionTrait>(db: &C, brand: &Brand) -> Result<BrandColumns> {
-        let logo_digest = match brand.logo.as_deref() {
+    /// The columns of a checked brand, and its logo to store when it is new. Nothing is
+    /// written: callers store the logo with [`store_logo`] once they hold the row they
+    /// write, so every writer takes the tenant's row before any logo's.
+    fn plan(brand: &Brand) -> Result<(BrandColumns, Option<LogoRef>)> {
+        let logo = match brand.logo.as_deref() {
             None => None,
-            Some(logo) => match LogoRef::parse(logo) {
-                Ok(LogoRef::New(logo)) => {
-                    brand_logos::Entity::insert(brand_logos::ActiveModel {
-                        digest: Set(logo.digest.clone()),
-                        content_type: Set(logo.content_type.to_string()),
-                        bytes: Set(logo.bytes),
-                        created_at: Set(OffsetDateTime::now_utc()),
-                    })
-                    .on_conflict_do_nothing()
-                    .exec_without_returning(db)
-                    .await?;
-                    Some(logo.digest)
-                }
-                Ok(LogoRef::Existing(digest)) => {
-                    let stored = brand_logos::Entity::find_by_id(digest.clone())
-                        .select_only()
-                        .column(brand_logos::Column::Digest)
-                        .into_tuple::<String>()
-                        .one(db)
-                        .await?;
-                    if stored.is_none() {
-                        return Err(Error::UnknownLogo(logo.to_string()));
-                    }
-                    Some(digest)
-                }
-                Err(_) => return Err(Error::UnknownLogo(logo.to_string())),
-            },
+            Some(logo) => {
+                Some(LogoRef::parse(logo).map_err(|_| Error::UnknownLogo(logo.to_string()))?)
+            }
         };
-        Ok(BrandColumns {
+        let logo_digest = logo.as_ref().map(|logo| match logo {
+            LogoRef::New(logo) => logo.digest.clone(),
+            LogoRef::Existing(digest) => digest.clone(),
+        });
+        let columns = BrandColumns {
             colour: brand
                 .colour
                 .as_deref()
@@ -381,7 +388,8 @@ impl BrandColumns {
             contact_url: brand.contact_url.clone(),
             accessibility_url: brand.accessibility_url.clone(),
             logo_digest,
-        })
+        };
+        Ok((columns, logo))
     }
 
     fn of_tenant(row: &tenants::Model) -> BrandColumns {
@@ -420,7 +428,7 @@ async fn upsert_tenant<C: ConnectionTrait>(
     spec: &TenantSpec,
 ) -> Result<(Applied, Option<i64>)> {
     scoped::set_tenant(db, spec.id.as_str()).await?;
-    let brand = BrandColumns::of(db, &spec.brand).await?;
+    let (brand, logo) = BrandColumns::plan(&spec.brand)?;
     let find = tenants::Entity::find_by_id(spec.id.as_str().to_string());
     let mut applied = match claim::claim(
         db,
@@ -448,14 +456,19 @@ async fn upsert_tenant<C: ConnectionTrait>(
             Applied::Updated
         }
     };
-    let mut bumped = None;
-    if put_councils(db, spec).await? {
-        bumped = Some(crate::catalogue::bump_revision(db).await?);
-        if applied == Applied::Unchanged {
-            touch_tenant(db, &spec.id).await?;
-        }
-        applied = applied.merge(Applied::Updated);
+    // The tenant's row is held now: its logo second, as every writer does.
+    store_logo(db, logo).await?;
+    let councils_changed = put_councils(db, spec).await?;
+    if councils_changed && applied == Applied::Unchanged {
+        touch_tenant(db, &spec.id).await?;
+        applied = Applied::Updated;
     }
+    // A changed name or brand shows on the alliance's pages: the gateway re-reads it.
+    let bumped = if councils_changed || applied == Applied::Updated {
+        Some(crate::catalogue::bump_revision(db).await?)
+    } else {
+        None
+    };
     Ok((applied, bumped))
 }
 
@@ -477,7 +490,9 @@ async fn upsert_council<C: ConnectionTrait>(
     spec: &CouncilSpec,
 ) -> Result<Applied> {
     let now = OffsetDateTime::now_utc();
-    let brand = BrandColumns::of(db, &spec.brand).await?;
+    let (brand, logo) = BrandColumns::plan(&spec.brand)?;
+    // The tenant's row is held by every caller, so the logo's row comes second.
+    store_logo(db, logo).await?;
     let new = councils::ActiveModel {
         tenant_id: Set(tenant.as_str().to_string()),
         id: Set(spec.id.as_str().to_string()),

@@ -40,10 +40,23 @@ const WITHHELD: [header::HeaderName; 3] = [
 
 /// `ANY /s/{tenant}/{council}/{plugin}/{*path}`
 pub(crate) async fn serve(State(state): State<AppState>, request: Request) -> Response {
-    match serve_inner(&state, request).await {
+    let policy = state.gateway.script_policy(request.headers());
+    let mut response = match serve_inner(&state, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
+    };
+    let headers = response.headers_mut();
+    // Plugins may set their own policy; one that sets none still gets one, so a page it
+    // serves cannot load anything from elsewhere or be framed.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(super::DEFAULT_CSP),
+        );
     }
+    // And a second policy, which a plugin's own cannot loosen: browsers enforce both.
+    headers.append(header::CONTENT_SECURITY_POLICY, policy);
+    response
 }
 
 async fn serve_inner(state: &AppState, request: Request) -> Result<Response, ApiError> {
@@ -276,8 +289,9 @@ async fn call(
         .await;
     let response = match result {
         Ok(mut response) => {
-            // Plugins never set cookies: the platform's own are not theirs to replace.
+            // Plugins never set or clear cookies: the platform's are not theirs to touch.
             response.headers_mut().remove(header::SET_COOKIE);
+            response.headers_mut().remove("clear-site-data");
             Ok(response.map(Body::from))
         }
         Err(e) => Err(call_error(plugin, e)),

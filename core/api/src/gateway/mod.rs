@@ -47,6 +47,18 @@ pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 pub const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// Every plugin answer also carries a policy of the platform's own, which the plugin's
+/// cannot loosen (browsers enforce every policy a response carries): the only scripts that
+/// run on a plugin's page are the platform's GOV.UK Frontend, no plugin embeds objects or
+/// rewrites `<base>`, and no page is framed. Plugins share the platform's origin with each
+/// other and the console, so a script of one plugin could otherwise read another's pages
+/// (and the session tokens in them) with the citizen's cookies. `{assets}` is the absolute
+/// source of the shared assets' folder; with no usable `Host`, no script runs.
+fn script_policy(assets: Option<&str>) -> String {
+    let scripts = assets.map_or_else(|| "'none'".to_string(), |a| format!("{a}/"));
+    format!("script-src {scripts}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+}
+
 /// How long a call's body may take to arrive unless configured otherwise.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -130,6 +142,29 @@ impl Gateway {
             .expect("the assets' path is set before the gateway is shared")
             .assets = path.into();
         self
+    }
+
+    /// The platform's policy for a plugin answer to a request with these headers (see
+    /// [`script_policy`]): scripts only from the shared assets' folder at the `Host` the
+    /// browser asked (`http://` also matches `https://` there).
+    pub(crate) fn script_policy(&self, headers: &http::HeaderMap) -> http::HeaderValue {
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    })
+            });
+        let assets = match host {
+            Some(host) if !self.inner.assets.is_empty() => {
+                Some(format!("http://{host}{}", self.inner.assets))
+            }
+            _ => None,
+        };
+        http::HeaderValue::from_str(&script_policy(assets.as_deref()))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("script-src 'none'"))
     }
 
     /// The settings of citizens' sessions.

@@ -145,9 +145,10 @@ struct Current {
     bytes: u64,
 }
 
-/// Whether a method may start a session and needs no token.
+/// Whether a method may start a session and needs no token. Every other method (`OPTIONS`
+/// too: browsers send no cookie with a preflight) needs the token when it carries the cookie.
 fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+    matches!(*method, Method::GET | Method::HEAD)
 }
 
 /// The token a request carries: the header, or the urlencoded body's `csrf` field.
@@ -217,7 +218,7 @@ impl CitizenSession {
             plugin: at.plugin.clone(),
             config: at.config.clone(),
             cookie,
-            may_start: matches!(*at.method, Method::GET | Method::HEAD),
+            may_start: safe,
             stale_cookie: false,
             state: tokio::sync::Mutex::new(State::default()),
         };
@@ -326,9 +327,13 @@ impl CitizenSession {
     }
 
     /// Adds the session's cookie to the response: the new session's secret, or the
-    /// removal of a cookie that names no live session.
+    /// removal of a cookie that names no live session. An answer for a session is never
+    /// cached, whatever the plugin said: it may carry the session's token or answers.
     pub(crate) async fn finish(&self, headers: &mut HeaderMap) {
         let state = self.state.lock().await;
+        if state.current.is_some() {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         let value = match (&state.started, self.stale_cookie) {
             (Some(secret), _) => cookies::set_browser_session_cookie(
                 &self.cookie,
@@ -363,7 +368,7 @@ impl CallSession for CitizenSession {
                 .values
                 .get(key)
                 .map_or(0, |v| (key.len() + v.len()) as u64);
-            let bytes = current.bytes - old + (key.len() + value.len()) as u64;
+            let bytes = current.bytes.saturating_sub(old) + (key.len() + value.len()) as u64;
             if bytes > self.config.max_bytes {
                 return Err(SessionError::TooLarge {
                     cap: self.config.max_bytes,
@@ -394,8 +399,14 @@ impl CallSession for CitizenSession {
             let Some(value) = current.values.remove(key) else {
                 return Ok(false);
             };
-            current.bytes -= (key.len() + value.len()) as u64;
-            self.save(current).await?;
+            let before = current.bytes;
+            current.bytes = before.saturating_sub((key.len() + value.len()) as u64);
+            if let Err(e) = self.save(current).await {
+                // Keep memory as the database has it.
+                current.values.insert(key.to_string(), value);
+                current.bytes = before;
+                return Err(e);
+            }
             Ok(true)
         })
     }
@@ -409,9 +420,14 @@ impl CallSession for CitizenSession {
             if current.values.is_empty() {
                 return Ok(());
             }
-            current.values.clear();
+            let (values, bytes) = (std::mem::take(&mut current.values), current.bytes);
             current.bytes = 0;
-            self.save(current).await
+            if let Err(e) = self.save(current).await {
+                current.values = values;
+                current.bytes = bytes;
+                return Err(e);
+            }
+            Ok(())
         })
     }
 

@@ -336,18 +336,27 @@ pub(crate) async fn feedback(
     let (installed, council, plugin) = feedback_target(&state, tenant, council, plugin).await?;
     let metrics = &state.telemetry.metrics;
     let form_post = crate::citizen::is_urlencoded(request.headers());
+    // A form needs no preflight, so another site could make its visitors' browsers post
+    // ratings; only this site's pages may.
+    if form_post && crate::citizen::is_cross_site(request.headers()) {
+        metrics.feedback("invalid");
+        return Err(ApiError::from_status(
+            StatusCode::FORBIDDEN,
+            "feedback forms are accepted only from this site's pages",
+        ));
+    }
     if let Err(refusal) = slot {
         if form_post {
             let errors = vec![(
                 "rating",
                 "You have sent a lot of feedback in the last minute. Wait a minute and try again",
             )];
-            return Ok(feedback_page(
-                &installed.site,
-                StatusCode::TOO_MANY_REQUESTS,
-                &[],
-                &errors,
-            ));
+            let mut page =
+                feedback_page(&installed.site, StatusCode::TOO_MANY_REQUESTS, &[], &errors);
+            if let Some(wait) = refusal.header(header::RETRY_AFTER) {
+                page.headers_mut().insert(header::RETRY_AFTER, wait);
+            }
+            return Ok(page);
         }
         return Err(refusal);
     }
