@@ -265,7 +265,7 @@ fn by_uprn(req: Request) -> Response {
         }
         Err(e) => return e.into(),
     };
-    let today = Date::today();
+    let today = Date::today_in_uk();
     Response::json(
         200,
         &json!({

@@ -256,7 +256,7 @@ fn show_collections(kit: &Kit, site: &Site, form: &Form) -> Result<Response, Pag
             .form(&form.only(&["uprn"]), &errors)
             .respond_for(site));
     };
-    let (next, later) = collection_rows(&record.collections, Date::today());
+    let (next, later) = collection_rows(&record.collections, Date::today_in_uk());
     Ok(kit
         .page("collections.html")
         .title(COLLECTIONS_TITLE)

@@ -147,6 +147,27 @@ impl Date {
         Date::from_days_since_epoch(now_unix().div_euclid(86_400))
     }
 
+    /// Today in the United Kingdom (GMT, or BST from 01:00 UTC on the last Sunday of March
+    /// to 01:00 UTC on the last Sunday of October), from the wall clock: the date residents
+    /// mean by "today".
+    pub fn today_in_uk() -> Date {
+        Date::uk_date_at(now_unix())
+    }
+
+    /// The UK's calendar date at `unix` seconds since the epoch.
+    pub fn uk_date_at(unix: i64) -> Date {
+        let utc = Date::from_days_since_epoch(unix.div_euclid(86_400));
+        let switch = |month: u8| {
+            // The last Sunday of the month, at 01:00 UTC (1970-01-01 was a Thursday).
+            let last = Date::new(utc.year, month, 31).map_or(0, |d| d.days_since_epoch());
+            let sunday = last - (last + 4).rem_euclid(7);
+            sunday * 86_400 + 3_600
+        };
+        let summer = (switch(3)..switch(10)).contains(&unix);
+        let local = if summer { unix + 3_600 } else { unix };
+        Date::from_days_since_epoch(local.div_euclid(86_400))
+    }
+
     /// The date `days` days after 1970-01-01 (negative for before).
     pub fn from_days_since_epoch(days: i64) -> Date {
         // Howard Hinnant's civil_from_days.
@@ -371,5 +392,47 @@ mod tests {
     fn now_is_after_2025() {
         assert!(now_unix() > 1_735_689_600);
         assert!(Date::today() > Date::parse("2025-01-01").unwrap());
+    }
+}
+
+#[cfg(test)]
+mod uk_tests {
+    use super::*;
+
+    fn at(rfc3339: &str) -> i64 {
+        parse_rfc3339(rfc3339).expect("a timestamp")
+    }
+
+    #[test]
+    fn uk_dates_follow_british_summer_time() {
+        // BST 2026: 29 March 01:00 UTC to 25 October 01:00 UTC.
+        assert_eq!(
+            Date::uk_date_at(at("2026-07-01T23:30:00Z")),
+            Date::new(2026, 7, 2).unwrap()
+        );
+        assert_eq!(
+            Date::uk_date_at(at("2026-07-01T22:59:59Z")),
+            Date::new(2026, 7, 1).unwrap()
+        );
+        assert_eq!(
+            Date::uk_date_at(at("2026-01-15T23:30:00Z")),
+            Date::new(2026, 1, 15).unwrap()
+        );
+        assert_eq!(
+            Date::uk_date_at(at("2026-03-29T00:59:59Z")),
+            Date::new(2026, 3, 29).unwrap()
+        );
+        assert_eq!(
+            Date::uk_date_at(at("2026-03-28T23:30:00Z")),
+            Date::new(2026, 3, 28).unwrap()
+        );
+        assert_eq!(
+            Date::uk_date_at(at("2026-10-24T23:30:00Z")),
+            Date::new(2026, 10, 25).unwrap()
+        );
+        assert_eq!(
+            Date::uk_date_at(at("2026-10-25T23:30:00Z")),
+            Date::new(2026, 10, 25).unwrap()
+        );
     }
 }
