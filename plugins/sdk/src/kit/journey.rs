@@ -34,7 +34,8 @@ use crate::time::Date;
 /// fn post_where(req: Request) -> Response {
 ///     let form = Form::from_body(&req).unwrap_or_default();
 ///     // ... check the form, and show the page again with its errors when it has any ...
-///     match JOURNEY.record("where", &form) {
+///     // Keep only this page's fields: answers are read back by field name across pages.
+///     match JOURNEY.record("where", &form.only(&["street", "blocking"])) {
 ///         Ok(answers) => Response::see_other(&context::site().url(&JOURNEY.next("where", &answers))),
 ///         Err(e) => e.into(),
 ///     }
@@ -110,7 +111,10 @@ impl Journey {
     }
 
     /// Keeps `form` (without the `csrf` field) as the answers of `page`, replacing what that
-    /// page had, and returns every answer. Call it once the page's answers are checked.
+    /// page had, and returns every answer. Call it once the page's answers are checked, with
+    /// the form narrowed to the page's own fields ([`Form::only`]): answers are read back by
+    /// field name across pages, so a field a citizen adds to another page's post must not be
+    /// kept there unchecked.
     pub fn record(&self, page: &str, form: &Form) -> Result<Answers, SessionError> {
         let mut answers = self.answers()?;
         answers.set(page, form);
