@@ -68,6 +68,13 @@ pub(crate) fn page(status: StatusCode, template: &str, context: Value) -> Respon
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(crate::gateway::DEFAULT_CSP),
             );
+            // Browsers send `Origin: null` on form posts from a `no-referrer` page (the
+            // platform's default); `same-origin` keeps this site's origin on the page's
+            // form and still sends nothing to other sites.
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
             response
         }
         Err(e) => ApiError::internal(format!("rendering {template}: {e:#}")).into_response(),
@@ -87,15 +94,17 @@ pub(crate) fn is_urlencoded(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a browser says the request comes from another site: `Sec-Fetch-Site:
-/// cross-site`, or an `Origin` that is not the `Host` asked (`null` included).
+/// cross-site`, or, without that header, an `Origin` that is not the `Host` asked (`null`
+/// included).
 pub(crate) fn is_cross_site(headers: &HeaderMap) -> bool {
     let text = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    if text("sec-fetch-site") == Some("cross-site") {
-        return true;
+    // Browsers that send it say it outright; `Origin` is for those that do not.
+    if let Some(site) = text("sec-fetch-site") {
+        return site == "cross-site";
     }
     let Some(origin) = text(header::ORIGIN.as_str()) else {
         return false;
