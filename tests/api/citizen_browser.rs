@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::browser_kit::{INSTALL, browser_dir};
 use crate::helpers::{Backend, TestApp, expect_json, pothole_services, repo_root};
 
 const TENANT: &str = "north-downs";
@@ -114,83 +115,10 @@ const KEYBOARD_PAGES: &[&str] = &[
     "bins/collections",
 ];
 
-const INSTALL: &str = "Install Node.js 20 or later and Chromium (Debian: `apt-get install nodejs npm chromium`), \
-     then the kit's packages: `npm ci --prefix tests/browser --no-audit --no-fund`";
-
-/// The npm packages the kit's scripts import.
-const PACKAGES: [&str; 3] = ["oidc-provider", "playwright-core", "axe-core"];
-
-fn browser_dir() -> PathBuf {
-    repo_root().join("tests").join("browser")
-}
-
-/// Node.js 20 or later, Chromium and the kit's packages (installed from the lock file when
-/// missing); fails the test, naming the command that installs what is missing. Answers
-/// Chromium's version.
-///
-/// `console_browser.rs` has the same checks for the console; both install the same
-/// `package-lock.json`.
+/// Node.js, the kit's packages and Chromium; answers Chromium's version.
 fn require_browser_kit() -> String {
-    let output = Command::new("node")
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the citizens' browser tests need Node.js, which cannot be run ({e}). {INSTALL}")
-        });
-    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        output.status.success() && major >= 20,
-        "the citizens' browser tests need Node.js 20 or later, not {version:?}. {INSTALL}"
-    );
-    let installed = |package: &str| {
-        browser_dir()
-            .join("node_modules")
-            .join(package)
-            .join("package.json")
-            .exists()
-    };
-    if !PACKAGES.iter().all(|p| installed(p)) {
-        // One install at a time, across tests and test processes: `npm ci` begins by
-        // deleting node_modules.
-        let lock = std::fs::File::open(browser_dir().join("package-lock.json"))
-            .unwrap_or_else(|e| panic!("tests/browser/package-lock.json: {e}"));
-        lock.lock().expect("lock tests/browser/package-lock.json");
-        if !PACKAGES.iter().all(|p| installed(p)) {
-            let status = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(browser_dir())
-                .status()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run npm to install the browser kit ({e}). {INSTALL}")
-                });
-            assert!(
-                status.success(),
-                "npm ci in tests/browser failed. {INSTALL}"
-            );
-        }
-    }
-    for package in PACKAGES {
-        assert!(installed(package), "{package} is missing. {INSTALL}");
-    }
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let output = Command::new(&chromium)
-        .args(["--headless", "--no-sandbox", "--version"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the citizens' browser tests need Chromium at {chromium} (or $CHROMIUM), which cannot be run ({e}). {INSTALL}")
-        });
-    assert!(
-        output.status.success(),
-        "{chromium} --version failed: {}. {INSTALL}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    crate::browser_kit::require_node();
+    crate::browser_kit::require_chromium()
 }
 
 /// The alliance with its brand, and Tandridge with its own (logo included).

@@ -23,6 +23,7 @@ use guildhall::config::Listen;
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
+use crate::browser_kit::{INSTALL, browser_dir, require_chromium, require_node};
 use crate::console::{SESSION_COOKIE, SIGN_IN_COOKIE, Visitor, links, publish_hello_versions};
 use crate::helpers::{Backend, TestApp, expect_json, repo_root};
 
@@ -31,91 +32,6 @@ const CLIENT_SECRET: &str = "console-test-secret-0123456789";
 const ISSUER_ID: &str = "test-op";
 const DISPLAY_NAME: &str = "Test identity provider";
 const A: &str = "north-downs";
-
-const INSTALL: &str = "Install Node.js 20 or later and Chromium (Debian: `apt-get install nodejs npm chromium`), \
-     then the kit's packages: `npm ci --prefix tests/browser --no-audit --no-fund`";
-
-fn browser_dir() -> PathBuf {
-    repo_root().join("tests").join("browser")
-}
-
-/// Node.js (20 or later) with the kit's packages installed; fails the test otherwise.
-fn require_node() {
-    let output = Command::new("node")
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the console's browser tests need Node.js, which cannot be run ({e}). {INSTALL}")
-        });
-    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        output.status.success() && major >= 20,
-        "the console's browser tests need Node.js 20 or later, not {version:?}. {INSTALL}"
-    );
-    install_packages();
-    for package in ["oidc-provider", "playwright-core", "axe-core"] {
-        let dir = browser_dir().join("node_modules").join(package);
-        assert!(
-            dir.join("package.json").exists(),
-            "{} is missing. {INSTALL}",
-            dir.display()
-        );
-    }
-}
-
-/// Installs the kit's packages, exactly as `package-lock.json` pins them, when they are not
-/// there yet (a fresh clone); once per test run, whichever test gets here first.
-fn install_packages() {
-    static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-    let all_there = ["oidc-provider", "playwright-core", "axe-core"]
-        .iter()
-        .all(|p| {
-            browser_dir()
-                .join("node_modules")
-                .join(p)
-                .join("package.json")
-                .exists()
-        });
-    if *installed || all_there {
-        *installed = true;
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(browser_dir())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run npm to install the browser kit ({e}). {INSTALL}"));
-    assert!(
-        status.success(),
-        "npm ci in tests/browser failed. {INSTALL}"
-    );
-    *installed = true;
-}
-
-/// The Chromium the kit launches (`$CHROMIUM`, or Debian's); fails the test when it does not
-/// run.
-fn require_chromium() -> String {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let output = Command::new(&chromium)
-        .args(["--headless", "--no-sandbox", "--version"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the console's browser tests need Chromium at {chromium} (or $CHROMIUM), which cannot be run ({e}). {INSTALL}")
-        });
-    assert!(
-        output.status.success(),
-        "{chromium} --version failed: {}. {INSTALL}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 /// A port nothing listens on now, for a server whose address must be known before its
 /// configuration is written.
