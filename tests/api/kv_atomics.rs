@@ -33,7 +33,10 @@ async fn setup(app: &TestApp) -> (Store, TenantScope, PluginName) {
 async fn assert_counter_true(store: &Store, scope: &TenantScope, plugin: &PluginName) -> u64 {
     let kv = store.kv(scope, plugin);
     let (counted, summed) = (kv.usage().await.unwrap(), kv.stored_bytes().await.unwrap());
-    assert_eq!(counted, summed, "the usage counter against the entries' sizes");
+    assert_eq!(
+        counted, summed,
+        "the usage counter against the entries' sizes"
+    );
     counted
 }
 
@@ -71,11 +74,23 @@ async fn each_atomic_operation(app: TestApp) {
     // compare-and-swap: `None` means only if absent; otherwise the exact bytes.
     assert!(kv.compare_and_swap("c", None, b"a", ROOMY).await.unwrap());
     assert!(!kv.compare_and_swap("c", None, b"b", ROOMY).await.unwrap());
-    assert!(!kv.compare_and_swap("c", Some(b"x"), b"b", ROOMY).await.unwrap());
+    assert!(
+        !kv.compare_and_swap("c", Some(b"x"), b"b", ROOMY)
+            .await
+            .unwrap()
+    );
     assert_eq!(kv.get("c").await.unwrap().as_deref(), Some(&b"a"[..]));
-    assert!(kv.compare_and_swap("c", Some(b"a"), b"bbb", ROOMY).await.unwrap());
+    assert!(
+        kv.compare_and_swap("c", Some(b"a"), b"bbb", ROOMY)
+            .await
+            .unwrap()
+    );
     assert_eq!(kv.get("c").await.unwrap().as_deref(), Some(&b"bbb"[..]));
-    assert!(!kv.compare_and_swap("absent", Some(b"a"), b"b", ROOMY).await.unwrap());
+    assert!(
+        !kv.compare_and_swap("absent", Some(b"a"), b"b", ROOMY)
+            .await
+            .unwrap()
+    );
     assert_eq!(kv.get("absent").await.unwrap(), None);
 
     // set-if-absent: the first value stays.
@@ -87,7 +102,10 @@ async fn each_atomic_operation(app: TestApp) {
     let before = assert_counter_true(&store, &scope, &plugin).await;
     assert!(kv.delete("c").await.unwrap());
     assert!(!kv.delete("c").await.unwrap());
-    assert_eq!(assert_counter_true(&store, &scope, &plugin).await, before - 4);
+    assert_eq!(
+        assert_counter_true(&store, &scope, &plugin).await,
+        before - 4
+    );
 
     // The quota holds for the atomic operations too, and a refusal changes nothing.
     let used = kv.usage().await.unwrap();
@@ -97,7 +115,8 @@ async fn each_atomic_operation(app: TestApp) {
     ));
     assert_eq!(kv.get("big").await.unwrap(), None);
     assert!(matches!(
-        kv.compare_and_swap("s", Some(b"first"), &[0; 64], used + 10).await,
+        kv.compare_and_swap("s", Some(b"first"), &[0; 64], used + 10)
+            .await,
         Err(KvWriteError::QuotaExceeded { .. })
     ));
     assert_eq!(kv.get("s").await.unwrap().as_deref(), Some(&b"first"[..]));
@@ -106,7 +125,11 @@ async fn each_atomic_operation(app: TestApp) {
         Err(KvWriteError::QuotaExceeded { .. })
     ));
     // Shrinking is allowed over the quota.
-    assert!(kv.compare_and_swap("s", Some(b"first"), b"f", 1).await.unwrap());
+    assert!(
+        kv.compare_and_swap("s", Some(b"first"), b"f", 1)
+            .await
+            .unwrap()
+    );
     assert_counter_true(&store, &scope, &plugin).await;
 
     // Another tenant's install of the same plugin has its own keys and counter.
@@ -116,7 +139,11 @@ async fn each_atomic_operation(app: TestApp) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        store.kv(&other, &plugin).increment("n", 1, ROOMY).await.unwrap(),
+        store
+            .kv(&other, &plugin)
+            .increment("n", 1, ROOMY)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(store.kv(&other, &plugin).usage().await.unwrap(), 2);
@@ -220,7 +247,10 @@ async fn concurrent_writers_of_every_kind_keep_the_quota_and_the_counter(app: Te
         grew += usize::from(writer.await.unwrap());
     }
     let used = assert_counter_true(&store, &scope, &plugin).await;
-    assert!(used <= QUOTA, "{used} bytes stored under a {QUOTA}-byte quota");
+    assert!(
+        used <= QUOTA,
+        "{used} bytes stored under a {QUOTA}-byte quota"
+    );
     assert_eq!(used, 1_900 + 50 * grew as u64);
     assert_eq!(grew, 2, "the quota fills exactly");
     // Increments of new counters race for the room a delete leaves.
