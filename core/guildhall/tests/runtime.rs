@@ -457,3 +457,69 @@ async fn outbound_calls_reach_hosts_the_operator_allows() {
     );
     assert!(report.denied.is_empty());
 }
+
+/// Report-a-problem files through the atomic kv operations, as the host binds them over the
+/// store: ids continue above requests filed before there was a counter, a record already
+/// under a number is skipped rather than overwritten, and a counter that is not a number
+/// reaches the plugin as that (a 500 of the plugin's, not "storage unavailable").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_a_problem_numbers_requests_with_atomic_kv_operations() {
+    let w = world().await;
+    let reports = w.prepare("report-a-problem").await.unwrap();
+    let scope = w
+        .store
+        .scope(&TenantId::parse("alpha").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let name = guildhall_domain::PluginName::parse("report-a-problem").unwrap();
+    let kv = w.store.kv(&scope, &name);
+    let quota = w.config.kv_quota_bytes;
+    let file = async || {
+        let config = serde_json::json!({"services": [{"service_code": "pothole",
+            "service_name": "Pothole", "description": "A hole", "metadata": false,
+            "type": "realtime", "keywords": "road", "group": "highways"}]});
+        let ctx = w.context("alpha", Caller::Anonymous, config).await;
+        let request = http::Request::post("/requests.json")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Bytes::from_static(
+                b"service_code=pothole&address_string=High+Street&description=A+hole",
+            ))
+            .unwrap();
+        let response = w.runtime.handle(&reports, ctx, request).await.0.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        (response.status().as_u16(), body)
+    };
+
+    // A request filed before there was a counter: numbering continues above it.
+    kv.set("council/first/request/7", b"{}", quota)
+        .await
+        .unwrap();
+    let (status, body) = file().await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body[0]["service_request_id"], "8");
+    assert_eq!(
+        kv.get("council/first/counter/requests")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"8"[..])
+    );
+    // A record already under the next number is kept; the request gets the one after.
+    kv.set("council/first/request/9", b"{\"kept\":true}", quota)
+        .await
+        .unwrap();
+    let (_, body) = file().await;
+    assert_eq!(body[0]["service_request_id"], "10");
+    assert_eq!(
+        kv.get("council/first/request/9").await.unwrap().as_deref(),
+        Some(&b"{\"kept\":true}"[..])
+    );
+    // A counter that is not a number.
+    kv.set("council/first/counter/requests", b"ten", quota)
+        .await
+        .unwrap();
+    let (status, body) = file().await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(kv.usage().await.unwrap(), kv.stored_bytes().await.unwrap());
+}
