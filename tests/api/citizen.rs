@@ -25,6 +25,7 @@ crate::on_both_databases!(
     sessions_are_capped_and_end,
     feedback_is_a_page_and_json_still_works,
     brands_reach_the_pages_and_bad_ones_change_nothing,
+    a_journey_posted_many_times_at_once_sends_one_report,
 );
 
 /// The cookie a plugin's sessions use for one council of one tenant (the server runs with
@@ -749,5 +750,83 @@ async fn brands_reach_the_pages_and_bad_ones_change_nothing(app: TestApp) {
     assert_eq!(
         other["brand_stylesheet"],
         "/assets/brand/colours/d4351c.css"
+    );
+}
+
+/// The hidden `csrf` field of a page.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with the token");
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A citizen answers report-a-problem's questions, then the check-answers form is posted
+/// eight times at once (a double click, a retried request, two tabs): one report is filed,
+/// and every post ends at the confirmation.
+async fn a_journey_posted_many_times_at_once_sends_one_report(app: TestApp) {
+    app.create_example_tenants().await;
+    app.publish_built("report-a-problem").await;
+    let response = app
+        .install(
+            T,
+            "report-a-problem",
+            "0.1.0",
+            json!("all"),
+            json!({"services": pothole_services("Pothole")}),
+        )
+        .await;
+    assert!(response.status().is_success());
+    let base = format!("/s/{T}/{C}/report-a-problem");
+    let mut alice = Citizen::new(&app);
+    let (status, page) = alice.get(&format!("{base}/where")).await;
+    assert_eq!(status, 200, "{page}");
+    let token = csrf_of(&page);
+    for (path, form) in [
+        (
+            "where",
+            vec![("service", "pothole"), ("location", "Station Road East")],
+        ),
+        (
+            "describe",
+            vec![("description", "A deep pothole by the bus stop")],
+        ),
+        ("details", vec![]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", token.as_str()));
+        let response = alice.post_form(&format!("{base}/{path}"), &form).await;
+        assert_eq!(
+            response.status(),
+            303,
+            "{path}: {}",
+            response.text().await.unwrap()
+        );
+    }
+    let cookie = alice.cookie_header();
+    let posts = (0..8).map(|_| {
+        app.anonymous
+            .post(app.url(&format!("{base}/check-answers")))
+            .header(COOKIE, cookie.as_str())
+            .form(&[("csrf", token.as_str())])
+            .send()
+    });
+    for response in futures::future::join_all(posts).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), 303);
+        assert!(
+            response.headers()["location"]
+                .to_str()
+                .unwrap()
+                .ends_with("/confirmation"),
+            "every post ends at the confirmation"
+        );
+    }
+    let requests = app.get_json(&format!("{base}/requests.json")).await;
+    assert_eq!(
+        requests.as_array().map(Vec::len),
+        Some(1),
+        "one report for one journey: {requests}"
     );
 }

@@ -11,7 +11,7 @@
 //! host.
 
 use guildhall_plugin::kit::{Answers, Errors, Form, Journey, Kit, PageError, Site, SummaryRow};
-use guildhall_plugin::{Request, Response, config, context, session};
+use guildhall_plugin::{Request, Response, config, context, kv, session};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -341,6 +341,10 @@ pub fn send(_kit: &Kit, _req: Request) -> Reply {
     let answers = JOURNEY.answers()?;
     let site = context::site();
     if let Some(path) = JOURNEY.missing_before(None, &answers) {
+        // A post of answers already sent (the session holds only the reference now).
+        if JOURNEY.reference()?.is_some() {
+            return Ok(redirect(&site, JOURNEY.confirmation_path()));
+        }
         return Ok(redirect(&site, &path));
     }
     let services = services()?;
@@ -365,7 +369,25 @@ pub fn send(_kit: &Kit, _req: Request) -> Reply {
     let Some(service) = services.iter().find(|s| s.service_code == new.service_code) else {
         return Err(PageError::problem(500));
     };
+    // One report per journey, however often its answers are posted (a double click, a
+    // retried request, two tabs): the first post claims the journey's id.
+    // (Answers recorded before journeys had ids are sent unclaimed.)
+    let store = kv::CouncilKv::current();
+    let claim = answers.id().map(|id| format!("sent/{id}"));
+    if let Some(claim) = &claim
+        && !store.set_if_absent(claim, b"")?
+    {
+        // Sent already: show its reference once the first post has it.
+        let reference = store.get(claim)?.unwrap_or_default();
+        if !reference.is_empty() {
+            JOURNEY.finish(&String::from_utf8_lossy(&reference))?;
+        }
+        return Ok(redirect(&site, JOURNEY.confirmation_path()));
+    }
     let filed = crate::file_request(new, service)?;
+    if let Some(claim) = &claim {
+        store.set(claim, filed.id.as_bytes())?;
+    }
     JOURNEY.finish(&filed.id)?;
     Ok(redirect(&site, JOURNEY.confirmation_path()))
 }

@@ -117,6 +117,9 @@ impl Journey {
     /// kept there unchecked.
     pub fn record(&self, page: &str, form: &Form) -> Result<Answers, SessionError> {
         let mut answers = self.answers()?;
+        if answers.id.is_none() {
+            answers.id = Some(random_id());
+        }
         answers.set(page, form);
         session::set_json(self.key, &answers)?;
         Ok(answers)
@@ -177,9 +180,13 @@ impl Journey {
     }
 }
 
-/// The answers of a journey: one [`Form`] per question page answered.
+/// The answers of a journey: one [`Form`] per question page answered, and the journey's
+/// random id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answers {
+    /// Chosen when the first page is recorded; see [`Answers::id`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
     pages: BTreeMap<String, Form>,
 }
 
@@ -187,6 +194,26 @@ impl Answers {
     /// No answers.
     pub fn new() -> Answers {
         Answers::default()
+    }
+
+    /// The journey's random id (32 hex digits), chosen when its first page was recorded
+    /// and kept until it is finished. Claim it before sending the answers, so a second post
+    /// of the same answers (a double click, a retried request) sends nothing twice:
+    ///
+    /// ```no_run
+    /// # use guildhall_plugin::kit::Answers;
+    /// # use guildhall_plugin::kv::CouncilKv;
+    /// # fn send(answers: &Answers) -> Result<bool, guildhall_plugin::kv::KvError> {
+    /// let id = answers.id().unwrap_or_default();
+    /// if !CouncilKv::current().set_if_absent(&format!("sent/{id}"), b"")? {
+    ///     return Ok(false); // already sent
+    /// }
+    /// // ... send the answers ...
+    /// # Ok(true)
+    /// # }
+    /// ```
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     /// Whether `page` was answered.
@@ -384,4 +411,12 @@ mod tests {
         assert_eq!(plain.href, None);
         assert_eq!(plain.lines.len(), 2);
     }
+}
+
+/// 16 random bytes from the host, as 32 hex digits.
+fn random_id() -> String {
+    crate::wasi::random::random::get_random_bytes(16)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
