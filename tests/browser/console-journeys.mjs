@@ -29,6 +29,7 @@ import { readFile } from 'node:fs/promises';
 
 import { checkPage } from './lib/axe.mjs';
 import { javaScriptDisabledContext, launch, newContext, screenshot } from './lib/browser.mjs';
+import { press, tabTo } from './lib/keyboard.mjs';
 
 function required(name) {
   const value = process.env[name];
@@ -289,44 +290,7 @@ async function optionalPages(context, role) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The keyboard: Tab, Shift+Tab, Space and Enter only.
-
-function focused() {
-  const el = document.activeElement;
-  if (!el || el === document.body) return { tag: 'BODY', text: '', visible: true };
-  const style = getComputedStyle(el);
-  let visible = (style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0 && !/rgba\(0, 0, 0, 0\)|transparent/.test(style.outlineColor))
-    || style.boxShadow !== 'none'
-    || style.backgroundColor === 'rgb(255, 221, 0)';
-  if (!visible && (el.type === 'radio' || el.type === 'checkbox')) {
-    const label = el.labels?.[0];
-    const before = label && getComputedStyle(label, '::before');
-    visible = Boolean(before && before.boxShadow !== 'none');
-  }
-  return {
-    tag: el.tagName,
-    type: el.type || '',
-    id: el.id || '',
-    href: el.getAttribute('href') || '',
-    text: (el.innerText || el.value || el.getAttribute('aria-label') || '').trim().replace(/\s+/g, ' '),
-    visible,
-  };
-}
-
-async function press(page, key, invisible) {
-  await page.keyboard.press(key);
-  const info = await page.evaluate(focused);
-  if (!info.visible) invisible.add(`${info.tag}#${info.id} ${info.text.slice(0, 60)}`);
-  return info;
-}
-
-async function tabTo(page, what, match, invisible, { max = 80 } = {}) {
-  for (let i = 0; i < max; i += 1) {
-    const info = await press(page, 'Tab', invisible);
-    if (match(info)) return info;
-  }
-  throw new Error(`${what}: not reached with ${max} presses of Tab on ${page.url()}`);
-}
+// The keyboard: Tab, Shift+Tab, Space and Enter only (lib/keyboard.mjs).
 
 async function keyboardInstall(page) {
   const invisible = new Set();

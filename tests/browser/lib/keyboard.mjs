@@ -42,7 +42,7 @@ export async function press(page, key, invisible) {
 }
 
 // Presses Tab (or `key`, e.g. Shift+Tab) until `match(focused)` holds; throws after `max`.
-export async function tabTo(page, what, match, invisible, { max = 60, key = 'Tab' } = {}) {
+export async function tabTo(page, what, match, invisible, { max = 80, key = 'Tab' } = {}) {
   for (let i = 0; i < max; i += 1) {
     const info = await press(page, key, invisible);
     if (match(info)) return info;
