@@ -13,7 +13,7 @@ use guildhall_runtime::{CallContext, CallError, CallReport, CallSession, Caller}
 use guildhall_telemetry::CallSample;
 use tracing::Instrument;
 
-use super::session::{CitizenSession, Opening, Refusal, cookie_name};
+use super::session::{CitizenSession, Opening};
 use super::{Gateway, Resolved};
 use crate::AppState;
 use crate::error::ApiError;
@@ -94,37 +94,25 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
         .await?;
     let site = resolved.sites.get(&council).cloned().unwrap_or_default();
     // A plugin's session is opened, and a post without its token refused, before it runs.
+    let opening = Opening {
+        store: &state.store,
+        scope: &resolved.scope,
+        council: &council,
+        plugin: &plugin,
+        config: &gateway.inner.sessions,
+        method: &parts.method,
+        headers: &parts.headers,
+        body: &body,
+    };
     let session = if resolved.prepared.manifest().capabilities.session {
-        let opening = Opening {
-            store: &state.store,
-            scope: &resolved.scope,
-            council: &council,
-            plugin: &plugin,
-            config: &gateway.inner.sessions,
-            method: &parts.method,
-            headers: &parts.headers,
-            body: &body,
-        };
-        Some(CitizenSession::open(opening).await?)
+        Some(CitizenSession::open(&opening).await?)
     } else {
         None
     };
     let (result, ran, session) = match session {
         Some(Err(refusal)) => {
             let mut page = crate::citizen::refused(&site, refusal, &parts.headers);
-            let cookie = cookie_name(
-                gateway.inner.sessions.secure_cookies,
-                tenant.as_str(),
-                council.as_str(),
-                plugin.as_str(),
-            );
-            if let Ok(removal) = HeaderValue::from_str(&crate::cookies::set_cookie(
-                &cookie,
-                "",
-                gateway.inner.sessions.secure_cookies,
-                None,
-            )) && refusal == Refusal::Ended
-            {
+            if let Some(removal) = refusal.headers(&opening) {
                 page.headers_mut().append(header::SET_COOKIE, removal);
             }
             (Ok(page), None, None)

@@ -166,11 +166,6 @@ impl Gateway {
         http::HeaderValue::from_str(&script_policy(assets.as_deref()))
             .unwrap_or_else(|_| http::HeaderValue::from_static("script-src 'none'"))
     }
-
-    /// The settings of citizens' sessions.
-    pub fn sessions(&self) -> &SessionsConfig {
-        &self.inner.sessions
-    }
 }
 
 /// Install changes prepare the version they switch to through the gateway, so its first

@@ -105,6 +105,11 @@ pub fn cookie_name(secure: bool, tenant: &str, council: &str, plugin: &str) -> S
     format!("{prefix}.{tenant}.{council}.{plugin}")
 }
 
+/// The `Set-Cookie` that tells the browser to drop cookie `name`.
+fn removal(name: &str, secure: bool) -> Option<HeaderValue> {
+    HeaderValue::from_str(&cookies::set_cookie(name, "", secure, None)).ok()
+}
+
 /// Why the gateway refuses a request before its plugin runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -196,12 +201,28 @@ pub(crate) struct Opening<'a> {
     pub(crate) body: &'a [u8],
 }
 
+impl Refusal {
+    /// The answer's headers beyond the page: an ended session's cookie is removed.
+    pub(crate) fn headers(self, at: &Opening<'_>) -> Option<HeaderValue> {
+        let secure = at.config.secure_cookies;
+        (self == Refusal::Ended).then(|| {
+            let name = cookie_name(
+                secure,
+                at.scope.tenant().as_str(),
+                at.council.as_str(),
+                at.plugin.as_str(),
+            );
+            removal(&name, secure)
+        })?
+    }
+}
+
 impl CitizenSession {
     /// Loads the session the request's cookie names, and refuses a request that would use
     /// a session without its token. A request of another method without a cookie gets a
     /// session that stays empty.
     pub(crate) async fn open(
-        at: Opening<'_>,
+        at: &Opening<'_>,
     ) -> Result<Result<CitizenSession, Refusal>, guildhall_store::Error> {
         let cookie = cookie_name(
             at.config.secure_cookies,
@@ -340,7 +361,13 @@ impl CitizenSession {
                 secret,
                 self.config.secure_cookies,
             ),
-            (None, true) => cookies::set_cookie(&self.cookie, "", self.config.secure_cookies, None),
+            (None, true) => {
+                headers.extend(
+                    removal(&self.cookie, self.config.secure_cookies)
+                        .map(|v| (header::SET_COOKIE, v)),
+                );
+                return;
+            }
             (None, false) => return,
         };
         if let Ok(value) = HeaderValue::from_str(&value) {
