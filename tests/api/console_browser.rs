@@ -90,12 +90,14 @@ impl Provider {
                 }
             }
         });
-        let issuer = match rx.recv_timeout(Duration::from_secs(30)) {
+        // Generous: the provider makes an RSA key at start, and on a loaded two-core
+        // machine (Chromium journeys running beside it) that has taken over 30 s.
+        let issuer = match rx.recv_timeout(Duration::from_secs(120)) {
             Ok(issuer) => issuer,
             Err(_) => {
                 let _ = child.kill();
                 panic!(
-                    "oidc-provider.mjs did not print OIDC_READY within 30 s:\n{}",
+                    "oidc-provider.mjs did not print OIDC_READY within 120 s:\n{}",
                     log.lock().unwrap()
                 );
             }
