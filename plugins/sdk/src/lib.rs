@@ -12,20 +12,27 @@
 //! - [`Response::json`], [`Response::text`], [`Response::error`] (RFC 9457 problem details),
 //!   [`Request::json`], [`Request::query_param`], [`Request::form`].
 //! - The platform's capabilities: [`context`] (who and where, and the council's [`kit::Site`]),
-//!   [`config`] (the install's settings), [`kv`] (storage private to this plugin in this
-//!   tenant), [`events`] (audited, counted events), [`authz`] (policy decisions) and
-//!   [`session`] (a citizen's answers between pages, and the token forms carry). Each of
-//!   `kv`, `events`, `authz` and `session` must be declared under `[capabilities]` in
-//!   `plugin.toml`; `context` and `config` need nothing. A plugin imports an interface only
-//!   when it calls one of its functions.
+//!   [`config`] (the install's settings, with the council's own overrides merged in by the
+//!   platform), [`kv`] (storage private to this plugin in this tenant), [`events`] (audited,
+//!   counted events), [`authz`] (policy decisions), [`session`] (a citizen's answers between
+//!   pages, and the token forms carry) and [`secrets`] (API keys and the like, set by the
+//!   alliance's administrators). Each of `kv`, `events`, `authz` and `session` must be
+//!   declared under `[capabilities]` in `plugin.toml`, and each secret under `[secrets]`;
+//!   `context` and `config` need nothing. A plugin imports an interface only when it calls
+//!   one of its functions.
+//! - [`Scheduled`] and [`export_schedules!`]: work the platform runs on the schedules the
+//!   manifest declares under `[[schedules]]`, such as sending reminders, exported beside the
+//!   HTTP handler in the same component.
+//! - [`outbound`]: a small blocking HTTP client for other services (declare their hosts
+//!   under `outbound_http`), and on it [`pay`] (card payments with GOV.UK Pay) and [`notify`]
+//!   (emails and text messages with GOV.UK Notify).
 //! - [`kit`]: the GOV.UK page kit, server-rendered pages for residents with GOV.UK Frontend's
 //!   layout and components, forms with GOV.UK error messages, and question-page journeys
 //!   ([`kit::Journey`], which keeps answers in the [`session`]).
 //! - [`Response::html`] and [`Response::see_other`] for pages and Post/Redirect/Get.
 //! - [`time`]: today's date and RFC 3339 timestamps from the WASI wall clock.
 //! - [`wasi`]: the [`wasip2`](https://docs.rs/wasip2) crate, for anything lower level, such as
-//!   outbound HTTP through `wasi:http/outgoing-handler` (declare the hosts under
-//!   `outbound_http`).
+//!   streaming a response or an outbound request yourself.
 //!
 //! Every request runs in a fresh instance, so keep nothing in statics between requests: what
 //! must last goes in [`kv`].
@@ -111,7 +118,12 @@ pub mod events;
 mod http;
 pub mod kit;
 pub mod kv;
+pub mod notify;
+pub mod outbound;
+pub mod pay;
 mod router;
+pub mod scheduled;
+pub mod secrets;
 mod serve;
 pub mod session;
 pub mod time;
@@ -119,11 +131,12 @@ pub mod urlencoded;
 
 pub use http::{BodyError, Method, Request, Response};
 pub use router::Router;
+pub use scheduled::Scheduled;
 pub use serve::MAX_REQUEST_BODY;
 
 /// The [`wasip2`](https://docs.rs/wasip2) crate: raw WASI 0.2 bindings, for what the SDK does
-/// not wrap, such as outbound HTTP (`wasi::http::outgoing_handler`) or streaming a response
-/// yourself with `wasi::http::proxy::export!`.
+/// not wrap, such as streaming an outbound request (`wasi::http::outgoing_handler`) or a
+/// response yourself with `wasi::http::proxy::export!`.
 pub use wasip2 as wasi;
 
 /// A plugin's request handler.

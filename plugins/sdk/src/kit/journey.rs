@@ -314,6 +314,14 @@ impl SummaryRow {
     }
 }
 
+/// 16 random bytes from the host, as 32 hex digits.
+fn random_id() -> String {
+    crate::wasi::random::random::get_random_bytes(16)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,12 +419,4 @@ mod tests {
         assert_eq!(plain.href, None);
         assert_eq!(plain.lines.len(), 2);
     }
-}
-
-/// 16 random bytes from the host, as 32 hex digits.
-fn random_id() -> String {
-    crate::wasi::random::random::get_random_bytes(16)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
