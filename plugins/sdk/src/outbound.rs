@@ -395,7 +395,7 @@ mod wire {
             |what: &str| OutboundError::InvalidUrl(format!("the platform refused its {what}"));
         outgoing
             .set_method(&wasi_method(&request.method))
-            .map_err(|()| OutboundError::InvalidUrl("the method was refused".to_owned()))?;
+            .map_err(|()| OutboundError::Failed("the platform refused the method".to_owned()))?;
         let scheme = match url.scheme {
             Scheme::Http => WasiScheme::Http,
             Scheme::Https => WasiScheme::Https,
@@ -409,13 +409,24 @@ mod wire {
         outgoing
             .set_path_with_query(Some(&url.path_and_query))
             .map_err(|()| invalid("path"))?;
-        let body = outgoing
-            .body()
-            .map_err(|()| OutboundError::Body("the request body was already taken".to_owned()))?;
+        // A request without a body never takes one, so that a `GET` goes without a body
+        // rather than with an empty chunked one.
+        let body = if sends_body {
+            Some(outgoing.body().map_err(|()| {
+                OutboundError::Body("the request body was already taken".to_owned())
+            })?)
+        } else {
+            None
+        };
         let future = outgoing_handler::handle(outgoing, None).map_err(error_code)?;
         // The request is on its way; its body is streamed to it.
-        let written = write_body(&body, &request.body);
-        let finished = OutgoingBody::finish(body, None);
+        let (written, finished) = match body {
+            Some(body) => (
+                write_body(&body, &request.body),
+                OutgoingBody::finish(body, None),
+            ),
+            None => (Ok(()), Ok(())),
+        };
         let response = loop {
             match future.get() {
                 Some(Ok(Ok(response))) => break response,
