@@ -17,6 +17,7 @@ mod m20261201_000009_tokens_rls;
 mod m20261206_000010_console_sessions;
 mod m20261207_000011_citizen_pages;
 mod m20261208_000012_kv_usage;
+mod m20261209_000013_transactions;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
@@ -34,6 +35,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "tokens",
     "citizen_sessions",
     "kv_usage",
+    "install_secrets",
+    "council_settings",
+    "schedule_runs",
 ];
 
 /// Applies Guildhall's migrations in order.
@@ -56,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_console_sessions::Migration),
             Box::new(m20261207_000011_citizen_pages::Migration),
             Box::new(m20261208_000012_kv_usage::Migration),
+            Box::new(m20261209_000013_transactions::Migration),
         ]
     }
 }

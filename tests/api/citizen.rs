@@ -49,13 +49,13 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// A browser: one citizen holding the cookies the platform set for them.
-struct Citizen<'a> {
+pub(crate) struct Citizen<'a> {
     app: &'a TestApp,
     cookies: Vec<(String, String)>,
 }
 
 impl<'a> Citizen<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             cookies: Vec::new(),
@@ -82,7 +82,7 @@ impl<'a> Citizen<'a> {
         }
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
+    pub(crate) async fn send(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
         let request = if self.cookies.is_empty() {
             request
         } else {
@@ -93,12 +93,16 @@ impl<'a> Citizen<'a> {
         response
     }
 
-    async fn get(&mut self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&mut self, path: &str) -> (u16, String) {
         let request = self.app.anonymous.get(self.app.url(path));
         status_and_text(self.send(request).await).await
     }
 
-    async fn post_form(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post_form(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         let request = self.app.anonymous.post(self.app.url(path)).form(form);
         self.send(request).await
     }
@@ -754,7 +758,7 @@ async fn brands_reach_the_pages_and_bad_ones_change_nothing(app: TestApp) {
 }
 
 /// The hidden `csrf` field of a page.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
         .expect("a form with the token");

@@ -36,6 +36,7 @@ on_both_databases!(
     key_changes,
     feedback_ratings,
     reports_get_unique_ids,
+    install_settings_races,
 );
 
 /// Concurrent requests in a batch.
@@ -62,6 +63,22 @@ const REMOVE_OWNER: Route = ("delete", "/api/v1/plugins/{plugin}/owners/{subject
 const PUT_KEY: Route = ("put", "/api/v1/publisher-keys/{name}");
 const DELETE_KEY: Route = ("delete", "/api/v1/publisher-keys/{name}");
 const RATE: Route = ("post", "/s/{tenant}/{council}/{plugin}/_feedback");
+const PUT_SECRET: Route = (
+    "put",
+    "/api/v1/tenants/{tenant}/installs/{plugin}/secrets/{name}",
+);
+const DELETE_SECRET: Route = (
+    "delete",
+    "/api/v1/tenants/{tenant}/installs/{plugin}/secrets/{name}",
+);
+const PUT_COUNCIL_CONFIG: Route = (
+    "put",
+    "/api/v1/tenants/{tenant}/installs/{plugin}/councils/{council}/config",
+);
+const RUN_SCHEDULE: Route = (
+    "post",
+    "/api/v1/tenants/{tenant}/installs/{plugin}/schedules/{name}/run",
+);
 
 /// Every write operation this suite races, and the scenario that races it.
 const COVERED: &[(Route, &str)] = &[
@@ -80,6 +97,10 @@ const COVERED: &[(Route, &str)] = &[
     (PUT_KEY, "key_changes"),
     (DELETE_KEY, "key_changes"),
     (RATE, "feedback_ratings"),
+    (PUT_SECRET, "install_settings_races"),
+    (DELETE_SECRET, "install_settings_races"),
+    (PUT_COUNCIL_CONFIG, "install_settings_races"),
+    (RUN_SCHEDULE, "install_settings_races"),
 ];
 
 /// The methods that write.
@@ -2096,5 +2117,106 @@ async fn reports_get_unique_ids(app: TestApp) {
                 "{council}"
             );
         }
+    }
+}
+
+/// Secrets set and removed at once, a council's settings written at once with the install
+/// being put again, and a schedule run many times at once: each answer is documented and on
+/// record, the secret ends as one acknowledged write or absent after an acknowledged delete,
+/// the settings as one acknowledged write, and every run asked for ran once.
+async fn install_settings_races(app: TestApp) {
+    let contract = Contract::of(&app).await;
+    app.create_example_tenants().await;
+    app.publish_built("garden-waste").await;
+    let config = json!({
+        "eligible_postcodes": ["RH8"],
+        "price_per_bin_pence": 4500,
+        "confirmation_template_id": "c",
+        "reminder_template_id": "r",
+    });
+    let installs = format!("/api/v1/tenants/{T}/installs/garden-waste");
+    let response = app
+        .install(T, "garden-waste", "0.1.0", json!("all"), config.clone())
+        .await;
+    assert_eq!(response.status(), 201);
+    let secret = app.url(&format!("{installs}/secrets/pay_api_key"));
+    let council_config = app.url(&format!("{installs}/councils/tandridge/config"));
+    for round in 0..ROUNDS {
+        // Secrets: puts of different values, and deletes, at once.
+        let mut requests: Vec<reqwest::RequestBuilder> = (0..N)
+            .map(|i| {
+                app.client
+                    .put(secret.clone())
+                    .json(&json!({"value": format!("key-{round}-{i}")}))
+            })
+            .collect();
+        requests.extend((0..N / 2).map(|_| app.client.delete(secret.clone())));
+        let answers = race(requests).await;
+        let (puts, deletes) = answers.split_at(N);
+        contract.check(PUT_SECRET, puts);
+        contract.check(DELETE_SECRET, deletes);
+        assert_statuses("PUT secret", puts, &[200, 201]);
+        assert_statuses("DELETE secret", deletes, &[204, 404]);
+        assert_on_record(&app, Some(T), "secrets.put", puts).await;
+        assert_on_record(&app, Some(T), "secrets.delete", deletes).await;
+        let listed = app.get_json(&format!("{installs}/secrets")).await;
+        assert!(listed["set"].as_array().unwrap().len() <= 1, "{listed}");
+
+        // A council's settings, written at once, with the install put again.
+        let bodies: Vec<Value> = (0..N)
+            .map(|i| json!({"overrides": {"price_per_bin_pence": 1000 * (round * N + i + 1)}}))
+            .collect();
+        let mut requests: Vec<reqwest::RequestBuilder> = bodies
+            .iter()
+            .map(|b| app.client.put(council_config.clone()).json(b))
+            .collect();
+        requests.extend((0..N / 2).map(|_| {
+            app.client
+                .put(app.url(&installs))
+                .json(&json!({"version": "0.1.0", "councils": "all", "config": config.clone()}))
+        }));
+        let answers = race(requests).await;
+        let (settings, reinstalls) = answers.split_at(N);
+        contract.check(PUT_COUNCIL_CONFIG, settings);
+        contract.check(PUT_INSTALL, reinstalls);
+        assert_statuses("PUT council config", settings, &[200]);
+        assert_statuses("PUT install", reinstalls, &[200]);
+        assert_on_record(&app, Some(T), "settings.put", settings).await;
+        let stored = app
+            .get_json(&format!("{installs}/councils/tandridge/config"))
+            .await;
+        let acknowledged: Vec<Value> = settings
+            .iter()
+            .map(|a| a.body["overrides"].clone())
+            .collect();
+        assert_acknowledged("PUT council config", &stored["overrides"], &acknowledged);
+        // What the plugin is served matches what was stored.
+        let (_, page) = app.serve(T, "tandridge", "garden-waste", "").await;
+        let pence = stored["overrides"]["price_per_bin_pence"].as_u64().unwrap();
+        assert!(
+            page.contains(&format!("£{}.{:02}", pence / 100, pence % 100)),
+            "{pence}: {page}"
+        );
+
+        // A schedule run asked for many times at once: each ran once, for one council.
+        let run = app.url(&format!("{installs}/schedules/renewal-reminders/run"));
+        let answers = race(
+            (0..N)
+                .map(|_| {
+                    app.client
+                        .post(run.clone())
+                        .json(&json!({"council": "tandridge"}))
+                })
+                .collect(),
+        )
+        .await;
+        contract.check(RUN_SCHEDULE, &answers);
+        assert_statuses("POST run", &answers, &[200]);
+        assert_on_record(&app, Some(T), "schedules.run", &answers).await;
+        let ids: BTreeSet<String> = answers
+            .iter()
+            .map(|a| a.body["runs"][0]["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), N, "every run asked for is its own run");
     }
 }

@@ -379,6 +379,18 @@ impl TestApp {
         status_and_text(self.anonymous.get(url).send().await.expect("GET")).await
     }
 
+    /// What a citizen gets from `GET path`: the status and the body as text.
+    pub async fn get_anonymous(&self, path: &str) -> (u16, String) {
+        status_and_text(
+            self.anonymous
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
+    }
+
     pub async fn put_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
         self.client
             .put(self.url(path))

@@ -94,6 +94,7 @@ EVERY_KEY: dict[str, Any] = {
         "absolute_timeout_hours": 6,
         "max_bytes": 32768,
     },
+    "schedules": {"enabled": False, "poll_interval_secs": 5, "catch_up_secs": 600},
 }
 
 

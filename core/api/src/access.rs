@@ -150,6 +150,48 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         Method::GET,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/secrets",
+        Access::Tenant("secrets", "read"),
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/secrets/{name}",
+        Access::Tenant("secrets", "write"),
+        Some("secrets.put"),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/secrets/{name}",
+        Access::Tenant("secrets", "write"),
+        Some("secrets.delete"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/councils/{council}/config",
+        Access::Tenant("settings", "read"),
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/councils/{council}/config",
+        Access::Tenant("settings", "write"),
+        Some("settings.put"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/schedules",
+        Access::Tenant("schedules", "read"),
+        None,
+    ),
+    rule(
+        Method::POST,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/schedules/{name}/run",
+        Access::Tenant("schedules", "run"),
+        Some("schedules.run"),
+    ),
+    rule(
+        Method::GET,
         "/api/v1/tenants/{tenant}/audit",
         Access::Tenant("audit", "read"),
         None,

@@ -303,6 +303,18 @@ impl From<guildhall_store::Error> for ApiError {
                     reason: "no logo is stored at that path".to_string(),
                 }],
             ),
+            E::InvalidOverrides { council, fields } => ApiError::validation(
+                format!(
+                    "council {council}'s own settings do not fit this version; change them first"
+                ),
+                fields
+                    .into_iter()
+                    .map(|(field, reason)| FieldError {
+                        field: format!("councils.{council}.{field}"),
+                        reason,
+                    })
+                    .collect(),
+            ),
             e if e.is_transient() => ApiError::unavailable(
                 "the database is busy or unreachable; retry after the time in Retry-After",
                 e,

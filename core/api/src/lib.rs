@@ -33,7 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::{ApiError, FieldError, Problem};
-pub use gateway::{Gateway, SessionsConfig};
+pub use gateway::{Gateway, SchedulesConfig, SessionsConfig, spawn_scheduler};
 pub use guildhall_operations::catalogue::{CatalogueConfig, TrustedKeys};
 pub use state::{AppState, Telemetry};
 
@@ -167,6 +167,17 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::installs::put_install,
             routes::installs::delete_install
         ))
+        .routes(routes!(routes::install_settings::list_secrets))
+        .routes(routes!(
+            routes::install_settings::put_secret,
+            routes::install_settings::delete_secret
+        ))
+        .routes(routes!(
+            routes::install_settings::get_council_config,
+            routes::install_settings::put_council_config
+        ))
+        .routes(routes!(routes::install_settings::list_schedules))
+        .routes(routes!(routes::install_settings::run_schedule))
         .routes(routes!(routes::members::list_members))
         .routes(routes!(routes::members::put_member))
         .routes(routes!(

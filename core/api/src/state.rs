@@ -25,6 +25,10 @@ pub struct AppState {
     pub trusted_proxies: Arc<client::TrustedProxies>,
     /// Metrics, metering and feedback limits.
     pub telemetry: Telemetry,
+    /// The key install secrets are sealed with; `None` when none is configured.
+    pub keyring: Option<Arc<guildhall_store::Keyring>>,
+    /// How this replica runs plugins' schedules.
+    pub schedules: crate::SchedulesConfig,
 }
 
 /// What the telemetry routes and the gateway record into.

@@ -54,6 +54,87 @@ pub struct Manifest {
     /// Settings each tenant gives on install.
     #[serde(default)]
     pub config: BTreeMap<String, ConfigField>,
+    /// Secrets the alliance's administrators set for the install (API keys and the like),
+    /// which the plugin reads with `guildhall:platform/secrets`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, SecretDecl>,
+    /// Work the plugin does on a schedule, through its `guildhall:platform/scheduled` export.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleDecl>,
+}
+
+/// One declared secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    /// What the secret is, for the administrators who set it.
+    pub description: String,
+}
+
+/// One declared schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDecl {
+    /// The schedule's name, passed to the plugin's `scheduled.run`, e.g. `renewal-reminders`.
+    pub name: String,
+    /// When it is due: a five-field cron expression (minute, hour, day of month, month, day
+    /// of week) in UTC, e.g. `0 8 * * *` for 08:00 every day.
+    pub cron: String,
+}
+
+impl ScheduleDecl {
+    /// The parsed expression.
+    pub fn parsed(&self) -> Result<Cron, String> {
+        parse_cron(&self.cron)
+    }
+}
+
+/// A schedule's parsed cron expression.
+pub use croner::Cron;
+
+/// Parses a five-field cron expression (no seconds field: a schedule is due at most once a
+/// minute).
+pub fn parse_cron(text: &str) -> Result<Cron, String> {
+    if text.split_whitespace().count() != 5 {
+        return Err(format!(
+            "{text:?} is not a five-field cron expression (minute hour day-of-month month day-of-week)"
+        ));
+    }
+    croner::parser::CronParser::new()
+        .parse(text)
+        .map_err(|e| format!("{text:?} is not a valid cron expression: {e}"))
+}
+
+/// The due times of `cron` after `after` and at or before `until`, oldest first, at most
+/// `limit` of them.
+pub fn due_times(
+    cron: &Cron,
+    after: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+    limit: usize,
+) -> Vec<time::OffsetDateTime> {
+    use chrono::TimeZone as _;
+    let to_chrono = |t: time::OffsetDateTime| {
+        chrono::Utc
+            .timestamp_opt(t.unix_timestamp(), 0)
+            .single()
+            .unwrap_or_default()
+    };
+    let mut cursor = to_chrono(after);
+    let until = to_chrono(until);
+    let mut times = Vec::new();
+    while times.len() < limit {
+        match cron.find_next_occurrence(&cursor, false) {
+            Ok(next) if next <= until => {
+                if let Ok(t) = time::OffsetDateTime::from_unix_timestamp(next.timestamp()) {
+                    times.push(t);
+                }
+                cursor = next;
+            }
+            _ => break,
+        }
+    }
+    times
 }
 
 /// Declared capabilities. Anything not declared cannot be linked.
@@ -252,11 +333,87 @@ impl Manifest {
                 }
             }
         }
+        for key in self.secrets.keys() {
+            if !valid_config_key(key) {
+                errors.push(err(
+                    format!("secrets.{key}"),
+                    "names are 1 to 64 characters of a-z, 0-9 and _, starting with a letter",
+                ));
+            }
+        }
+        for (key, secret) in &self.secrets {
+            if let Err(e) = crate::tenant::validate_name(
+                &format!("secrets.{key}.description"),
+                &secret.description,
+            ) {
+                errors.push(e);
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, schedule) in self.schedules.iter().enumerate() {
+            if !valid_schedule_name(&schedule.name) {
+                errors.push(err(
+                    format!("schedules[{i}].name"),
+                    "names are 1 to 64 characters of a-z, 0-9 and -, starting with a letter",
+                ));
+            } else if !names.insert(schedule.name.as_str()) {
+                errors.push(err(
+                    format!("schedules[{i}].name"),
+                    format!("{:?} is declared twice", schedule.name),
+                ));
+            }
+            if let Err(reason) = schedule.parsed() {
+                errors.push(err(format!("schedules[{i}].cron"), reason));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
         }
+    }
+
+    /// The declared schedule called `name`.
+    pub fn schedule(&self, name: &str) -> Option<&ScheduleDecl> {
+        self.schedules.iter().find(|s| s.name == name)
+    }
+
+    /// Checks a council's overrides of an install's configuration: every key declared and
+    /// of its declared type. Returns the overrides as given.
+    pub fn check_overrides(&self, overrides: &Value) -> Result<Value, Vec<FieldError>> {
+        let Value::Object(given) = overrides else {
+            return Err(vec![err("config", "must be a JSON object")]);
+        };
+        let mut errors = Vec::new();
+        for (key, value) in given {
+            match self.config.get(key) {
+                None => errors.push(err(
+                    format!("config.{key}"),
+                    "unknown setting: the manifest does not declare it",
+                )),
+                Some(field) if !field.kind.accepts(value) => errors.push(err(
+                    format!("config.{key}"),
+                    format!("must be {}", field.kind.name()),
+                )),
+                Some(_) => {}
+            }
+        }
+        if errors.is_empty() {
+            Ok(overrides.clone())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// An install's checked configuration with a council's overrides laid over it.
+    pub fn merged_config(install: &Value, overrides: Option<&Value>) -> Value {
+        let mut merged = install.clone();
+        if let (Value::Object(base), Some(Value::Object(over))) = (&mut merged, overrides) {
+            for (key, value) in over {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+        merged
     }
 
     /// Checks an install's configuration against the declarations and returns it with
@@ -390,6 +547,13 @@ pub fn valid_host(host: &str) -> bool {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         })
+}
+
+fn valid_schedule_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 64
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn valid_config_key(key: &str) -> bool {

@@ -38,7 +38,11 @@ async fn setup() -> Bench {
         cache_dir: dir.path().join("cache"),
         ..RuntimeConfig::default()
     };
-    let runtime = Runtime::new(config.clone(), runtime_ports(&store, Arc::new(DenyAll))).unwrap();
+    let runtime = Runtime::new(
+        config.clone(),
+        runtime_ports(&store, Arc::new(DenyAll), None),
+    )
+    .unwrap();
     Bench {
         _dir: dir,
         store,
@@ -159,7 +163,7 @@ fn benches(c: &mut Criterion) {
                 ..bench.config.clone()
             };
             let fresh =
-                Runtime::new(config, runtime_ports(&bench.store, Arc::new(DenyAll))).unwrap();
+                Runtime::new(config, runtime_ports(&bench.store, Arc::new(DenyAll), None)).unwrap();
             let bytes = Arc::clone(&bytes);
             fresh
                 .prepare(Arc::clone(&manifest), digest, async move || Ok(bytes))
@@ -175,7 +179,7 @@ fn benches(c: &mut Criterion) {
                 ..bench.config.clone()
             };
             let fresh =
-                Runtime::new(config, runtime_ports(&bench.store, Arc::new(DenyAll))).unwrap();
+                Runtime::new(config, runtime_ports(&bench.store, Arc::new(DenyAll), None)).unwrap();
             fresh
                 .prepare(Arc::clone(&manifest), digest, async || {
                     anyhow::bail!("must load from disk")

@@ -58,6 +58,20 @@ pub enum Command {
     /// Make and register ed25519 keys for signing plugins.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the key install secrets are encrypted with.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// `guildhall secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Print a new random key (32 bytes, base64) for `secrets.key`.
+    GenerateKey,
+    /// Encrypt every install secret again under the current `secrets.key`, opening those
+    /// under an older key with `secrets.previous_keys`. Run it after moving the old key to
+    /// `previous_keys` and the new one to `key` on every replica; then drop the old key.
+    RotateKey,
 }
 
 /// `guildhall keys …`
@@ -287,6 +301,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugins(PluginsCommand::Sign { dir, key }) => {
             return crate::plugins::sign(&dir, &key);
         }
+        Command::Secrets(SecretsCommand::GenerateKey) => {
+            println!("{}", guildhall_store::Keyring::generate_key());
+            return Ok(());
+        }
         _ => {}
     }
     crate::server::check_telemetry(&config)?;
@@ -374,8 +392,38 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 store.close().await?;
                 result
             }
-            Command::Plugins(PluginsCommand::Sign { .. }) => {
+            Command::Plugins(PluginsCommand::Sign { .. })
+            | Command::Secrets(SecretsCommand::GenerateKey) => {
                 unreachable!("handled before the runtime starts")
+            }
+            Command::Secrets(SecretsCommand::RotateKey) => {
+                let keyring = server::keyring(&config)?
+                    .context("no secrets key is configured: set secrets.key or secrets.key_file")?;
+                let store = server::open_store(&config).await?;
+                let mut total = 0;
+                let mut result = Ok(());
+                for tenant in store.tenants().list().await? {
+                    let scope = guildhall_store::TenantScope::already_checked(tenant.id.clone());
+                    match store.secrets(&scope).rotate(&keyring).await {
+                        Ok(n) => {
+                            if n > 0 {
+                                println!("{}: {n} secrets encrypted again", tenant.id);
+                            }
+                            total += n;
+                        }
+                        Err(e) => {
+                            result = Err(anyhow::anyhow!("{}: {e}", tenant.id));
+                            break;
+                        }
+                    }
+                }
+                store.close().await?;
+                result?;
+                println!(
+                    "{total} secrets encrypted again under key {}",
+                    keyring.current_id()
+                );
+                Ok(())
             }
             Command::Token(TokenCommand::Create {
                 name,

@@ -57,6 +57,46 @@ pub struct Config {
     pub console: guildhall_console::ConsoleConfig,
     /// Citizens' sessions with plugins that declare `session`.
     pub sessions: guildhall_api::SessionsConfig,
+    /// The key install secrets are encrypted with.
+    pub secrets: SecretsConfig,
+    /// Plugins' scheduled work.
+    pub schedules: guildhall_api::SchedulesConfig,
+}
+
+/// `[secrets]`: the AES-256 key install secrets are encrypted with (32 random bytes in
+/// base64, from `guildhall secrets generate-key`), given inline or as a file (a mounted
+/// Kubernetes Secret). Without one, secrets cannot be set or read (on SQLite, `serve` makes
+/// one next to the database file on first start).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// The current key, in base64.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// A file holding the current key, in base64 (used when `key` is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Earlier keys, which still open values until `guildhall secrets rotate-key` has
+    /// sealed them again under the current key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub previous_keys: Vec<String>,
+}
+
+impl SecretsConfig {
+    /// The keyring, or `None` when no key is configured.
+    pub fn keyring(&self) -> Result<Option<guildhall_store::Keyring>, String> {
+        let key = if !self.key.is_empty() {
+            self.key.clone()
+        } else if let Some(path) = &self.key_file {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("secrets.key_file {}: {e}", path.display()))?
+        } else {
+            return Ok(None);
+        };
+        guildhall_store::Keyring::from_base64(&key, &self.previous_keys)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// `[auth]`

@@ -77,7 +77,7 @@ pub(crate) async fn publish(
     // metrics.
     let runtime = guildhall_runtime::Runtime::for_publishing(
         config.runtime.clone(),
-        crate::ports::runtime_ports(store, std::sync::Arc::new(guildhall_runtime::DenyAll)),
+        crate::ports::runtime_ports(store, std::sync::Arc::new(guildhall_runtime::DenyAll), None),
     )
     .context("cannot start the plugin compiler")?;
     let keys =

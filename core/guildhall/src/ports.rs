@@ -7,20 +7,59 @@
 
 use std::sync::Arc;
 
-use guildhall_domain::{PluginName, TenantId};
+use guildhall_domain::{CouncilId, PluginName, TenantId};
 use guildhall_runtime::{
-    Authorizer, EventsPort, KvPort, KvSetError, PluginEvent, PortFuture, Ports,
+    Authorizer, EventsPort, KvPort, KvSetError, NoSecrets, PluginEvent, PortFuture, Ports,
+    SecretsPort,
 };
-use guildhall_store::{KvWriteError, NewEvent, Store, TenantScope};
+use guildhall_store::{Keyring, KvWriteError, NewEvent, Store, TenantScope};
 
 /// The runtime's ports for a server on `store`, with `authorizer` answering plugins'
 /// `authz` questions.
-pub fn runtime_ports(store: &Store, authorizer: Arc<dyn Authorizer>) -> Ports {
+pub fn runtime_ports(
+    store: &Store,
+    authorizer: Arc<dyn Authorizer>,
+    keyring: Option<Arc<Keyring>>,
+) -> Ports {
     let storage = Arc::new(StorePorts(store.clone()));
+    let secrets: Arc<dyn SecretsPort> = match keyring {
+        Some(keyring) => Arc::new(StoreSecrets {
+            store: store.clone(),
+            keyring,
+        }),
+        None => Arc::new(NoSecrets),
+    };
     Ports {
         kv: storage.clone(),
         events: storage,
         authorizer,
+        secrets,
+    }
+}
+
+/// [`SecretsPort`] over the platform's database, opening values with the keyring.
+#[derive(Debug, Clone)]
+pub struct StoreSecrets {
+    store: Store,
+    keyring: Arc<Keyring>,
+}
+
+impl SecretsPort for StoreSecrets {
+    fn get<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        plugin: &'a PluginName,
+        council: &'a CouncilId,
+        name: &'a str,
+    ) -> PortFuture<'a, Option<String>> {
+        Box::pin(async move {
+            let scope = TenantScope::already_checked(tenant.clone());
+            Ok(self
+                .store
+                .secrets(&scope)
+                .value(&self.keyring, plugin, council, name)
+                .await?)
+        })
     }
 }
 

@@ -113,7 +113,64 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid [sessions]")?;
+    config
+        .secrets
+        .keyring()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [secrets]")?;
+    config
+        .schedules
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [schedules]")?;
     check_telemetry(config)
+}
+
+/// The keyring of install secrets: the configured key, or on SQLite with none configured,
+/// a key kept in `secret.key` next to the database file (made on first start, readable by
+/// its owner only), so a trial install can set secrets with no set-up. PostgreSQL serves
+/// several replicas, which must share a key: there the operator sets one.
+pub fn keyring(config: &Config) -> anyhow::Result<Option<guildhall_store::Keyring>> {
+    if let Some(ring) = config
+        .secrets
+        .keyring()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [secrets]")?
+    {
+        return Ok(Some(ring));
+    }
+    let Some(path) = config.database.url.sqlite_path() else {
+        return Ok(None);
+    };
+    let file = path
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("."))
+        .join("secret.key");
+    let key = match std::fs::read_to_string(&file) {
+        Ok(key) => key,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = guildhall_store::Keyring::generate_key();
+            write_private(&file, &key)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            tracing::info!(file = %file.display(), "made a key for install secrets");
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+    };
+    Ok(Some(
+        guildhall_store::Keyring::from_base64(&key, &config.secrets.previous_keys)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+    ))
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 /// Checks `[telemetry]` and `[metering]`.
@@ -227,11 +284,13 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
     let authz = guildhall_authz::Authz::new(store.clone(), oidc)
         .await
         .context("cannot load the access-control rules")?;
+    let keyring = keyring(config)?.map(std::sync::Arc::new);
     let runtime = guildhall_runtime::Runtime::new(
         config.runtime.clone(),
         crate::ports::runtime_ports(
             store,
             std::sync::Arc::new(guildhall_api::access::PluginAuthorizer(authz.clone())),
+            keyring.clone(),
         ),
     )
     .context("cannot start the plugin runtime")?;
@@ -260,6 +319,8 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
             config.server.trusted_proxies.clone(),
         )),
         telemetry,
+        keyring,
+        schedules: config.schedules.clone(),
     })
 }
 
@@ -274,6 +335,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let state = app_state(config, &store).await?;
         let watcher = state.gateway.watch();
+        let scheduler = guildhall_api::spawn_scheduler(state.clone());
         let session_purger = state.gateway.spawn_session_purger();
         let flusher_stop = CancellationToken::new();
         let flusher = state.telemetry.meter.spawn_flusher(
@@ -307,6 +369,9 @@ impl Server {
         let task = tokio::spawn(async move {
             let result = serve(listener, app, limits, stop, grace).await;
             watcher.abort();
+            if let Some(scheduler) = scheduler {
+                scheduler.abort();
+            }
             session_purger.abort();
             if let Some(purger) = purger {
                 purger.abort();

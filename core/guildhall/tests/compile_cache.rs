@@ -28,7 +28,7 @@ async fn world_with(config: impl FnOnce(&mut RuntimeConfig)) -> World {
         ..RuntimeConfig::default()
     };
     config(&mut rc);
-    let runtime = Runtime::new(rc, runtime_ports(&store, Arc::new(DenyAll))).unwrap();
+    let runtime = Runtime::new(rc, runtime_ports(&store, Arc::new(DenyAll), None)).unwrap();
     World { dir, runtime }
 }
 
@@ -209,6 +209,7 @@ async fn the_cache_is_bounded_and_never_evicts_what_serves() {
             .await
             .unwrap(),
             Arc::new(DenyAll),
+            None,
         ),
     )
     .unwrap();

@@ -42,7 +42,7 @@ async fn world_with(config: impl FnOnce(&mut RuntimeConfig)) -> World {
         ..RuntimeConfig::default()
     };
     config(&mut rc);
-    let runtime = Runtime::new(rc.clone(), runtime_ports(&store, Arc::new(DenyAll))).unwrap();
+    let runtime = Runtime::new(rc.clone(), runtime_ports(&store, Arc::new(DenyAll), None)).unwrap();
     World {
         _dir: dir,
         store,
@@ -148,7 +148,11 @@ async fn a_component_compiles_once_for_every_tenant_and_once_per_disk_cache() {
     }
 
     // A second runtime on the same cache folder (a restart) loads the precompiled artefact.
-    let again = Runtime::new(w.config.clone(), runtime_ports(&w.store, Arc::new(DenyAll))).unwrap();
+    let again = Runtime::new(
+        w.config.clone(),
+        runtime_ports(&w.store, Arc::new(DenyAll), None),
+    )
+    .unwrap();
     let artifact = plugin("hello");
     let manifest = Arc::new(Manifest::from_toml(&artifact.manifest()).unwrap());
     let loaded = again

@@ -84,7 +84,7 @@ pub async fn put(
     serving.prepare(&version.manifest).await?;
     Ok(store
         .installs(scope)
-        .put(plugin, request.version, &councils, &config)
+        .put(plugin, &version.manifest, &councils, &config)
         .await?)
 }
 

@@ -10,4 +10,4 @@ mod generated {
     });
 }
 
-pub(crate) use generated::guildhall::platform::{authz, context, events, kv, session};
+pub(crate) use generated::guildhall::platform::{authz, context, events, kv, secrets, session};

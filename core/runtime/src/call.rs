@@ -103,22 +103,7 @@ async fn run(
     cpu: &Arc<AtomicU64>,
 ) -> Result<(http::Response<Bytes>, Arc<Mutex<Observed>>), CallError> {
     let tenant = call.tenant.clone();
-    let memory = Arc::new(CallMemory::new(plugin.memory_bytes));
-    let host = Host::new(inner, plugin, call, Arc::clone(&memory));
-    let observed = Arc::clone(&host.observed);
-    let mut store = wasmtime::Store::new(&inner.engine, host);
-    store.limiter(|h| &mut h.limiter);
-    let deadline = started + plugin.timeout;
-    // Every epoch tick the guest yields to the scheduler, so CPU-bound plugins share the
-    // worker threads; past the deadline the next tick interrupts it.
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        Ok(if Instant::now() >= deadline {
-            UpdateDeadline::Interrupt
-        } else {
-            UpdateDeadline::Yield(1)
-        })
-    });
+    let (mut store, memory, observed, deadline) = new_store(inner, plugin, call, started);
 
     let (parts, body) = request.into_parts();
     // The request body is held for the guest until it reads it.
@@ -258,6 +243,107 @@ async fn run(
         Ok(Err(e)) => Err(e),
         Err(_) => Err(CallError::Deadline(timeout)),
     }
+}
+
+/// A call's `Store`: its host state with every declared capability prepared, the memory
+/// cap, and the epoch deadline. Returns the store, the call's memory accounting, what the
+/// host observes and the deadline.
+fn new_store(
+    inner: &Inner,
+    plugin: &Prepared,
+    call: CallContext,
+    started: Instant,
+) -> (
+    wasmtime::Store<Host>,
+    Arc<CallMemory>,
+    Arc<Mutex<Observed>>,
+    Instant,
+) {
+    let memory = Arc::new(CallMemory::new(plugin.memory_bytes));
+    let host = Host::new(inner, plugin, call, Arc::clone(&memory));
+    let observed = Arc::clone(&host.observed);
+    let mut store = wasmtime::Store::new(&inner.engine, host);
+    store.limiter(|h| &mut h.limiter);
+    let deadline = started + plugin.timeout;
+    // Every epoch tick the guest yields to the scheduler, so CPU-bound plugins share the
+    // worker threads; past the deadline the next tick interrupts it.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+    (store, memory, observed, deadline)
+}
+
+/// Runs the declared schedule `name` in a fresh instance, with the same limits as a
+/// request: `Ok(Err(message))` when the plugin's `run` reported a failure.
+pub(crate) async fn scheduled(
+    inner: &Inner,
+    plugin: &Prepared,
+    call: CallContext,
+    name: &str,
+) -> (Result<Result<(), String>, CallError>, CallReport) {
+    let started = Instant::now();
+    let mut report = CallReport {
+        outcome: "ok",
+        wall: Duration::ZERO,
+        bytes_in: 0,
+        bytes_out: 0,
+        cpu: Duration::ZERO,
+        kv_bytes: 0,
+        denied: Vec::new(),
+    };
+    let cpu = Arc::new(AtomicU64::new(0));
+    let tenant = call.tenant.clone();
+    let result = match plugin.scheduled {
+        None => Err(CallError::Internal(format!(
+            "{} does not export guildhall:platform/scheduled",
+            plugin.manifest.name
+        ))),
+        Some(run_export) => {
+            let (mut store, _memory, observed, deadline) = new_store(inner, plugin, call, started);
+            let pre = plugin.pre.instance_pre().clone();
+            let name = name.to_string();
+            let guest = async move {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let run = instance
+                    .get_typed_func::<(String,), (Result<(), String>,)>(&mut store, run_export)?;
+                let (result,) = run.call_async(&mut store, (name,)).await?;
+                wasmtime::Result::Ok(result)
+            };
+            let guest = Timed {
+                inner: guest,
+                spent: Arc::clone(&cpu),
+                seat: inner.gate.seat(tenant.as_str()),
+            };
+            let outcome = match tokio::time::timeout_at(deadline.into(), guest).await {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(e)) => Err(classify(
+                    &e,
+                    &observed,
+                    plugin.memory_bytes,
+                    inner.config.max_call_resources,
+                    plugin.timeout,
+                )),
+                Err(_) => Err(CallError::Deadline(plugin.timeout)),
+            };
+            let observed = observed.lock().expect("observed poisoned");
+            report.denied = observed.denied.clone();
+            report.kv_bytes = observed.kv_bytes_written;
+            outcome
+        }
+    };
+    if let Err(e) = &result {
+        report.outcome = e.kind();
+    } else if let Ok(Err(_)) = &result {
+        report.outcome = "failed";
+    }
+    report.wall = started.elapsed();
+    report.cpu = Duration::from_nanos(cpu.load(Ordering::Relaxed));
+    (result, report)
 }
 
 /// Turns a guest failure into a typed outcome.

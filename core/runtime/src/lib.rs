@@ -52,8 +52,8 @@ use wasmtime::component::Linker;
 pub use budget::MemoryReservation;
 pub use call::CallReport;
 pub use capabilities::{
-    Authorizer, AuthzQuestion, CallSession, DenyAll, EventsPort, KvPort, KvSetError, PluginEvent,
-    PortError, PortFuture, Ports, SessionError,
+    Authorizer, AuthzQuestion, CallSession, DenyAll, EventsPort, KvPort, KvSetError, NoSecrets,
+    PluginEvent, PortError, PortFuture, Ports, SecretsPort, SessionError,
 };
 pub use config::{OutboundConfig, RuntimeConfig};
 pub use error::{CallError, MemoryBusy, PrepareError};
@@ -102,6 +102,10 @@ pub struct Prepared {
     capabilities: CapabilitySet,
     /// What it may reach over HTTP, when it declares outbound hosts.
     outbound: Option<Arc<OutboundPolicy>>,
+    /// The names of the secrets it declares.
+    secrets: Arc<std::collections::BTreeSet<String>>,
+    /// Its `guildhall:platform/scheduled` `run` function, when it declares schedules.
+    scheduled: Option<wasmtime::component::ComponentExportIndex>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -324,6 +328,7 @@ impl Runtime {
             .map_err(PrepareError::Manifest)?;
         let component = self.inner.cache.get(&digest, load).await?;
         let pre = self.link(&manifest, &component)?;
+        let scheduled = capabilities::scheduled_export(&component, &manifest)?;
         let config = &self.inner.config;
         let memory_mib = manifest
             .limits
@@ -333,7 +338,8 @@ impl Runtime {
             .limits
             .timeout_ms
             .unwrap_or(config.default_timeout_ms);
-        let capabilities = CapabilitySet::of(&manifest.capabilities);
+        let capabilities = CapabilitySet::of_manifest(&manifest);
+        let secrets = Arc::new(manifest.secrets.keys().cloned().collect());
         let outbound = (!manifest.capabilities.outbound_http.is_empty()).then(|| {
             Arc::new(OutboundPolicy::new(
                 &manifest.capabilities.outbound_http,
@@ -349,6 +355,8 @@ impl Runtime {
             timeout: Duration::from_millis(timeout_ms),
             capabilities,
             outbound,
+            secrets,
+            scheduled,
         })
     }
 
@@ -359,8 +367,9 @@ impl Runtime {
         manifest: &Manifest,
         component: &wasmtime::component::Component,
     ) -> Result<wasmtime_wasi_http::p2::bindings::ProxyPre<Host>, PrepareError> {
-        capabilities::check_imports(&self.inner.engine, component, &manifest.capabilities)?;
-        let caps = CapabilitySet::of(&manifest.capabilities);
+        capabilities::check_imports(&self.inner.engine, component, manifest)?;
+        capabilities::scheduled_export(component, manifest)?;
+        let caps = CapabilitySet::of_manifest(manifest);
         let linker = self.linker(caps)?;
         let pre = linker
             .instantiate_pre(component)
@@ -415,5 +424,34 @@ impl Runtime {
             return (Err(error), report);
         }
         call::handle(&self.inner, plugin, call, request).await
+    }
+
+    /// Runs `plugin`'s declared schedule `name` once, in a fresh instance with the same
+    /// limits and capabilities as a request: `Ok(Err(message))` when the plugin's `run`
+    /// reported a failure, `Err` when the call itself failed.
+    pub async fn run_schedule(
+        &self,
+        plugin: &Prepared,
+        call: CallContext,
+        name: &str,
+    ) -> (Result<Result<(), String>, CallError>, CallReport) {
+        if self.inner.ticker.is_none() || plugin.manifest.schedule(name).is_none() {
+            let error = CallError::Internal(if self.inner.ticker.is_none() {
+                "this runtime was built to check uploads and runs no calls".to_string()
+            } else {
+                format!("{} declares no schedule {name:?}", plugin.manifest.name)
+            });
+            let report = CallReport {
+                outcome: error.kind(),
+                wall: Duration::ZERO,
+                bytes_in: 0,
+                bytes_out: 0,
+                cpu: Duration::ZERO,
+                kv_bytes: 0,
+                denied: Vec::new(),
+            };
+            return (Err(error), report);
+        }
+        call::scheduled(&self.inner, plugin, call, name).await
     }
 }

@@ -2,8 +2,8 @@
 
 use guildhall_domain::{CouncilId, PluginName};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
+    EntityTrait, QueryFilter, QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -106,14 +106,18 @@ impl<'a> Installs<'a> {
     }
 
     /// Installs, upgrades or rolls back in one transaction and bumps the platform
-    /// revision so every replica switches.
+    /// revision so every replica switches. Every council's overrides of the install's
+    /// settings are checked against `manifest` (the version's) in the same transaction:
+    /// [`Error::InvalidOverrides`] names the first council whose overrides it refuses.
     pub async fn put(
         &self,
         plugin: &PluginName,
-        version: &str,
+        manifest: &guildhall_domain::manifest::Manifest,
         councils: &InstallCouncils,
         config: &serde_json::Value,
     ) -> Result<(Applied, InstallRecord)> {
+        let version = manifest.version.to_string();
+        let version = version.as_str();
         let (all, list) = match councils {
             InstallCouncils::All(_) => (true, "[]".to_string()),
             InstallCouncils::Some(list) => (false, serde_json::to_string(list).map_err(json_err)?),
@@ -122,6 +126,15 @@ impl<'a> Installs<'a> {
         let tenant = self.scope.tenant();
         let txn = scoped::begin_write(self.db, tenant.as_str()).await?;
         lock_tenant(&txn, tenant).await?;
+        if let Some((council, fields)) =
+            crate::settings::check_overrides_in(&txn, tenant.as_str(), plugin.as_str(), manifest)
+                .await?
+        {
+            return Err(Error::InvalidOverrides {
+                council,
+                fields: fields.into_iter().map(|f| (f.field, f.reason)).collect(),
+            });
+        }
         let now = OffsetDateTime::now_utc();
         let new = installs::ActiveModel {
             tenant_id: Set(tenant.to_string()),
@@ -204,6 +217,19 @@ impl<'a> Installs<'a> {
                     plugin.as_str(),
                 )
                 .await?;
+                // Its secrets and councils' settings go with its data.
+                let backend = txn.get_database_backend();
+                for table in ["install_secrets", "council_settings"] {
+                    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                        backend,
+                        crate::plugin_data::placeholders(
+                            backend,
+                            &format!("DELETE FROM {table} WHERE tenant_id = ? AND plugin = ?"),
+                        ),
+                        [self.scope.tenant().as_str().into(), plugin.as_str().into()],
+                    ))
+                    .await?;
+                }
             }
             crate::usage::adoption_delete(&txn, self.scope.tenant().as_str(), plugin.as_str())
                 .await?;

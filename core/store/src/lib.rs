@@ -21,8 +21,11 @@ mod identity;
 mod installs;
 mod owners;
 mod plugin_data;
+mod schedules;
 mod schema_lock;
 mod scoped;
+mod secrets;
+mod settings;
 mod tenants;
 mod url;
 mod usage;
@@ -46,7 +49,10 @@ pub use owners::{
     PublisherKeys,
 };
 pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
+pub use schedules::{NewRun, RunRecord, RunState, ScheduleRuns};
 pub use schema_lock::SchemaLock;
+pub use secrets::{Keyring, SecretError, SecretRecord, Secrets, ValueError};
+pub use settings::{CouncilSettings, SettingsError};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
 pub use usage::{
@@ -85,6 +91,15 @@ pub enum Error {
     /// A brand names a logo by a path the platform does not serve.
     #[error("no logo is stored at {0}")]
     UnknownLogo(String),
+    /// A council's overrides of an install's settings do not fit the version being
+    /// installed.
+    #[error("council {council}'s settings do not fit this version")]
+    InvalidOverrides {
+        /// The council.
+        council: String,
+        /// Each setting refused, and why.
+        fields: Vec<(String, String)>,
+    },
 }
 
 impl Error {
@@ -432,6 +447,21 @@ impl Store {
     /// One tenant's citizen feedback.
     pub fn feedback<'a>(&'a self, scope: &'a TenantScope) -> Feedback<'a> {
         Feedback::new(&self.db, scope)
+    }
+
+    /// The install secrets of one tenant.
+    pub fn secrets<'a>(&'a self, scope: &'a TenantScope) -> Secrets<'a> {
+        Secrets::new(&self.db, scope)
+    }
+
+    /// Each council's overrides of one tenant's installs' settings.
+    pub fn council_settings<'a>(&'a self, scope: &'a TenantScope) -> CouncilSettings<'a> {
+        CouncilSettings::new(&self.db, scope, &self.revision)
+    }
+
+    /// The runs of one tenant's plugins' schedules.
+    pub fn schedule_runs<'a>(&'a self, scope: &'a TenantScope) -> ScheduleRuns<'a> {
+        ScheduleRuns::new(&self.db, scope)
     }
 
     /// Citizens' sessions with the plugins of one tenant.

@@ -409,7 +409,7 @@ fn parse_number(bytes: &[u8]) -> Result<i64, KvWriteError> {
 }
 
 /// `sql` with its `?` placeholders numbered (`$1`, `$2`, …) for PostgreSQL.
-fn placeholders(backend: DbBackend, sql: &str) -> String {
+pub(crate) fn placeholders(backend: DbBackend, sql: &str) -> String {
     if backend != DbBackend::Postgres {
         return sql.to_owned();
     }

@@ -264,7 +264,7 @@ async fn call(
         tenant: resolved.scope.tenant().clone(),
         council: council.clone(),
         principal: caller,
-        config: Arc::clone(&resolved.config),
+        config: resolved.config(council),
         request_id,
         traceparent: guildhall_telemetry::propagation::outbound_traceparent(&span, &parts.headers),
         site,
@@ -288,17 +288,17 @@ async fn call(
 }
 
 /// Where a call ran.
-struct Where<'a> {
-    tenant: &'a TenantId,
-    council: &'a CouncilId,
-    plugin: &'a PluginName,
-    version: &'a str,
+pub(crate) struct Where<'a> {
+    pub(crate) tenant: &'a TenantId,
+    pub(crate) council: &'a CouncilId,
+    pub(crate) plugin: &'a PluginName,
+    pub(crate) version: &'a str,
 }
 
 /// Records a call's outcome, once, everywhere it is counted: the request's span and the
 /// plugin call's, the log line, the plugin-call and rejection metrics, and the meter.
 /// `ran` is absent when the plugin never ran (no share or memory: 429).
-fn record_outcome(
+pub(crate) fn record_outcome(
     state: &AppState,
     at: Where<'_>,
     status: StatusCode,

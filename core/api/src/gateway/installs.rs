@@ -16,20 +16,28 @@ use super::{Gateway, WATCH_INTERVAL};
 use crate::error::ApiError;
 
 /// A resolved install, valid for the revision it was read at.
-pub(super) struct Resolved {
+pub(crate) struct Resolved {
     pub(super) revision: i64,
     pub(super) scope: TenantScope,
     pub(super) councils: InstallCouncils,
     /// Each council of the tenant's site for this plugin: names, brand and paths.
     pub(super) sites: HashMap<CouncilId, Arc<Site>>,
-    pub(super) config: Arc<serde_json::Value>,
+    /// Each council's settings: the install's, with the council's overrides laid over them.
+    pub(super) configs: HashMap<CouncilId, Arc<serde_json::Value>>,
     pub(super) prepared: Arc<Prepared>,
+    /// When the plugin was first installed (schedules due before then do not run).
+    pub(super) installed_at: time::OffsetDateTime,
 }
 
 impl Resolved {
     /// Whether the install serves `council`, a council of its tenant.
     pub(super) fn serves(&self, council: &CouncilId) -> bool {
         self.sites.contains_key(council) && self.councils.includes(council)
+    }
+
+    /// The settings `council`'s calls see.
+    pub(super) fn config(&self, council: &CouncilId) -> Arc<serde_json::Value> {
+        self.configs.get(council).cloned().unwrap_or_default()
     }
 }
 
@@ -160,7 +168,7 @@ impl Gateway {
         Ok(Arc::new(prepared))
     }
 
-    pub(super) async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         tenant: &TenantId,
         plugin: &PluginName,
@@ -214,13 +222,30 @@ impl Gateway {
                 ))
             })?;
         let prepared = self.prepare(&version.manifest).await?;
+        let overrides = self
+            .inner
+            .store
+            .council_settings(&scope)
+            .all(plugin)
+            .await?;
+        let configs = sites
+            .keys()
+            .map(|council| {
+                let merged = guildhall_domain::manifest::Manifest::merged_config(
+                    &install.config,
+                    overrides.get(council.as_str()),
+                );
+                (council.clone(), Arc::new(merged))
+            })
+            .collect();
         let resolved = Arc::new(Resolved {
             revision,
             scope,
             councils: install.councils,
             sites,
-            config: Arc::new(install.config),
+            configs,
             prepared,
+            installed_at: install.created_at,
         });
         self.inner
             .installs

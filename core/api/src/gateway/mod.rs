@@ -28,13 +28,17 @@ use guildhall_store::Store;
 
 mod handler;
 mod installs;
+mod schedules;
 mod session;
 mod shares;
 
 pub(crate) use handler::serve;
 pub use handler::{COUNCIL_HEADER, SERVED_BY, TENANT_HEADER};
 pub use installs::Installed;
-use installs::{PreparedSlot, Resolved};
+use installs::PreparedSlot;
+pub(crate) use installs::Resolved;
+pub(crate) use schedules::{RunOutcome, next_due, run_now, visible};
+pub use schedules::{SchedulesConfig, spawn_scheduler};
 pub(crate) use session::Refusal;
 pub use session::{CSRF_HEADER, SessionsConfig, cookie_name};
 use shares::TenantGate;

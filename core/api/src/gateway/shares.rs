@@ -54,7 +54,7 @@ impl Gateway {
     }
 
     /// Takes a slot in the tenant's share, waiting briefly in a short queue.
-    pub(super) async fn admit(&self, tenant: &TenantId) -> Result<OwnedSemaphorePermit, ApiError> {
+    pub(crate) async fn admit(&self, tenant: &TenantId) -> Result<OwnedSemaphorePermit, ApiError> {
         let gate = self.gate(tenant);
         if let Ok(permit) = Arc::clone(&gate.permits).try_acquire_owned() {
             return Ok(permit);

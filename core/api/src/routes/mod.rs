@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod health;
+pub(crate) mod install_settings;
 pub(crate) mod installs;
 pub(crate) mod members;
 pub(crate) mod owners;

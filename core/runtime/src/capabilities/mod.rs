@@ -24,6 +24,7 @@ mod events;
 mod http_limits;
 mod kv;
 mod outbound;
+mod secrets;
 mod session;
 mod wasi;
 
@@ -40,6 +41,7 @@ pub(crate) use events::EventQuota;
 pub use events::{EventsPort, PluginEvent};
 pub use kv::{KvPort, KvSetError};
 pub(crate) use outbound::OutboundPolicy;
+pub use secrets::{NoSecrets, SecretsPort};
 pub use session::{CallSession, SessionError};
 
 use crate::error::PrepareError;
@@ -57,6 +59,8 @@ pub struct Ports {
     pub events: Arc<dyn EventsPort>,
     /// The access policy, for `guildhall:platform/authz`.
     pub authorizer: Arc<dyn Authorizer>,
+    /// Install secrets, for `guildhall:platform/secrets`.
+    pub secrets: Arc<dyn SecretsPort>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -80,6 +84,7 @@ pub(crate) struct CapabilitySet {
     authz: bool,
     outbound_http: bool,
     session: bool,
+    secrets: bool,
 }
 
 impl CapabilitySet {
@@ -90,6 +95,15 @@ impl CapabilitySet {
             authz: caps.authz,
             outbound_http: !caps.outbound_http.is_empty(),
             session: caps.session,
+            secrets: false,
+        }
+    }
+
+    /// The set for a whole manifest: its capabilities, and `secrets` when it declares any.
+    pub(crate) fn of_manifest(manifest: &guildhall_domain::manifest::Manifest) -> Self {
+        Self {
+            secrets: !manifest.secrets.is_empty(),
+            ..Self::of(&manifest.capabilities)
         }
     }
 }
@@ -118,6 +132,7 @@ pub(crate) struct States {
     pub(crate) authz: Option<authz::State>,
     pub(crate) outbound_http: Option<outbound::Requests>,
     pub(crate) session: Option<session::State>,
+    pub(crate) secrets: Option<secrets::State>,
 }
 
 /// A capability's state, for its host functions. They are linked only for plugins that
@@ -226,6 +241,13 @@ pub(crate) const CAPABILITIES: &[Capability] = &[
         link: session::link,
         prepare: |setup, states| states.session = Some(session::prepare(setup)),
     },
+    Capability {
+        name: "secrets",
+        interfaces: &["guildhall:platform/secrets"],
+        declared: |c| c.secrets,
+        link: secrets::link,
+        prepare: |setup, states| states.secrets = Some(secrets::prepare(setup)),
+    },
 ];
 
 /// A linker holding exactly the capabilities in `caps`.
@@ -262,9 +284,9 @@ fn unversioned(import: &str) -> &str {
 pub(crate) fn check_imports(
     engine: &Engine,
     component: &wasmtime::component::Component,
-    declared: &Capabilities,
+    manifest: &guildhall_domain::manifest::Manifest,
 ) -> Result<(), PrepareError> {
-    let caps = CapabilitySet::of(declared);
+    let caps = CapabilitySet::of_manifest(manifest);
     let mut offending = Vec::new();
     for (name, item) in component.component_type().imports(engine) {
         let interface = unversioned(name);
@@ -273,6 +295,11 @@ pub(crate) fn check_imports(
             .find(|c| c.interfaces.contains(&interface));
         match provider {
             Some(c) if (c.declared)(caps) => {}
+            Some(c) if c.name == "secrets" => {
+                offending.push(format!(
+                    "{name} (declare the secrets it reads under [secrets])"
+                ));
+            }
             Some(c) => offending.push(format!("{name} (declare `{}` in [capabilities])", c.name)),
             None => {
                 let what = match item.ty {
@@ -287,5 +314,30 @@ pub(crate) fn check_imports(
         Ok(())
     } else {
         Err(PrepareError::UndeclaredImports(offending))
+    }
+}
+
+/// The interface a plugin that declares schedules exports.
+const SCHEDULED: &str = "guildhall:platform/scheduled@0.1.0";
+
+/// The `run` function of the component's `guildhall:platform/scheduled` export, when the
+/// manifest declares schedules: a manifest with schedules whose component does not export
+/// it is refused, so a schedule never finds nothing to run.
+pub(crate) fn scheduled_export(
+    component: &wasmtime::component::Component,
+    manifest: &guildhall_domain::manifest::Manifest,
+) -> Result<Option<wasmtime::component::ComponentExportIndex>, PrepareError> {
+    if manifest.schedules.is_empty() {
+        return Ok(None);
+    }
+    let run = component
+        .get_export_index(None, SCHEDULED)
+        .and_then(|interface| component.get_export_index(Some(&interface), "run"));
+    match run {
+        Some(run) => Ok(Some(run)),
+        None => Err(PrepareError::Link(format!(
+            "the manifest declares [[schedules]] but the component does not export \
+             {SCHEDULED} with a `run` function (world guildhall:platform/scheduled-service)"
+        ))),
     }
 }

@@ -1,0 +1,425 @@
+//! Transactional services: install secrets, each council's own settings, scheduled work,
+//! and the garden-waste subscription paid through GOV.UK Pay and confirmed and reminded by
+//! GOV.UK Notify, here their loopback stand-ins (`govuk_standins`), on both databases.
+
+use reqwest::header::LOCATION;
+use serde_json::json;
+
+use crate::citizen::{Citizen, csrf_of};
+use crate::govuk_standins::{NotifyStandIn, Outcome, PayStandIn, test_notify_key};
+use crate::helpers::{Backend, TestApp, expect_json, expect_problem, status_of};
+
+const T: &str = "north-downs";
+const PLUGIN: &str = "garden-waste";
+const PAY_KEY: &str = "api_test_pay-0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const CONFIRMATION: &str = "1b0a0c3e-8f5e-4c55-9b0e-1c2d3e4f5a6b";
+const REMINDER: &str = "2c1b1d4f-9a6f-4d66-8c1f-2d3e4f5a6b7c";
+
+async fn spawn(backend: Backend) -> Option<TestApp> {
+    TestApp::spawn_with(backend, |c| {
+        // The stand-ins listen on loopback, which plugins may not reach by default.
+        c.runtime.outbound.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
+        c.runtime.default_timeout_ms = 5_000;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garden_waste_on_sqlite() {
+    let app = spawn(Backend::Sqlite).await.expect("SQLite");
+    garden_waste(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garden_waste_on_postgres() {
+    if let Some(app) = spawn(Backend::Postgres).await {
+        garden_waste(app).await;
+    }
+}
+
+/// A citizen's journey through garden-waste, up to the Pay stand-in's page; returns the
+/// payment's id and its return URL.
+async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (String, String) {
+    let base = format!("/s/{T}/{council}/{PLUGIN}");
+    let mut citizen = Citizen::new(app);
+    let (status, page) = citizen.get(&format!("{base}/address")).await;
+    assert_eq!(status, 200, "{page}");
+    let csrf = csrf_of(&page);
+    for (path, form) in [
+        (
+            "address",
+            vec![
+                ("address_line_1", "1 Station Road East"),
+                ("postcode", "rh8 0bt"),
+            ],
+        ),
+        ("bins", vec![("bins", bins)]),
+        (
+            "details",
+            vec![("name", "Alice Example"), ("email", "alice@example.org")],
+        ),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &csrf));
+        let response = citizen.post_form(&format!("{base}/{path}"), &form).await;
+        assert_eq!(
+            response.status(),
+            303,
+            "{path}: {}",
+            response.text().await.unwrap()
+        );
+    }
+    let (status, page) = citizen.get(&format!("{base}/check-answers")).await;
+    assert_eq!(status, 200, "{page}");
+    let before = pay.payments().len();
+    let request = app
+        .anonymous
+        .post(app.url(&format!("{base}/check-answers")))
+        .header("origin", format!("http://{}", app.addr))
+        .form(&[("csrf", csrf.as_str())]);
+    let response = citizen.send(request).await;
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    let next = response.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(next.starts_with(pay.base_url()), "{next}");
+    let payments = pay.payments();
+    assert_eq!(payments.len(), before + 1);
+    let payment = payments.last().unwrap().clone();
+    (payment.id, payment.return_url)
+}
+
+async fn garden_waste(app: TestApp) {
+    app.create_example_tenants().await;
+    app.publish_built(PLUGIN).await;
+    let pay = PayStandIn::start(PAY_KEY).await;
+    let notify_key = test_notify_key();
+    let notify = NotifyStandIn::start(&notify_key).await;
+    let config = json!({
+        "eligible_postcodes": ["RH8", "CR3"],
+        "price_per_bin_pence": 4500,
+        "pay_base_url": pay.base_url(),
+        "notify_base_url": notify.base_url(),
+        "confirmation_template_id": CONFIRMATION,
+        "reminder_template_id": REMINDER,
+    });
+    let response = app.install(T, PLUGIN, "0.1.0", json!("all"), config).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let installs = format!("/api/v1/tenants/{T}/installs/{PLUGIN}");
+
+    // ---- Secrets: write-only, declared names only, admins only --------------------------
+    let admin = app.client_as("tenant-admin", Some(T), None).await;
+    let officer = app.client_as("officer", Some(T), None).await;
+    let marches_admin = app
+        .client_as("tenant-admin", Some("the-marches"), None)
+        .await;
+    let tandridge_admin = app
+        .client_as("tenant-admin", Some(T), Some("tandridge"))
+        .await;
+    let secret = |name: &str| app.url(&format!("{installs}/secrets/{name}"));
+    assert_eq!(
+        status_of(
+            officer
+                .put(secret("pay_api_key"))
+                .json(&json!({"value": PAY_KEY}))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status_of(
+            marches_admin
+                .put(secret("pay_api_key"))
+                .json(&json!({"value": PAY_KEY}))
+        )
+        .await,
+        404
+    );
+    let problem = expect_problem(
+        admin
+            .put(secret("admin_password"))
+            .json(&json!({"value": "x"}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+    for bad in [
+        json!({"value": ""}),
+        json!({"value": "a\nb"}),
+        json!({"value": "x".repeat(9000)}),
+    ] {
+        expect_problem(
+            admin
+                .put(secret("pay_api_key"))
+                .json(&bad)
+                .send()
+                .await
+                .unwrap(),
+            422,
+        )
+        .await;
+    }
+    // A council-limited admin sets only its own council's value.
+    assert_eq!(
+        status_of(
+            tandridge_admin
+                .put(secret("pay_api_key"))
+                .json(&json!({"value": "x"}))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status_of(
+            tandridge_admin
+                .put(secret("pay_api_key"))
+                .json(&json!({"value": "x", "council": "mole-valley"}))
+        )
+        .await,
+        404
+    );
+    let set = expect_json(
+        admin
+            .put(secret("pay_api_key"))
+            .json(&json!({"value": PAY_KEY}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    assert!(!set.to_string().contains(PAY_KEY), "{set}");
+    expect_json(
+        admin
+            .put(secret("notify_api_key"))
+            .json(&json!({"value": notify_key}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    // Mole Valley's own (wrong) Pay key does not reach Tandridge.
+    expect_json(
+        admin
+            .put(secret("pay_api_key"))
+            .json(&json!({"value": "mole-valley-key", "council": "mole-valley"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let listed = app.get_json(&format!("{installs}/secrets")).await;
+    assert_eq!(listed["declared"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["set"].as_array().unwrap().len(), 3, "{listed}");
+    for leaked in [PAY_KEY, notify_key.as_str(), "mole-valley-key"] {
+        assert!(!listed.to_string().contains(leaked), "{listed}");
+    }
+    // The database holds them sealed.
+    let store = app.admin_store().await;
+    let rows = sea_orm::ConnectionTrait::query_all_raw(
+        store.connection(),
+        sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT ciphertext FROM install_secrets".to_string(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        let sealed: Vec<u8> = row.try_get("", "ciphertext").unwrap();
+        assert!(
+            !sealed
+                .windows(PAY_KEY.len())
+                .any(|w| w == PAY_KEY.as_bytes())
+        );
+    }
+
+    // ---- Per-council settings: checked, and each council sees only its own ----------------
+    let tandridge_officer = app.client_as("officer", Some(T), Some("tandridge")).await;
+    let council_config = |c: &str| app.url(&format!("{installs}/councils/{c}/config"));
+    let problem = expect_problem(
+        tandridge_officer
+            .put(council_config("tandridge"))
+            .json(&json!({"overrides": {"price_per_bin_pence": "cheap", "colour": 1}}))
+            .send()
+            .await
+            .unwrap(),
+        422,
+    )
+    .await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["overrides.colour", "overrides.price_per_bin_pence"],
+        "{problem}"
+    );
+    // Tandridge's officer keeps Tandridge's settings: subscriptions that end within the
+    // reminder window, so the reminder below is due.
+    let mine = expect_json(
+        tandridge_officer
+            .put(council_config("tandridge"))
+            .json(&json!({"overrides": {"subscription_days": 20}}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(mine["config"]["subscription_days"], 20, "{mine}");
+    assert_eq!(mine["config"]["price_per_bin_pence"], 4500, "{mine}");
+    for attempt in [
+        tandridge_officer.get(council_config("mole-valley")),
+        tandridge_officer
+            .put(council_config("mole-valley"))
+            .json(&json!({"overrides": {"price_per_bin_pence": 1}})),
+    ] {
+        assert_eq!(status_of(attempt).await, 404);
+    }
+    expect_json(
+        admin
+            .put(council_config("mole-valley"))
+            .json(&json!({"overrides": {"price_per_bin_pence": 6000}}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let (_, start) = app.serve(T, "tandridge", PLUGIN, "").await;
+    assert!(start.contains("£45.00"), "{start}");
+    let (_, start) = app.serve(T, "mole-valley", PLUGIN, "").await;
+    assert!(start.contains("£60.00"), "{start}");
+    // An upgrade cannot leave a council with settings its version refuses: none here, so
+    // a re-install with the same version keeps them.
+    let unchanged = app
+        .get_json(&format!("{installs}/councils/mole-valley/config"))
+        .await;
+    assert_eq!(unchanged["overrides"], json!({"price_per_bin_pence": 6000}));
+
+    // ---- The journey: paid -----------------------------------------------------------------
+    let (payment, return_url) = apply(&app, "tandridge", &pay, "2").await;
+    let paid = pay.payments().last().unwrap().clone();
+    assert_eq!(paid.amount, 9000);
+    pay.complete(&payment, Outcome::Success);
+    let back = return_url.replacen(&format!("http://{}", app.addr), "", 1);
+    let (status, page) = app.get_anonymous(&back).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Subscription complete"), "{page}");
+    let reference = paid.reference.clone();
+    assert!(page.contains(&reference), "{page}");
+    let sent = notify.notifications();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].recipient, "alice@example.org");
+    assert_eq!(sent[0].template_id.to_string(), CONFIRMATION);
+    assert_eq!(sent[0].reference.as_deref(), Some(reference.as_str()));
+    // Coming back again (a refresh) subscribes and writes once.
+    let (status, _) = app.get_anonymous(&back).await;
+    assert_eq!(status, 200);
+    assert_eq!(notify.notifications().len(), 1);
+
+    // ---- Declined ---------------------------------------------------------------------------
+    let (declined, return_url) = apply(&app, "tandridge", &pay, "1").await;
+    pay.complete(&declined, Outcome::Declined);
+    let back = return_url.replacen(&format!("http://{}", app.addr), "", 1);
+    let (status, page) = app.get_anonymous(&back).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your payment was not taken"), "{page}");
+    assert_eq!(notify.notifications().len(), 1);
+
+    // ---- Officers list their own council's subscriptions ----------------------------------
+    let listing = format!("/s/{T}/tandridge/{PLUGIN}/subscriptions");
+    let subs = expect_json(
+        tandridge_officer
+            .get(app.url(&listing))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let subs = subs["subscriptions"].as_array().unwrap().clone();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["reference"], reference.as_str());
+    let mole_officer = app.client_as("officer", Some(T), Some("mole-valley")).await;
+    assert_eq!(status_of(mole_officer.get(app.url(&listing))).await, 403);
+    assert_eq!(status_of(app.anonymous.get(app.url(&listing))).await, 401);
+
+    // ---- The reminder schedule, run now ----------------------------------------------------
+    let run = app.url(&format!("{installs}/schedules/renewal-reminders/run"));
+    assert_eq!(
+        status_of(officer.post(run.clone()).json(&json!({}))).await,
+        403
+    );
+    assert_eq!(
+        status_of(admin.post(app.url(&format!("{installs}/schedules/nope/run")))).await,
+        404
+    );
+    let ran = expect_json(
+        admin
+            .post(run.clone())
+            .json(&json!({"council": "tandridge"}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(ran["runs"][0]["state"], "ok", "{ran}");
+    let reminders: Vec<_> = notify
+        .notifications()
+        .into_iter()
+        .filter(|n| n.template_id.to_string() == REMINDER)
+        .collect();
+    assert_eq!(reminders.len(), 1, "{reminders:?}");
+    assert_eq!(reminders[0].reference.as_deref(), Some(reference.as_str()));
+    // Run again: nothing more is due for that subscription.
+    let ran = expect_json(
+        admin
+            .post(run)
+            .json(&json!({"council": "tandridge"}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(ran["runs"][0]["state"], "ok", "{ran}");
+    assert_eq!(
+        notify
+            .notifications()
+            .iter()
+            .filter(|n| n.template_id.to_string() == REMINDER)
+            .count(),
+        1
+    );
+    let schedules = app.get_json(&format!("{installs}/schedules")).await;
+    let listed = &schedules["schedules"][0];
+    assert_eq!(listed["name"], "renewal-reminders");
+    assert!(listed["next_due"].is_string(), "{schedules}");
+    assert_eq!(listed["runs"].as_array().unwrap().len(), 2, "{schedules}");
+    assert_eq!(listed["runs"][0]["trigger"], "manual");
+
+    // ---- No secret in any answer, the metrics or the audit log -----------------------------
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let audit = app
+        .get_json(&format!("/api/v1/tenants/{T}/audit?limit=500"))
+        .await;
+    let audit = audit.to_string();
+    assert!(
+        audit.contains("secrets.put"),
+        "the audit records the change"
+    );
+    for value in [PAY_KEY, notify_key.as_str(), "mole-valley-key"] {
+        assert!(!metrics.contains(value), "a secret in /metrics");
+        assert!(!audit.contains(value), "a secret in the audit log");
+    }
+}
