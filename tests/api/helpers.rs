@@ -171,7 +171,16 @@ pub fn test_config(db: &TestDb, dir: &Path) -> Config {
     config.runtime.cache_dir = dir.join("cache");
     config.runtime.default_timeout_ms = 1_000;
     config.runtime.pooling_instances = 100;
+    // Replicas of one database share the key install secrets are sealed with.
+    config.secrets.key = test_secrets_key(db).to_string();
     config
+}
+
+/// The secrets key of every server on `db`: one per test process, the same for each of its
+/// replicas.
+pub fn test_secrets_key(_db: &TestDb) -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(guildhall_store::Keyring::generate_key)
 }
 
 /// A running in-process server with its own database.
