@@ -411,3 +411,283 @@ async fn garden_waste(app: TestApp) {
         assert!(!audit.contains(value), "a secret in the audit log");
     }
 }
+
+/// Two replicas of one PostgreSQL database, each looking for due schedules every second,
+/// with garden-waste's reminders due every minute (the published component, with a manifest
+/// whose schedule is `* * * * *`): the due minute runs once per council across both, each
+/// due subscription gets exactly one reminder, and neither replica's log holds a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_run_once_across_two_replicas() {
+    use crate::helpers::{TestDb, cli_operator_token, client_with, serve_process};
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pay = PayStandIn::start(PAY_KEY).await;
+    let notify_key = test_notify_key();
+    let notify = NotifyStandIn::start(&notify_key).await;
+    let key = crate::helpers::test_secrets_key(&db).to_string();
+    let env = |cache: &str| -> Vec<(String, String)> {
+        vec![
+            ("GUILDHALL_DATABASE__URL".into(), db.url.expose().to_string()),
+            ("GUILDHALL_DATABASE__ADMIN_URL".into(), db.admin_url.expose().to_string()),
+            (
+                "GUILDHALL_RUNTIME__CACHE_DIR".into(),
+                dir.path().join(cache).display().to_string(),
+            ),
+            ("GUILDHALL_SECRETS__KEY".into(), key.clone()),
+            ("GUILDHALL_SCHEDULES__POLL_INTERVAL_SECS".into(), "1".into()),
+            (
+                "GUILDHALL_RUNTIME__OUTBOUND__ALLOW_CIDRS".into(),
+                "[\"127.0.0.0/8\"]".into(),
+            ),
+            ("GUILDHALL_RUNTIME__DEFAULT_TIMEOUT_MS".into(), "5000".into()),
+        ]
+    };
+    let start = |cache: &str| {
+        let env = env(cache);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        serve_process(dir.path(), &pairs)
+    };
+    let (mut a, addr_a, log_a) = start("cache-a");
+    let (mut b, _addr_b, log_b) = start("cache-b");
+    let env_a = env("cache-a");
+    let pairs: Vec<(&str, &str)> = env_a.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let operator = client_with(Some(&cli_operator_token(dir.path(), &pairs)));
+    let url = |path: &str| format!("http://{addr_a}{path}");
+    for file in ["north-downs"] {
+        let text = std::fs::read_to_string(crate::helpers::repo_root().join(format!("tenants/{file}.toml"))).unwrap();
+        let json = serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap();
+        assert_eq!(status_of(operator.post(url("/api/v1/tenants")).json(&json)).await, 201);
+    }
+    let artifact = guildhall_test_artifacts::plugin(PLUGIN);
+    let manifest = artifact.manifest().replace("cron = \"0 8 * * *\"", "cron = \"* * * * *\"");
+    assert!(manifest.contains("* * * * *"), "{manifest}");
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", manifest)
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(artifact.bytes()).file_name("component.wasm"),
+        );
+    let published = operator
+        .post(url(&format!("/api/v1/plugins/{PLUGIN}/versions")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(published.status().is_success(), "{}", published.text().await.unwrap());
+    let installs = format!("/api/v1/tenants/{T}/installs/{PLUGIN}");
+    let install = json!({
+        "version": "0.1.0",
+        "councils": ["tandridge", "mole-valley"],
+        "config": {
+            "eligible_postcodes": ["RH8"],
+            "price_per_bin_pence": 4500,
+            "pay_base_url": pay.base_url(),
+            "notify_base_url": notify.base_url(),
+            "confirmation_template_id": CONFIRMATION,
+            "reminder_template_id": REMINDER,
+        },
+    });
+    assert_eq!(status_of(operator.put(url(&installs)).json(&install)).await, 201);
+    for (name, value) in [("pay_api_key", PAY_KEY), ("notify_api_key", notify_key.as_str())] {
+        let path = url(&format!("{installs}/secrets/{name}"));
+        assert_eq!(status_of(operator.put(path).json(&json!({"value": value}))).await, 201);
+    }
+    // Subscriptions that end within the reminder window, as the plugin stores them.
+    let store = guildhall_store::Store::connect(&db.url, &Default::default()).await.unwrap();
+    let scope = store
+        .scope(&guildhall_domain::TenantId::parse("north-downs".to_string()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let plugin = guildhall_domain::PluginName::parse(PLUGIN.to_string()).unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let mut due = Vec::new();
+    for (i, council) in ["tandridge", "tandridge", "tandridge", "mole-valley", "mole-valley"]
+        .iter()
+        .enumerate()
+    {
+        let reference = format!("GW-{:06}", 900 + i);
+        let subscription = json!({
+            "reference": reference,
+            "name": format!("Resident {i}"),
+            "email": format!("resident{i}@example.org"),
+            "postcode": "RH8 0BT",
+            "address": format!("{i} Station Road East"),
+            "bins": 1,
+            "amount": 4500,
+            "start": (today - time::Duration::days(340)).to_string(),
+            "expires": (today + time::Duration::days(20)).to_string(),
+            "payment_id": format!("payment{i}"),
+        });
+        store
+            .kv(&scope, &plugin)
+            .set(
+                &format!("council/{council}/subscriptions/{reference}"),
+                subscription.to_string().as_bytes(),
+                u64::MAX,
+            )
+            .await
+            .unwrap();
+        due.push(reference);
+    }
+    // Wait for the next minute's runs, and a few seconds more for a late claim to show.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(100);
+    let runs = loop {
+        let listed = fetch(&operator, &url(&format!("{installs}/schedules"))).await;
+        let runs: Vec<serde_json::Value> = listed["schedules"][0]["runs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["trigger"] == "schedule")
+            .collect();
+        let finished = runs.iter().filter(|r| r["state"] != "running").count();
+        if finished >= 2 {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            break fetch(&operator, &url(&format!("{installs}/schedules"))).await["schedules"][0]
+                ["runs"]
+                .as_array()
+                .cloned()
+                .unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "no scheduled run within 100 s: {listed}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let first_due = runs
+        .iter()
+        .filter(|r| r["trigger"] == "schedule")
+        .map(|r| r["due_at"].as_str().unwrap().to_string())
+        .min()
+        .unwrap();
+    let of_first: Vec<_> = runs.iter().filter(|r| r["due_at"] == first_due.as_str()).collect();
+    let councils: std::collections::BTreeSet<&str> =
+        of_first.iter().map(|r| r["council"].as_str().unwrap()).collect();
+    assert_eq!(of_first.len(), 2, "one run per council for {first_due}: {runs:?}");
+    assert_eq!(councils.len(), 2, "{runs:?}");
+    assert!(of_first.iter().all(|r| r["state"] == "ok"), "{runs:?}");
+    let mut reminded: Vec<String> = notify
+        .notifications()
+        .into_iter()
+        .filter(|n| n.template_id.to_string() == REMINDER)
+        .filter_map(|n| n.reference)
+        .collect();
+    reminded.sort();
+    assert_eq!(reminded, due, "each due subscription reminded exactly once");
+    a.kill().ok();
+    b.kill().ok();
+    a.wait().ok();
+    b.wait().ok();
+    let logs = format!("{}{}", log_a.join().unwrap(), log_b.join().unwrap());
+    assert!(logs.contains("scheduled run"), "the runs are logged");
+    for value in [PAY_KEY, notify_key.as_str(), key.as_str()] {
+        assert!(!logs.contains(value), "a secret in a replica's log");
+    }
+}
+
+async fn fetch(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// What publishing refuses: schedules without the `scheduled` export, a component reading
+/// secrets its manifest does not declare, and cron expressions that are not five fields;
+/// nothing is stored by a refused publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_checks_schedules_and_secrets() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite");
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let with_schedule = format!(
+        "{}\n[[schedules]]\nname = \"nightly\"\ncron = \"0 2 * * *\"\n",
+        hello.manifest()
+    );
+    let problem = expect_problem(
+        app.publish("hello", &with_schedule, hello.bytes(), None).await,
+        422,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("guildhall:platform/scheduled"),
+        "{problem}"
+    );
+    let garden = guildhall_test_artifacts::plugin(PLUGIN);
+    let manifest = garden.manifest();
+    let start = manifest.find("[secrets]").unwrap();
+    let end = start + manifest[start..].find("\n[").unwrap() + 1;
+    let without_secrets = format!("{}{}", &manifest[..start], &manifest[end..]);
+    assert!(!without_secrets.contains("pay_api_key"), "{without_secrets}");
+    let problem = expect_problem(
+        app.publish(PLUGIN, &without_secrets, garden.bytes(), None).await,
+        422,
+    )
+    .await;
+    assert!(problem.to_string().contains("[secrets]"), "{problem}");
+    for (cron, why) in [
+        ("*/5 * * * * *", "five-field"),
+        ("61 * * * *", "not a valid cron expression"),
+        ("@daily", "five-field"),
+    ] {
+        let bad = manifest.replace("cron = \"0 8 * * *\"", &format!("cron = \"{cron}\""));
+        let problem = expect_problem(app.publish(PLUGIN, &bad, garden.bytes(), None).await, 422).await;
+        assert!(problem.to_string().contains("schedules[0].cron"), "{cron}: {problem}");
+        assert!(problem.to_string().contains(why), "{cron}: {problem}");
+    }
+    let catalogue = app.get_json("/api/v1/plugins").await;
+    assert!(!catalogue.to_string().contains(PLUGIN), "{catalogue}");
+    assert!(!catalogue.to_string().contains("\"hello\""), "{catalogue}");
+}
+
+/// Another alliance's install of the same plugin reads none of this alliance's secrets:
+/// with none of its own set, the payment cannot start and the citizen gets the service's
+/// problem page, with no key shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_stay_with_their_alliance() {
+    let app = spawn(Backend::Sqlite).await.expect("SQLite");
+    app.create_example_tenants().await;
+    app.publish_built(PLUGIN).await;
+    let pay = PayStandIn::start(PAY_KEY).await;
+    let config = json!({
+        "eligible_postcodes": ["RH8"],
+        "price_per_bin_pence": 4500,
+        "pay_base_url": pay.base_url(),
+        "confirmation_template_id": CONFIRMATION,
+        "reminder_template_id": REMINDER,
+    });
+    for tenant in [T, "the-marches"] {
+        let response = app.install(tenant, PLUGIN, "0.1.0", json!("all"), config.clone()).await;
+        assert_eq!(response.status(), 201);
+    }
+    let secret = app.url(&format!("/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"));
+    assert_eq!(status_of(app.client.put(secret).json(&json!({"value": PAY_KEY}))).await, 201);
+    let marches = app
+        .get_json(&format!("/api/v1/tenants/the-marches/installs/{PLUGIN}/secrets"))
+        .await;
+    assert_eq!(marches["set"], json!([]), "{marches}");
+    let base = format!("/s/the-marches/shropshire/{PLUGIN}");
+    let mut citizen = Citizen::new(&app);
+    let (_, page) = citizen.get(&format!("{base}/address")).await;
+    let csrf = csrf_of(&page);
+    for (path, form) in [
+        ("address", vec![("address_line_1", "1 High Street"), ("postcode", "RH8 0BT")]),
+        ("bins", vec![("bins", "1")]),
+        ("details", vec![("name", "Bob"), ("email", "bob@example.org")]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &csrf));
+        let response = citizen.post_form(&format!("{base}/{path}"), &form).await;
+        assert_eq!(response.status(), 303, "{path}");
+    }
+    let request = app
+        .anonymous
+        .post(app.url(&format!("{base}/check-answers")))
+        .header("origin", format!("http://{}", app.addr))
+        .form(&[("csrf", csrf.as_str())]);
+    let response = citizen.send(request).await;
+    assert_eq!(response.status(), 503);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Sorry, there is a problem with the service"), "{page}");
+    assert!(!page.contains(PAY_KEY));
+    assert!(pay.payments().is_empty(), "no payment started without the alliance's own key");
+}

@@ -700,4 +700,75 @@ default = 20
             ["config.colour", "config.collection_api", "config.page_size"]
         );
     }
+
+    #[test]
+    fn secrets_and_schedules_are_checked() {
+        let text = format!(
+            "{EXAMPLE}\n[secrets]\npay_api_key = {{ description = \"The council's GOV.UK Pay key\" }}\n\
+             [[schedules]]\nname = \"renewal-reminders\"\ncron = \"0 8 * * *\"\n"
+        );
+        let m = Manifest::from_toml(&text).unwrap();
+        m.validate(&CAPS).unwrap();
+        assert!(m.schedule("renewal-reminders").is_some());
+        let bad = text
+            .replace("pay_api_key", "Pay-Key")
+            .replace("renewal-reminders", "Renewals")
+            .replace("0 8 * * *", "0 8 * *");
+        let fields: Vec<String> = Manifest::from_toml(&bad)
+            .unwrap()
+            .validate(&CAPS)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["secrets.Pay-Key", "schedules[0].name", "schedules[0].cron"]
+        );
+        let twice = format!("{text}[[schedules]]\nname = \"renewal-reminders\"\ncron = \"* * * * *\"\n");
+        let errors = Manifest::from_toml(&twice).unwrap().validate(&CAPS).unwrap_err();
+        assert_eq!(errors[0].field, "schedules[1].name");
+        assert!(errors[0].reason.contains("twice"));
+    }
+
+    #[test]
+    fn due_times_are_the_crons_in_a_window() {
+        let cron = parse_cron("0 8 * * *").unwrap();
+        let at = |d: u8, h: u8, m: u8| {
+            time::PrimitiveDateTime::new(
+                time::Date::from_calendar_date(2026, time::Month::December, d).unwrap(),
+                time::Time::from_hms(h, m, 0).unwrap(),
+            )
+            .assume_utc()
+        };
+        // Strictly after the start, up to and including the end.
+        assert_eq!(
+            due_times(&cron, at(1, 8, 0), at(3, 8, 0), 10),
+            [at(2, 8, 0), at(3, 8, 0)]
+        );
+        assert!(due_times(&cron, at(1, 8, 1), at(2, 7, 59), 10).is_empty());
+        let every_minute = parse_cron("* * * * *").unwrap();
+        assert_eq!(due_times(&every_minute, at(1, 0, 0), at(2, 0, 0), 5).len(), 5);
+        assert!(parse_cron("* * * * * *").is_err());
+        assert!(parse_cron("0 25 * * *").is_err());
+    }
+
+    #[test]
+    fn council_overrides_are_checked_and_merged() {
+        let m = Manifest::from_toml(EXAMPLE).unwrap();
+        let install = m
+            .check_config(&serde_json::json!({"collection_api": "https://x"}))
+            .unwrap();
+        let overrides = serde_json::json!({"page_size": 50});
+        m.check_overrides(&overrides).unwrap();
+        let merged = Manifest::merged_config(&install, Some(&overrides));
+        assert_eq!(merged["page_size"], 50);
+        assert_eq!(merged["collection_api"], "https://x");
+        let errors = m
+            .check_overrides(&serde_json::json!({"page_size": "many", "colour": 1}))
+            .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["config.colour", "config.page_size"]);
+        assert!(m.check_overrides(&serde_json::json!([1])).is_err());
+    }
 }

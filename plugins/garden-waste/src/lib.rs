@@ -13,11 +13,11 @@
 //! The schedule `renewal-reminders` (`work::renewal_reminders`) sends reminders, retries
 //! confirmation emails and completes payments whose payer never came back.
 //!
-//! Everything is kept per council of the URL, in `kv` under keys that name it
-//! (`rules::keys`): `references/{council}` (the reference counter),
-//! `pending/{council}/{reference}` (applications waiting for their payment),
-//! `subscriptions/{council}/{reference}`, `unsent/{council}/{reference}` (confirmation
-//! emails to send again) and `reminded/{council}/{reference}/{expires}` (reminders sent).
+//! Everything is kept per council of the URL, in that council's part of `kv`
+//! (`council/{council}/`, `rules::keys`): `references` (the reference counter),
+//! `pending/{reference}` (applications waiting for their payment),
+//! `subscriptions/{reference}`, `unsent/{reference}` (confirmation emails to send again)
+//! and `reminded/{reference}/{expires}` (reminders sent).
 //! Settings come from `config`, where the platform has merged the council's own values;
 //! the Pay and Notify keys are the secrets `pay_api_key` and `notify_api_key`.
 

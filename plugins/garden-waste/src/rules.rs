@@ -233,44 +233,53 @@ pub fn reference_order(reference: &str) -> (usize, &str) {
 
 /// The keys this service keeps in `kv`, each under the council it belongs to.
 pub mod keys {
+    //! Every key is in the council's part of the install's store, `council/<council>/`
+    //! (the SDK's `kv::CouncilKv`), like the other examples' data.
+
+    use guildhall_plugin::kv::CouncilKv;
+
+    fn of(council: &str, key: &str) -> String {
+        CouncilKv::for_council(council).key(key)
+    }
+
     /// The counter of the council's references (the last number handed out).
     pub fn references(council: &str) -> String {
-        format!("references/{council}")
+        of(council, "references")
     }
 
     /// An application waiting for its payment: a [`super::Pending`].
     pub fn pending(council: &str, reference: &str) -> String {
-        format!("pending/{council}/{reference}")
+        of(council, &format!("pending/{reference}"))
     }
 
     /// Every pending application of a council.
     pub fn pending_prefix(council: &str) -> String {
-        format!("pending/{council}/")
+        of(council, "pending/")
     }
 
     /// A paid subscription: a [`super::Subscription`].
     pub fn subscription(council: &str, reference: &str) -> String {
-        format!("subscriptions/{council}/{reference}")
+        of(council, &format!("subscriptions/{reference}"))
     }
 
     /// Every subscription of a council.
     pub fn subscriptions_prefix(council: &str) -> String {
-        format!("subscriptions/{council}/")
+        of(council, "subscriptions/")
     }
 
     /// A subscription whose confirmation email is still to be sent.
     pub fn unsent(council: &str, reference: &str) -> String {
-        format!("unsent/{council}/{reference}")
+        of(council, &format!("unsent/{reference}"))
     }
 
     /// Every subscription of a council whose confirmation email is still to be sent.
     pub fn unsent_prefix(council: &str) -> String {
-        format!("unsent/{council}/")
+        of(council, "unsent/")
     }
 
     /// The claim of the renewal reminder of a subscription ending on `expires`.
     pub fn reminded(council: &str, reference: &str, expires: &str) -> String {
-        format!("reminded/{council}/{reference}/{expires}")
+        of(council, &format!("reminded/{reference}/{expires}"))
     }
 }
 
@@ -695,14 +704,14 @@ mod tests {
 
     #[test]
     fn keys_are_per_council() {
-        assert_eq!(keys::references("tandridge"), "references/tandridge");
+        assert_eq!(keys::references("tandridge"), "council/tandridge/references");
         assert_eq!(
             keys::pending("tandridge", "GW-000001"),
-            "pending/tandridge/GW-000001"
+            "council/tandridge/pending/GW-000001"
         );
         assert_eq!(
             keys::subscription("tandridge", "GW-000001"),
-            "subscriptions/tandridge/GW-000001"
+            "council/tandridge/subscriptions/GW-000001"
         );
         assert!(
             keys::subscription("tandridge", "GW-000001")
@@ -714,11 +723,11 @@ mod tests {
         );
         assert_eq!(
             keys::unsent("tandridge", "GW-000001"),
-            "unsent/tandridge/GW-000001"
+            "council/tandridge/unsent/GW-000001"
         );
         assert_eq!(
             keys::reminded("tandridge", "GW-000001", "2027-05-01"),
-            "reminded/tandridge/GW-000001/2027-05-01"
+            "council/tandridge/reminded/GW-000001/2027-05-01"
         );
     }
 

@@ -142,7 +142,7 @@ fn storage(e: KvError) -> String {
 ///    forgotten a day after they ended unpaid;
 /// 2. confirmation emails not sent yet: sent again;
 /// 3. subscriptions ending within `reminder_days` (and not ended): the reminder, claimed
-///    first under `reminded/{council}/{reference}/{expires}` so that it goes once per
+///    first under `council/{council}/reminded/{reference}/{expires}` so that it goes once per
 ///    subscription and end date however many runs see it; a reminder that fails gives its
 ///    claim back for the next run.
 ///
