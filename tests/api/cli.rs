@@ -289,12 +289,21 @@ fn config_check_and_show_and_the_operations_guide_covers_every_key() {
             "GUILDHALL_DATABASE__URL",
             "postgres://app:hunter2@db/guildhall",
         )
+        .env(
+            "GUILDHALL_SECRETS__KEY",
+            "c2VjcmV0cy1rZXktaHVudGVyMi0xMjM0NTY3ODkwYWI=",
+        )
         .args(["config", "show"])
         .output()
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(!stdout.contains("hunter2"), "{stdout}");
+    assert!(
+        !stdout.contains("c2VjcmV0cy1rZXktaHVudGVyMi0xMjM0NTY3ODkwYWI="),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(hidden)"), "{stdout}");
     let shown: toml::Value = toml::from_str(&stdout).unwrap();
     let mut keys = Vec::new();
     leaf_keys("", &shown, &mut keys);

@@ -19,6 +19,7 @@ mod console;
 mod console_browser;
 mod examples;
 mod faults;
+mod garden_waste_browser;
 mod gateway;
 mod govuk_standins;
 mod hardening;

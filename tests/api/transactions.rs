@@ -429,8 +429,14 @@ async fn reminders_run_once_across_two_replicas() {
     let key = crate::helpers::test_secrets_key(&db).to_string();
     let env = |cache: &str| -> Vec<(String, String)> {
         vec![
-            ("GUILDHALL_DATABASE__URL".into(), db.url.expose().to_string()),
-            ("GUILDHALL_DATABASE__ADMIN_URL".into(), db.admin_url.expose().to_string()),
+            (
+                "GUILDHALL_DATABASE__URL".into(),
+                db.url.expose().to_string(),
+            ),
+            (
+                "GUILDHALL_DATABASE__ADMIN_URL".into(),
+                db.admin_url.expose().to_string(),
+            ),
             (
                 "GUILDHALL_RUNTIME__CACHE_DIR".into(),
                 dir.path().join(cache).display().to_string(),
@@ -441,7 +447,10 @@ async fn reminders_run_once_across_two_replicas() {
                 "GUILDHALL_RUNTIME__OUTBOUND__ALLOW_CIDRS".into(),
                 "[\"127.0.0.0/8\"]".into(),
             ),
-            ("GUILDHALL_RUNTIME__DEFAULT_TIMEOUT_MS".into(), "5000".into()),
+            (
+                "GUILDHALL_RUNTIME__DEFAULT_TIMEOUT_MS".into(),
+                "5000".into(),
+            ),
         ]
     };
     let start = |cache: &str| {
@@ -452,16 +461,27 @@ async fn reminders_run_once_across_two_replicas() {
     let (mut a, addr_a, log_a) = start("cache-a");
     let (mut b, _addr_b, log_b) = start("cache-b");
     let env_a = env("cache-a");
-    let pairs: Vec<(&str, &str)> = env_a.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = env_a
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let operator = client_with(Some(&cli_operator_token(dir.path(), &pairs)));
     let url = |path: &str| format!("http://{addr_a}{path}");
     for file in ["north-downs"] {
-        let text = std::fs::read_to_string(crate::helpers::repo_root().join(format!("tenants/{file}.toml"))).unwrap();
+        let text = std::fs::read_to_string(
+            crate::helpers::repo_root().join(format!("tenants/{file}.toml")),
+        )
+        .unwrap();
         let json = serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap();
-        assert_eq!(status_of(operator.post(url("/api/v1/tenants")).json(&json)).await, 201);
+        assert_eq!(
+            status_of(operator.post(url("/api/v1/tenants")).json(&json)).await,
+            201
+        );
     }
     let artifact = guildhall_test_artifacts::plugin(PLUGIN);
-    let manifest = artifact.manifest().replace("cron = \"0 8 * * *\"", "cron = \"* * * * *\"");
+    let manifest = artifact
+        .manifest()
+        .replace("cron = \"0 8 * * *\"", "cron = \"* * * * *\"");
     assert!(manifest.contains("* * * * *"), "{manifest}");
     let form = reqwest::multipart::Form::new()
         .text("manifest", manifest)
@@ -475,7 +495,11 @@ async fn reminders_run_once_across_two_replicas() {
         .send()
         .await
         .unwrap();
-    assert!(published.status().is_success(), "{}", published.text().await.unwrap());
+    assert!(
+        published.status().is_success(),
+        "{}",
+        published.text().await.unwrap()
+    );
     let installs = format!("/api/v1/tenants/{T}/installs/{PLUGIN}");
     let install = json!({
         "version": "0.1.0",
@@ -489,13 +513,24 @@ async fn reminders_run_once_across_two_replicas() {
             "reminder_template_id": REMINDER,
         },
     });
-    assert_eq!(status_of(operator.put(url(&installs)).json(&install)).await, 201);
-    for (name, value) in [("pay_api_key", PAY_KEY), ("notify_api_key", notify_key.as_str())] {
+    assert_eq!(
+        status_of(operator.put(url(&installs)).json(&install)).await,
+        201
+    );
+    for (name, value) in [
+        ("pay_api_key", PAY_KEY),
+        ("notify_api_key", notify_key.as_str()),
+    ] {
         let path = url(&format!("{installs}/secrets/{name}"));
-        assert_eq!(status_of(operator.put(path).json(&json!({"value": value}))).await, 201);
+        assert_eq!(
+            status_of(operator.put(path).json(&json!({"value": value}))).await,
+            201
+        );
     }
     // Subscriptions that end within the reminder window, as the plugin stores them.
-    let store = guildhall_store::Store::connect(&db.url, &Default::default()).await.unwrap();
+    let store = guildhall_store::Store::connect(&db.url, &Default::default())
+        .await
+        .unwrap();
     let scope = store
         .scope(&guildhall_domain::TenantId::parse("north-downs".to_string()).unwrap())
         .await
@@ -504,9 +539,15 @@ async fn reminders_run_once_across_two_replicas() {
     let plugin = guildhall_domain::PluginName::parse(PLUGIN.to_string()).unwrap();
     let today = time::OffsetDateTime::now_utc().date();
     let mut due = Vec::new();
-    for (i, council) in ["tandridge", "tandridge", "tandridge", "mole-valley", "mole-valley"]
-        .iter()
-        .enumerate()
+    for (i, council) in [
+        "tandridge",
+        "tandridge",
+        "tandridge",
+        "mole-valley",
+        "mole-valley",
+    ]
+    .iter()
+    .enumerate()
     {
         let reference = format!("GW-{:06}", 900 + i);
         let subscription = json!({
@@ -552,7 +593,10 @@ async fn reminders_run_once_across_two_replicas() {
                 .cloned()
                 .unwrap();
         }
-        assert!(std::time::Instant::now() < deadline, "no scheduled run within 100 s: {listed}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled run within 100 s: {listed}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };
     let first_due = runs
@@ -561,12 +605,26 @@ async fn reminders_run_once_across_two_replicas() {
         .map(|r| r["due_at"].as_str().unwrap().to_string())
         .min()
         .unwrap();
-    let of_first: Vec<_> = runs.iter().filter(|r| r["due_at"] == first_due.as_str()).collect();
-    let councils: std::collections::BTreeSet<&str> =
-        of_first.iter().map(|r| r["council"].as_str().unwrap()).collect();
-    assert_eq!(of_first.len(), 2, "one run per council for {first_due}: {runs:?}");
+    let of_first: Vec<_> = runs
+        .iter()
+        .filter(|r| r["due_at"] == first_due.as_str())
+        .collect();
+    let councils: std::collections::BTreeSet<&str> = of_first
+        .iter()
+        .map(|r| r["council"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        of_first.len(),
+        2,
+        "one run per council for {first_due}: {runs:?}"
+    );
     assert_eq!(councils.len(), 2, "{runs:?}");
     assert!(of_first.iter().all(|r| r["state"] == "ok"), "{runs:?}");
+    a.kill().ok();
+    b.kill().ok();
+    a.wait().ok();
+    b.wait().ok();
+    let logs = format!("{}{}", log_a.join().unwrap(), log_b.join().unwrap());
     let mut reminded: Vec<String> = notify
         .notifications()
         .into_iter()
@@ -574,12 +632,11 @@ async fn reminders_run_once_across_two_replicas() {
         .filter_map(|n| n.reference)
         .collect();
     reminded.sort();
-    assert_eq!(reminded, due, "each due subscription reminded exactly once");
-    a.kill().ok();
-    b.kill().ok();
-    a.wait().ok();
-    b.wait().ok();
-    let logs = format!("{}{}", log_a.join().unwrap(), log_b.join().unwrap());
+    let tail: String = logs.lines().rev().take(60).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        reminded, due,
+        "each due subscription reminded exactly once; runs {runs:?}; logs (last lines first):\n{tail}"
+    );
     assert!(logs.contains("scheduled run"), "the runs are logged");
     for value in [PAY_KEY, notify_key.as_str(), key.as_str()] {
         assert!(!logs.contains(value), "a secret in a replica's log");
@@ -604,12 +661,16 @@ async fn publishing_checks_schedules_and_secrets() {
         hello.manifest()
     );
     let problem = expect_problem(
-        app.publish("hello", &with_schedule, hello.bytes(), None).await,
+        app.publish("hello", &with_schedule, hello.bytes(), None)
+            .await,
         422,
     )
     .await;
     assert!(
-        problem["detail"].as_str().unwrap().contains("guildhall:platform/scheduled"),
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("guildhall:platform/scheduled"),
         "{problem}"
     );
     let garden = guildhall_test_artifacts::plugin(PLUGIN);
@@ -617,9 +678,13 @@ async fn publishing_checks_schedules_and_secrets() {
     let start = manifest.find("[secrets]").unwrap();
     let end = start + manifest[start..].find("\n[").unwrap() + 1;
     let without_secrets = format!("{}{}", &manifest[..start], &manifest[end..]);
-    assert!(!without_secrets.contains("pay_api_key"), "{without_secrets}");
+    assert!(
+        !without_secrets.contains("pay_api_key"),
+        "{without_secrets}"
+    );
     let problem = expect_problem(
-        app.publish(PLUGIN, &without_secrets, garden.bytes(), None).await,
+        app.publish(PLUGIN, &without_secrets, garden.bytes(), None)
+            .await,
         422,
     )
     .await;
@@ -630,8 +695,12 @@ async fn publishing_checks_schedules_and_secrets() {
         ("@daily", "five-field"),
     ] {
         let bad = manifest.replace("cron = \"0 8 * * *\"", &format!("cron = \"{cron}\""));
-        let problem = expect_problem(app.publish(PLUGIN, &bad, garden.bytes(), None).await, 422).await;
-        assert!(problem.to_string().contains("schedules[0].cron"), "{cron}: {problem}");
+        let problem =
+            expect_problem(app.publish(PLUGIN, &bad, garden.bytes(), None).await, 422).await;
+        assert!(
+            problem.to_string().contains("schedules[0].cron"),
+            "{cron}: {problem}"
+        );
         assert!(problem.to_string().contains(why), "{cron}: {problem}");
     }
     let catalogue = app.get_json("/api/v1/plugins").await;
@@ -656,13 +725,22 @@ async fn secrets_stay_with_their_alliance() {
         "reminder_template_id": REMINDER,
     });
     for tenant in [T, "the-marches"] {
-        let response = app.install(tenant, PLUGIN, "0.1.0", json!("all"), config.clone()).await;
+        let response = app
+            .install(tenant, PLUGIN, "0.1.0", json!("all"), config.clone())
+            .await;
         assert_eq!(response.status(), 201);
     }
-    let secret = app.url(&format!("/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"));
-    assert_eq!(status_of(app.client.put(secret).json(&json!({"value": PAY_KEY}))).await, 201);
+    let secret = app.url(&format!(
+        "/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"
+    ));
+    assert_eq!(
+        status_of(app.client.put(secret).json(&json!({"value": PAY_KEY}))).await,
+        201
+    );
     let marches = app
-        .get_json(&format!("/api/v1/tenants/the-marches/installs/{PLUGIN}/secrets"))
+        .get_json(&format!(
+            "/api/v1/tenants/the-marches/installs/{PLUGIN}/secrets"
+        ))
         .await;
     assert_eq!(marches["set"], json!([]), "{marches}");
     let base = format!("/s/the-marches/shropshire/{PLUGIN}");
@@ -670,9 +748,15 @@ async fn secrets_stay_with_their_alliance() {
     let (_, page) = citizen.get(&format!("{base}/address")).await;
     let csrf = csrf_of(&page);
     for (path, form) in [
-        ("address", vec![("address_line_1", "1 High Street"), ("postcode", "RH8 0BT")]),
+        (
+            "address",
+            vec![("address_line_1", "1 High Street"), ("postcode", "RH8 0BT")],
+        ),
         ("bins", vec![("bins", "1")]),
-        ("details", vec![("name", "Bob"), ("email", "bob@example.org")]),
+        (
+            "details",
+            vec![("name", "Bob"), ("email", "bob@example.org")],
+        ),
     ] {
         let mut form = form;
         form.push(("csrf", &csrf));
@@ -687,7 +771,77 @@ async fn secrets_stay_with_their_alliance() {
     let response = citizen.send(request).await;
     assert_eq!(response.status(), 503);
     let page = response.text().await.unwrap();
-    assert!(page.contains("Sorry, there is a problem with the service"), "{page}");
+    assert!(
+        page.contains("Sorry, there is a problem with the service"),
+        "{page}"
+    );
     assert!(!page.contains(PAY_KEY));
-    assert!(pay.payments().is_empty(), "no payment started without the alliance's own key");
+    assert!(
+        pay.payments().is_empty(),
+        "no payment started without the alliance's own key"
+    );
+}
+
+/// With no `secrets.key`: on SQLite `serve` makes one next to the database file, readable by
+/// its owner only, and secrets can be set; on PostgreSQL (several replicas must share a key)
+/// setting one is refused with what to configure, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_configured_key() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = TestApp::spawn_with(backend, |c| c.secrets.key = String::new()).await
+        else {
+            continue;
+        };
+        app.create_example_tenants().await;
+        app.publish_built(PLUGIN).await;
+        let config = json!({
+            "eligible_postcodes": ["RH8"],
+            "price_per_bin_pence": 4500,
+            "confirmation_template_id": CONFIRMATION,
+            "reminder_template_id": REMINDER,
+        });
+        let response = app.install(T, PLUGIN, "0.1.0", json!("all"), config).await;
+        assert_eq!(response.status(), 201);
+        let secret = app.url(&format!(
+            "/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"
+        ));
+        let response = app
+            .client
+            .put(secret)
+            .json(&json!({"value": PAY_KEY}))
+            .send()
+            .await
+            .unwrap();
+        match backend {
+            Backend::Sqlite => {
+                assert_eq!(response.status(), 201);
+                let file = app
+                    .config
+                    .database
+                    .url
+                    .sqlite_path()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .join("secret.key");
+                let mode = std::os::unix::fs::PermissionsExt::mode(
+                    &std::fs::metadata(&file).unwrap().permissions(),
+                );
+                assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+                let key = std::fs::read_to_string(&file).unwrap();
+                assert!(guildhall_store::Keyring::from_base64(&key, &[]).is_ok());
+            }
+            Backend::Postgres => {
+                let problem = expect_problem(response, 409).await;
+                assert!(
+                    problem["detail"].as_str().unwrap().contains("secrets.key"),
+                    "{problem}"
+                );
+                let listed = app
+                    .get_json(&format!("/api/v1/tenants/{T}/installs/{PLUGIN}/secrets"))
+                    .await;
+                assert_eq!(listed["set"], json!([]));
+            }
+        }
+    }
 }

@@ -58,16 +58,17 @@ fn main() {
         .map(|t| t.join("wasm-plugins"))
         .unwrap_or_else(|| out_dir.join("wasm-plugins"));
 
-    for watched in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "sdk",
-        "hello",
-        "bin-collections",
-        "report-a-problem",
-        "fixtures",
-    ] {
-        println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
+    // Every crate of the plugins' workspace (each folder but its build output), so a new
+    // example is rebuilt when it changes without being listed here.
+    let mut watched: Vec<PathBuf> = std::fs::read_dir(&plugins)
+        .expect("the plugins folder")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.file_name().is_some_and(|name| name != "target"))
+        .collect();
+    watched.sort();
+    for path in watched {
+        println!("cargo:rerun-if-changed={}", path.display());
     }
     println!(
         "cargo:rerun-if-changed={}",

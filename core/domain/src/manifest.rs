@@ -725,8 +725,12 @@ default = 20
             fields,
             ["secrets.Pay-Key", "schedules[0].name", "schedules[0].cron"]
         );
-        let twice = format!("{text}[[schedules]]\nname = \"renewal-reminders\"\ncron = \"* * * * *\"\n");
-        let errors = Manifest::from_toml(&twice).unwrap().validate(&CAPS).unwrap_err();
+        let twice =
+            format!("{text}[[schedules]]\nname = \"renewal-reminders\"\ncron = \"* * * * *\"\n");
+        let errors = Manifest::from_toml(&twice)
+            .unwrap()
+            .validate(&CAPS)
+            .unwrap_err();
         assert_eq!(errors[0].field, "schedules[1].name");
         assert!(errors[0].reason.contains("twice"));
     }
@@ -748,7 +752,10 @@ default = 20
         );
         assert!(due_times(&cron, at(1, 8, 1), at(2, 7, 59), 10).is_empty());
         let every_minute = parse_cron("* * * * *").unwrap();
-        assert_eq!(due_times(&every_minute, at(1, 0, 0), at(2, 0, 0), 5).len(), 5);
+        assert_eq!(
+            due_times(&every_minute, at(1, 0, 0), at(2, 0, 0), 5).len(),
+            5
+        );
         assert!(parse_cron("* * * * * *").is_err());
         assert!(parse_cron("0 25 * * *").is_err());
     }

@@ -70,16 +70,27 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsConfig {
-    /// The current key, in base64.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    /// The current key, in base64. `config show` prints it hidden.
+    #[serde(skip_serializing_if = "String::is_empty", serialize_with = "hidden")]
     pub key: String,
     /// A file holding the current key, in base64 (used when `key` is empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_file: Option<std::path::PathBuf>,
     /// Earlier keys, which still open values until `guildhall secrets rotate-key` has
     /// sealed them again under the current key.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "all_hidden")]
     pub previous_keys: Vec<String>,
+}
+
+/// What `config show` prints for a key.
+const HIDDEN: &str = "(hidden)";
+
+fn hidden<S: serde::Serializer>(_: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(HIDDEN)
+}
+
+fn all_hidden<S: serde::Serializer>(keys: &[String], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(keys.iter().map(|_| HIDDEN))
 }
 
 impl SecretsConfig {

@@ -102,32 +102,57 @@ pub fn spawn_scheduler(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
     }))
 }
 
-/// One look for due schedules across every tenant.
+/// One look for due schedules across every tenant. An install that cannot be resolved or
+/// run now (its version fails to prepare, the database hiccups) is logged and skipped, so
+/// it never holds up the others.
 async fn run_due(state: &AppState, config: &SchedulesConfig) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
     let window = now - time::Duration::seconds(config.catch_up_secs as i64);
     for tenant in state.store.tenants().list().await? {
         let scope = TenantScope::already_checked(tenant.id.clone());
-        for install in state.store.installs(&scope).list().await? {
-            let Some(resolved) = state.gateway.resolve(&tenant.id, &install.plugin).await? else {
-                continue;
-            };
-            let manifest = resolved.prepared.manifest();
-            if manifest.schedules.is_empty() {
+        let installs = match state.store.installs(&scope).list().await {
+            Ok(installs) => installs,
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.id, error = %e, "cannot list installs for schedules");
                 continue;
             }
-            let after = window.max(resolved.installed_at);
-            for schedule in &manifest.schedules {
-                let Ok(cron) = schedule.parsed() else {
-                    continue;
-                };
-                let Some(due) = due_times(&cron, after, now, 10_000).pop() else {
-                    continue;
-                };
-                for council in councils(&resolved) {
-                    run(state, &resolved, &council, schedule, Some(due)).await?;
-                }
+        };
+        for install in installs {
+            if let Err(e) = run_install(state, &tenant.id, &install.plugin, window, now).await {
+                tracing::warn!(
+                    tenant = %tenant.id,
+                    plugin = %install.plugin,
+                    error = %e,
+                    "cannot run the install's due schedules"
+                );
             }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one install's schedules due after `window` (and after it was installed).
+async fn run_install(
+    state: &AppState,
+    tenant: &TenantId,
+    plugin: &guildhall_domain::PluginName,
+    window: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), ApiError> {
+    let Some(resolved) = state.gateway.resolve(tenant, plugin).await? else {
+        return Ok(());
+    };
+    let manifest = resolved.prepared.manifest();
+    let after = window.max(resolved.installed_at);
+    for schedule in &manifest.schedules {
+        let Ok(cron) = schedule.parsed() else {
+            continue;
+        };
+        let Some(due) = due_times(&cron, after, now, 10_000).pop() else {
+            continue;
+        };
+        for council in councils(&resolved) {
+            run(state, &resolved, &council, schedule, Some(due)).await?;
         }
     }
     Ok(())
