@@ -112,10 +112,7 @@ const pathOf = (page) => {
 const pounds = (pence) => `£${Math.floor(pence / 100)}.${String(pence % 100).padStart(2, '0')}`;
 
 async function openPage(context) {
-  await context.setExtraHTTPHeaders({ 'x-forwarded-host': new URL(BASE).host, 'x-forwarded-proto': 'http' });
   const page = watchPage(await context.newPage());
-  page.on('response', (r) => log(`DIAG response ${r.status()} ${r.url()} ${r.headers().location ?? ''}`));
-  page.on('requestfailed', (r) => log(`DIAG failed ${r.url()} ${r.failure()?.errorText}`));
   page.setDefaultTimeout(10000);
   // The documents the tab loaded with their Referrer-Policy, and its latest form post: what
   // the service had to build Pay's return address from, for the report when it could not.
@@ -123,7 +120,13 @@ async function openPage(context) {
   page.on('response', (res) => {
     const request = res.request();
     if (request.isNavigationRequest() && request.frame() === page.mainFrame()) {
-      page.documents.push({ url: res.url(), status: res.status(), referrerPolicy: res.headers()['referrer-policy'] ?? null });
+      const headers = res.headers();
+      page.documents.push({
+        url: res.url(),
+        status: res.status(),
+        referrerPolicy: headers['referrer-policy'] ?? null,
+        formAction: (headers['content-security-policy'] ?? '').match(/form-action[^;\n]*/g) ?? [],
+      });
       page.documents.splice(0, page.documents.length - 4);
     }
   });
@@ -288,6 +291,41 @@ function expectAnswers(shown, journey) {
   assert.deepEqual(shown, expected, 'check your answers shows what was typed, and the cost');
 }
 
+// Sends check your answers' form with `act` (a click or a key) and waits for where it leads:
+// GOV.UK Pay's page, through the service's redirect. When the browser refuses to follow (a
+// Content-Security-Policy's form-action applies to the redirect too), says why.
+async function sendToPay(page, act) {
+  const main = (f) => f === page.mainFrame();
+  const refused = [];
+  let stop;
+  const stopped = new Promise((resolve) => { stop = resolve; });
+  const onConsole = (m) => { if (/Content Security Policy|Refused/i.test(m.text())) refused.push(m.text().trim()); };
+  const onFailed = (r) => {
+    if (r.isNavigationRequest() && main(r.frame())) {
+      refused.push(`${r.method()} ${r.url()} failed: ${r.failure()?.errorText}`);
+      stop();
+    }
+  };
+  page.on('console', onConsole);
+  page.on('requestfailed', onFailed);
+  try {
+    const navigated = page.waitForEvent('framenavigated', { predicate: main }).then(() => true, () => false);
+    const form = page.documents.at(-1);
+    await act();
+    if (!await Promise.race([navigated, stopped.then(() => false)])) {
+      // Console messages arrive after the failure.
+      await new Promise((resolve) => { setTimeout(resolve, 500); });
+      // Chromium names the form's own address when it refuses the redirect that follows.
+      throw new Error(`the form did not lead to Pay's page: ${refused.join('; ') || 'no navigation within 10 s'}\n`
+        + `(${await lastPostOrigin(page)}; the form's page has ${JSON.stringify(form?.formAction)})`);
+    }
+    await page.waitForLoadState('load');
+  } finally {
+    page.off('console', onConsole);
+    page.off('requestfailed', onFailed);
+  }
+}
+
 // GOV.UK Pay's page (the stand-in): what it asks for, and that it is not the service's.
 async function onPayPage(page, journey) {
   const url = new URL(page.url());
@@ -397,7 +435,7 @@ async function withMouse(browser) {
       expectAnswers(await answersShown(page), journey);
       await checkServicePage(page, mode, 'check-answers', { status: 200 });
 
-      await follow(page, page.getByRole('button', { name: 'Continue to payment' }));
+      await sendToPay(page, () => page.getByRole('button', { name: 'Continue to payment' }).click());
       await onPayPage(page, journey);
       await page.getByLabel('Card number').fill(ACCEPTED_CARD);
       await follow(page, page.getByRole('button', { name: 'Confirm payment' }));
@@ -459,7 +497,7 @@ async function withoutJavaScript(browser) {
       expectAnswers(await answersShown(page), journey);
       await checkServicePage(page, mode, 'check-answers', { status: 200 });
 
-      await follow(page, page.getByRole('button', { name: 'Continue to payment' }));
+      await sendToPay(page, () => page.getByRole('button', { name: 'Continue to payment' }).click());
       await onPayPage(page, journey);
       await page.getByLabel('Card number').fill(DECLINED_CARD);
       await follow(page, page.getByRole('button', { name: 'Confirm payment' }));
@@ -549,7 +587,7 @@ async function withKeyboard(browser) {
 
       // A button is pressed with Space as well as Enter.
       await tabTo(page, 'Continue to payment', button('Continue to payment'), invisible);
-      await pressAndWait(page, 'Space');
+      await sendToPay(page, () => page.keyboard.press('Space'));
       await onPayPage(page, journey);
       // Pay's page is not the service's: how it shows focus is not held against it.
       await tabTo(page, 'Card number', (f) => f.id === 'card-number', undefined);
