@@ -231,11 +231,9 @@ pub fn reference_order(reference: &str) -> (usize, &str) {
     (reference.len(), reference)
 }
 
-/// The keys this service keeps in `kv`, each under the council it belongs to.
+/// The keys this service keeps in `kv`, each in the council's part of the install's store,
+/// `council/<council>/` (the SDK's `kv::CouncilKv`), like the other examples' data.
 pub mod keys {
-    //! Every key is in the council's part of the install's store, `council/<council>/`
-    //! (the SDK's `kv::CouncilKv`), like the other examples' data.
-
     use guildhall_plugin::kv::CouncilKv;
 
     fn of(council: &str, key: &str) -> String {
