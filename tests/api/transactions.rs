@@ -20,6 +20,8 @@ async fn spawn(backend: Backend) -> Option<TestApp> {
         // The stand-ins listen on loopback, which plugins may not reach by default.
         c.runtime.outbound.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
         c.runtime.default_timeout_ms = 5_000;
+        // Plain http on loopback: the platform's origin for plugins is `http://…` too.
+        c.sessions.secure_cookies = false;
     })
     .await
 }
@@ -72,10 +74,11 @@ async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (S
     let (status, page) = citizen.get(&format!("{base}/check-answers")).await;
     assert_eq!(status, 200, "{page}");
     let before = pay.payments().len();
+    // The return address is the platform's origin, whatever a caller claims.
     let request = app
         .anonymous
         .post(app.url(&format!("{base}/check-answers")))
-        .header("origin", format!("http://{}", app.addr))
+        .header("x-guildhall-origin", "https://evil.example")
         .form(&[("csrf", csrf.as_str())]);
     let response = citizen.send(request).await;
     assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
@@ -84,6 +87,18 @@ async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (S
     let payments = pay.payments();
     assert_eq!(payments.len(), before + 1);
     let payment = payments.last().unwrap().clone();
+    let scheme = if app.config.sessions.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    assert!(
+        payment
+            .return_url
+            .starts_with(&format!("{scheme}://{}/s/{T}/{council}/{PLUGIN}/", app.addr)),
+        "{}",
+        payment.return_url
+    );
     (payment.id, payment.return_url)
 }
 
@@ -766,7 +781,6 @@ async fn secrets_stay_with_their_alliance() {
     let request = app
         .anonymous
         .post(app.url(&format!("{base}/check-answers")))
-        .header("origin", format!("http://{}", app.addr))
         .form(&[("csrf", csrf.as_str())]);
     let response = citizen.send(request).await;
     assert_eq!(response.status(), 503);
@@ -844,4 +858,38 @@ async fn without_a_configured_key() {
             }
         }
     }
+}
+
+/// A platform served over TLS (`sessions.secure_cookies`, the default) gives plugins an
+/// `https://` origin, so a payment's return address is `https://` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_tls_the_return_address_is_https() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.runtime.outbound.allow_cidrs = vec!["127.0.0.0/8".into()];
+        c.runtime.default_timeout_ms = 5_000;
+    })
+    .await
+    .expect("SQLite");
+    assert!(app.config.sessions.secure_cookies);
+    app.create_example_tenants().await;
+    app.publish_built(PLUGIN).await;
+    let pay = PayStandIn::start(PAY_KEY).await;
+    let config = json!({
+        "eligible_postcodes": ["RH8"],
+        "price_per_bin_pence": 4500,
+        "pay_base_url": pay.base_url(),
+        "confirmation_template_id": CONFIRMATION,
+        "reminder_template_id": REMINDER,
+    });
+    let response = app.install(T, PLUGIN, "0.1.0", json!("all"), config).await;
+    assert_eq!(response.status(), 201);
+    let secret = app.url(&format!(
+        "/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"
+    ));
+    assert_eq!(
+        status_of(app.client.put(secret).json(&json!({"value": PAY_KEY}))).await,
+        201
+    );
+    let (_, return_url) = apply(&app, "tandridge", &pay, "1").await;
+    assert!(return_url.starts_with("https://"), "{return_url}");
 }

@@ -388,12 +388,18 @@ pub fn get_check_answers(kit: &Kit, _req: Request) -> Reply {
         Err(elsewhere) => return Ok(elsewhere),
     };
     let token = session::csrf_token()?;
+    // Its form is answered with a redirect to Pay's payment page, which the page's policy
+    // must allow.
     Ok(kit
         .page("check_answers.html")
         .title(CHECK_TITLE)
         .with("rows", &summary_rows(&application, &site))
         .csrf(&token)
-        .respond_for(&site))
+        .respond_for(&site)
+        .with_header(
+            "content-security-policy",
+            &pay::page_policy(&settings.pay_base_url),
+        ))
 }
 
 /// The error page when GOV.UK Pay cannot be used: `503`, nothing of the cause.

@@ -430,6 +430,8 @@ fn is_host(host: &str) -> bool {
 /// The scheme and host residents reach the service at, e.g. `https://guildhall.example`,
 /// from the request's headers (`header` answers one by its name):
 ///
+/// 0. `X-Guildhall-Origin`, which the platform sets on every call from the `Host` the
+///    resident asked (callers cannot set it);
 /// 1. `Host`, or else `X-Forwarded-Host` from a proxy in front of the platform, with the
 ///    scheme of `X-Forwarded-Proto`, or else `http` for this machine and `https` for any
 ///    other host;
@@ -437,8 +439,18 @@ fn is_host(host: &str) -> bool {
 /// 3. else the scheme and host of the `Referer`.
 ///
 /// (The platform's WebAssembly runtime keeps `Host` from plugins, so behind the platform the
-/// answer usually comes from `Origin`.) `None` when no header gives a usable one.
+/// answer comes from `X-Guildhall-Origin`; the rest serve the plugin run elsewhere.) `None`
+/// when no header gives a usable one.
 pub fn public_origin<'h>(header: impl Fn(&str) -> Option<&'h str>) -> Option<String> {
+    if let Some(origin) = header("x-guildhall-origin").map(str::trim)
+        && let Ok(url) = Url::parse(origin)
+    {
+        let scheme = match url.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        return Some(format!("{scheme}://{}", url.authority()));
+    }
     let first = |name: &str| {
         header(name)
             .and_then(|v| v.split(',').next())
@@ -702,7 +714,10 @@ mod tests {
 
     #[test]
     fn keys_are_per_council() {
-        assert_eq!(keys::references("tandridge"), "council/tandridge/references");
+        assert_eq!(
+            keys::references("tandridge"),
+            "council/tandridge/references"
+        );
         assert_eq!(
             keys::pending("tandridge", "GW-000001"),
             "council/tandridge/pending/GW-000001"

@@ -38,6 +38,37 @@ use crate::outbound::{self, OutboundError, OutboundRequest, OutboundResponse};
 /// GOV.UK Pay's public API.
 pub const DEFAULT_BASE_URL: &str = "https://publicapi.payments.service.gov.uk";
 
+/// Where GOV.UK Pay's own payment pages are (a payment's `next_url`).
+pub const PAYMENT_PAGES_ORIGIN: &str = "https://card.payments.service.gov.uk";
+
+/// The `Content-Security-Policy` for the page whose form sends the resident to Pay: the
+/// platform's default policy, with Pay's payment pages (and the API's origin, where a
+/// stand-in serves both) allowed as the form's destination. Browsers apply `form-action` to
+/// the redirect that answers the form, so without it the `303` to `next_url` is blocked.
+///
+/// ```
+/// let policy = guildhall_plugin::pay::page_policy("https://publicapi.payments.service.gov.uk");
+/// assert!(policy.contains("form-action 'self' https://card.payments.service.gov.uk"));
+/// ```
+pub fn page_policy(base_url: &str) -> String {
+    let mut sources = format!("'self' {PAYMENT_PAGES_ORIGIN}");
+    if let Ok(url) = outbound::Url::parse(base_url) {
+        let scheme = match url.scheme {
+            outbound::Scheme::Http => "http",
+            outbound::Scheme::Https => "https",
+        };
+        let origin = format!("{scheme}://{}", url.authority());
+        if origin != PAYMENT_PAGES_ORIGIN {
+            sources.push(' ');
+            sources.push_str(&origin);
+        }
+    }
+    format!(
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+         form-action {sources}; frame-ancestors 'none'"
+    )
+}
+
 /// A client of GOV.UK Pay's API with one API key. Its `Debug` hides the key.
 #[derive(Clone)]
 pub struct Client {

@@ -31,6 +31,10 @@ pub const TENANT_HEADER: &str = "x-guildhall-tenant";
 /// The council of the call, e.g. `tandridge`.
 pub const COUNCIL_HEADER: &str = "x-guildhall-council";
 
+/// Where residents reach the platform, e.g. `https://services.north-downs.gov.uk`, for a
+/// plugin's absolute links (a payment's return address); absent without a usable `Host`.
+pub const ORIGIN_HEADER: &str = "x-guildhall-origin";
+
 /// Headers never passed to a plugin: credentials stay with the platform.
 const WITHHELD: [header::HeaderName; 3] = [
     header::AUTHORIZATION,
@@ -234,6 +238,9 @@ async fn call(
     builder = builder
         .header(TENANT_HEADER, tenant.as_str())
         .header(COUNCIL_HEADER, council.as_str());
+    if let Some(origin) = gateway.public_origin(&parts.headers) {
+        builder = builder.header(ORIGIN_HEADER, origin);
+    }
     let plugin_request = match builder.body(body) {
         Ok(request) => request,
         Err(e) => {

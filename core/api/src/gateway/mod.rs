@@ -33,7 +33,7 @@ mod session;
 mod shares;
 
 pub(crate) use handler::serve;
-pub use handler::{COUNCIL_HEADER, SERVED_BY, TENANT_HEADER};
+pub use handler::{COUNCIL_HEADER, ORIGIN_HEADER, SERVED_BY, TENANT_HEADER};
 pub use installs::Installed;
 use installs::PreparedSlot;
 pub(crate) use installs::Resolved;
@@ -152,16 +152,7 @@ impl Gateway {
     /// [`script_policy`]): scripts only from the shared assets' folder at the `Host` the
     /// browser asked (`http://` also matches `https://` there).
     pub(crate) fn script_policy(&self, headers: &http::HeaderMap) -> http::HeaderValue {
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                    })
-            });
-        let assets = match host {
+        let assets = match public_host(headers) {
             Some(host) if !self.inner.assets.is_empty() => {
                 Some(format!("http://{host}{}", self.inner.assets))
             }
@@ -170,6 +161,33 @@ impl Gateway {
         http::HeaderValue::from_str(&script_policy(assets.as_deref()))
             .unwrap_or_else(|_| http::HeaderValue::from_static("script-src 'none'"))
     }
+
+    /// Where residents reach the platform, for a plugin building absolute links (a payment's
+    /// return address): the `Host` they asked, `https` when the platform's cookies are marked
+    /// secure (it is served over TLS) and `http` otherwise. `None` without a usable `Host`.
+    pub(crate) fn public_origin(&self, headers: &http::HeaderMap) -> Option<String> {
+        let scheme = if self.inner.sessions.secure_cookies {
+            "https"
+        } else {
+            "http"
+        };
+        public_host(headers).map(|host| format!("{scheme}://{host}"))
+    }
+}
+
+/// The request's `Host`, when it is one: letters, digits, `.`, `-`, a port and IPv6
+/// brackets only, so it can be put in a policy or a link as it is.
+fn public_host(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        })
 }
 
 /// Install changes prepare the version they switch to through the gateway, so its first
