@@ -93,9 +93,10 @@ async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (S
         "http"
     };
     assert!(
-        payment
-            .return_url
-            .starts_with(&format!("{scheme}://{}/s/{T}/{council}/{PLUGIN}/", app.addr)),
+        payment.return_url.starts_with(&format!(
+            "{scheme}://{}/s/{T}/{council}/{PLUGIN}/",
+            app.addr
+        )),
         "{}",
         payment.return_url
     );
@@ -892,4 +893,91 @@ async fn behind_tls_the_return_address_is_https() {
     );
     let (_, return_url) = apply(&app, "tandridge", &pay, "1").await;
     assert!(return_url.starts_with("https://"), "{return_url}");
+}
+
+/// Rotating the key: the operator moves the old key to `secrets.previous_keys` and runs
+/// `guildhall secrets rotate-key` with the new one; every value is then sealed under the new
+/// key (the old one opens nothing more), the count is printed, and a second run finds
+/// nothing to do. Without the old key, the command fails naming the key it lacks and
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_key_seals_every_secret_again() {
+    use crate::helpers::{guildhall, text};
+    use guildhall_store::{Keyring, SecretError, ValueError};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = TestApp::spawn_with(backend, |_| {}).await else {
+            continue;
+        };
+        app.create_example_tenants().await;
+        app.publish_built(PLUGIN).await;
+        let config = json!({
+            "eligible_postcodes": ["RH8"],
+            "price_per_bin_pence": 4500,
+            "confirmation_template_id": CONFIRMATION,
+            "reminder_template_id": REMINDER,
+        });
+        for tenant in [T, "the-marches"] {
+            let response = app
+                .install(tenant, PLUGIN, "0.1.0", json!("all"), config.clone())
+                .await;
+            assert_eq!(response.status(), 201);
+            let secret = app.url(&format!(
+                "/api/v1/tenants/{tenant}/installs/{PLUGIN}/secrets/pay_api_key"
+            ));
+            let body = json!({"value": format!("{tenant}-pay-key")});
+            assert_eq!(status_of(app.client.put(secret).json(&body)).await, 201);
+        }
+        let old = app.config.secrets.key.clone();
+        let new = Keyring::generate_key();
+        let dir = tempfile::tempdir().unwrap();
+        let rotate = |previous: Option<&str>| {
+            let mut cmd = guildhall(dir.path());
+            cmd.env("GUILDHALL_DATABASE__URL", app.db.url.expose())
+                .env("GUILDHALL_SECRETS__KEY", &new)
+                .args(["secrets", "rotate-key"]);
+            if let Some(previous) = previous {
+                cmd.env(
+                    "GUILDHALL_SECRETS__PREVIOUS_KEYS",
+                    format!("[\"{previous}\"]"),
+                );
+            }
+            cmd.output().unwrap()
+        };
+        // Without the old key nothing can be opened, so nothing changes.
+        let out = rotate(None);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{stdout}");
+        assert!(stderr.contains("not configured"), "{stderr}");
+        let out = rotate(Some(&old));
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("2 secrets encrypted again"), "{stdout}");
+        assert!(!stdout.contains(&old) && !stdout.contains(&new), "{stdout}");
+        let out = rotate(Some(&old));
+        assert!(
+            text(&out).0.contains("0 secrets encrypted again"),
+            "{:?}",
+            text(&out)
+        );
+        // The new key alone opens every value; the old one opens none.
+        let store = app.store().await;
+        let plugin = guildhall_domain::PluginName::parse(PLUGIN.to_string()).unwrap();
+        let council = guildhall_domain::CouncilId::parse("shropshire".to_string()).unwrap();
+        let tenant = guildhall_domain::TenantId::parse("the-marches".to_string()).unwrap();
+        let scope = store.scope(&tenant).await.unwrap().unwrap();
+        let secrets = store.secrets(&scope);
+        let new_ring = Keyring::from_base64(&new, &[]).unwrap();
+        let old_ring = Keyring::from_base64(&old, &[]).unwrap();
+        let value = secrets
+            .value(&new_ring, &plugin, &council, "pay_api_key")
+            .await
+            .unwrap();
+        assert_eq!(value.as_deref(), Some("the-marches-pay-key"));
+        assert!(matches!(
+            secrets
+                .value(&old_ring, &plugin, &council, "pay_api_key")
+                .await,
+            Err(ValueError::Secret(SecretError::UnknownKey(_)))
+        ));
+    }
 }
