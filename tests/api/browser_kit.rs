@@ -3,8 +3,10 @@
 //! when missing). Missing pieces fail the tests with the command that installs them; they
 //! are never skipped.
 
+use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::helpers::repo_root;
 
@@ -88,4 +90,99 @@ pub(crate) fn require_chromium() -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// A journey script (`tests/browser/*.mjs`) running under Node: its progress (stderr) is
+/// echoed as it comes, so a journey that hangs shows where; its stdout is its JSON summary.
+/// Dropping it kills the script, so a panic in between leaves no browser behind.
+pub(crate) struct Script {
+    name: String,
+    child: std::process::Child,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Script {
+    /// Starts `node tests/browser/{name} {base}` with `env`.
+    pub(crate) fn start(name: &str, base: &str, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new("node");
+        command
+            .arg(browser_dir().join(name))
+            .arg(base)
+            .current_dir(browser_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}. {INSTALL}"));
+        let mut out = child.stdout.take().expect("stdout");
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut out, &mut text).ok();
+            text
+        });
+        let err = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufRead::lines(std::io::BufReader::new(err)).map_while(Result::ok) {
+                // Chromium's own log lines, which playwright passes on when it fails.
+                if !line.trim_start().starts_with("[pid=") {
+                    println!("    {line}");
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+        Self {
+            name: name.to_string(),
+            child,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits for the script (killing it after `limit`); answers its status, stdout and
+    /// stderr. The server keeps answering meanwhile: this waits asynchronously.
+    pub(crate) async fn finish(
+        mut self,
+        limit: Duration,
+    ) -> (std::process::ExitStatus, String, String) {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for node") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let status = self.child.wait().expect("wait for node");
+                let stderr = Self::collect(&mut self.stderr);
+                panic!(
+                    "{} did not finish within {limit:?} ({status}):\n{stderr}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let stdout = Self::collect(&mut self.stdout);
+        let stderr = Self::collect(&mut self.stderr);
+        (status, stdout, stderr)
+    }
+
+    fn collect(reader: &mut Option<std::thread::JoinHandle<String>>) -> String {
+        reader
+            .take()
+            .and_then(|r| r.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
 }

@@ -16,14 +16,12 @@
 //! installs them; it is never skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::browser_kit::{INSTALL, browser_dir};
+use crate::browser_kit::Script;
 use crate::govuk_standins::{
     DECLINED_CARD, NotifyStandIn, PayStandIn, PaymentStatus, test_notify_key,
 };
@@ -208,98 +206,6 @@ fn check_pages(summary: &Value) -> Vec<String> {
     wrong
 }
 
-/// `garden-waste-journeys.mjs` running: its progress (stderr) is echoed as it comes, so a
-/// journey that hangs shows where; its stdout is the JSON summary.
-struct Journeys {
-    child: std::process::Child,
-    stdout: Option<std::thread::JoinHandle<String>>,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Journeys {
-    fn start(base: &str, screenshots: &std::path::Path) -> Self {
-        let mut child = Command::new("node")
-            .arg(browser_dir().join("garden-waste-journeys.mjs"))
-            .arg(base)
-            .current_dir(browser_dir())
-            .env("TENANT", TENANT)
-            .env("COUNCIL", COUNCIL)
-            .env("COUNCIL_NAME", COUNCIL_NAME)
-            .env("PRICE_PENCE", PRICE_PENCE.to_string())
-            .env("ELIGIBLE_POSTCODE", ELIGIBLE_POSTCODE)
-            .env("INELIGIBLE_POSTCODE", INELIGIBLE_POSTCODE)
-            .env("DECLINED_CARD", DECLINED_CARD)
-            .env("SCREENSHOT_DIR", screenshots)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start garden-waste-journeys.mjs: {e}. {INSTALL}"));
-        let mut out = child.stdout.take().expect("stdout");
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut out, &mut text).ok();
-            text
-        });
-        let err = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            for line in BufRead::lines(std::io::BufReader::new(err)).map_while(Result::ok) {
-                // Chromium's own log lines, which playwright passes on when it fails.
-                if !line.trim_start().starts_with("[pid=") {
-                    println!("    {line}");
-                }
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        });
-        Self {
-            child,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Waits for the script (killing it after `limit`); answers its status, stdout and
-    /// stderr. The server and the stand-ins keep answering meanwhile: this waits
-    /// asynchronously.
-    async fn finish(mut self, limit: Duration) -> (std::process::ExitStatus, String, String) {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for node") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let status = self.child.wait().expect("wait for node");
-                let stderr = Self::collect(&mut self.stderr);
-                panic!(
-                    "garden-waste-journeys.mjs did not finish within {limit:?} ({status}):\n{stderr}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let stdout = Self::collect(&mut self.stdout);
-        let stderr = Self::collect(&mut self.stderr);
-        (status, stdout, stderr)
-    }
-
-    fn collect(reader: &mut Option<std::thread::JoinHandle<String>>) -> String {
-        reader
-            .take()
-            .and_then(|r| r.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Journeys {
-    fn drop(&mut self) {
-        // A panic in between leaves no browser behind.
-        let _ = self.child.kill();
-    }
-}
-
 /// Axe and reflow on every page state of the service a resident reaches (with and without
 /// JavaScript, and by keyboard), the journey completed each way, and what the pages did read
 /// back from Pay, Notify and the officers' list of subscriptions.
@@ -318,7 +224,20 @@ async fn garden_waste_journeys_in_chromium() {
         .unwrap_or_else(|_| repo_root().join("target"))
         .join("garden-waste-screenshots");
 
-    let journeys = Journeys::start(&base, &screenshots);
+    let journeys = Script::start(
+        "garden-waste-journeys.mjs",
+        &base,
+        &[
+            ("TENANT", TENANT.to_string()),
+            ("COUNCIL", COUNCIL.to_string()),
+            ("COUNCIL_NAME", COUNCIL_NAME.to_string()),
+            ("PRICE_PENCE", PRICE_PENCE.to_string()),
+            ("ELIGIBLE_POSTCODE", ELIGIBLE_POSTCODE.to_string()),
+            ("INELIGIBLE_POSTCODE", INELIGIBLE_POSTCODE.to_string()),
+            ("DECLINED_CARD", DECLINED_CARD.to_string()),
+            ("SCREENSHOT_DIR", screenshots.display().to_string()),
+        ],
+    );
     let (status, stdout, stderr) = journeys.finish(Duration::from_secs(600)).await;
     println!("{chromium}");
     println!(

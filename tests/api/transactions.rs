@@ -15,6 +15,36 @@ const PAY_KEY: &str = "api_test_pay-0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 const CONFIRMATION: &str = "1b0a0c3e-8f5e-4c55-9b0e-1c2d3e4f5a6b";
 const REMINDER: &str = "2c1b1d4f-9a6f-4d66-8c1f-2d3e4f5a6b7c";
 
+/// garden-waste's settings for an install: RH8 eligible, £45 a bin, the stand-ins' addresses
+/// when given.
+fn settings(pay: Option<&PayStandIn>, notify: Option<&NotifyStandIn>) -> serde_json::Value {
+    let mut config = json!({
+        "eligible_postcodes": ["RH8"],
+        "price_per_bin_pence": 4500,
+        "confirmation_template_id": CONFIRMATION,
+        "reminder_template_id": REMINDER,
+    });
+    if let Some(pay) = pay {
+        config["pay_base_url"] = pay.base_url().into();
+    }
+    if let Some(notify) = notify {
+        config["notify_base_url"] = notify.base_url().into();
+    }
+    config
+}
+
+/// Publishes garden-waste and installs it for every council of `tenants` with `config`.
+async fn install_garden_waste(app: &TestApp, tenants: &[&str], config: &serde_json::Value) {
+    app.create_example_tenants().await;
+    app.publish_built(PLUGIN).await;
+    for tenant in tenants {
+        let response = app
+            .install(tenant, PLUGIN, "0.1.0", json!("all"), config.clone())
+            .await;
+        assert_eq!(response.status(), 201, "{tenant}");
+    }
+}
+
 async fn spawn(backend: Backend) -> Option<TestApp> {
     TestApp::spawn_with(backend, |c| {
         // The stand-ins listen on loopback, which plugins may not reach by default.
@@ -104,21 +134,10 @@ async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (S
 }
 
 async fn garden_waste(app: TestApp) {
-    app.create_example_tenants().await;
-    app.publish_built(PLUGIN).await;
     let pay = PayStandIn::start(PAY_KEY).await;
     let notify_key = test_notify_key();
     let notify = NotifyStandIn::start(&notify_key).await;
-    let config = json!({
-        "eligible_postcodes": ["RH8", "CR3"],
-        "price_per_bin_pence": 4500,
-        "pay_base_url": pay.base_url(),
-        "notify_base_url": notify.base_url(),
-        "confirmation_template_id": CONFIRMATION,
-        "reminder_template_id": REMINDER,
-    });
-    let response = app.install(T, PLUGIN, "0.1.0", json!("all"), config).await;
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    install_garden_waste(&app, &[T], &settings(Some(&pay), Some(&notify))).await;
     let installs = format!("/api/v1/tenants/{T}/installs/{PLUGIN}");
 
     // ---- Secrets: write-only, declared names only, admins only --------------------------
@@ -730,22 +749,8 @@ async fn publishing_checks_schedules_and_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_stay_with_their_alliance() {
     let app = spawn(Backend::Sqlite).await.expect("SQLite");
-    app.create_example_tenants().await;
-    app.publish_built(PLUGIN).await;
     let pay = PayStandIn::start(PAY_KEY).await;
-    let config = json!({
-        "eligible_postcodes": ["RH8"],
-        "price_per_bin_pence": 4500,
-        "pay_base_url": pay.base_url(),
-        "confirmation_template_id": CONFIRMATION,
-        "reminder_template_id": REMINDER,
-    });
-    for tenant in [T, "the-marches"] {
-        let response = app
-            .install(tenant, PLUGIN, "0.1.0", json!("all"), config.clone())
-            .await;
-        assert_eq!(response.status(), 201);
-    }
+    install_garden_waste(&app, &[T, "the-marches"], &settings(Some(&pay), None)).await;
     let secret = app.url(&format!(
         "/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"
     ));
@@ -807,16 +812,7 @@ async fn without_a_configured_key() {
         else {
             continue;
         };
-        app.create_example_tenants().await;
-        app.publish_built(PLUGIN).await;
-        let config = json!({
-            "eligible_postcodes": ["RH8"],
-            "price_per_bin_pence": 4500,
-            "confirmation_template_id": CONFIRMATION,
-            "reminder_template_id": REMINDER,
-        });
-        let response = app.install(T, PLUGIN, "0.1.0", json!("all"), config).await;
-        assert_eq!(response.status(), 201);
+        install_garden_waste(&app, &[T], &settings(None, None)).await;
         let secret = app.url(&format!(
             "/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"
         ));
@@ -872,18 +868,8 @@ async fn behind_tls_the_return_address_is_https() {
     .await
     .expect("SQLite");
     assert!(app.config.sessions.secure_cookies);
-    app.create_example_tenants().await;
-    app.publish_built(PLUGIN).await;
     let pay = PayStandIn::start(PAY_KEY).await;
-    let config = json!({
-        "eligible_postcodes": ["RH8"],
-        "price_per_bin_pence": 4500,
-        "pay_base_url": pay.base_url(),
-        "confirmation_template_id": CONFIRMATION,
-        "reminder_template_id": REMINDER,
-    });
-    let response = app.install(T, PLUGIN, "0.1.0", json!("all"), config).await;
-    assert_eq!(response.status(), 201);
+    install_garden_waste(&app, &[T], &settings(Some(&pay), None)).await;
     let secret = app.url(&format!(
         "/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"
     ));
@@ -908,19 +894,8 @@ async fn rotating_the_key_seals_every_secret_again() {
         let Some(app) = TestApp::spawn_with(backend, |_| {}).await else {
             continue;
         };
-        app.create_example_tenants().await;
-        app.publish_built(PLUGIN).await;
-        let config = json!({
-            "eligible_postcodes": ["RH8"],
-            "price_per_bin_pence": 4500,
-            "confirmation_template_id": CONFIRMATION,
-            "reminder_template_id": REMINDER,
-        });
+        install_garden_waste(&app, &[T, "the-marches"], &settings(None, None)).await;
         for tenant in [T, "the-marches"] {
-            let response = app
-                .install(tenant, PLUGIN, "0.1.0", json!("all"), config.clone())
-                .await;
-            assert_eq!(response.status(), 201);
             let secret = app.url(&format!(
                 "/api/v1/tenants/{tenant}/installs/{PLUGIN}/secrets/pay_api_key"
             ));

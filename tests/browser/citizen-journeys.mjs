@@ -44,9 +44,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
-import { AccessibilityError, checkPage, formatViolations } from './lib/axe.mjs';
 import { javaScriptDisabledContext, launch, newContext, screenshot, watchPage } from './lib/browser.mjs';
 import { press, pressAndWait, tabTo, typeText } from './lib/keyboard.mjs';
+import { clickErrorLink, expectErrorSummary, recordAxe } from './lib/govuk.mjs';
 import { checkReflow } from './lib/reflow.mjs';
 
 function required(name, value = process.env[name]) {
@@ -199,18 +199,7 @@ async function checkCitizenPage(page, mode, id, { status } = {}) {
   }
 
   const label = `${mode} ${id} [${record.path}]`;
-  try {
-    const outcome = await checkPage(page, label);
-    // What axe could not decide (e.g. contrast over an image), listed for a person to look at.
-    record.axe_incomplete = outcome.incomplete.map((v) => v.id);
-  } catch (error) {
-    if (!(error instanceof AccessibilityError)) throw error;
-    record.axe_violations = error.violations.length;
-    record.axe_rules = error.violations.map((v) => ({
-      id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target.join(' '), html: n.html, summary: n.failureSummary })),
-    }));
-    fail(`axe: ${label}`, formatViolations(error.violations));
-  }
+  await recordAxe(page, label, record, fail);
 
   const name = screenshotName(mode, id);
   record.reflow = await checkReflow(page, { shoot: (p) => screenshot(p, `${name}-320px`) });
@@ -224,38 +213,6 @@ async function checkCitizenPage(page, mode, id, { status } = {}) {
   if (problems.length) fail(`${label}: page checks`, problems.join('\n'));
   summary.pages.push(record);
   return record;
-}
-
-// The error summary after a wrong answer: shown, saying `messages` with links to `hrefs`
-// (each an existing field), and focused when JavaScript is on.
-async function expectErrorSummary(page, mode, hrefs, message) {
-  const box = page.locator('.govuk-error-summary');
-  await box.waitFor();
-  const text = await box.innerText();
-  assert.match(text, /There is a problem/);
-  assert.match(text, message);
-  const links = await box.locator('a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
-  assert.deepEqual(links, hrefs, 'the error summary links to the fields in error');
-  for (const href of hrefs) {
-    const field = await page.locator(`[id="${href.slice(1)}"]`).evaluate((el) => el.tagName.toLowerCase()).catch(() => null);
-    assert.ok(['input', 'textarea', 'select'].includes(field), `${href} is a field, not ${field}`);
-    const group = page.locator(`[id="${href.slice(1)}"]`).locator('xpath=ancestor::div[contains(@class, "govuk-form-group")][1]');
-    assert.match(await group.getAttribute('class'), /govuk-form-group--error/, `${href}'s form group shows the error`);
-  }
-  if (mode !== 'nojs') {
-    // GOV.UK Frontend moves focus to the summary, so screen readers announce it.
-    await page.waitForFunction(() => document.activeElement?.classList.contains('govuk-error-summary'), null, { timeout: 3000 })
-      .catch(async () => { throw new Error(`focus is not on the error summary but on ${await page.evaluate(() => document.activeElement?.outerHTML?.slice(0, 120))}`); });
-  }
-  return hrefs;
-}
-
-// Clicks the error summary's link to `href`: with JavaScript, GOV.UK Frontend puts focus
-// on the field.
-async function clickErrorLink(page, href) {
-  await page.locator(`.govuk-error-summary a[href="${href}"]`).click();
-  await page.waitForFunction((id) => document.activeElement?.id === id, href.slice(1), { timeout: 3000 })
-    .catch(async () => { throw new Error(`the link ${href} left focus on ${await page.evaluate(() => document.activeElement?.outerHTML?.slice(0, 120))}`); });
 }
 
 function newJourney(service, mode) {

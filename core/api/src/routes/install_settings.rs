@@ -136,6 +136,27 @@ pub(crate) struct SecretQuery {
     council: Option<String>,
 }
 
+/// The council a secret is for: the one named (which a caller limited to one council must
+/// name, and only its own), or `None` for the install's.
+async fn secret_council(
+    state: &AppState,
+    scope: &TenantScope,
+    install: &guildhall_store::InstallRecord,
+    limit: Option<&str>,
+    given: Option<&str>,
+) -> Result<Option<CouncilId>, ApiError> {
+    match (given, limit) {
+        (Some(raw), _) => Ok(Some(
+            own_council(state, scope, install, limit, raw, "council").await?,
+        )),
+        (None, Some(own)) => Err(ApiError::from_status(
+            StatusCode::FORBIDDEN,
+            format!("your roles are limited to council {own}: name it as \"council\""),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
 fn keyring(state: &AppState) -> Result<&guildhall_store::Keyring, ApiError> {
     state.keyring.as_deref().ok_or_else(|| {
         ApiError::conflict(
@@ -216,18 +237,14 @@ pub(crate) async fn put_secret(
             }],
         ));
     }
-    let council = match (&body.council, &limit) {
-        (Some(raw), _) => {
-            Some(own_council(&state, &scope, &install, limit.as_deref(), raw, "council").await?)
-        }
-        (None, Some(own)) => {
-            return Err(ApiError::from_status(
-                StatusCode::FORBIDDEN,
-                format!("your roles are limited to council {own}: give \"council\": \"{own}\""),
-            ));
-        }
-        (None, None) => None,
-    };
+    let council = secret_council(
+        &state,
+        &scope,
+        &install,
+        limit.as_deref(),
+        body.council.as_deref(),
+    )
+    .await?;
     let invalid = |reason: &str| {
         ApiError::validation(
             format!("value: {reason}"),
@@ -289,18 +306,14 @@ pub(crate) async fn delete_secret(
 ) -> Result<StatusCode, ApiError> {
     let (install, _) = installed(&state, &scope, &plugin).await?;
     let limit = limit(&state, &principal, &scope).await?;
-    let council = match (&query.council, &limit) {
-        (Some(raw), _) => {
-            Some(own_council(&state, &scope, &install, limit.as_deref(), raw, "council").await?)
-        }
-        (None, Some(own)) => {
-            return Err(ApiError::from_status(
-                StatusCode::FORBIDDEN,
-                format!("your roles are limited to council {own}: give ?council={own}"),
-            ));
-        }
-        (None, None) => None,
-    };
+    let council = secret_council(
+        &state,
+        &scope,
+        &install,
+        limit.as_deref(),
+        query.council.as_deref(),
+    )
+    .await?;
     if state
         .store
         .secrets(&scope)
