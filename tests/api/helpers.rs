@@ -702,8 +702,14 @@ pub fn serve_process(
         }
         all
     });
-    let addr = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .expect("the server reports its address");
+    let addr = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(addr) => addr,
+        Err(e) => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            let log = reader.join().unwrap_or_default();
+            panic!("the server did not report its address ({e}, {status:?}):\n{log}");
+        }
+    };
     (child, addr, reader)
 }

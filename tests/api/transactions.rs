@@ -69,9 +69,9 @@ async fn garden_waste_on_postgres() {
     }
 }
 
-/// A citizen's journey through garden-waste, up to the Pay stand-in's page; returns the
-/// payment's id and its return URL.
-async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (String, String) {
+/// A citizen's answers to garden-waste's questions, up to check your answers: the citizen
+/// (with their session) and the form token.
+async fn answer<'a>(app: &'a TestApp, council: &str, bins: &str) -> (Citizen<'a>, String) {
     let base = format!("/s/{T}/{council}/{PLUGIN}");
     let mut citizen = Citizen::new(app);
     let (status, page) = citizen.get(&format!("{base}/address")).await;
@@ -103,6 +103,14 @@ async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (S
     }
     let (status, page) = citizen.get(&format!("{base}/check-answers")).await;
     assert_eq!(status, 200, "{page}");
+    (citizen, csrf)
+}
+
+/// A citizen's journey through garden-waste, up to the Pay stand-in's page; returns the
+/// payment's id and its return URL.
+async fn apply(app: &TestApp, council: &str, pay: &PayStandIn, bins: &str) -> (String, String) {
+    let base = format!("/s/{T}/{council}/{PLUGIN}");
+    let (mut citizen, csrf) = answer(app, council, bins).await;
     let before = pay.payments().len();
     // The return address is the platform's origin, whatever a caller claims.
     let request = app
@@ -285,6 +293,19 @@ async fn garden_waste(app: TestApp) {
         ["overrides.colour", "overrides.price_per_bin_pence"],
         "{problem}"
     );
+    // Where the install's secrets go is the alliance's administrators' to change, not a
+    // council officer's, even for the officer's own council.
+    let problem = expect_problem(
+        tandridge_officer
+            .put(council_config("tandridge"))
+            .json(&json!({"overrides": {"pay_base_url": "http://localhost:9/"}}))
+            .send()
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    assert_eq!(problem["settings"], json!(["pay_base_url"]), "{problem}");
     // Tandridge's officer keeps Tandridge's settings: subscriptions that end within the
     // reminder window, so the reminder below is due.
     let mine = expect_json(
@@ -954,5 +975,58 @@ async fn rotating_the_key_seals_every_secret_again() {
                 .await,
             Err(ValueError::Secret(SecretError::UnknownKey(_)))
         ));
+    }
+}
+
+/// With `server.public_hosts` set, a plugin is told its origin only for a request to one of
+/// them: a payment started through a forged `Host` cannot return anywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_public_hosts_become_return_addresses() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.runtime.outbound.allow_cidrs = vec!["127.0.0.0/8".into()];
+        c.runtime.default_timeout_ms = 5_000;
+        c.sessions.secure_cookies = false;
+        c.server.public_hosts = vec!["Services.North-Downs.example".into()];
+    })
+    .await
+    .expect("SQLite");
+    let pay = PayStandIn::start(PAY_KEY).await;
+    install_garden_waste(&app, &[T], &settings(Some(&pay), None)).await;
+    let secret = app.url(&format!(
+        "/api/v1/tenants/{T}/installs/{PLUGIN}/secrets/pay_api_key"
+    ));
+    assert_eq!(
+        status_of(app.client.put(secret).json(&json!({"value": PAY_KEY}))).await,
+        201
+    );
+    let base = format!("/s/{T}/tandridge/{PLUGIN}");
+    for (host, paid) in [
+        ("evil.example", false),
+        ("services.north-downs.example", true),
+    ] {
+        let (mut citizen, csrf) = answer(&app, "tandridge", "1").await;
+        let request = app
+            .anonymous
+            .post(app.url(&format!("{base}/check-answers")))
+            .header("host", host)
+            .form(&[("csrf", csrf.as_str())]);
+        let response = citizen.send(request).await;
+        if paid {
+            assert_eq!(response.status(), 303, "{host}");
+            let payment = pay.payments().last().unwrap().clone();
+            assert!(
+                payment
+                    .return_url
+                    .starts_with("http://services.north-downs.example/s/north-downs/"),
+                "{}",
+                payment.return_url
+            );
+        } else {
+            assert_eq!(response.status(), 400, "{host}: no origin to return to");
+            assert!(
+                pay.payments().is_empty(),
+                "no payment through a forged Host"
+            );
+        }
     }
 }

@@ -47,6 +47,7 @@ EVERY_KEY: dict[str, Any] = {
         "keep_alive_idle_secs": 45,
         "max_connections_per_client": 1000,
         "trusted_proxies": ["10.42.0.0/16", "fd00:42::/64"],
+        "public_hosts": ["services.north-downs.example.gov.uk"],
     },
     "log": {"filter": "warn,guildhall_store=debug", "format": "text"},
     "runtime": {

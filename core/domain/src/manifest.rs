@@ -222,6 +222,11 @@ pub struct ConfigField {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     pub default: Option<Value>,
+    /// Whether a council's own officers may set it for their council. Settings that decide
+    /// where the install's secrets are sent (a payment service's address) must not be:
+    /// only the alliance's administrators set those, for the install or a council.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub council: bool,
 }
 
 /// The operator's caps that a manifest's limits must stay within.
@@ -403,6 +408,24 @@ impl Manifest {
         } else {
             Err(errors)
         }
+    }
+
+    /// The settings among `current` and `next` (two versions of a council's overrides) that
+    /// differ and that a council's officers may not set, by name.
+    pub fn admin_only_changes(&self, current: &Value, next: &Value) -> Vec<String> {
+        let empty = serde_json::Map::new();
+        let current = current.as_object().unwrap_or(&empty);
+        let next = next.as_object().unwrap_or(&empty);
+        let mut changed: Vec<String> = current
+            .keys()
+            .chain(next.keys())
+            .filter(|key| self.config.get(*key).is_none_or(|field| !field.council))
+            .filter(|key| current.get(*key) != next.get(*key))
+            .cloned()
+            .collect();
+        changed.sort();
+        changed.dedup();
+        changed
     }
 
     /// An install's checked configuration with a council's overrides laid over it.

@@ -397,28 +397,43 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 unreachable!("handled before the runtime starts")
             }
             Command::Secrets(SecretsCommand::RotateKey) => {
+                // Opened first: on SQLite the default key lives next to the database file.
+                let store = server::open_store(&config).await?;
                 let keyring = server::keyring(&config)?
                     .context("no secrets key is configured: set secrets.key or secrets.key_file")?;
-                let store = server::open_store(&config).await?;
                 let mut total = 0;
-                let mut result = Ok(());
+                let mut failed = Vec::new();
                 for tenant in store.tenants().list().await? {
                     let scope = guildhall_store::TenantScope::already_checked(tenant.id.clone());
-                    match store.secrets(&scope).rotate(&keyring).await {
-                        Ok(n) => {
-                            if n > 0 {
-                                println!("{}: {n} secrets encrypted again", tenant.id);
+                    let rotation = store.secrets(&scope).rotate(&keyring).await;
+                    match rotation {
+                        Ok(rotation) => {
+                            if rotation.rotated > 0 {
+                                println!(
+                                    "{}: {} secrets encrypted again",
+                                    tenant.id, rotation.rotated
+                                );
                             }
-                            total += n;
+                            total += rotation.rotated;
+                            failed.extend(
+                                rotation
+                                    .failed
+                                    .into_iter()
+                                    .map(|f| format!("{}: {f}", tenant.id)),
+                            );
                         }
-                        Err(e) => {
-                            result = Err(anyhow::anyhow!("{}: {e}", tenant.id));
-                            break;
-                        }
+                        Err(e) => failed.push(format!("{}: {e}", tenant.id)),
                     }
                 }
                 store.close().await?;
-                result?;
+                if !failed.is_empty() {
+                    anyhow::bail!(
+                        "{total} secrets encrypted again; {} could not be opened and keep their \
+                         old key (keep it in secrets.previous_keys):\n{}",
+                        failed.len(),
+                        failed.join("\n")
+                    );
+                }
                 println!(
                     "{total} secrets encrypted again under key {}",
                     keyring.current_id()

@@ -67,7 +67,7 @@ pub struct Config {
 /// base64, from `guildhall secrets generate-key`), given inline or as a file (a mounted
 /// Kubernetes Secret). Without one, secrets cannot be set or read (on SQLite, `serve` makes
 /// one next to the database file on first start).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsConfig {
     /// The current key, in base64. `config show` prints it hidden.
@@ -80,6 +80,16 @@ pub struct SecretsConfig {
     /// sealed them again under the current key.
     #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "all_hidden")]
     pub previous_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("key", &(!self.key.is_empty()).then_some(HIDDEN))
+            .field("key_file", &self.key_file)
+            .field("previous_keys", &self.previous_keys.len())
+            .finish()
+    }
 }
 
 /// What `config show` prints for a key.
@@ -229,6 +239,12 @@ pub struct ServerConfig {
     /// the client, for the failed-authentication and feedback limits. Empty: the TCP peer is
     /// the client, whatever the header says.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The host names (with the port, when not the scheme's) residents reach the platform
+    /// at, e.g. `services.north-downs.gov.uk`. Plugins are told the origin of a request whose
+    /// `Host` is one of them (`x-guildhall-origin`, for a payment's return address), so a
+    /// request with a forged `Host` cannot make a plugin link elsewhere. Empty: any `Host`,
+    /// for trying the platform on one machine; set it in production.
+    pub public_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -240,6 +256,7 @@ impl Default for ServerConfig {
             keep_alive_idle_secs: 60,
             max_connections_per_client: 256,
             trusted_proxies: Vec::new(),
+            public_hosts: Vec::new(),
         }
     }
 }
@@ -447,6 +464,23 @@ mod tests {
         Jail::expect_with(|_jail| {
             let err = Config::load(Some(Path::new("nope.toml"))).unwrap_err();
             assert!(matches!(err, ConfigError::Missing(_)));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn debug_output_hides_the_secrets_keys() {
+        Jail::expect_with(|jail| {
+            let key = "c2VjcmV0cy1rZXktaHVudGVyMi0xMjM0NTY3ODkwYWI=";
+            jail.set_env("GUILDHALL_SECRETS__KEY", key);
+            jail.set_env("GUILDHALL_SECRETS__PREVIOUS_KEYS", format!("[\"{key}x\"]"));
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let shown = format!("{config:?}");
+            assert!(!shown.contains(key), "{shown}");
+            assert!(
+                config.secrets.keyring().is_err(),
+                "the previous key is not base64"
+            );
             Ok(())
         });
     }

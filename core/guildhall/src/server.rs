@@ -307,6 +307,7 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
     let gateway = guildhall_api::Gateway::new(store.clone(), runtime.clone())
         .with_body_timeout(Duration::from_secs(config.server.body_read_timeout_secs))
         .with_sessions(config.sessions.clone())
+        .with_public_hosts(config.server.public_hosts.clone())
         .with_assets(guildhall_console::assets::Assets::get().base());
     let telemetry = telemetry(config, store, &runtime, &gateway)?;
     Ok(guildhall_api::AppState {
@@ -335,7 +336,6 @@ impl Server {
         let addr = listener.local_addr()?;
         let state = app_state(config, &store).await?;
         let watcher = state.gateway.watch();
-        let scheduler = guildhall_api::spawn_scheduler(state.clone());
         let session_purger = state.gateway.spawn_session_purger();
         let flusher_stop = CancellationToken::new();
         let flusher = state.telemetry.meter.spawn_flusher(
@@ -355,6 +355,7 @@ impl Server {
             // Services' own pages link to the shared GOV.UK Frontend, console or not.
             (guildhall_console::assets::router(), None)
         };
+        let scheduler_state = state.clone();
         let app = guildhall_api::router(
             state,
             &guildhall_api::Settings {
@@ -364,13 +365,17 @@ impl Server {
         );
         let stop = CancellationToken::new();
         let stop_handle = stop.clone();
+        // Schedules stop being claimed when the drain begins; a run in progress finishes.
+        let scheduler = guildhall_api::spawn_scheduler(scheduler_state, stop.clone());
         let grace = Duration::from_secs(config.http.shutdown_grace_secs);
         let limits = crate::connections::Limits::from(&config.server);
         let task = tokio::spawn(async move {
             let result = serve(listener, app, limits, stop, grace).await;
             watcher.abort();
-            if let Some(scheduler) = scheduler {
-                scheduler.abort();
+            if let Some(scheduler) = scheduler
+                && tokio::time::timeout(grace, scheduler).await.is_err()
+            {
+                tracing::warn!("a scheduled run did not finish within the shutdown grace");
             }
             session_purger.abort();
             if let Some(purger) = purger {

@@ -51,7 +51,7 @@ pub use owners::{
 pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use schedules::{NewRun, RunRecord, RunState, ScheduleRuns};
 pub use schema_lock::SchemaLock;
-pub use secrets::{Keyring, SecretError, SecretRecord, Secrets, ValueError};
+pub use secrets::{Keyring, Rotation, SecretError, SecretRecord, Secrets, ValueError};
 pub use settings::{CouncilSettings, SettingsError};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;

@@ -209,6 +209,22 @@ impl<'a> ScheduleRuns<'a> {
         Ok(claimed)
     }
 
+    /// Gives a claimed run back before it started (its plugin could not be admitted), so a
+    /// later look claims the due time again.
+    pub async fn release(&self, id: &str) -> Result<()> {
+        let tenant = self.scope.tenant().as_str();
+        let txn = scoped::begin_write(self.db, tenant).await?;
+        let backend = txn.get_database_backend();
+        txn.execute_raw(Self::stmt(
+            backend,
+            "DELETE FROM schedule_runs WHERE tenant_id = ? AND id = ? AND state = 'running'",
+            vec![tenant.into(), id.into()],
+        ))
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Records how a run ended.
     pub async fn finish(&self, id: &str, state: RunState, outcome: Option<&str>) -> Result<()> {
         let tenant = self.scope.tenant().as_str();
@@ -232,22 +248,26 @@ impl<'a> ScheduleRuns<'a> {
         Ok(())
     }
 
-    /// `plugin`'s latest runs, newest first, at most `limit`; only `council`'s when given.
+    /// The latest runs of `plugin`'s `schedule`, newest first, at most `limit`; only
+    /// `council`'s when given.
     pub async fn recent(
         &self,
         plugin: &PluginName,
+        schedule: &str,
         council: Option<&CouncilId>,
         limit: u64,
     ) -> Result<Vec<RunRecord>> {
         let tenant = self.scope.tenant().as_str();
         let txn = scoped::begin(self.db, tenant).await?;
         let backend = txn.get_database_backend();
-        let (filter, mut values): (&str, Vec<sea_orm::Value>) = match council {
-            Some(c) => (
-                " AND council = ?",
-                vec![tenant.into(), plugin.as_str().into(), c.as_str().into()],
-            ),
-            None => ("", vec![tenant.into(), plugin.as_str().into()]),
+        let mut values: Vec<sea_orm::Value> =
+            vec![tenant.into(), plugin.as_str().into(), schedule.into()];
+        let filter = match council {
+            Some(c) => {
+                values.push(c.as_str().into());
+                " AND schedule = ? AND council = ?"
+            }
+            None => " AND schedule = ?",
         };
         values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
         let rows = txn

@@ -339,8 +339,9 @@ impl<'a> Secrets<'a> {
     }
 
     /// Seals every value of this tenant not under the keyring's current key again under
-    /// it, one transaction per value. Returns how many were sealed again.
-    pub async fn rotate(&self, keyring: &Keyring) -> Result<usize, ValueError> {
+    /// it, one transaction per value, going on past values that do not open. Returns how
+    /// many were sealed again and, for each that did not open, where it is and why.
+    pub async fn rotate(&self, keyring: &Keyring) -> Result<Rotation, ValueError> {
         let tenant = self.scope.tenant().as_str();
         let txn = scoped::begin(self.db, tenant).await?;
         let backend = txn.get_database_backend();
@@ -353,7 +354,7 @@ impl<'a> Secrets<'a> {
             ))
             .await?;
         txn.commit().await?;
-        let mut rotated = 0;
+        let mut rotation = Rotation::default();
         for row in stale {
             let plugin: String = row.try_get("", "plugin").map_err(crate::Error::from)?;
             let council: String = row.try_get("", "council").map_err(crate::Error::from)?;
@@ -384,28 +385,53 @@ impl<'a> Secrets<'a> {
                 .try_get("", "ciphertext")
                 .map_err(crate::Error::from)?;
             let aad = associated(tenant, &plugin, &council, &name);
-            let value = keyring.open(&key, &nonce, &sealed, &aad)?;
-            let (key, nonce, sealed) = keyring.seal(&aad, &value)?;
-            txn.execute_raw(self.stmt(
-                backend,
-                "UPDATE install_secrets SET key_id = ?, nonce = ?, ciphertext = ? \
-                 WHERE tenant_id = ? AND plugin = ? AND council = ? AND name = ?",
-                vec![
-                    key.into(),
-                    nonce.into(),
-                    sealed.into(),
-                    tenant.into(),
-                    plugin.into(),
-                    council.into(),
-                    name.into(),
-                ],
-            ))
-            .await?;
+            let value = match keyring.open(&key, &nonce, &sealed, &aad) {
+                Ok(value) => value,
+                Err(e) => {
+                    txn.rollback().await?;
+                    rotation
+                        .failed
+                        .push(format!("{plugin} {council} {name}: {e}"));
+                    continue;
+                }
+            };
+            let (new_key, new_nonce, new_sealed) = keyring.seal(&aad, &value)?;
+            // Only the value just opened is replaced: a value set meanwhile (under the
+            // current key, with its own nonce) is left as it is.
+            let replaced = txn
+                .execute_raw(self.stmt(
+                    backend,
+                    "UPDATE install_secrets SET key_id = ?, nonce = ?, ciphertext = ? \
+                     WHERE tenant_id = ? AND plugin = ? AND council = ? AND name = ? \
+                     AND key_id = ? AND nonce = ?",
+                    vec![
+                        new_key.into(),
+                        new_nonce.into(),
+                        new_sealed.into(),
+                        tenant.into(),
+                        plugin.into(),
+                        council.into(),
+                        name.into(),
+                        key.into(),
+                        nonce.into(),
+                    ],
+                ))
+                .await?
+                .rows_affected();
             txn.commit().await?;
-            rotated += 1;
+            rotation.rotated += usize::try_from(replaced).unwrap_or(0);
         }
-        Ok(rotated)
+        Ok(rotation)
     }
+}
+
+/// What [`Secrets::rotate`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// Values sealed again under the current key.
+    pub rotated: usize,
+    /// Values that did not open (plugin, council, name and why), left as they were.
+    pub failed: Vec<String>,
 }
 
 /// Why a secret's value could not be read.

@@ -37,7 +37,7 @@ pub use handler::{COUNCIL_HEADER, ORIGIN_HEADER, SERVED_BY, TENANT_HEADER};
 pub use installs::Installed;
 use installs::PreparedSlot;
 pub(crate) use installs::Resolved;
-pub(crate) use schedules::{RunOutcome, next_due, run_now, visible};
+pub(crate) use schedules::{RunOutcome, next_due, run_now};
 pub use schedules::{SchedulesConfig, spawn_scheduler};
 pub(crate) use session::Refusal;
 pub use session::{CSRF_HEADER, SessionsConfig, cookie_name};
@@ -83,6 +83,8 @@ struct GatewayInner {
     sessions: SessionsConfig,
     /// The path of the shared GOV.UK Frontend assets, for plugins' pages.
     assets: String,
+    /// The hosts residents reach the platform at (`server.public_hosts`); empty: any.
+    public_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -107,6 +109,7 @@ impl Gateway {
                 body_timeout: DEFAULT_BODY_TIMEOUT,
                 sessions: SessionsConfig::default(),
                 assets: String::new(),
+                public_hosts: Vec::new(),
             }),
         }
     }
@@ -132,6 +135,19 @@ impl Gateway {
         Arc::get_mut(&mut self.inner)
             .expect("the sessions' settings are set before the gateway is shared")
             .sessions = sessions;
+        self
+    }
+
+    /// The same gateway telling plugins their origin only for requests to these hosts
+    /// (`server.public_hosts`, compared without case); empty: any host.
+    ///
+    /// # Panics
+    /// When the gateway has already been cloned: set this while building it.
+    #[must_use]
+    pub fn with_public_hosts(mut self, hosts: Vec<String>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("the public hosts are set before the gateway is shared")
+            .public_hosts = hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect();
         self
     }
 
@@ -163,15 +179,19 @@ impl Gateway {
     }
 
     /// Where residents reach the platform, for a plugin building absolute links (a payment's
-    /// return address): the `Host` they asked, `https` when the platform's cookies are marked
-    /// secure (it is served over TLS) and `http` otherwise. `None` without a usable `Host`.
+    /// return address): the `Host` they asked when it is one of `server.public_hosts` (any,
+    /// when none are configured), `https` when the platform's cookies are marked secure (it
+    /// is served over TLS) and `http` otherwise. `None` without such a `Host`.
     pub(crate) fn public_origin(&self, headers: &http::HeaderMap) -> Option<String> {
         let scheme = if self.inner.sessions.secure_cookies {
             "https"
         } else {
             "http"
         };
-        public_host(headers).map(|host| format!("{scheme}://{host}"))
+        let public = &self.inner.public_hosts;
+        public_host(headers)
+            .filter(|host| public.is_empty() || public.iter().any(|p| p.eq_ignore_ascii_case(host)))
+            .map(|host| format!("{scheme}://{host}"))
     }
 }
 

@@ -21,6 +21,12 @@ use super::handler::{Where, record_outcome};
 use crate::AppState;
 use crate::error::ApiError;
 
+/// The longest catch-up window: a week.
+const MAX_CATCH_UP_SECS: u64 = 7 * 24 * 3600;
+
+/// The most due times a window can hold: one a minute for a week.
+const MAX_DUE_IN_WINDOW: usize = (MAX_CATCH_UP_SECS / 60) as usize + 1;
+
 /// `[schedules]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -53,8 +59,10 @@ impl SchedulesConfig {
                     .into(),
             );
         }
-        if self.catch_up_secs < 60 {
-            return Err("schedules.catch_up_secs must be at least 60".into());
+        if !(60..=MAX_CATCH_UP_SECS).contains(&self.catch_up_secs) {
+            return Err(format!(
+                "schedules.catch_up_secs must be 60 to {MAX_CATCH_UP_SECS} (a week)"
+            ));
         }
         Ok(())
     }
@@ -84,8 +92,12 @@ fn runner_id() -> &'static str {
     })
 }
 
-/// Starts this replica's scheduler; it runs until the process ends.
-pub fn spawn_scheduler(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
+/// Starts this replica's scheduler. When `stop` is cancelled it claims nothing more and
+/// ends once the run in progress, if any, has finished.
+pub fn spawn_scheduler(
+    state: AppState,
+    stop: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
     let config = state.schedules.clone();
     if !config.enabled {
         return None;
@@ -94,8 +106,11 @@ pub fn spawn_scheduler(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         let mut tick = tokio::time::interval(Duration::from_secs(config.poll_interval_secs));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            if let Err(e) = run_due(&state, &config).await {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            if let Err(e) = run_due(&state, &config, &stop).await {
                 tracing::warn!(error = %e, "cannot look for due schedules");
             }
         }
@@ -105,7 +120,11 @@ pub fn spawn_scheduler(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
 /// One look for due schedules across every tenant. An install that cannot be resolved or
 /// run now (its version fails to prepare, the database hiccups) is logged and skipped, so
 /// it never holds up the others.
-async fn run_due(state: &AppState, config: &SchedulesConfig) -> Result<(), ApiError> {
+async fn run_due(
+    state: &AppState,
+    config: &SchedulesConfig,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
     let window = now - time::Duration::seconds(config.catch_up_secs as i64);
     for tenant in state.store.tenants().list().await? {
@@ -118,7 +137,8 @@ async fn run_due(state: &AppState, config: &SchedulesConfig) -> Result<(), ApiEr
             }
         };
         for install in installs {
-            if let Err(e) = run_install(state, &tenant.id, &install.plugin, window, now).await {
+            if let Err(e) = run_install(state, &tenant.id, &install.plugin, window, now, stop).await
+            {
                 tracing::warn!(
                     tenant = %tenant.id,
                     plugin = %install.plugin,
@@ -138,6 +158,7 @@ async fn run_install(
     plugin: &guildhall_domain::PluginName,
     window: OffsetDateTime,
     now: OffsetDateTime,
+    stop: &tokio_util::sync::CancellationToken,
 ) -> Result<(), ApiError> {
     let Some(resolved) = state.gateway.resolve(tenant, plugin).await? else {
         return Ok(());
@@ -148,10 +169,13 @@ async fn run_install(
         let Ok(cron) = schedule.parsed() else {
             continue;
         };
-        let Some(due) = due_times(&cron, after, now, 10_000).pop() else {
+        let Some(due) = due_times(&cron, after, now, MAX_DUE_IN_WINDOW).pop() else {
             continue;
         };
         for council in councils(&resolved) {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
             run(state, &resolved, &council, schedule, Some(due)).await?;
         }
     }
@@ -204,13 +228,19 @@ pub(crate) async fn run_now(
         }
         None => councils(&resolved),
     };
-    let mut outcomes = Vec::new();
-    for council in targets {
-        if let Some(outcome) = run(state, &resolved, &council, &schedule, None).await? {
-            outcomes.push(outcome);
+    // In a task of its own: a caller who goes away does not leave runs half done.
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut outcomes = Vec::new();
+        for council in targets {
+            if let Some(outcome) = run(&state, &resolved, &council, &schedule, None).await? {
+                outcomes.push(outcome);
+            }
         }
-    }
-    Ok(outcomes)
+        Ok(outcomes)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("a scheduled run's task failed: {e}")))?
 }
 
 /// Claims and runs one run of `schedule` for `council`: the due time's when `due` is
@@ -253,20 +283,18 @@ async fn run(
         guildhall.schedule = %schedule.name,
         guildhall.outcome = tracing::field::Empty,
     );
-    let (state_of_run, outcome, status, ran) = match state.gateway.admit(tenant).await {
-        Err(_) => (
+    let busy = |why: &str| {
+        (
             RunState::Failed,
-            Some("the alliance's share of plugin calls was full".to_string()),
+            Some(why.to_string()),
             StatusCode::TOO_MANY_REQUESTS,
             None,
-        ),
+        )
+    };
+    let (state_of_run, outcome, status, ran) = match state.gateway.admit(tenant).await {
+        Err(_) => busy("the alliance's share of plugin calls was full"),
         Ok(_permit) => match state.runtime.reserve_memory(prepared).await {
-            Err(_) => (
-                RunState::Failed,
-                Some("the platform's memory budget was in use".to_string()),
-                StatusCode::TOO_MANY_REQUESTS,
-                None,
-            ),
+            Err(_) => busy("the platform's memory budget was in use"),
             Ok(_memory) => {
                 let call = CallContext {
                     tenant: tenant.clone(),
@@ -315,6 +343,11 @@ async fn run(
         started.elapsed(),
         ran,
     );
+    if due.is_some() && status == StatusCode::TOO_MANY_REQUESTS {
+        // The plugin never ran: the due time is given back, and the next look runs it.
+        runs.release(&id).await?;
+        return Ok(None);
+    }
     runs.finish(&id, state_of_run, outcome.as_deref()).await?;
     tracing::info!(
         tenant = %tenant,
@@ -346,9 +379,4 @@ pub(crate) fn next_due(schedule: &ScheduleDecl) -> Option<OffsetDateTime> {
     let cron = schedule.parsed().ok()?;
     let now = OffsetDateTime::now_utc();
     due_times(&cron, now, now + time::Duration::days(400), 1).pop()
-}
-
-/// Keeps the runs of the councils a caller may see.
-pub(crate) fn visible(council_limit: Option<&str>, council: &str) -> bool {
-    council_limit.is_none_or(|c| c == council)
 }

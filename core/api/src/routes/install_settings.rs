@@ -437,6 +437,32 @@ pub(crate) async fn put_council_config(
                     .collect(),
             )
         })?;
+    // A council's officers set only what the plugin lets councils set; the rest (where the
+    // install's secrets go, for one) is the alliance's administrators' to change.
+    let administrator = state.authz.allowed(
+        &principal,
+        guildhall_authz::Domain::Tenant(scope.tenant()),
+        "installs",
+        "write",
+    );
+    if !administrator {
+        let current = state
+            .store
+            .council_settings(&scope)
+            .get(&plugin, &council)
+            .await?;
+        let refused = manifest.admin_only_changes(&current, &overrides);
+        if !refused.is_empty() {
+            return Err(ApiError::from_status(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "only the alliance's administrators change {}: the plugin does not let councils set them",
+                    refused.join(", ")
+                ),
+            )
+            .with_extension("settings", refused));
+        }
+    }
     state
         .store
         .council_settings(&scope)
@@ -513,30 +539,23 @@ pub(crate) async fn list_schedules(
         }
         None => None,
     };
-    let runs = state
-        .store
-        .schedule_runs(&scope)
-        .recent(&plugin, council.as_ref(), 200)
-        .await?;
-    let schedules = manifest
-        .schedules
-        .iter()
-        .map(|s| ScheduleView {
+    let mut schedules = Vec::new();
+    for s in &manifest.schedules {
+        let runs = state
+            .store
+            .schedule_runs(&scope)
+            .recent(&plugin, &s.name, council.as_ref(), 20)
+            .await?;
+        schedules.push(ScheduleView {
             name: s.name.clone(),
             cron: s.cron.clone(),
             next_due: crate::gateway::next_due(s).and_then(|t| {
                 t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             }),
-            runs: runs
-                .iter()
-                .filter(|r| r.schedule == s.name)
-                .filter(|r| crate::gateway::visible(limit.as_deref(), &r.council))
-                .take(20)
-                .cloned()
-                .collect(),
-        })
-        .collect();
+            runs,
+        });
+    }
     Ok(axum::Json(ScheduleList { schedules }))
 }
 
