@@ -514,8 +514,10 @@ async fn reminders_run_once_across_two_replicas() {
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         serve_process(dir.path(), &pairs)
     };
-    let (mut a, addr_a, log_a) = start("cache-a");
-    let (mut b, _addr_b, log_b) = start("cache-b");
+    let (a, addr_a, log_a) = start("cache-a");
+    let (b, _addr_b, log_b) = start("cache-b");
+    // Killed however the test ends, so no replica outlives it.
+    let (mut a, mut b) = (KillOnDrop(a), KillOnDrop(b));
     let env_a = env("cache-a");
     let pairs: Vec<(&str, &str)> = env_a
         .iter()
@@ -676,10 +678,8 @@ async fn reminders_run_once_across_two_replicas() {
     );
     assert_eq!(councils.len(), 2, "{runs:?}");
     assert!(of_first.iter().all(|r| r["state"] == "ok"), "{runs:?}");
-    a.kill().ok();
-    b.kill().ok();
-    a.wait().ok();
-    b.wait().ok();
+    a.stop();
+    b.stop();
     let logs = format!("{}{}", log_a.join().unwrap(), log_b.join().unwrap());
     let mut reminded: Vec<String> = notify
         .notifications()
@@ -696,6 +696,22 @@ async fn reminders_run_once_across_two_replicas() {
     assert!(logs.contains("scheduled run"), "the runs are logged");
     for value in [PAY_KEY, notify_key.as_str(), key.as_str()] {
         assert!(!logs.contains(value), "a secret in a replica's log");
+    }
+}
+
+/// A child process killed when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn stop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
