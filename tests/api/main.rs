@@ -9,6 +9,7 @@ mod access_audit;
 mod access_isolation;
 mod access_oidc;
 mod access_tokens;
+mod author;
 mod browser_kit;
 mod catalogue;
 mod citizen;

@@ -58,13 +58,14 @@ fn main() {
         .map(|t| t.join("wasm-plugins"))
         .unwrap_or_else(|| out_dir.join("wasm-plugins"));
 
-    // Every crate of the plugins' workspace (each folder but its build output), so a new
-    // example is rebuilt when it changes without being listed here.
+    // Every crate of the plugins' workspace (each Rust folder but the build output), so a
+    // new example is rebuilt when it changes without being listed here. The JavaScript and
+    // Python plugins, with their installed packages, are not this build's.
     let mut watched: Vec<PathBuf> = std::fs::read_dir(&plugins)
         .expect("the plugins folder")
         .filter_map(Result::ok)
         .map(|entry| entry.path())
-        .filter(|path| path.file_name().is_some_and(|name| name != "target"))
+        .filter(|path| !not_built_here(path))
         .collect();
     watched.sort();
     for path in watched {
@@ -146,6 +147,16 @@ fn manifest_value(text: &str, key: &str) -> Option<String> {
 }
 
 /// Folders under `plugins/` (one level, and under `plugins/fixtures/`) with a `plugin.toml`.
+/// Folders of `plugins/` this build does not build: the build output, the JavaScript and
+/// Python plugins (with their installed packages), and the new-project template, whose
+/// names are placeholders.
+fn not_built_here(path: &Path) -> bool {
+    const OTHERS: [&str; 4] = ["target", "js", "python", "rust-template"];
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| OTHERS.contains(&name))
+}
+
 fn plugin_dirs(plugins: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for base in [plugins.to_path_buf(), plugins.join("fixtures")] {
@@ -154,7 +165,7 @@ fn plugin_dirs(plugins: &Path) -> Vec<PathBuf> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.join("plugin.toml").exists() {
+            if path.join("plugin.toml").exists() && !not_built_here(&path) {
                 found.push(path);
             }
         }

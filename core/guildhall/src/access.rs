@@ -15,6 +15,21 @@ pub(crate) async fn create_token(
     council: Option<&str>,
     days: u32,
 ) -> anyhow::Result<()> {
+    let token = mint_token(store, name, role, tenant, council, days).await?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Mints a token, recorded in the tenant's audit chain (the platform's for global roles),
+/// and returns it.
+pub(crate) async fn mint_token(
+    store: &Store,
+    name: &str,
+    role: &str,
+    tenant: Option<&str>,
+    council: Option<&str>,
+    days: u32,
+) -> anyhow::Result<String> {
     let role = Role::parse(role)?;
     let tenant = tenant.map(TenantId::parse).transpose()?;
     let council = council.map(CouncilId::parse).transpose()?;
@@ -56,8 +71,7 @@ pub(crate) async fn create_token(
         Some(scope) => store.audit(scope).append(entry).await?,
         None => store.platform_audit().append(entry).await?,
     };
-    println!("{token}");
-    Ok(())
+    Ok(token.to_string())
 }
 
 /// Verifies one tenant's chain, or every tenant's and the platform's, printing one line

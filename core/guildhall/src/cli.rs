@@ -61,6 +61,18 @@ pub enum Command {
     /// Manage the key install secrets are encrypted with.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Serve one plugin project on loopback for development: a throwaway SQLite platform
+    /// with the tenant `dev` and council `dev`, the plugin built and installed with the
+    /// settings in the project's dev.toml, rebuilt and reinstalled whenever its sources
+    /// change. Ctrl-C stops it.
+    Dev {
+        /// The plugin project (default: the working folder).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Listen on this address instead of the configured one (127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
 }
 
 /// `guildhall secrets …`
@@ -188,12 +200,42 @@ pub enum ConfigCommand {
 /// `guildhall plugins …`
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
+    /// Make a new plugin project NAME in the working folder from the built-in template for
+    /// the language, with its SDK and a test.
+    New {
+        /// The plugin's name: lower-case letters, digits and `-`, e.g. parking-permits.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: crate::author::Lang,
+        /// Make the project in this folder instead of the working folder.
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+    },
+    /// Build a plugin project with its language's toolchain, check the component as
+    /// publishing would (size, compilation, imports against the declared capabilities,
+    /// exports), and write the publishable folder DIR/dist.
+    Build {
+        /// The plugin project (default: the working folder).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin project and run its tests/*.toml scenarios in-process, with in-memory
+    /// kv, events, sessions and secrets and canned outbound answers.
+    Test {
+        /// The plugin project (default: the working folder).
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Test the last build in DIR/dist without building.
+        #[arg(long)]
+        no_build: bool,
+    },
     /// Publish a plugin version from a folder holding plugin.toml and the component it
-    /// names (and optionally `<component>.sig`, written by `plugins sign`). Prints the
-    /// plugin, version, digest and whether it was new. The command line acts as an
-    /// operator: it may publish into any plugin.
+    /// names (and optionally `<component>.sig`, written by `plugins sign`), or from a plugin
+    /// project, which is built first. Prints the plugin, version, digest and whether it
+    /// was new. The command line acts as an operator: it may publish into any plugin.
     Publish {
-        /// The plugin's folder.
+        /// The plugin's folder, or a plugin project.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
         /// Who owns the name if this is its first version (default `cli:operator`, whose
@@ -305,7 +347,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", guildhall_store::Keyring::generate_key());
             return Ok(());
         }
+        Command::Plugins(PluginsCommand::New { name, lang, into }) => {
+            return crate::author::new(&name, lang, into.as_deref());
+        }
         _ => {}
+    }
+    if matches!(
+        cli.command,
+        Command::Plugins(PluginsCommand::Build { .. } | PluginsCommand::Test { .. })
+            | Command::Dev { .. }
+    ) {
+        // The author's tools keep compiled components in the user's cache, not in the
+        // project's folder, and build and test print their own report rather than a log.
+        if let Some(cache) = guildhall_harness::component_cache() {
+            config.runtime.cache_dir = cache;
+        }
+        // The author's machine compiles for one author: with every core.
+        config.runtime.publish_compile_threads = config
+            .runtime
+            .publish_compile_threads
+            .max(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if !matches!(cli.command, Command::Dev { .. }) && config.log.filter == "info" {
+            config.log.filter = "warn".to_string();
+        }
     }
     crate::server::check_telemetry(&config)?;
     let _telemetry = crate::logging::init(&config)?;
@@ -343,6 +407,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 crate::tenants::apply(&store, &specs).await?;
                 store.close().await?;
                 Ok(())
+            }
+            Command::Plugins(PluginsCommand::Build { dir }) => crate::author::build(
+                &config,
+                dir.as_deref(),
+                crate::author::BuildOptions::default(),
+            )
+            .await
+            .map(|_| ()),
+            Command::Plugins(PluginsCommand::Test { dir, no_build }) => {
+                crate::author::test(&config, dir.as_deref(), no_build).await
+            }
+            Command::Dev { dir, listen } => {
+                crate::author::dev(&config, dir.as_deref(), listen).await
             }
             Command::Plugins(PluginsCommand::Publish { dir, owner }) => {
                 let store = server::open_store(&config).await?;
@@ -392,7 +469,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 store.close().await?;
                 result
             }
-            Command::Plugins(PluginsCommand::Sign { .. })
+            Command::Plugins(PluginsCommand::Sign { .. } | PluginsCommand::New { .. })
             | Command::Secrets(SecretsCommand::GenerateKey) => {
                 unreachable!("handled before the runtime starts")
             }

@@ -4,6 +4,7 @@
 //! configuration and hands each what it needs.
 
 mod access;
+mod author;
 pub mod cli;
 pub mod config;
 mod connections;

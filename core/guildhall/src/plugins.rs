@@ -54,13 +54,41 @@ fn read_dir(dir: &Path) -> anyhow::Result<PluginDir> {
 }
 
 /// Publishes `DIR` (with `<component>.sig` when present) and prints
-/// `<plugin> <version> <digest> published|unchanged`.
+/// `<plugin> <version> <digest> published|unchanged`. A plugin project's folder is built
+/// first (as `plugins build` does) and its `dist/` published.
 pub(crate) async fn publish(
     config: &Config,
     store: &Store,
     dir: &Path,
     owner: Option<&str>,
 ) -> anyhow::Result<()> {
+    let dir = if crate::author::is_project(dir) {
+        crate::author::build(config, Some(dir), crate::author::BuildOptions::default())
+            .await?
+            .dist
+    } else {
+        dir.to_path_buf()
+    };
+    let published = publish_dir(config, store, &dir, owner).await?;
+    let (record, word) = match &published {
+        Published::Created(v) => (v, "published"),
+        Published::Existing(v) => (v, "unchanged"),
+    };
+    println!(
+        "{} {} {} {word}",
+        record.plugin, record.version, record.digest
+    );
+    Ok(())
+}
+
+/// Publishes the plugin folder `DIR` (plugin.toml, the component it names and
+/// `<component>.sig` when present).
+pub(crate) async fn publish_dir(
+    config: &Config,
+    store: &Store,
+    dir: &Path,
+    owner: Option<&str>,
+) -> anyhow::Result<Published> {
     let files = read_dir(dir)?;
     let signature = match std::fs::read_to_string(&files.signature_path) {
         Ok(s) => Some(s),
@@ -77,7 +105,7 @@ pub(crate) async fn publish(
     // metrics.
     let runtime = guildhall_runtime::Runtime::for_publishing(
         config.runtime.clone(),
-        crate::ports::runtime_ports(store, std::sync::Arc::new(guildhall_runtime::DenyAll), None),
+        guildhall_runtime::Ports::unavailable(),
     )
     .context("cannot start the plugin compiler")?;
     let keys =
@@ -100,15 +128,7 @@ pub(crate) async fn publish(
     )
     .await
     .map_err(|e| anyhow::anyhow!("{}: {}", dir.display(), e.describe()))?;
-    let (record, word) = match &published {
-        Published::Created(v) => (v, "published"),
-        Published::Existing(v) => (v, "unchanged"),
-    };
-    println!(
-        "{} {} {} {word}",
-        record.plugin, record.version, record.digest
-    );
-    Ok(())
+    Ok(published)
 }
 
 fn check_subject(subject: &str) -> anyhow::Result<()> {

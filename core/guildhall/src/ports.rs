@@ -34,6 +34,7 @@ pub fn runtime_ports(
         events: storage,
         authorizer,
         secrets,
+        http: None,
     }
 }
 

@@ -52,8 +52,9 @@ use wasmtime::component::Linker;
 pub use budget::MemoryReservation;
 pub use call::CallReport;
 pub use capabilities::{
-    Authorizer, AuthzQuestion, CallSession, DenyAll, EventsPort, KvPort, KvSetError, NoSecrets,
-    PluginEvent, PortError, PortFuture, Ports, SecretsPort, SessionError,
+    Authorizer, AuthzQuestion, CallSession, DenyAll, EventsPort, HttpPort, KvPort, KvSetError,
+    NoSecrets, OutboundRequest, PluginEvent, PortError, PortFuture, Ports, SecretsPort,
+    SessionError,
 };
 pub use config::{OutboundConfig, RuntimeConfig};
 pub use error::{CallError, MemoryBusy, PrepareError};
@@ -345,6 +346,7 @@ impl Runtime {
                 &manifest.capabilities.outbound_http,
                 &config.outbound,
                 Arc::clone(&self.inner.outbound_allow),
+                self.inner.ports.http.clone(),
             ))
         });
         Ok(Prepared {

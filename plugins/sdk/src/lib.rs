@@ -106,7 +106,7 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../core/runtime/wit",
+        path: "wit",
         world: "guildhall:platform/platform",
     });
 }

@@ -50,7 +50,7 @@
 #[doc(hidden)]
 pub mod __bindings {
     wit_bindgen::generate!({
-        path: "../../core/runtime/wit",
+        path: "wit",
         world: "guildhall:platform/schedules",
         pub_export_macro: true,
         export_macro_name: "export",

@@ -32,6 +32,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use guildhall_domain::manifest::Capabilities;
+use guildhall_domain::{PluginName, TenantId};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime::component::types::ComponentItem;
@@ -41,6 +42,7 @@ pub(crate) use events::EventQuota;
 pub use events::{EventsPort, PluginEvent};
 pub use kv::{KvPort, KvSetError};
 pub(crate) use outbound::OutboundPolicy;
+pub use outbound::{HttpPort, OutboundRequest};
 pub use secrets::{NoSecrets, SecretsPort};
 pub use session::{CallSession, SessionError};
 
@@ -61,6 +63,106 @@ pub struct Ports {
     pub authorizer: Arc<dyn Authorizer>,
     /// Install secrets, for `guildhall:platform/secrets`.
     pub secrets: Arc<dyn SecretsPort>,
+    /// Where outbound requests to a declared host go instead of the network, for tools
+    /// that run plugins with canned answers (the test harness); `None` in the server,
+    /// whose requests go to the checked address.
+    pub http: Option<Arc<dyn HttpPort>>,
+}
+
+impl Ports {
+    /// Ports that reach nothing: for a runtime that only checks components
+    /// ([`crate::Runtime::for_publishing`]) and never runs a call.
+    pub fn unavailable() -> Self {
+        let none = Arc::new(Unavailable);
+        Self {
+            kv: none.clone(),
+            events: none,
+            authorizer: Arc::new(DenyAll),
+            secrets: Arc::new(NoSecrets),
+            http: None,
+        }
+    }
+}
+
+/// Storage that is not there.
+struct Unavailable;
+
+fn unavailable<'a, T: Send + 'a>() -> PortFuture<'a, T> {
+    Box::pin(std::future::ready(
+        Err("this runtime has no storage".into()),
+    ))
+}
+
+fn unavailable_write<'a, T: Send + 'a>() -> PortFuture<'a, T, KvSetError> {
+    Box::pin(std::future::ready(Err(KvSetError::Storage(
+        "this runtime has no storage".into(),
+    ))))
+}
+
+impl KvPort for Unavailable {
+    fn get<'a>(
+        &'a self,
+        _: &'a TenantId,
+        _: &'a PluginName,
+        _: &'a str,
+    ) -> PortFuture<'a, Option<Vec<u8>>> {
+        unavailable()
+    }
+    fn set<'a>(
+        &'a self,
+        _: &'a TenantId,
+        _: &'a PluginName,
+        _: &'a str,
+        _: &'a [u8],
+        _: u64,
+    ) -> PortFuture<'a, (), KvSetError> {
+        unavailable_write()
+    }
+    fn increment<'a>(
+        &'a self,
+        _: &'a TenantId,
+        _: &'a PluginName,
+        _: &'a str,
+        _: i64,
+        _: u64,
+    ) -> PortFuture<'a, i64, KvSetError> {
+        unavailable_write()
+    }
+    fn compare_and_swap<'a>(
+        &'a self,
+        _: &'a TenantId,
+        _: &'a PluginName,
+        _: &'a str,
+        _: Option<&'a [u8]>,
+        _: &'a [u8],
+        _: u64,
+    ) -> PortFuture<'a, bool, KvSetError> {
+        unavailable_write()
+    }
+    fn delete<'a>(
+        &'a self,
+        _: &'a TenantId,
+        _: &'a PluginName,
+        _: &'a str,
+    ) -> PortFuture<'a, bool> {
+        unavailable()
+    }
+    fn list_keys<'a>(
+        &'a self,
+        _: &'a TenantId,
+        _: &'a PluginName,
+        _: &'a str,
+        _: Option<&'a str>,
+        _: u32,
+    ) -> PortFuture<'a, (Vec<String>, Option<String>)> {
+        unavailable()
+    }
+}
+
+impl EventsPort for Unavailable {
+    fn record<'a>(&'a self, _: PluginEvent<'a>) -> PortFuture<'a, ()> {
+        unavailable()
+    }
 }
 
 impl std::fmt::Debug for Ports {
@@ -185,6 +287,16 @@ pub(crate) const CAPABILITIES: &[Capability] = &[
             "wasi:cli/terminal-stderr",
             "wasi:filesystem/types",
             "wasi:filesystem/preopens",
+            // CPython's C library imports the socket interfaces (componentize-py's
+            // components do). They link, but the context allows no TCP, UDP or name
+            // lookup, so every socket a guest asks for is refused.
+            "wasi:sockets/network",
+            "wasi:sockets/instance-network",
+            "wasi:sockets/tcp",
+            "wasi:sockets/tcp-create-socket",
+            "wasi:sockets/udp",
+            "wasi:sockets/udp-create-socket",
+            "wasi:sockets/ip-name-lookup",
         ],
         declared: |_| true,
         link: wasi::link,

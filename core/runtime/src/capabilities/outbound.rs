@@ -14,7 +14,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttp, WasiHttpCtx, WasiHttpHooks};
 
-use super::CallSetup;
+use super::{CallSetup, PortFuture};
 use crate::config::{Cidr, OutboundConfig};
 use crate::host::{Host, Observed};
 
@@ -181,16 +181,76 @@ pub(crate) struct OutboundPolicy {
     allow: Arc<Vec<Cidr>>,
     timeout: Duration,
     max_response_bytes: usize,
+    /// Where requests go instead of the network, when the runtime was given a port.
+    port: Option<Arc<dyn HttpPort>>,
+}
+
+/// An outbound request a plugin made to one of its declared hosts, whole.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// The method, e.g. `POST`.
+    pub method: http::Method,
+    /// The absolute URL, e.g. `https://publicapi.payments.service.gov.uk/v1/payments`.
+    pub url: String,
+    /// The headers the plugin set (and the platform's `traceparent`).
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// Answers a plugin's outbound requests instead of the network: for tools that run plugins
+/// with canned answers, such as the test harness. The runtime has already checked the host
+/// against the manifest; a port's error reaches the plugin as a refused connection.
+pub trait HttpPort: std::fmt::Debug + Send + Sync + 'static {
+    /// The answer to `request`.
+    fn send(&self, request: OutboundRequest) -> PortFuture<'_, http::Response<bytes::Bytes>>;
 }
 
 impl OutboundPolicy {
-    pub(crate) fn new(hosts: &[String], config: &OutboundConfig, allow: Arc<Vec<Cidr>>) -> Self {
+    pub(crate) fn new(
+        hosts: &[String],
+        config: &OutboundConfig,
+        allow: Arc<Vec<Cidr>>,
+        port: Option<Arc<dyn HttpPort>>,
+    ) -> Self {
         Self {
             hosts: hosts.iter().cloned().collect(),
             allow,
             timeout: Duration::from_millis(config.timeout_ms),
             max_response_bytes: config.max_response_bytes,
+            port,
         }
+    }
+
+    /// Hands a checked request to the port, whole, and its answer back to the plugin.
+    async fn answer(&self, port: &dyn HttpPort, request: http::Request<WasiBody>) -> SendResult {
+        let (parts, body) = request.into_parts();
+        let body = http_body_util::Limited::new(body, self.max_response_bytes)
+            .collect()
+            .await
+            .map_err(|_| Error::HttpRequestBodySize(Some(self.max_response_bytes as u64)))?
+            .to_bytes();
+        let request = OutboundRequest {
+            method: parts.method,
+            url: parts.uri.to_string(),
+            headers: parts.headers,
+            body,
+        };
+        let response = port.send(request).await.map_err(|e| {
+            tracing::debug!(error = %e, "the http port gave no answer");
+            Error::ConnectionRefused
+        })?;
+        if response.body().len() > self.max_response_bytes {
+            return Err(Error::HttpResponseBodySize(Some(
+                self.max_response_bytes as u64,
+            )));
+        }
+        let response = response.map(|body| {
+            http_body_util::Full::new(body)
+                .map_err(|never| match never {})
+                .boxed_unsync()
+        });
+        Ok((response, Box::new(async { Ok(()) })))
     }
 
     fn permitted(&self, ip: IpAddr) -> bool {
@@ -243,6 +303,9 @@ impl OutboundPolicy {
                 "outbound http to {bare}: not declared in the manifest"
             ));
             return Err(Error::HttpRequestDenied);
+        }
+        if let Some(http_port) = &self.port {
+            return self.answer(http_port.as_ref(), request).await;
         }
         let addrs = self.resolve(&host, port).await?;
         let Some(addr) = addrs.iter().copied().find(|a| self.permitted(a.ip())) else {

@@ -14,8 +14,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 use super::CallSetup;
 use crate::host::{Call, Host};
 
-/// All of WASI 0.2. Sockets link too (the standard library may import them), but the
-/// import check refuses components that import them and the context denies the network.
+/// All of WASI 0.2. Sockets link too (stock toolchains' C libraries import them), and the
+/// context denies every use of them: no TCP, no UDP, no name lookup.
 pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)
 }

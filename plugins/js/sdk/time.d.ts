@@ -1,0 +1,2 @@
+/** Now as RFC 3339 UTC, e.g. `2025-01-31T09:30:00Z`. */
+export function nowRfc3339(): string;

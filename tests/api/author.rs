@@ -1,0 +1,292 @@
+//! The plugin author's loop, run as an author runs it: `guildhall plugins new`, `build`,
+//! `test` and `publish` from a clean folder for each language, then the published plugin
+//! answering through the gateway; `guildhall dev` serving a project, reloading after an
+//! edit, riding out a broken edit and stopping on Ctrl-C; and scenarios that fail when a
+//! plugin's behaviour is broken on purpose.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Where the nested language builds keep their output between runs: outside the target
+/// folder the running `cargo test` holds locked.
+fn builds_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("author-builds")
+}
+
+/// `guildhall …` as an author runs it in `dir`, with builds kept in [`builds_dir`].
+pub(crate) fn author(dir: &Path) -> Command {
+    let mut cmd = guildhall(dir);
+    cmd.env("CARGO_TARGET_DIR", builds_dir())
+        .env("GUILDHALL_RUNTIME__POOLING_INSTANCES", "0")
+        // The harness and `dev` keep compiled components here, as an author's machine would.
+        .env("XDG_CACHE_HOME", builds_dir().join("cache"));
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let output: Output = cmd.output().expect("run guildhall");
+    let (stdout, stderr) = text(&output);
+    (output.status.success(), stdout, stderr)
+}
+
+/// Replaces `from` with `to` in `file`, which must hold it.
+pub(crate) fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+}
+
+/// What a language's template is and how to break it.
+struct Template {
+    lang: &'static str,
+    /// The source file and an edit that breaks what the template's scenario checks.
+    source: &'static str,
+    from: &'static str,
+    to: &'static str,
+    /// What the broken build's scenario run reports.
+    failure: &'static str,
+}
+
+const RUST: Template = Template {
+    lang: "rust",
+    source: "src/lib.rs",
+    from: "\"{greeting} from {}!\"",
+    to: "\"{greeting} to {}!\"",
+    failure: "body.message is \"Hello to dev!\", expected \"Hello from dev!\"",
+};
+
+/// `plugins new` → `plugins test` → a broken edit fails `plugins test` → `plugins publish`
+/// of the project folder → install → the gateway answers.
+async fn new_test_publish_serve(template: Template) {
+    let work = tempfile::tempdir().unwrap();
+    let name = format!("parking-{}", template.lang);
+    let (ok, stdout, stderr) =
+        run(author(work.path()).args(["plugins", "new", &name, "--lang", template.lang]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("created the ")), "{stdout}");
+    let project = work.path().join(&name);
+    assert!(project.join("plugin.toml").is_file());
+    assert!(project.join("tests").is_dir());
+
+    // A second project of the same name, or a name no plugin can have, is refused.
+    let (ok, _, stderr) =
+        run(author(work.path()).args(["plugins", "new", &name, "--lang", template.lang]));
+    assert!(!ok && stderr.contains("exists already"), "{stderr}");
+    let (ok, _, stderr) =
+        run(author(work.path()).args(["plugins", "new", "Bad_Name", "--lang", template.lang]));
+    assert!(!ok && stderr.contains("cannot name a plugin"), "{stderr}");
+
+    // The template's own scenarios pass on the first build.
+    let (ok, stdout, stderr) = run(author(&project).args(["plugins", "test"]));
+    assert!(ok, "plugins test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    assert!(project.join("dist/plugin.toml").is_file());
+
+    // Broken on purpose, the scenario fails and says where.
+    let source = project.join(template.source);
+    let original = std::fs::read_to_string(&source).unwrap();
+    edit(&source, template.from, template.to);
+    let (ok, stdout, _) = run(author(&project).args(["plugins", "test"]));
+    assert!(!ok, "a broken plugin passed its tests:\n{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains(template.failure), "{stdout}");
+    std::fs::write(&source, original).unwrap();
+
+    // Publishing the project folder builds it and publishes the build.
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.create_example_tenants().await;
+    let (ok, stdout, stderr) = run(author(work.path())
+        .env("GUILDHALL_DATABASE__URL", app.db.url.expose())
+        .args(["plugins", "publish"])
+        .arg(&project));
+    assert!(ok, "publish failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{name} 0.1.0 sha256:")) && l.ends_with(" published")),
+        "{stdout}"
+    );
+    let response = app
+        .install(
+            "north-downs",
+            &name,
+            "0.1.0",
+            json!("all"),
+            json!({"greeting": "Welcome"}),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (status, body) = app.serve("north-downs", "tandridge", &name, "").await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["message"], "Welcome from tandridge!", "{body}");
+    assert_eq!(answer["visits"], 1, "{body}");
+}
+
+#[tokio::test]
+async fn a_rust_plugin_goes_from_new_to_the_gateway() {
+    new_test_publish_serve(RUST).await;
+}
+
+/// A `guildhall dev` process and the lines it prints.
+struct Dev {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Dev {
+    fn start(project: &Path) -> Self {
+        let mut child = author(project)
+            .args(["dev", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    if tx.send(line.unwrap_or_default()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    fn wait_for(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "guildhall dev never printed {needle:?}; it printed:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get_json(url: &str) -> serde_json::Value {
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn guildhall_dev_serves_reloads_after_an_edit_and_stops_on_ctrl_c() {
+    let work = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) =
+        run(author(work.path()).args(["plugins", "new", "dev-loop", "--lang", "rust"]));
+    assert!(ok, "{stderr}");
+    let project = work.path().join("dev-loop");
+    let mut dev = Dev::start(&project);
+    let serving = dev.wait_for("serving dev-loop at ", Duration::from_secs(300));
+    let url = serving
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    assert!(url.ends_with("/s/dev/dev/dev-loop/"), "{serving}");
+    // dev.toml's settings, and the council's kv counting.
+    let first = get_json(&url).await;
+    assert_eq!(first["message"], "Hello from dev!", "{first}");
+    assert_eq!(first["visits"], 1);
+
+    // An edit is rebuilt and served without a version bump, and the data stays.
+    edit(
+        &project.join("src/lib.rs"),
+        "\"{greeting} from {}!\"",
+        "\"{greeting} at {}!\"",
+    );
+    dev.wait_for("reloaded: dev-loop 0.1.0-dev.2", Duration::from_secs(300));
+    let second = get_json(&url).await;
+    assert_eq!(second["message"], "Hello at dev!", "{second}");
+    assert_eq!(second["visits"], 2);
+
+    // A build that fails keeps the last one serving.
+    edit(
+        &project.join("src/lib.rs"),
+        "struct Plugin;",
+        "struct Plugin",
+    );
+    dev.wait_for(
+        "build failed, still serving the last build",
+        Duration::from_secs(300),
+    );
+    let third = get_json(&url).await;
+    assert_eq!(third["message"], "Hello at dev!", "{third}");
+
+    // Ctrl-C stops it cleanly.
+    let status = Command::new("kill")
+        .args(["-INT", &dev.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dev.wait_for("stopping", Duration::from_secs(30));
+    let exit = dev.child.wait().unwrap();
+    assert!(
+        exit.success(),
+        "guildhall dev exited with {exit}:\n{}",
+        dev.seen.join("\n")
+    );
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "still serving after Ctrl-C"
+    );
+}
+
+#[test]
+fn project_commands_outside_a_project_say_what_to_do() {
+    let empty = tempfile::tempdir().unwrap();
+    for args in [&["plugins", "build"][..], &["plugins", "test"], &["dev"]] {
+        let (ok, _, stderr) = run(author(empty.path()).args(args));
+        assert!(!ok, "{args:?}");
+        assert!(
+            stderr.contains("has no plugin.toml") && stderr.contains("guildhall plugins new"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // A folder with a manifest but no language's project files.
+    std::fs::write(empty.path().join("plugin.toml"), "name = \"x\"\n").unwrap();
+    let (ok, _, stderr) = run(author(empty.path()).args(["plugins", "build"]));
+    assert!(
+        !ok && stderr.contains("is not a plugin project"),
+        "{stderr}"
+    );
+}
