@@ -43,7 +43,7 @@ pub(crate) fn edit(file: &Path, from: &str, to: &str) {
     std::fs::write(file, text.replacen(from, to, 1)).unwrap();
 }
 
-/// What a language's template is and how to break it.
+/// What a language's template is, how to break it, and what it answers when installed.
 struct Template {
     lang: &'static str,
     /// The source file and an edit that breaks what the template's scenario checks.
@@ -52,6 +52,9 @@ struct Template {
     to: &'static str,
     /// What the broken build's scenario run reports.
     failure: &'static str,
+    /// The install's settings, and what its start page then answers for tandridge.
+    config: fn() -> serde_json::Value,
+    answer: &'static str,
 }
 
 const RUST: Template = Template {
@@ -60,6 +63,28 @@ const RUST: Template = Template {
     from: "\"{greeting} from {}!\"",
     to: "\"{greeting} to {}!\"",
     failure: "body.message is \"Hello to dev!\", expected \"Hello from dev!\"",
+    config: || json!({"greeting": "Welcome"}),
+    answer: "{\"message\":\"Welcome from tandridge!\",\"visits\":1}",
+};
+
+const JS: Template = Template {
+    lang: "js",
+    source: "src/index.js",
+    from: "increment('visits', 1)",
+    to: "increment('visits', 2)",
+    failure: "does not contain \"Visits: 42\"",
+    config: || json!({}),
+    answer: "Hello from tandridge (north-downs)! Visits: 1",
+};
+
+const PYTHON: Template = Template {
+    lang: "python",
+    source: "app.py",
+    from: "increment(\"visits\")",
+    to: "increment(\"visits\", 2)",
+    failure: "does not contain \"visited 42 times\"",
+    config: || json!({}),
+    answer: "Hello from tandridge (north-downs)! This page has been visited 1 time.",
 };
 
 /// `plugins new` → `plugins test` → a broken edit fails `plugins test` → `plugins publish`
@@ -104,6 +129,15 @@ async fn new_test_publish_serve(template: Template) {
     app.create_example_tenants().await;
     let (ok, stdout, stderr) = run(author(work.path())
         .env("GUILDHALL_DATABASE__URL", app.db.url.expose())
+        .env(
+            "GUILDHALL_RUNTIME__CACHE_DIR",
+            &app.config.runtime.cache_dir,
+        )
+        // The server's engine settings, so it finds what publishing compiled.
+        .env(
+            "GUILDHALL_RUNTIME__POOLING_INSTANCES",
+            app.config.runtime.pooling_instances.to_string(),
+        )
         .args(["plugins", "publish"])
         .arg(&project));
     assert!(ok, "publish failed:\n{stdout}\n{stderr}");
@@ -119,20 +153,188 @@ async fn new_test_publish_serve(template: Template) {
             &name,
             "0.1.0",
             json!("all"),
-            json!({"greeting": "Welcome"}),
+            (template.config)(),
         )
         .await;
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     let (status, body) = app.serve("north-downs", "tandridge", &name, "").await;
     assert_eq!(status, 200, "{body}");
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer["message"], "Welcome from tandridge!", "{body}");
-    assert_eq!(answer["visits"], 1, "{body}");
+    assert!(body.contains(template.answer), "{body}");
 }
 
 #[tokio::test]
 async fn a_rust_plugin_goes_from_new_to_the_gateway() {
     new_test_publish_serve(RUST).await;
+}
+
+#[tokio::test]
+async fn a_javascript_plugin_goes_from_new_to_the_gateway() {
+    new_test_publish_serve(JS).await;
+}
+
+#[tokio::test]
+async fn a_python_plugin_goes_from_new_to_the_gateway() {
+    new_test_publish_serve(PYTHON).await;
+}
+
+/// Copies `plugins/<lang>` (the SDK and the examples, without installed packages or build
+/// output) to `into`, so the examples build where their relative imports still hold.
+fn copy_examples(lang: &str, into: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap().flatten() {
+            let name = entry.file_name();
+            let skip = ["node_modules", ".venv", "dist", ".guildhall", "__pycache__"];
+            if skip.iter().any(|s| name == *s) {
+                continue;
+            }
+            let path = entry.path();
+            if path.is_dir() {
+                copy(&path, &to.join(&name));
+            } else {
+                std::fs::copy(&path, to.join(&name)).unwrap();
+            }
+        }
+    }
+    let dest = into.join(lang);
+    copy(&repo_root().join("plugins").join(lang), &dest);
+    dest
+}
+
+/// The JavaScript or Python examples, built from source by `plugins publish`: their own
+/// scenarios pass, and they answer through the gateway as the Rust examples do, each
+/// council's data kept apart and officers' writes checked.
+async fn examples_answer_through_the_gateway(lang: &str, suffix: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let examples = copy_examples(lang, work.path());
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    app.create_example_tenants().await;
+    for example in ["hello", "noticeboard"] {
+        let project = examples.join(example);
+        let (ok, stdout, stderr) = run(author(&project).args(["plugins", "test"]));
+        assert!(
+            ok,
+            "{lang} {example}: plugins test failed:\n{stdout}\n{stderr}"
+        );
+        let (ok, stdout, stderr) = run(author(&project)
+            .env("GUILDHALL_DATABASE__URL", app.db.url.expose())
+            .env(
+                "GUILDHALL_RUNTIME__CACHE_DIR",
+                &app.config.runtime.cache_dir,
+            )
+            // The server's engine settings, so it finds what publishing compiled.
+            .env(
+                "GUILDHALL_RUNTIME__POOLING_INSTANCES",
+                app.config.runtime.pooling_instances.to_string(),
+            )
+            .args(["plugins", "publish", "."]));
+        assert!(ok, "{lang} {example}: publish failed:\n{stdout}\n{stderr}");
+        let plugin = format!("{example}-{suffix}");
+        let councils = json!(["tandridge", "mole-valley"]);
+        let response = app
+            .install("north-downs", &plugin, "0.1.0", councils, json!({}))
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+
+    let hello = format!("hello-{suffix}");
+    let (status, body) = app.serve("north-downs", "tandridge", &hello, "").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Hello from tandridge (north-downs)!")
+    );
+    let (status, body) = app
+        .serve("north-downs", "mole-valley", &hello, "any/path")
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "Hello from mole-valley (north-downs)!")
+    );
+    // A council the install does not name gets the gateway's 404.
+    let (status, _) = app
+        .serve("north-downs", "reigate-banstead", &hello, "")
+        .await;
+    assert_eq!(status, 404);
+
+    let board = format!("noticeboard-{suffix}");
+    let url =
+        |council: &str, path: &str| app.url(&format!("/s/north-downs/{council}/{board}{path}"));
+    let notice = json!({"title": "Road closed", "body": "High Street, Monday to Friday"});
+    let anonymous = app
+        .anonymous
+        .post(url("tandridge", "/notices"))
+        .json(&notice);
+    assert_eq!(status_of(anonymous).await, 401);
+    let auditor = app.client_as("auditor", Some("north-downs"), None).await;
+    assert_eq!(
+        status_of(auditor.post(url("tandridge", "/notices")).json(&notice)).await,
+        403
+    );
+    // An officer of another council cannot post to this one.
+    let other = app
+        .client_as("officer", Some("north-downs"), Some("mole-valley"))
+        .await;
+    assert_eq!(
+        status_of(other.post(url("tandridge", "/notices")).json(&notice)).await,
+        403
+    );
+    let officer = app
+        .client_as("officer", Some("north-downs"), Some("tandridge"))
+        .await;
+    let posted = officer
+        .post(url("tandridge", "/notices"))
+        .json(&notice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    assert_eq!(posted.headers()["location"], "/notices/1");
+    let bad = officer
+        .post(url("tandridge", "/notices"))
+        .json(&json!({"title": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(bad.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = bad.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("title"),
+        "{problem}"
+    );
+    let list = fetch_json(app.anonymous.get(url("tandridge", "/notices"))).await;
+    assert_eq!(list["notices"][0]["title"], "Road closed", "{list}");
+    assert_eq!(list["notices"].as_array().unwrap().len(), 1, "{list}");
+    // The other council's board is its own.
+    let theirs = fetch_json(app.anonymous.get(url("mole-valley", "/notices"))).await;
+    assert_eq!(theirs["notices"], json!([]), "{theirs}");
+    assert_eq!(
+        status_of(officer.delete(url("tandridge", "/notices/1"))).await,
+        204
+    );
+    assert_eq!(
+        status_of(app.anonymous.get(url("tandridge", "/notices/1"))).await,
+        404
+    );
+    // The events went to the tenant's audit log.
+    let audit = app
+        .get_json("/api/v1/tenants/north-downs/audit?limit=100")
+        .await;
+    let text = audit.to_string();
+    assert!(
+        text.contains("notice.posted") && text.contains("notice.removed"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_javascript_examples_answer_through_the_gateway() {
+    examples_answer_through_the_gateway("js", "js").await;
+}
+
+#[tokio::test]
+async fn the_python_examples_answer_through_the_gateway() {
+    examples_answer_through_the_gateway("python", "py").await;
 }
 
 /// A `guildhall dev` process and the lines it prints.

@@ -20,6 +20,7 @@ pub struct Server {
     addr: SocketAddr,
     stop: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    store: Store,
 }
 
 /// Connects to the configured database and applies pending migrations.
@@ -330,6 +331,7 @@ impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Self> {
         config.server.validate().map_err(anyhow::Error::msg)?;
         let store = open_store(config).await?;
+        let handle = store.clone();
         let listener = tokio::net::TcpListener::bind(config.listen.0)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen.0))?;
@@ -403,7 +405,15 @@ impl Server {
             addr,
             stop: stop_handle,
             task,
+            store: handle,
         })
+    }
+
+    /// The server's database, for changes the gateway must see from its next request
+    /// (writes through another connection pool reach it only at its next poll). Closed
+    /// when the server stops.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The address the server listens on (useful with port 0).

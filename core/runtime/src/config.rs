@@ -87,7 +87,7 @@ impl Default for RuntimeConfig {
             tenant_queue: 64,
             tenant_queue_timeout_ms: 1_000,
             max_component_bytes: 32 << 20,
-            compile_timeout_ms: 60_000,
+            compile_timeout_ms: 180_000,
             compile_concurrency: 1,
             publish_compile_concurrency: 1,
             publish_compile_threads: 1,

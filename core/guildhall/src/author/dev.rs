@@ -79,8 +79,7 @@ pub(crate) async fn dev(
     let server = Server::start(&config)
         .await
         .with_context(|| format!("cannot serve on {}", config.listen.0))?;
-    let store = server::open_store(&config).await?;
-    let platform = Platform::set_up(store).await?;
+    let platform = Platform::set_up(server.store().clone()).await?;
     let mut generation = 1;
     platform
         .install(&config, &project, &built.dist, &built.manifest, generation)
@@ -142,7 +141,6 @@ pub(crate) async fn dev(
     println!("stopping");
     server.shutdown();
     server.wait().await?;
-    platform.store.close().await?;
     drop(folder);
     Ok(())
 }
