@@ -95,7 +95,7 @@ async fn new_test_publish_serve(template: Template) {
     let (ok, stdout, stderr) =
         run(author(work.path()).args(["plugins", "new", &name, "--lang", template.lang]));
     assert!(ok, "{stderr}");
-    assert!(stdout.contains(&format!("created the ")), "{stdout}");
+    assert!(stdout.contains("created the "), "{stdout}");
     let project = work.path().join(&name);
     assert!(project.join("plugin.toml").is_file());
     assert!(project.join("tests").is_dir());

@@ -318,6 +318,7 @@ async fn hostile_app(adjust: impl FnOnce(&mut guildhall::Config)) -> TestApp {
         "fixture-slow-drip",
         "fixture-panic",
         "fixture-outbound",
+        "fixture-socket-probe",
     ] {
         app.publish_built(fixture).await;
         let response = app.install_for("north-downs", fixture, "all").await;
@@ -372,6 +373,26 @@ async fn hostile_plugins_break_only_their_own_requests() {
         .get("/s/north-downs/tandridge/fixture-outbound/?url=http%3A%2F%2Fevil.example.com%2F")
         .await;
     assert!(response.text().await.unwrap().contains("HttpRequestDenied"));
+    // wasi:sockets links (stock toolchains' C libraries import it) but with no authority:
+    // a connection to a listener on this machine, a name lookup and a bind are refused,
+    // and the listener sees nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let response = app
+        .get(&format!(
+            "/s/north-downs/tandridge/fixture-socket-probe/?port={port}"
+        ))
+        .await;
+    let body = expect_text(response, 200).await;
+    for attempt in ["connect: refused", "resolve: refused", "bind: refused"] {
+        assert!(body.contains(attempt), "{attempt}: {body}");
+    }
+    assert!(!body.contains("allowed"), "{body}");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the plugin reached the listener"
+    );
     // A request body over the cap is refused before the plugin runs.
     let response = app
         .client

@@ -322,7 +322,7 @@ impl Harness {
             .check_component(&manifest, Arc::clone(&bytes))
             .await
             .map_err(|e| HarnessError::Refused(e.to_string()))?;
-        let digest: Digest = checked.digest().clone();
+        let digest: Digest = *checked.digest();
         runtime.admit(checked);
         let prepared = runtime
             .prepare(Arc::clone(&manifest), digest, async || Ok(bytes))
