@@ -43,6 +43,23 @@ pub(crate) fn edit(file: &Path, from: &str, to: &str) {
     std::fs::write(file, text.replacen(from, to, 1)).unwrap();
 }
 
+/// `guildhall plugins publish` in `dir` into `app`'s catalogue, with the server's engine
+/// settings and component cache, so the server finds what publishing compiled.
+fn publish_into(app: &TestApp, dir: &Path) -> Command {
+    let mut cmd = author(dir);
+    cmd.env("GUILDHALL_DATABASE__URL", app.db.url.expose())
+        .env(
+            "GUILDHALL_RUNTIME__CACHE_DIR",
+            &app.config.runtime.cache_dir,
+        )
+        .env(
+            "GUILDHALL_RUNTIME__POOLING_INSTANCES",
+            app.config.runtime.pooling_instances.to_string(),
+        )
+        .args(["plugins", "publish"]);
+    cmd
+}
+
 /// What a language's template is, how to break it, and what it answers when installed.
 struct Template {
     lang: &'static str,
@@ -123,23 +140,13 @@ async fn new_test_publish_serve(template: Template) {
     assert!(stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.contains(template.failure), "{stdout}");
     std::fs::write(&source, original).unwrap();
+    let (ok, _, stderr) = run(author(&project).args(["plugins", "build"]));
+    assert!(ok, "{stderr}");
 
     // Publishing the project folder builds it and publishes the build.
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
     app.create_example_tenants().await;
-    let (ok, stdout, stderr) = run(author(work.path())
-        .env("GUILDHALL_DATABASE__URL", app.db.url.expose())
-        .env(
-            "GUILDHALL_RUNTIME__CACHE_DIR",
-            &app.config.runtime.cache_dir,
-        )
-        // The server's engine settings, so it finds what publishing compiled.
-        .env(
-            "GUILDHALL_RUNTIME__POOLING_INSTANCES",
-            app.config.runtime.pooling_instances.to_string(),
-        )
-        .args(["plugins", "publish"])
-        .arg(&project));
+    let (ok, stdout, stderr) = run(publish_into(&app, work.path()).arg(&project));
     assert!(ok, "publish failed:\n{stdout}\n{stderr}");
     assert!(
         stdout
@@ -216,18 +223,7 @@ async fn examples_answer_through_the_gateway(lang: &str, suffix: &str) {
             ok,
             "{lang} {example}: plugins test failed:\n{stdout}\n{stderr}"
         );
-        let (ok, stdout, stderr) = run(author(&project)
-            .env("GUILDHALL_DATABASE__URL", app.db.url.expose())
-            .env(
-                "GUILDHALL_RUNTIME__CACHE_DIR",
-                &app.config.runtime.cache_dir,
-            )
-            // The server's engine settings, so it finds what publishing compiled.
-            .env(
-                "GUILDHALL_RUNTIME__POOLING_INSTANCES",
-                app.config.runtime.pooling_instances.to_string(),
-            )
-            .args(["plugins", "publish", "."]));
+        let (ok, stdout, stderr) = run(publish_into(&app, &project).arg("."));
         assert!(ok, "{lang} {example}: publish failed:\n{stdout}\n{stderr}");
         let plugin = format!("{example}-{suffix}");
         let councils = json!(["tandridge", "mole-valley"]);
@@ -325,6 +321,23 @@ async fn examples_answer_through_the_gateway(lang: &str, suffix: &str) {
         text.contains("notice.posted") && text.contains("notice.removed"),
         "{text}"
     );
+
+    // Broken on purpose, letting auditors post, the example's own scenario fails there.
+    if lang == "python" {
+        let project = examples.join("noticeboard");
+        edit(
+            &project.join("app.py"),
+            "WRITERS = (\"officer\", \"tenant-admin\")",
+            "WRITERS = (\"officer\", \"tenant-admin\", \"auditor\")",
+        );
+        let (ok, stdout, _) = run(author(&project).args(["plugins", "test"]));
+        assert!(!ok, "a broken noticeboard passed its scenario:\n{stdout}");
+        assert!(
+            stdout.contains("FAIL  a subject without a writing role may not post")
+                && stdout.contains("status 201"),
+            "{stdout}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -484,6 +497,23 @@ fn project_commands_outside_a_project_say_what_to_do() {
             "{args:?}: {stderr}"
         );
     }
+    // A project with no build has nothing to publish, and publishing builds nothing.
+    let (ok, _, stderr) =
+        run(author(empty.path()).args(["plugins", "new", "unbuilt", "--lang", "js"]));
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run(author(empty.path()).args(["plugins", "publish", "unbuilt"]));
+    assert!(!ok && stderr.contains("no build to publish"), "{stderr}");
+    assert!(
+        !empty.path().join("unbuilt/node_modules").exists(),
+        "publishing ran npm"
+    );
+    // Names no language's package can have.
+    let (ok, _, stderr) =
+        run(author(empty.path()).args(["plugins", "new", "9lives", "--lang", "rust"]));
+    assert!(
+        !ok && stderr.contains("start it with a lower-case letter"),
+        "{stderr}"
+    );
     // A folder with a manifest but no language's project files.
     std::fs::write(empty.path().join("plugin.toml"), "name = \"x\"\n").unwrap();
     let (ok, _, stderr) = run(author(empty.path()).args(["plugins", "build"]));

@@ -83,14 +83,7 @@ pub(crate) fn page(status: StatusCode, template: &str, context: Value) -> Respon
 
 /// Whether a request's body is a form (`application/x-www-form-urlencoded`).
 pub(crate) fn is_urlencoded(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+    guildhall_runtime::edge::is_urlencoded(headers)
 }
 
 /// Whether a browser says the request comes from another site: `Sec-Fetch-Site:

@@ -69,7 +69,7 @@ pub enum Command {
         /// The plugin project (default: the working folder).
         #[arg(value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Listen on this address instead of the configured one (127.0.0.1:8080).
+        /// Listen on this address (default: loopback, 127.0.0.1, at the configured port).
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
@@ -231,9 +231,9 @@ pub enum PluginsCommand {
         no_build: bool,
     },
     /// Publish a plugin version from a folder holding plugin.toml and the component it
-    /// names (and optionally `<component>.sig`, written by `plugins sign`), or from a plugin
-    /// project, which is built first. Prints the plugin, version, digest and whether it
-    /// was new. The command line acts as an operator: it may publish into any plugin.
+    /// names (and optionally `<component>.sig`, written by `plugins sign`), or a plugin
+    /// project's dist/ as `plugins build` wrote it (publishing runs no build tool). Prints
+    /// the plugin, version, digest and whether it was new. The command line acts as an operator: it may publish into any plugin.
     Publish {
         /// The plugin's folder, or a plugin project.
         #[arg(value_name = "DIR")]

@@ -54,21 +54,16 @@ fn read_dir(dir: &Path) -> anyhow::Result<PluginDir> {
 }
 
 /// Publishes `DIR` (with `<component>.sig` when present) and prints
-/// `<plugin> <version> <digest> published|unchanged`. A plugin project's folder is built
-/// first (as `plugins build` does) and its `dist/` published.
+/// `<plugin> <version> <digest> published|unchanged`. For a plugin project's folder, the
+/// build `plugins build` wrote in its `dist/` is published: publishing runs no build tool,
+/// so publishing a folder never runs code that came with it.
 pub(crate) async fn publish(
     config: &Config,
     store: &Store,
     dir: &Path,
     owner: Option<&str>,
 ) -> anyhow::Result<()> {
-    let dir = if crate::author::is_project(dir) {
-        crate::author::build(config, Some(dir), crate::author::BuildOptions::default())
-            .await?
-            .dist
-    } else {
-        dir.to_path_buf()
-    };
+    let dir = crate::author::publishable(dir)?;
     let published = publish_dir(config, store, &dir, owner).await?;
     let (record, word) = match &published {
         Published::Created(v) => (v, "published"),

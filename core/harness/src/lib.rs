@@ -32,12 +32,13 @@ pub mod scenario;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use guildhall_domain::manifest::Manifest;
 use guildhall_domain::{CouncilId, Digest, Role, Site, TenantId};
-use guildhall_runtime::{CallContext, CallError, Ports, Prepared, Runtime, RuntimeConfig};
+use guildhall_runtime::{CallContext, CallError, Ports, Prepared, Runtime, RuntimeConfig, edge};
 
 pub use guildhall_domain::Caller;
 pub use guildhall_runtime::OutboundRequest;
@@ -100,8 +101,10 @@ pub struct TestRequest {
     pub caller: Caller,
     /// The council, when not the harness's default.
     pub council: Option<String>,
-    /// Form fields, sent urlencoded with the session's `csrf` token added (as a browser
-    /// submitting the plugin's own form would) unless they carry one.
+    /// Form fields, sent urlencoded. As a browser submitting the plugin's own form, the
+    /// session's `csrf` token is added when the last page of the citizen's session carried
+    /// it (a page whose form lacks the field fails here as in production) and the fields
+    /// have none.
     pub form: Option<Vec<(String, String)>>,
 }
 
@@ -161,7 +164,7 @@ impl TestRequest {
         self
     }
 
-    /// A urlencoded form, with the session's `csrf` token added unless it has one.
+    /// A urlencoded form, with the session's token added as [`TestRequest::form`] says.
     pub fn form<K: Into<String>, V: Into<String>>(
         mut self,
         fields: impl IntoIterator<Item = (K, V)>,
@@ -486,6 +489,8 @@ impl Harness {
             // As the gateway: a caller limited to another council holds no roles here.
             roles.clear();
         }
+        // A citizen's browser holds the session cookie; an API client with a token does not.
+        let citizen = matches!(caller, Caller::Anonymous);
         let store = Arc::clone(
             self.sessions
                 .lock()
@@ -493,22 +498,20 @@ impl Harness {
                 .entry(council.to_string())
                 .or_default(),
         );
-        let may_start = matches!(request.method, http::Method::GET | http::Method::HEAD);
+        let may_start = edge::is_safe(&request.method);
         let mut body = request.body.clone();
         let mut headers = request.headers.clone();
-        let token = store
-            .data
-            .lock()
-            .expect("session")
-            .as_ref()
-            .map(|d| d.csrf.clone());
+        let token = if citizen { store.token() } else { None };
         if let Some(fields) = &request.form {
             let mut form = form_urlencoded::Serializer::new(String::new());
             for (k, v) in fields {
                 form.append_pair(k, v);
             }
+            // As a browser submitting the plugin's own form: the token goes with it only
+            // when the page the form came from carried it.
             if let Some(token) = &token
                 && !fields.iter().any(|(k, _)| k == "csrf")
+                && store.page_had_token.load(Ordering::Relaxed)
             {
                 form.append_pair("csrf", token);
             }
@@ -523,7 +526,7 @@ impl Harness {
         if let Some(token) = &token
             && self.prepared.manifest().capabilities.session
             && !may_start
-            && !carries_token(&headers, &body, token)
+            && edge::presented_token(&headers, &body).as_deref() != Some(token.as_str())
         {
             return Ok(TestResponse {
                 status: 403,
@@ -536,10 +539,7 @@ impl Harness {
             .method(request.method.clone())
             .uri(&request.path);
         for (name, value) in &headers {
-            if !name.as_str().starts_with("x-guildhall-")
-                && name != http::header::AUTHORIZATION
-                && name != http::header::COOKIE
-            {
+            if edge::passed_to_plugin(name) {
                 builder = builder.header(name, value);
             }
         }
@@ -551,7 +551,7 @@ impl Harness {
             .body(body)
             .map_err(|e| HarnessError::Invalid(format!("the request is not valid: {e}")))?;
         let session: Option<Arc<dyn guildhall_runtime::CallSession>> =
-            self.prepared.manifest().capabilities.session.then(|| {
+            (citizen && self.prepared.manifest().capabilities.session).then(|| {
                 Arc::new(CallSessionView {
                     store: Arc::clone(&store),
                     may_start,
@@ -573,7 +573,12 @@ impl Harness {
             .await;
         Ok(match result {
             Ok(response) => {
-                let (parts, body) = response.into_parts();
+                let (mut parts, body) = response.into_parts();
+                edge::strip_plugin_response(&mut parts.headers);
+                if citizen && let Some(token) = store.token() {
+                    let carried = body.windows(token.len()).any(|w| w == token.as_bytes());
+                    store.page_had_token.store(carried, Ordering::Relaxed);
+                }
                 TestResponse {
                     status: parts.status.as_u16(),
                     headers: parts.headers,
@@ -621,26 +626,9 @@ fn parse_council(council: &str) -> Result<CouncilId, HarnessError> {
         .map_err(|e| HarnessError::Invalid(format!("council {council:?}: {e}")))
 }
 
-/// Whether a request carries the session's token, as the form field `csrf` or the header
-/// `x-csrf-token`.
-fn carries_token(headers: &http::HeaderMap, body: &[u8], token: &str) -> bool {
-    if headers
-        .get("x-csrf-token")
-        .is_some_and(|v| v.as_bytes() == token.as_bytes())
-    {
-        return true;
-    }
-    form_urlencoded::parse(body).any(|(k, v)| k == "csrf" && v == token)
-}
-
 /// The gateway's answer to a failed call.
 fn failed(e: CallError) -> TestResponse {
-    let status = match e {
-        CallError::Deadline(_) => 504,
-        CallError::BodyTooLarge(_) => 413,
-        CallError::Internal(_) => 500,
-        _ => 502,
-    };
+    let status = edge::failure_status(&e);
     let reason = e.to_string();
     TestResponse {
         status,

@@ -275,6 +275,20 @@ impl HttpPort for MemoryPorts {
 #[derive(Debug, Default)]
 pub(crate) struct SessionStore {
     pub(crate) data: Mutex<Option<SessionData>>,
+    /// Whether the last page the citizen got carried the session's token (so its form
+    /// would post it back).
+    pub(crate) page_had_token: std::sync::atomic::AtomicBool,
+}
+
+impl SessionStore {
+    /// The session's token, once it has started.
+    pub(crate) fn token(&self) -> Option<String> {
+        self.data
+            .lock()
+            .expect("session")
+            .as_ref()
+            .map(|d| d.csrf.clone())
+    }
 }
 
 #[derive(Debug, Default, Clone)]

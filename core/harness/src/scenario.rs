@@ -309,6 +309,13 @@ pub async fn run_file_with(built: &Path, file: &Path, config: &RuntimeConfig) ->
     if let Some(name) = &scenario.name {
         report.name = name.clone();
     }
+    if scenario.step.is_empty() {
+        report.error = Some(format!(
+            "{}: no [[step]]: a scenario checks something",
+            file.display()
+        ));
+        return report;
+    }
     let harness = match set_up(built, &scenario, config).await {
         Ok(h) => h,
         Err(e) => {
@@ -406,7 +413,60 @@ fn caller(spec: &Option<CallerSpec>) -> Result<crate::Caller, HarnessError> {
     }
 }
 
+/// Refuses a step whose fields cannot all be checked: request fields on a schedule's run,
+/// a run's checks on a request, or contradictory expectations.
+fn check_shape(step: &Step) -> Result<(), HarnessError> {
+    let expect = &step.expect;
+    let request_fields = [
+        ("method", step.method.is_some()),
+        ("path", step.path.is_some()),
+        ("caller", step.caller.is_some()),
+        ("headers", !step.headers.is_empty()),
+        ("body", step.body.is_some()),
+        ("json", step.json.is_some()),
+        ("form", step.form.is_some()),
+        ("expect.status", expect.status.is_some()),
+        ("expect.body_contains", !expect.body_contains.is_empty()),
+        (
+            "expect.body_not_contains",
+            !expect.body_not_contains.is_empty(),
+        ),
+        ("expect.json", expect.json.is_some()),
+        ("expect.headers", !expect.headers.is_empty()),
+    ];
+    let run_fields = [
+        ("expect.ok", expect.ok.is_some()),
+        ("expect.error_contains", expect.error_contains.is_some()),
+    ];
+    let set = |fields: &[(&'static str, bool)]| -> Vec<&'static str> {
+        fields.iter().filter(|(_, s)| *s).map(|(n, _)| *n).collect()
+    };
+    let wrong = if step.schedule.is_some() {
+        set(&request_fields)
+    } else {
+        set(&run_fields)
+    };
+    if !wrong.is_empty() {
+        let kind = if step.schedule.is_some() {
+            "a schedule's run"
+        } else {
+            "a request"
+        };
+        return Err(HarnessError::Invalid(format!(
+            "{} cannot be checked on {kind}",
+            wrong.join(", ")
+        )));
+    }
+    if expect.ok == Some(true) && expect.error_contains.is_some() {
+        return Err(HarnessError::Invalid(
+            "expect.ok = true and expect.error_contains contradict each other".into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn run_step(harness: &Harness, step: &Step) -> Result<Vec<String>, HarnessError> {
+    check_shape(step)?;
     let events_before = harness.events().len();
     let outbound_before = harness.outbound().len();
     let mut failures = Vec::new();
@@ -504,6 +564,12 @@ fn check_response(response: &crate::TestResponse, expect: &Expect, failures: &mu
         }
         shown
     };
+    if expect.status.is_none()
+        && let Some(failure) = &response.failure
+    {
+        // Without an expected status a failed call still fails the step.
+        failures.push(format!("the call failed ({}): {failure}", response.status));
+    }
     if let Some(status) = expect.status
         && status != response.status
     {

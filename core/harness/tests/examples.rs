@@ -69,6 +69,39 @@ async fn a_scenario_fails_where_the_plugin_does_not_do_what_it_says() {
         "{report:#?}"
     );
 
+    // A file with no steps, checks that cannot apply to a step, and contradictions are
+    // errors too.
+    for (text, needle) in [
+        ("name = \"nothing\"\n", "no [[step]]"),
+        (
+            "[[step]]\nschedule = \"daily\"\n[step.expect]\nstatus = 200\n",
+            "expect.status cannot be checked on a schedule's run",
+        ),
+        (
+            "[[step]]\npath = \"/\"\n[step.expect]\nok = true\n",
+            "expect.ok cannot be checked on a request",
+        ),
+    ] {
+        let (_dir, file) = scenario_file(text);
+        let report = scenario::run_file(&hello.dir, &file).await;
+        assert!(!report.passed(), "{text}");
+        let said = report
+            .error
+            .clone()
+            .or_else(|| report.steps.first().map(|s| s.failures.join("; ")))
+            .unwrap_or_default();
+        assert!(said.contains(needle), "{text}: {report:#?}");
+    }
+    // A step that names no status still fails when the call fails.
+    let panic = guildhall_test_artifacts::plugin("fixture-panic");
+    let (_dir, file) = scenario_file("[[step]]\npath = \"/\"\n");
+    let report = scenario::run_file(&panic.dir, &file).await;
+    assert!(!report.passed(), "{report:#?}");
+    assert!(
+        report.steps[0].failures[0].contains("the call failed (502)"),
+        "{report:#?}"
+    );
+
     // So is a setting the manifest does not declare.
     let (_dir, file) =
         scenario_file("[install]\nconfig = { colour = \"red\" }\n[[step]]\npath = \"/\"\n");

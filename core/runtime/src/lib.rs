@@ -36,6 +36,7 @@ mod cache;
 mod call;
 mod capabilities;
 pub mod config;
+pub mod edge;
 mod engine;
 mod error;
 mod fair;
@@ -54,7 +55,7 @@ pub use call::CallReport;
 pub use capabilities::{
     Authorizer, AuthzQuestion, CallSession, DenyAll, EventsPort, HttpPort, KvPort, KvSetError,
     NoSecrets, OutboundRequest, PluginEvent, PortError, PortFuture, Ports, SecretsPort,
-    SessionError,
+    SessionError, platform_imports,
 };
 pub use config::{OutboundConfig, RuntimeConfig};
 pub use error::{CallError, MemoryBusy, PrepareError};

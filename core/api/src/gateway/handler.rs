@@ -22,9 +22,6 @@ use crate::middleware::RequestId;
 /// The response header naming the plugin version that answered, e.g. `hello@0.2.0`.
 pub const SERVED_BY: &str = "x-guildhall-plugin";
 
-/// Request headers the platform sets on every plugin call; callers cannot set their own.
-const PLATFORM_HEADER_PREFIX: &str = "x-guildhall-";
-
 /// The tenant of the call, e.g. `north-downs`.
 pub const TENANT_HEADER: &str = "x-guildhall-tenant";
 
@@ -34,13 +31,6 @@ pub const COUNCIL_HEADER: &str = "x-guildhall-council";
 /// Where residents reach the platform, e.g. `https://services.north-downs.gov.uk`, for a
 /// plugin's absolute links (a payment's return address); absent without a usable `Host`.
 pub const ORIGIN_HEADER: &str = "x-guildhall-origin";
-
-/// Headers never passed to a plugin: credentials stay with the platform.
-const WITHHELD: [header::HeaderName; 3] = [
-    header::AUTHORIZATION,
-    header::PROXY_AUTHORIZATION,
-    header::COOKIE,
-];
 
 /// `ANY /s/{tenant}/{council}/{plugin}/{*path}`
 pub(crate) async fn serve(State(state): State<AppState>, request: Request) -> Response {
@@ -230,7 +220,7 @@ async fn call(
         .method(parts.method.clone())
         .uri(path_and_query);
     for (name, value) in &parts.headers {
-        if !WITHHELD.contains(name) && !name.as_str().starts_with(PLATFORM_HEADER_PREFIX) {
+        if guildhall_runtime::edge::passed_to_plugin(name) {
             builder = builder.header(name, value);
         }
     }
@@ -285,8 +275,7 @@ async fn call(
     let response = match result {
         Ok(mut response) => {
             // Plugins never set or clear cookies: the platform's are not theirs to touch.
-            response.headers_mut().remove(header::SET_COOKIE);
-            response.headers_mut().remove("clear-site-data");
+            guildhall_runtime::edge::strip_plugin_response(response.headers_mut());
             Ok(response.map(Body::from))
         }
         Err(e) => Err(call_error(plugin, e)),

@@ -23,6 +23,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use guildhall_domain::{CouncilId, PluginName};
+// `is_safe`: whether a method may start a session and needs no token; every other method
+// (`OPTIONS` too: browsers send no cookie with a preflight) needs the token when it carries
+// the cookie. `presented_token`: the header, or the urlencoded body's `csrf` field.
+use guildhall_runtime::edge::{is_safe, presented_token};
 use guildhall_runtime::{CallSession, PortFuture, SessionError};
 use guildhall_store::{SessionKey, Store, TenantScope};
 use serde::{Deserialize, Serialize};
@@ -34,7 +38,7 @@ use crate::cookies;
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// The header an API client may carry a session's token in instead of the form field.
-pub const CSRF_HEADER: &str = "x-csrf-token";
+pub use guildhall_runtime::edge::CSRF_HEADER;
 
 /// The `[sessions]` section: citizens' sessions with plugins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,25 +152,6 @@ struct Current {
     csrf: String,
     values: BTreeMap<String, Vec<u8>>,
     bytes: u64,
-}
-
-/// Whether a method may start a session and needs no token. Every other method (`OPTIONS`
-/// too: browsers send no cookie with a preflight) needs the token when it carries the cookie.
-fn is_safe(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD)
-}
-
-/// The token a request carries: the header, or the urlencoded body's `csrf` field.
-fn presented_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    if let Some(value) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
-        return Some(value.to_string());
-    }
-    if !crate::citizen::is_urlencoded(headers) {
-        return None;
-    }
-    form_urlencoded::parse(body)
-        .find(|(name, _)| name == "csrf")
-        .map(|(_, value)| value.into_owned())
 }
 
 fn decode(data: &str) -> BTreeMap<String, Vec<u8>> {

@@ -61,10 +61,17 @@ pub(crate) async fn build(
         );
     }
     let started = std::time::Instant::now();
-    let component = match lang {
-        Lang::Rust => build_rust(&dir)?,
-        Lang::Js => build_js(&dir, &manifest)?,
-        Lang::Python => build_python(&dir, &manifest)?,
+    // The language's tools run for seconds to minutes: off the async runtime's threads, so
+    // a server in this process (`guildhall dev`) keeps answering meanwhile.
+    let component = {
+        let (dir, manifest) = (dir.clone(), manifest.clone());
+        tokio::task::spawn_blocking(move || match lang {
+            Lang::Rust => build_rust(&dir),
+            Lang::Js => build_js(&dir, &manifest),
+            Lang::Python => build_python(&dir, &manifest),
+        })
+        .await
+        .context("the build stopped")??
     };
     let bytes = std::fs::read(&component)
         .with_context(|| format!("cannot read the built component {}", component.display()))?;
@@ -201,17 +208,11 @@ const WASI_VERSION: &str = "0.2.12";
 /// nothing else, so a toolchain that imports its whole world (componentize-js and
 /// componentize-py both do) imports only what the platform will link.
 pub(crate) fn world(manifest: &Manifest) -> String {
-    let mut lines = vec![format!("  import {PLATFORM}/context@{PLATFORM_VERSION};")];
-    for interface in declared_interfaces(manifest) {
-        lines.push(format!(
-            "  import {PLATFORM}/{interface}@{PLATFORM_VERSION};"
-        ));
-    }
-    if !manifest.capabilities.outbound_http.is_empty() {
-        lines.push(format!(
-            "  import wasi:http/outgoing-handler@{WASI_VERSION};"
-        ));
-    }
+    let mut lines: Vec<String> = guildhall_runtime::platform_imports(manifest)
+        .into_iter()
+        .filter(|(_, declared)| *declared)
+        .map(|(interface, _)| format!("  import {interface}@{};", version_of(interface)))
+        .collect();
     lines.push(format!(
         "  export wasi:http/incoming-handler@{WASI_VERSION};"
     ));
@@ -225,19 +226,13 @@ pub(crate) fn world(manifest: &Manifest) -> String {
     )
 }
 
-/// The platform interfaces (besides `context`) the manifest declares.
-fn declared_interfaces(manifest: &Manifest) -> Vec<&'static str> {
-    let caps = &manifest.capabilities;
-    [
-        (caps.kv, "kv"),
-        (caps.events, "events"),
-        (caps.authz, "authz"),
-        (caps.session, "session"),
-        (!manifest.secrets.is_empty(), "secrets"),
-    ]
-    .into_iter()
-    .filter_map(|(declared, name)| declared.then_some(name))
-    .collect()
+/// The version an interface is imported at: the platform's or WASI's.
+fn version_of(interface: &str) -> &'static str {
+    if interface.starts_with(PLATFORM) {
+        PLATFORM_VERSION
+    } else {
+        WASI_VERSION
+    }
 }
 
 /// How a manifest declares each platform interface, for messages.
@@ -251,17 +246,13 @@ fn how_to_declare(interface: &str) -> String {
 /// Refuses source that imports a platform interface the manifest does not declare, with
 /// the line to add, before a toolchain fails on it with a message of its own.
 fn check_source_imports(source: &str, manifest: &Manifest, file: &Path) -> anyhow::Result<()> {
-    let declared = declared_interfaces(manifest);
     let mut missing = Vec::new();
-    for interface in ["kv", "events", "authz", "session", "secrets"] {
-        let used = source.contains(&format!("{PLATFORM}/{interface}@"))
-            || source.contains(&format!("imports.{interface} "))
-            || source.contains(&format!("imports.{interface}\n"));
-        if used && !declared.contains(&interface) {
-            missing.push(format!(
-                "{PLATFORM}/{interface} ({})",
-                how_to_declare(interface)
-            ));
+    for (interface, declared) in guildhall_runtime::platform_imports(manifest) {
+        let Some(name) = interface.strip_prefix(&format!("{PLATFORM}/")) else {
+            continue;
+        };
+        if !declared && source.contains(&format!("{interface}@")) {
+            missing.push(format!("{interface} ({})", how_to_declare(name)));
         }
     }
     if missing.is_empty() {
@@ -277,7 +268,10 @@ fn check_source_imports(source: &str, manifest: &Manifest, file: &Path) -> anyho
 /// A tool from the project's own packages, installing them first when they are missing.
 fn node_tool(dir: &Path, tool: &str) -> anyhow::Result<PathBuf> {
     let bin = dir.join("node_modules").join(".bin").join(tool);
-    if bin.exists() {
+    // The packages are installed again when the lock file changes.
+    let lock = Inputs::of(&[&dir.join("package-lock.json"), &dir.join("package.json")]);
+    let installed = dir.join("node_modules").join(".guildhall-lock");
+    if bin.exists() && lock.unchanged_at(&installed) {
         return Ok(bin);
     }
     let mut npm = Command::new("npm");
@@ -291,6 +285,7 @@ fn node_tool(dir: &Path, tool: &str) -> anyhow::Result<PathBuf> {
         npm,
         "npm (installing the project's build tools; Node.js 20 or later and npm are needed)",
     )?;
+    lock.write_to(&installed)?;
     if !bin.exists() {
         anyhow::bail!(
             "{} is missing after installing the packages: package.json's devDependencies \
@@ -343,6 +338,7 @@ fn build_js(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     if inputs.unchanged(&component) {
         return Ok(component);
     }
+    Inputs::forget(&component);
     let mut build = Command::new(componentize);
     build
         .current_dir(dir)
@@ -385,13 +381,26 @@ impl Inputs {
 
     /// Whether `component` exists and was made from these inputs.
     fn unchanged(&self, component: &Path) -> bool {
-        component.is_file()
-            && std::fs::read_to_string(Self::stamp(component)).is_ok_and(|s| s.trim() == self.0)
+        component.is_file() && self.unchanged_at(&Self::stamp(component))
+    }
+
+    /// Whether the stamp file `stamp` records these inputs.
+    fn unchanged_at(&self, stamp: &Path) -> bool {
+        std::fs::read_to_string(stamp).is_ok_and(|s| s.trim() == self.0)
+    }
+
+    fn write_to(&self, stamp: &Path) -> anyhow::Result<()> {
+        std::fs::write(stamp, &self.0).with_context(|| format!("cannot write {}", stamp.display()))
+    }
+
+    /// Forgets what the component was made from, before a tool replaces it: a tool that
+    /// fails halfway leaves no stamp for its output.
+    fn forget(component: &Path) {
+        let _ = std::fs::remove_file(Self::stamp(component));
     }
 
     fn record(&self, component: &Path) -> anyhow::Result<()> {
-        std::fs::write(Self::stamp(component), &self.0)
-            .with_context(|| format!("cannot write {}", Self::stamp(component).display()))
+        self.write_to(&Self::stamp(component))
     }
 }
 
@@ -437,22 +446,15 @@ fn build_python(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     let out = dir.join(".guildhall");
     let sdk = out.join("python");
     super::write_embedded::<super::PythonSdk>(&sdk.join("guildhall"), &|t: &str| t.to_string())?;
-    let mut sources = String::new();
-    for entry in std::fs::read_dir(dir)?.filter_map(Result::ok) {
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "py") {
-            sources.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
-        }
-    }
-    check_source_imports(&sources, manifest, &dir.join("app.py"))?;
     let component = out.join(&manifest.component);
-    let mut files = python_sources(dir);
+    let mut files = python_sources(dir, &sdk);
     files.push(wit.join("world.wit"));
     files.push(dir.join("requirements.txt"));
     let inputs = Inputs::of(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
     if inputs.unchanged(&component) {
         return Ok(component);
     }
+    Inputs::forget(&component);
     let mut build = Command::new(componentize);
     build
         .current_dir(dir)
@@ -469,36 +471,13 @@ fn build_python(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     Ok(component)
 }
 
-/// The project's Python files (outside its tools and build output), in path order.
-fn python_sources(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let name = entry.file_name();
-            if path.is_dir() {
-                if ![
-                    ".venv",
-                    "dist",
-                    "node_modules",
-                    "__pycache__",
-                    ".git",
-                    "tests",
-                ]
-                .iter()
-                .any(|skip| name == *skip)
-                {
-                    pending.push(path);
-                }
-            } else if path.extension().is_some_and(|e| e == "py") {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+/// The project's Python files (outside its tools and build output) and those of the SDK
+/// the build puts on the module path, in path order.
+fn python_sources(dir: &Path, sdk: &Path) -> Vec<PathBuf> {
+    [dir, sdk]
+        .into_iter()
+        .flat_map(super::source_files)
+        .map(|(path, _)| path)
+        .filter(|path| path.extension().is_some_and(|e| e == "py"))
+        .collect()
 }

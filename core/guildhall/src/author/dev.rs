@@ -12,7 +12,7 @@
 //! modification times), which works the same on every file system, including the mounted
 //! folders of containers and virtual machines where change notifications do not arrive.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use std::time::{Duration, SystemTime};
@@ -30,18 +30,6 @@ use crate::server::{self, Server};
 /// The tenant and council of the development platform.
 const TENANT: &str = "dev";
 const COUNCIL: &str = "dev";
-
-/// Folders a change in which is not a change to the sources.
-const IGNORED: [&str; 8] = [
-    "dist",
-    "target",
-    "node_modules",
-    ".venv",
-    ".guildhall",
-    ".git",
-    "__pycache__",
-    ".pytest_cache",
-];
 
 /// The project's `dev.toml`: the install's settings while developing.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -72,10 +60,28 @@ pub(crate) async fn dev(
         folder.path().join("guildhall.db").display()
     ));
     config.database.admin_url = None;
-    if let Some(listen) = listen {
-        config.listen.0 = listen;
+    // Loopback unless asked otherwise: the configured port, never the configured address
+    // (a production file may say 0.0.0.0), as the printed token is an administrator's.
+    config.listen.0 = listen
+        .unwrap_or_else(|| SocketAddr::new(Ipv4Addr::LOCALHOST.into(), config.listen.0.port()));
+    if config.listen.0.ip().is_loopback() {
+        // Plain HTTP on this machine: cookies and the origin plugins are told say so.
+        config.sessions.secure_cookies = false;
+        config.console.secure_cookies = false;
+    } else {
+        println!(
+            "warning: serving on {}, not loopback: anyone who reaches it can use the \
+             administrator token printed below",
+            config.listen.0
+        );
     }
-    let built = super::build(&config, Some(&project), BuildOptions::default()).await?;
+    // Ctrl-C from the start: a stop during the first build still removes the folder.
+    let stop = server::termination_signal();
+    tokio::pin!(stop);
+    let built = tokio::select! {
+        built = super::build(&config, Some(&project), BuildOptions::default()) => built?,
+        () = &mut stop => return Ok(()),
+    };
     let server = Server::start(&config)
         .await
         .with_context(|| format!("cannot serve on {}", config.listen.0))?;
@@ -95,8 +101,6 @@ pub(crate) async fn dev(
         project.display()
     );
     let mut seen = fingerprint(&project);
-    let stop = server::termination_signal();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
@@ -256,25 +260,8 @@ impl guildhall_operations::installs::Serving for Compiled {
 
 /// The sizes and modification times of the project's source files, in path order.
 fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.filter_map(Result::ok) {
-            let path = entry.path();
-            let name = entry.file_name();
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                if !IGNORED.iter().any(|i| name == *i) {
-                    pending.push(path);
-                }
-            } else {
-                files.push((path, meta.len(), meta.modified().ok()));
-            }
-        }
-    }
-    files.sort();
-    files
+    super::source_files(dir)
+        .into_iter()
+        .map(|(path, meta)| (path, meta.len(), meta.modified().ok()))
+        .collect()
 }

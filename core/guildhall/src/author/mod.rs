@@ -80,9 +80,62 @@ fn project_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     std::path::absolute(&dir).with_context(|| format!("cannot resolve {}", dir.display()))
 }
 
-/// Whether `dir` holds a language project rather than only a built plugin.
-pub(crate) fn is_project(dir: &Path) -> bool {
-    Lang::detect(dir).is_ok()
+/// Folders of a project that hold its tools and build output rather than its sources.
+const NOT_SOURCES: [&str; 8] = [
+    "dist",
+    "target",
+    "node_modules",
+    ".venv",
+    ".guildhall",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+];
+
+/// Every file under `dir` outside [`NOT_SOURCES`], with its metadata, in path order.
+fn source_files(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_dir() {
+                files.push((entry.path(), meta));
+            } else if !NOT_SOURCES.iter().any(|n| entry.file_name() == *n) {
+                pending.push(entry.path());
+            }
+        }
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
+/// The folder to publish for `dir`: `dir` itself when it holds the component its
+/// plugin.toml names, else a project's `dist/` as `plugins build` wrote it.
+pub(crate) fn publishable(dir: &Path) -> anyhow::Result<PathBuf> {
+    let holds_component = |d: &Path| {
+        std::fs::read_to_string(d.join("plugin.toml"))
+            .ok()
+            .and_then(|text| guildhall_domain::manifest::Manifest::from_toml(&text).ok())
+            .is_some_and(|m| d.join(&m.component).is_file())
+    };
+    if holds_component(dir) || Lang::detect(dir).is_err() {
+        // A folder that is not a project is published as it is (or refused, naming what
+        // it lacks).
+        return Ok(dir.to_path_buf());
+    }
+    let dist = dir.join("dist");
+    if holds_component(&dist) {
+        return Ok(dist);
+    }
+    anyhow::bail!(
+        "{} is a plugin project with no build to publish: run `guildhall plugins build` \
+         there first (publishing runs no build tool)",
+        dir.display()
+    )
 }
 
 /// The WIT of the platform (`guildhall:platform` and the WASI packages it uses).

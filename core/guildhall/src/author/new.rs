@@ -20,6 +20,10 @@ pub(crate) fn new(name: &str, lang: Lang, parent: Option<&Path>) -> anyhow::Resu
     let plugin = PluginName::parse(name).map_err(|e| {
         anyhow::anyhow!("{name:?} cannot name a plugin: {e} (use lower-case letters, digits and -)")
     })?;
+    // Each language names its package after the plugin, and none takes a leading digit.
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        anyhow::bail!("{name:?} cannot name a plugin project: start it with a lower-case letter");
+    }
     let parent = match parent {
         Some(p) => p.to_path_buf(),
         None => std::env::current_dir()?,

@@ -386,6 +386,20 @@ pub(crate) fn prepare(setup: &CallSetup<'_>, caps: CapabilitySet) -> States {
     states
 }
 
+/// The interfaces (without version) a component may import beyond WASI's own: the
+/// platform's and the outbound HTTP handler, each with whether `manifest` declares it
+/// (`context` always is).
+pub fn platform_imports(
+    manifest: &guildhall_domain::manifest::Manifest,
+) -> Vec<(&'static str, bool)> {
+    let caps = CapabilitySet::of_manifest(manifest);
+    CAPABILITIES
+        .iter()
+        .filter(|c| !matches!(c.name, "wasi" | "http"))
+        .flat_map(|c| c.interfaces.iter().map(move |i| (*i, (c.declared)(caps))))
+        .collect()
+}
+
 /// Interface name without its version: `wasi:http/types@0.2.12` → `wasi:http/types`.
 fn unversioned(import: &str) -> &str {
     import.split('@').next().unwrap_or(import)
