@@ -24,6 +24,8 @@ fn builds_dir() -> PathBuf {
 pub(crate) fn author(dir: &Path) -> Command {
     let mut cmd = guildhall(dir);
     cmd.env("CARGO_TARGET_DIR", builds_dir())
+        // One compiler job: the other test thread may be timing requests meanwhile.
+        .env("CARGO_BUILD_JOBS", "1")
         .env("GUILDHALL_RUNTIME__POOLING_INSTANCES", "0")
         // The harness and `dev` keep compiled components here, as an author's machine would.
         .env("XDG_CACHE_HOME", builds_dir().join("cache"));

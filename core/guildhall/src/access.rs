@@ -5,23 +5,8 @@ use guildhall_authz::{Authz, Oidc, TokenRequest};
 use guildhall_domain::{CouncilId, Role, TenantId};
 use guildhall_store::{NewAuditEntry, Store, Verification};
 
-/// Mints a token and prints only the token, so it can be captured by a script. The
-/// creation is recorded in the tenant's audit chain, or the platform's for global roles.
-pub(crate) async fn create_token(
-    store: &Store,
-    name: &str,
-    role: &str,
-    tenant: Option<&str>,
-    council: Option<&str>,
-    days: u32,
-) -> anyhow::Result<()> {
-    let token = mint_token(store, name, role, tenant, council, days).await?;
-    println!("{token}");
-    Ok(())
-}
-
 /// Mints a token, recorded in the tenant's audit chain (the platform's for global roles),
-/// and returns it.
+/// and returns it (`token create` prints only the token, so a script can capture it).
 pub(crate) async fn mint_token(
     store: &Store,
     name: &str,

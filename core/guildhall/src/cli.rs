@@ -525,7 +525,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 expires_in_days,
             }) => {
                 let store = server::open_store(&config).await?;
-                let result = crate::access::create_token(
+                let result = crate::access::mint_token(
                     &store,
                     &name,
                     &role,
@@ -533,7 +533,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     council.as_deref(),
                     expires_in_days,
                 )
-                .await;
+                .await
+                .map(|token| println!("{token}"));
                 store.close().await?;
                 result
             }
