@@ -338,7 +338,6 @@ fn build_js(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     if inputs.unchanged(&component) {
         return Ok(component);
     }
-    Inputs::forget(&component);
     let mut build = Command::new(componentize);
     build
         .current_dir(dir)
@@ -351,9 +350,7 @@ fn build_js(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
         build.args(["--disable", "http"]);
     }
     build.arg("-o").arg(&component);
-    run(build, "componentize-js")?;
-    inputs.record(&component)?;
-    Ok(component)
+    inputs.make(&component, build, "componentize-js")
 }
 
 /// What a component was made from: componentize-js and componentize-py make a different
@@ -393,14 +390,14 @@ impl Inputs {
         std::fs::write(stamp, &self.0).with_context(|| format!("cannot write {}", stamp.display()))
     }
 
-    /// Forgets what the component was made from, before a tool replaces it: a tool that
-    /// fails halfway leaves no stamp for its output.
-    fn forget(component: &Path) {
+    /// Runs `tool` (named `what`), which makes `component`, and records these inputs as
+    /// what it was made from. The old record goes first: a tool that fails halfway leaves
+    /// no record for its output.
+    fn make(&self, component: &Path, tool: Command, what: &str) -> anyhow::Result<PathBuf> {
         let _ = std::fs::remove_file(Self::stamp(component));
-    }
-
-    fn record(&self, component: &Path) -> anyhow::Result<()> {
-        self.write_to(&Self::stamp(component))
+        run(tool, what)?;
+        self.write_to(&Self::stamp(component))?;
+        Ok(component.to_path_buf())
     }
 }
 
@@ -454,7 +451,6 @@ fn build_python(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
     if inputs.unchanged(&component) {
         return Ok(component);
     }
-    Inputs::forget(&component);
     let mut build = Command::new(componentize);
     build
         .current_dir(dir)
@@ -466,9 +462,7 @@ fn build_python(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
         .arg(&sdk)
         .arg("-o")
         .arg(&component);
-    run(build, "componentize-py")?;
-    inputs.record(&component)?;
-    Ok(component)
+    inputs.make(&component, build, "componentize-py")
 }
 
 /// The project's Python files (outside its tools and build output) and those of the SDK
