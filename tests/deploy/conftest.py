@@ -31,10 +31,23 @@ def production_values() -> dict[str, Any]:
     return helm.values_from_yaml(PRODUCTION_VALUES.read_text())
 
 
-# The two value sets every check runs with: the chart's defaults and the production example.
+def backup_values() -> dict[str, Any]:
+    """The defaults with the backup and audit-verify CronJobs on, the backup URL in the
+    chart's own Secret and the dumps on an existing claim (the production example has an
+    existing Secret and a claim the chart creates)."""
+    return {
+        "database": {"backupUrl": "postgres://guildhall_backup@postgresql:5432/guildhall"},
+        "backup": {"enabled": True, "persistence": {"existingClaim": "guildhall-dumps"}},
+        "auditVerify": {"enabled": True},
+    }
+
+
+# The value sets every check runs with: the chart's defaults, the production example, and
+# the defaults with the CronJobs on.
 VALUE_SETS = {
     "default": lambda: None,
     "production": production_values,
+    "backups": backup_values,
 }
 
 

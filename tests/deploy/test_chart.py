@@ -82,11 +82,13 @@ def test_production_renders_every_optional_object() -> None:
     kinds = {o["kind"] for o in render_objects(production_values())}
     assert kinds >= {
         "ConfigMap",
+        "CronJob",
         "Deployment",
         "HorizontalPodAutoscaler",
         "Ingress",
         "Job",
         "NetworkPolicy",
+        "PersistentVolumeClaim",
         "PodDisruptionBudget",
         "Service",
         "ServiceAccount",

@@ -467,7 +467,7 @@ def test_production_ingress_has_tls() -> None:
 def test_network_policy_admits_only_the_http_port(value_set) -> None:
     _, values = value_set
     objs = render_objects(values)
-    policy = only(objs, "NetworkPolicy")
+    policy = only(objs, "NetworkPolicy", "guildhall")
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     assert policy["spec"]["podSelector"]["matchLabels"] == deployment(objs)["spec"]["selector"]["matchLabels"]
     for rule in policy["spec"]["ingress"]:
@@ -482,14 +482,14 @@ def test_network_policy_reaches_the_collector_only_with_telemetry(value_set) -> 
     _, values = value_set
     objs = render_objects(values)
     telemetry = (values or {}).get("telemetry", {})
-    egress = only(objs, "NetworkPolicy")["spec"]["egress"]
+    egress = only(objs, "NetworkPolicy", "guildhall")["spec"]["egress"]
     to_collector = [r for r in egress if r.get("ports") == [{"port": 4318, "protocol": "TCP"}]]
     if telemetry.get("enabled"):
         (rule,) = to_collector
         assert rule["to"] == values["networkPolicy"]["egress"]["telemetry"]["to"]
     else:
         assert not to_collector
-        assert len(egress) == len(only(render_objects(merged(values, telemetry={"enabled": True, "otlpEndpoint": "http://otel:4318"})), "NetworkPolicy")["spec"]["egress"]) - 1
+        assert len(egress) == len(only(render_objects(merged(values, telemetry={"enabled": True, "otlpEndpoint": "http://otel:4318"})), "NetworkPolicy", "guildhall")["spec"]["egress"]) - 1
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,58 @@ url
 {{- end }}
 {{- end }}
 
+{{/* The key of the URL the backup CronJob's pg_dump connects with; empty when none is set. */}}
+{{- define "guildhall.backupSecretKey" -}}
+{{- if .Values.database.existingSecret }}
+{{- .Values.database.existingSecretBackupKey }}
+{{- else if .Values.database.backupUrl -}}
+backupUrl
+{{- end }}
+{{- end }}
+
+{{/* CronJob names: at most 52 characters, so the Jobs' names fit. */}}
+{{- define "guildhall.backupName" -}}
+{{- printf "%s-backup" (include "guildhall.fullname" . | trunc 45 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "guildhall.auditVerifyName" -}}
+{{- printf "%s-audit-verify" (include "guildhall.fullname" . | trunc 39 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The backup volume's claim: an existing one, or the one the chart creates. */}}
+{{- define "guildhall.backupClaimName" -}}
+{{- default (printf "%s-backups" (include "guildhall.fullname" .)) .Values.backup.persistence.existingClaim }}
+{{- end }}
+
+{{- define "guildhall.backupImage" -}}
+{{- $image := .Values.backup.image }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $image.repository $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository $image.tag }}
+{{- end }}
+{{- end }}
+
+{{/* Refuses CronJobs that cannot work (values.schema.json says the same). */}}
+{{- define "guildhall.validateCronJobs" -}}
+{{- if and .Values.backup.enabled (include "guildhall.isSqlite" .) }}
+{{- fail "guildhall: backup.enabled runs pg_dump, for PostgreSQL; with SQLite, back up the server's volume (docs/operations.md, \"Backup and restore\")" }}
+{{- end }}
+{{- if and .Values.auditVerify.enabled (include "guildhall.isSqlite" .) }}
+{{- fail "guildhall: auditVerify.enabled needs PostgreSQL: the SQLite file is on the server's own volume, so run `guildhall audit verify` in the server's pod" }}
+{{- end }}
+{{- if and .Values.backup.enabled (not (include "guildhall.backupSecretKey" .)) }}
+{{- if .Values.database.existingSecret }}
+{{- fail (printf "guildhall: backup.enabled needs database.existingSecretBackupKey: the key in the Secret %s of a URL whose role has BYPASSRLS and pg_read_all_data (row-level security is forced on the tenant tables, so neither the server's role nor the owner can dump them)" .Values.database.existingSecret) }}
+{{- else }}
+{{- fail "guildhall: backup.enabled needs database.backupUrl: a URL whose role has BYPASSRLS and pg_read_all_data (row-level security is forced on the tenant tables, so neither the server's role nor the owner can dump them)" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.backup.enabled (not (or .Values.backup.image.tag .Values.backup.image.digest)) }}
+{{- fail "guildhall: backup.image needs a tag or a digest" }}
+{{- end }}
+{{- end }}
+
 {{/* "true" when the database is SQLite (one replica, no migration Job). */}}
 {{- define "guildhall.isSqlite" -}}
 {{- if and (not .Values.database.existingSecret) (hasPrefix "sqlite:" (lower (toString .Values.database.url))) -}}
@@ -113,6 +165,7 @@ schema can be skipped (--skip-schema-validation), a template cannot.
 {{- end }}
 {{- include "guildhall.validateOidc" . }}
 {{- include "guildhall.validateConsole" . }}
+{{- include "guildhall.validateCronJobs" . }}
 {{- if and .Values.telemetry.enabled (not .Values.telemetry.otlpEndpoint) }}
 {{- fail "guildhall: telemetry.enabled needs telemetry.otlpEndpoint" }}
 {{- end }}
@@ -494,13 +547,18 @@ sorted by name. */}}
 {{- define "guildhall.emptyDirVolumes" -}}
 {{- $cache := dict }}
 {{- with .Values.compileCache.medium }}{{ $_ := set $cache "medium" . }}{{ end }}
-{{- with .Values.compileCache.sizeLimit }}{{ $_ := set $cache "sizeLimit" . }}{{ end }}
-{{- $tmp := dict }}
-{{- with .Values.tmpSizeLimit }}{{ $_ := set $tmp "sizeLimit" . }}{{ end -}}
+{{- with .Values.compileCache.sizeLimit }}{{ $_ := set $cache "sizeLimit" . }}{{ end -}}
 - name: compile-cache
   emptyDir: {{ toJson $cache }}
 - name: tmp
-  emptyDir: {{ toJson $tmp }}
+  emptyDir: {{ include "guildhall.tmpEmptyDir" . }}
+{{- end }}
+
+{{/* The /tmp emptyDir (the root filesystem is read-only), as JSON. */}}
+{{- define "guildhall.tmpEmptyDir" -}}
+{{- $tmp := dict }}
+{{- with .Values.tmpSizeLimit }}{{ $_ := set $tmp "sizeLimit" . }}{{ end }}
+{{- toJson $tmp }}
 {{- end }}
 
 {{/* A Kubernetes memory quantity (integer, with Ki, Mi, Gi, Ti, k, M, G or no suffix) in
@@ -516,4 +574,30 @@ MiB, rounded down. */}}
 {{- else if hasSuffix "k" $q }}{{ div (mul (trimSuffix "k" $q | int64) 1000) 1048576 }}
 {{- else }}{{ div ($q | int64) 1048576 }}
 {{- end }}
+{{- end }}
+
+{{/* NetworkPolicy egress rules to DNS and the database (networkPolicy.egress.dns and
+.database), for the server and the CronJobs. */}}
+{{- define "guildhall.databaseEgress" -}}
+{{- $egress := .Values.networkPolicy.egress -}}
+# DNS.
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+  {{- with $egress.dns.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+# The database.
+- ports:
+    {{- range $egress.database.ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $egress.database.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}
