@@ -18,6 +18,7 @@ mod m20261206_000010_console_sessions;
 mod m20261207_000011_citizen_pages;
 mod m20261208_000012_kv_usage;
 mod m20261209_000013_transactions;
+mod m20261210_000014_data_protection;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
@@ -38,6 +39,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "install_secrets",
     "council_settings",
     "schedule_runs",
+    "subject_requests",
 ];
 
 /// Applies Guildhall's migrations in order.
@@ -61,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_citizen_pages::Migration),
             Box::new(m20261208_000012_kv_usage::Migration),
             Box::new(m20261209_000013_transactions::Migration),
+            Box::new(m20261210_000014_data_protection::Migration),
         ]
     }
 }

@@ -27,6 +27,9 @@ pub(crate) fn author(dir: &Path) -> Command {
         // One compiler job: the other test thread may be timing requests meanwhile.
         .env("CARGO_BUILD_JOBS", "1")
         .env("GUILDHALL_RUNTIME__POOLING_INSTANCES", "0")
+        // `plugins test` and `dev` run calls under this deadline; these tests check answers,
+        // and a busy machine can hold a JavaScript or Python call past the default 2 s.
+        .env("GUILDHALL_RUNTIME__DEFAULT_TIMEOUT_MS", "10000")
         // The harness and `dev` keep compiled components here, as an author's machine would.
         .env("XDG_CACHE_HOME", builds_dir().join("cache"));
     cmd
@@ -146,7 +149,7 @@ async fn new_test_publish_serve(template: Template) {
     assert!(ok, "{stderr}");
 
     // Publishing the project folder builds it and publishes the build.
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let app = gateway_app().await;
     app.create_example_tenants().await;
     let (ok, stdout, stderr) = run(publish_into(&app, work.path()).arg(&project));
     assert!(ok, "publish failed:\n{stdout}\n{stderr}");
@@ -216,7 +219,7 @@ fn copy_examples(lang: &str, into: &Path) -> PathBuf {
 async fn examples_answer_through_the_gateway(lang: &str, suffix: &str) {
     let work = tempfile::tempdir().unwrap();
     let examples = copy_examples(lang, work.path());
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let app = gateway_app().await;
     app.create_example_tenants().await;
     for example in ["hello", "noticeboard"] {
         let project = examples.join(example);
@@ -350,6 +353,15 @@ async fn the_javascript_examples_answer_through_the_gateway() {
 #[tokio::test]
 async fn the_python_examples_answer_through_the_gateway() {
     examples_answer_through_the_gateway("python", "py").await;
+}
+
+/// A server for the published plugins. Its plugin deadline is the default's five times over,
+/// not the tests' one second: these tests check what the plugins answer, and a JavaScript or
+/// Python call on a machine busy with the other tests' builds can take longer than a second.
+async fn gateway_app() -> TestApp {
+    TestApp::spawn_with(Backend::Sqlite, |c| c.runtime.default_timeout_ms = 10_000)
+        .await
+        .unwrap()
 }
 
 /// A `guildhall dev` process and the lines it prints.

@@ -18,6 +18,7 @@ mod cli;
 mod concurrency;
 mod console;
 mod console_browser;
+mod data_protection;
 mod examples;
 mod faults;
 mod garden_waste_browser;

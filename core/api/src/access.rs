@@ -215,6 +215,25 @@ pub const RULES: &[Rule] = &[
         Access::Tenant("feedback", "read"),
         None,
     ),
+    // Subject requests return residents' personal data: their own object.
+    rule(
+        Method::POST,
+        "/api/v1/tenants/{tenant}/subject-requests",
+        Access::Tenant("subject-requests", "write"),
+        Some("subject-requests.create"),
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/subject-requests",
+        Access::Tenant("subject-requests", "read"),
+        None,
+    ),
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/subject-requests/{request}",
+        Access::Tenant("subject-requests", "read"),
+        None,
+    ),
     rule(Method::GET, "/api/v1/plugins", Access::Authenticated, None),
     rule(
         Method::GET,

@@ -71,6 +71,7 @@ impl Default for Settings {
         (name = "installs", description = "Which plugin versions each alliance runs"),
         (name = "access", description = "Members, tokens and the audit log"),
         (name = "observability", description = "Usage for cost sharing, KPIs and citizen feedback"),
+        (name = "data-protection", description = "Residents' subject access and erasure requests across every service"),
     ),
     components(schemas(Problem, error::FieldError)),
     modifiers(&BearerAuth),
@@ -178,6 +179,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::install_settings::list_schedules))
         .routes(routes!(routes::install_settings::run_schedule))
+        .routes(routes!(
+            routes::subject_requests::create_subject_request,
+            routes::subject_requests::list_subject_requests
+        ))
+        .routes(routes!(routes::subject_requests::get_subject_request))
         .routes(routes!(routes::members::list_members))
         .routes(routes!(routes::members::put_member))
         .routes(routes!(

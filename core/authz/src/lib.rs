@@ -80,6 +80,12 @@ pub const DEFAULT_POLICIES: &[[&str; 4]] = &[
     ["role:auditor", "*", "audit", "read"],
     ["role:auditor", "*", "usage", "read"],
     ["role:auditor", "*", "kpis", "read"],
+    // Subject requests return residents' personal data from every service: their own
+    // object, held by tenant administrators and data protection officers only.
+    ["role:tenant-admin", "*", "subject-requests", "*"],
+    ["role:data-protection-officer", "*", "tenant", "read"],
+    ["role:data-protection-officer", "*", "installs", "read"],
+    ["role:data-protection-officer", "*", "subject-requests", "*"],
 ];
 
 /// How a principal proved who it is.

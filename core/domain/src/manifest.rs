@@ -18,6 +18,8 @@
 //! [config.collection_api]
 //! type = "string"
 //! required = true
+//! [data_protection]
+//! subject_requests = true
 //! ```
 
 use std::collections::BTreeMap;
@@ -61,6 +63,26 @@ pub struct Manifest {
     /// Work the plugin does on a schedule, through its `guildhall:platform/scheduled` export.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedules: Vec<ScheduleDecl>,
+    /// How the plugin takes part in the councils' data protection.
+    #[serde(default, skip_serializing_if = "DataProtection::is_default")]
+    pub data_protection: DataProtection,
+}
+
+/// The `[data_protection]` table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataProtection {
+    /// The component exports `guildhall:platform/data-subject`: it finds and erases the
+    /// records it holds about a resident when a council answers a subject access or
+    /// erasure request.
+    #[serde(default)]
+    pub subject_requests: bool,
+}
+
+impl DataProtection {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// One declared secret.

@@ -31,16 +31,19 @@ pub enum Role {
     Officer,
     /// Reads one alliance's audit log and usage.
     Auditor,
+    /// Answers residents' subject access and erasure requests for one alliance's councils.
+    DataProtectionOfficer,
 }
 
 impl Role {
     /// Every role, global ones first.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Operator,
         Role::Publisher,
         Role::TenantAdmin,
         Role::Officer,
         Role::Auditor,
+        Role::DataProtectionOfficer,
     ];
 
     /// Parses a role name as written in the CLI and API.
@@ -59,6 +62,7 @@ impl Role {
             Role::TenantAdmin => "tenant-admin",
             Role::Officer => "officer",
             Role::Auditor => "auditor",
+            Role::DataProtectionOfficer => "data-protection-officer",
         }
     }
 
@@ -71,6 +75,7 @@ impl Role {
             Role::TenantAdmin => "role:tenant-admin",
             Role::Officer => "role:officer",
             Role::Auditor => "role:auditor",
+            Role::DataProtectionOfficer => "role:data-protection-officer",
         }
     }
 
@@ -93,7 +98,9 @@ impl fmt::Display for Role {
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: expected one of operator, publisher, tenant-admin, officer, auditor")]
+#[error(
+    "unknown role {0:?}: expected one of operator, publisher, tenant-admin, officer, auditor, data-protection-officer"
+)]
 pub struct UnknownRole(pub String);
 
 #[cfg(test)]

@@ -160,7 +160,8 @@ pub enum TokenCommand {
         /// A label, e.g. "platform team".
         #[arg(long)]
         name: String,
-        /// operator or publisher (platform-wide), or tenant-admin, officer or auditor
+        /// operator or publisher (platform-wide), or tenant-admin, officer, auditor or
+        /// data-protection-officer
         /// (with --tenant).
         #[arg(long)]
         role: String,

@@ -278,14 +278,24 @@ fn new_store(
     (store, memory, observed, deadline)
 }
 
-/// Runs the declared schedule `name` in a fresh instance, with the same limits as a
-/// request: `Ok(Err(message))` when the plugin's `run` reported a failure.
-pub(crate) async fn scheduled(
+/// Calls one function a component exports (other than its HTTP handler) in a fresh
+/// instance, with the same store set-up, limits, fair gate and metering as a request.
+pub(crate) async fn export<Params, Results>(
     inner: &Inner,
     plugin: &Prepared,
     call: CallContext,
-    name: &str,
-) -> (Result<Result<(), String>, CallError>, CallReport) {
+    function: Option<wasmtime::component::ComponentExportIndex>,
+    params: Params,
+) -> (Result<Results, CallError>, CallReport)
+where
+    Params: wasmtime::component::ComponentNamedList
+        + wasmtime::component::Lower
+        + Send
+        + Sync
+        + 'static,
+    Results:
+        wasmtime::component::ComponentNamedList + wasmtime::component::Lift + Send + Sync + 'static,
+{
     let started = Instant::now();
     let mut report = CallReport {
         outcome: "ok",
@@ -298,21 +308,18 @@ pub(crate) async fn scheduled(
     };
     let cpu = Arc::new(AtomicU64::new(0));
     let tenant = call.tenant.clone();
-    let result = match plugin.scheduled {
+    let result = match function {
         None => Err(CallError::Internal(format!(
-            "{} does not export guildhall:platform/scheduled",
+            "{} does not export the function called",
             plugin.manifest.name
         ))),
-        Some(run_export) => {
+        Some(function) => {
             let (mut store, _memory, observed, deadline) = new_store(inner, plugin, call, started);
             let pre = plugin.pre.instance_pre().clone();
-            let name = name.to_string();
             let guest = async move {
                 let instance = pre.instantiate_async(&mut store).await?;
-                let run = instance
-                    .get_typed_func::<(String,), (Result<(), String>,)>(&mut store, run_export)?;
-                let (result,) = run.call_async(&mut store, (name,)).await?;
-                wasmtime::Result::Ok(result)
+                let func = instance.get_typed_func::<Params, Results>(&mut store, function)?;
+                func.call_async(&mut store, params).await
             };
             let guest = Timed {
                 inner: guest,
@@ -338,11 +345,32 @@ pub(crate) async fn scheduled(
     };
     if let Err(e) = &result {
         report.outcome = e.kind();
-    } else if let Ok(Err(_)) = &result {
-        report.outcome = "failed";
     }
     report.wall = started.elapsed();
     report.cpu = Duration::from_nanos(cpu.load(Ordering::Relaxed));
+    (result, report)
+}
+
+/// Runs the declared schedule `name` in a fresh instance, with the same limits as a
+/// request: `Ok(Err(message))` when the plugin's `run` reported a failure.
+pub(crate) async fn scheduled(
+    inner: &Inner,
+    plugin: &Prepared,
+    call: CallContext,
+    name: &str,
+) -> (Result<Result<(), String>, CallError>, CallReport) {
+    let (result, mut report) = export::<(String,), (Result<(), String>,)>(
+        inner,
+        plugin,
+        call,
+        plugin.scheduled,
+        (name.to_string(),),
+    )
+    .await;
+    let result = result.map(|(run,)| run);
+    if let Ok(Err(_)) = &result {
+        report.outcome = "failed";
+    }
     (result, report)
 }
 

@@ -41,6 +41,7 @@ mod engine;
 mod error;
 mod fair;
 mod host;
+pub mod subject;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -108,6 +109,8 @@ pub struct Prepared {
     secrets: Arc<std::collections::BTreeSet<String>>,
     /// Its `guildhall:platform/scheduled` `run` function, when it declares schedules.
     scheduled: Option<wasmtime::component::ComponentExportIndex>,
+    /// Its `guildhall:platform/data-subject` functions, when it declares subject requests.
+    data_subject: Option<subject::Exports>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -331,6 +334,7 @@ impl Runtime {
         let component = self.inner.cache.get(&digest, load).await?;
         let pre = self.link(&manifest, &component)?;
         let scheduled = capabilities::scheduled_export(&component, &manifest)?;
+        let data_subject = capabilities::data_subject_export(&component, &manifest)?;
         let config = &self.inner.config;
         let memory_mib = manifest
             .limits
@@ -360,6 +364,7 @@ impl Runtime {
             outbound,
             secrets,
             scheduled,
+            data_subject,
         })
     }
 
@@ -372,6 +377,7 @@ impl Runtime {
     ) -> Result<wasmtime_wasi_http::p2::bindings::ProxyPre<Host>, PrepareError> {
         capabilities::check_imports(&self.inner.engine, component, manifest)?;
         capabilities::scheduled_export(component, manifest)?;
+        capabilities::data_subject_export(component, manifest)?;
         let caps = CapabilitySet::of_manifest(manifest);
         let linker = self.linker(caps)?;
         let pre = linker

@@ -26,6 +26,7 @@ mod schema_lock;
 mod scoped;
 mod secrets;
 mod settings;
+mod subjects;
 mod tenants;
 mod url;
 mod usage;
@@ -48,11 +49,12 @@ pub use owners::{
     Actor, CLI_OPERATOR, KeyError, KeyRecord, NewKey, OwnerError, OwnerRecord, Owners,
     PublisherKeys,
 };
-pub use plugin_data::{EventRecord, Events, Kv, KvWriteError, NewEvent};
+pub use plugin_data::{EventMatch, EventRecord, Events, Kv, KvWriteError, NewEvent};
 pub use schedules::{NewRun, RunRecord, RunState, ScheduleRuns};
 pub use schema_lock::SchemaLock;
 pub use secrets::{Keyring, Rotation, SecretError, SecretRecord, Secrets, ValueError};
 pub use settings::{CouncilSettings, SettingsError};
+pub use subjects::{NewSubjectRequest, SubjectRequestRecord, SubjectRequests, hash_identifier};
 pub use tenants::{Applied, CouncilRecord, Councils, TenantRecord, Tenants};
 pub use url::DatabaseUrl;
 pub use usage::{
@@ -457,6 +459,11 @@ impl Store {
     /// Each council's overrides of one tenant's installs' settings.
     pub fn council_settings<'a>(&'a self, scope: &'a TenantScope) -> CouncilSettings<'a> {
         CouncilSettings::new(&self.db, scope, &self.revision)
+    }
+
+    /// One tenant's subject access and erasure requests.
+    pub fn subject_requests<'a>(&'a self, scope: &'a TenantScope) -> SubjectRequests<'a> {
+        SubjectRequests::new(&self.db, scope)
     }
 
     /// The runs of one tenant's plugins' schedules.

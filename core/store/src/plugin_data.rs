@@ -7,6 +7,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Statement, TryInsertResult,
 };
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::entities::{kv_entries, plugin_events};
@@ -468,6 +469,8 @@ pub struct EventRecord {
     /// When it was recorded.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Whether its payload was erased (it is then `null`).
+    pub erased: bool,
 }
 
 /// A new event to record.
@@ -516,13 +519,15 @@ impl<'a> Events<'a> {
             payload: Set(event.payload.to_string()),
             request_id: Set(event.request_id.to_string()),
             created_at: Set(OffsetDateTime::now_utc()),
+            erased_at_ms: Set(None),
         };
         let row = plugin_events::Entity::insert(row)
             .exec_with_returning(&txn)
             .await?;
         let object = format!("plugins/{}/events/{}", row.plugin, row.name);
-        let payload: serde_json::Value =
-            serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+        // The payload may hold personal data, which must be erasable: the chain records the
+        // event's id and the payload's hash, never the payload.
+        let payload_sha256 = hex::encode(Sha256::digest(row.payload.as_bytes()));
         crate::audit::append_in(
             &txn,
             tenant,
@@ -535,7 +540,8 @@ impl<'a> Events<'a> {
                 detail: serde_json::json!({
                     "council": row.council_id,
                     "version": row.version,
-                    "payload": payload,
+                    "event": row.id,
+                    "payload_sha256": payload_sha256,
                 }),
             },
         )
@@ -559,6 +565,115 @@ impl<'a> Events<'a> {
     }
 }
 
+/// How a subject request finds a plugin's events about a resident: a top-level field of
+/// the payload equal to a key the plugin named, or any string in the payload equal to an
+/// identifier the resident gave.
+#[derive(Debug, Clone, Default)]
+pub struct EventMatch {
+    /// `(field, value)` pairs from the plugin's records.
+    pub keys: Vec<(String, String)>,
+    /// The resident's identifiers, compared without regard to case or surrounding space.
+    pub values: Vec<String>,
+}
+
+impl EventMatch {
+    fn matches(&self, payload: &serde_json::Value) -> bool {
+        if let serde_json::Value::Object(fields) = payload
+            && self
+                .keys
+                .iter()
+                .any(|(field, value)| match fields.get(field) {
+                    Some(serde_json::Value::String(text)) => text == value,
+                    Some(serde_json::Value::Number(number)) => *value == number.to_string(),
+                    _ => false,
+                })
+        {
+            return true;
+        }
+        !self.values.is_empty() && self.holds_value(payload)
+    }
+
+    fn holds_value(&self, payload: &serde_json::Value) -> bool {
+        match payload {
+            serde_json::Value::String(text) => {
+                let text = text.trim().to_lowercase();
+                self.values.contains(&text)
+            }
+            serde_json::Value::Array(items) => items.iter().any(|item| self.holds_value(item)),
+            serde_json::Value::Object(fields) => fields.values().any(|item| self.holds_value(item)),
+            _ => false,
+        }
+    }
+}
+
+impl Events<'_> {
+    /// The events of `plugin` for `council` that `matching` finds, oldest first; erased
+    /// ones are left out.
+    pub async fn about(
+        &self,
+        plugin: &PluginName,
+        council: &CouncilId,
+        matching: &EventMatch,
+    ) -> Result<Vec<EventRecord>> {
+        let mut matching = matching.clone();
+        matching.values = matching
+            .values
+            .iter()
+            .map(|value| value.trim().to_lowercase())
+            .filter(|value| !value.is_empty())
+            .collect();
+        let txn = scoped::begin(self.db, self.scope.tenant().as_str()).await?;
+        let mut found = Vec::new();
+        let mut after = String::new();
+        loop {
+            let rows = plugin_events::Entity::find()
+                .filter(plugin_events::Column::TenantId.eq(self.scope.tenant().as_str()))
+                .filter(plugin_events::Column::Plugin.eq(plugin.as_str()))
+                .filter(plugin_events::Column::CouncilId.eq(council.as_str()))
+                .filter(plugin_events::Column::ErasedAtMs.is_null())
+                .filter(plugin_events::Column::Id.gt(after.as_str()))
+                .order_by_asc(plugin_events::Column::Id)
+                .limit(1000)
+                .all(&txn)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id.clone();
+            for row in rows {
+                let payload = serde_json::from_str(&row.payload).unwrap_or_default();
+                if matching.matches(&payload) {
+                    found.push(to_event(row));
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(found)
+    }
+
+    /// Erases the payloads of the events `ids` (it becomes `null`); the events themselves,
+    /// and the audit chain's record of them, stay. Returns how many were erased now.
+    pub async fn erase(&self, ids: &[String]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let txn = scoped::begin_write(self.db, self.scope.tenant().as_str()).await?;
+        let mut erased = 0;
+        for chunk in ids.chunks(500) {
+            erased += plugin_events::Entity::update_many()
+                .col_expr(plugin_events::Column::Payload, "null".into())
+                .col_expr(plugin_events::Column::ErasedAtMs, (now as i64).into())
+                .filter(plugin_events::Column::TenantId.eq(self.scope.tenant().as_str()))
+                .filter(plugin_events::Column::Id.is_in(chunk.iter().map(String::as_str)))
+                .filter(plugin_events::Column::ErasedAtMs.is_null())
+                .exec(&txn)
+                .await?
+                .rows_affected;
+        }
+        txn.commit().await?;
+        Ok(erased)
+    }
+}
+
 fn to_event(row: plugin_events::Model) -> EventRecord {
     EventRecord {
         id: row.id,
@@ -569,6 +684,7 @@ fn to_event(row: plugin_events::Model) -> EventRecord {
         payload: row.payload,
         request_id: row.request_id,
         created_at: row.created_at,
+        erased: row.erased_at_ms.is_some(),
     }
 }
 

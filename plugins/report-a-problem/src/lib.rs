@@ -36,6 +36,11 @@
 //! sequential ids per council (`1`, `2`, ...) counted in `counter/requests`, and every read
 //! and write is for the council of the URL the request came through.
 //!
+//! Reporters' names, email addresses and phone numbers are personal data: the plugin answers
+//! subject access and erasure requests (the `subject` module) with every request whose
+//! email, phone, name, address or request number matches, and names its events by
+//! `service_request_id` so the platform finds and erases those too.
+//!
 //! This example is pre-1.0. Builds from before councils were kept apart (with the same
 //! version number) kept the requests of all councils under unscoped keys (`request/<id>`,
 //! `counter/requests`). Those keys are not read any more; uninstalling with `purge_data`
@@ -43,6 +48,7 @@
 
 mod open311;
 mod pages;
+mod subject;
 
 use guildhall_plugin::kv::CouncilKv;
 use guildhall_plugin::{
@@ -99,6 +105,7 @@ impl Handler for ReportAProblem {
 }
 
 guildhall_plugin::export_plugin!(ReportAProblem);
+guildhall_plugin::export_data_subject!(ReportAProblem);
 
 /// GeoReport errors are a JSON array of `{code, description}`.
 fn errors(errors: Vec<Open311Error>) -> Response {

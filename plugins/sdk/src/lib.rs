@@ -114,6 +114,7 @@ mod bindings {
 pub mod authz;
 pub mod config;
 pub mod context;
+pub mod data_subject;
 pub mod events;
 mod http;
 pub mod kit;
@@ -129,6 +130,7 @@ pub mod session;
 pub mod time;
 pub mod urlencoded;
 
+pub use data_subject::DataSubject;
 pub use http::{BodyError, Method, Request, Response};
 pub use router::Router;
 pub use scheduled::Scheduled;

@@ -31,6 +31,7 @@ mod installs;
 mod schedules;
 mod session;
 mod shares;
+mod subjects;
 
 pub(crate) use handler::serve;
 pub use handler::{COUNCIL_HEADER, ORIGIN_HEADER, SERVED_BY, TENANT_HEADER};
@@ -42,6 +43,7 @@ pub use schedules::{SchedulesConfig, spawn_scheduler};
 pub(crate) use session::Refusal;
 pub use session::{CSRF_HEADER, SessionsConfig, cookie_name};
 use shares::TenantGate;
+pub(crate) use subjects::{Kind as SubjectKind, ServiceAnswer, answer as answer_subject_request};
 
 /// How often replicas look for install changes made elsewhere.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);

@@ -443,6 +443,44 @@ pub(crate) fn check_imports(
     }
 }
 
+/// The interface a plugin that answers subject requests exports.
+const DATA_SUBJECT: &str = "guildhall:platform/data-subject@0.1.0";
+
+/// The `access` and `erase` functions of the component's `guildhall:platform/data-subject`
+/// export, when the manifest declares `[data_protection] subject_requests = true`. A
+/// declaration without the export is refused, and so is the export without the
+/// declaration: the catalogue says which plugins answer subject requests, so the two must
+/// agree.
+pub(crate) fn data_subject_export(
+    component: &wasmtime::component::Component,
+    manifest: &guildhall_domain::manifest::Manifest,
+) -> Result<Option<crate::subject::Exports>, PrepareError> {
+    let interface = component.get_export_index(None, DATA_SUBJECT);
+    let declared = manifest.data_protection.subject_requests;
+    match (interface, declared) {
+        (None, false) => Ok(None),
+        (Some(_), false) => Err(PrepareError::Link(format!(
+            "the component exports {DATA_SUBJECT} but the manifest does not declare \
+             [data_protection] subject_requests = true"
+        ))),
+        (interface, true) => {
+            let function = |name: &str| {
+                interface
+                    .as_ref()
+                    .and_then(|interface| component.get_export_index(Some(interface), name))
+            };
+            match (function("access"), function("erase")) {
+                (Some(access), Some(erase)) => Ok(Some(crate::subject::Exports { access, erase })),
+                _ => Err(PrepareError::Link(format!(
+                    "the manifest declares [data_protection] subject_requests = true but the \
+                     component does not export {DATA_SUBJECT} with `access` and `erase` \
+                     (world guildhall:platform/data-subject-service)"
+                ))),
+            }
+        }
+    }
+}
+
 /// The interface a plugin that declares schedules exports.
 const SCHEDULED: &str = "guildhall:platform/scheduled@0.1.0";
 

@@ -18,5 +18,6 @@ pub(crate) mod plugin_owners;
 pub(crate) mod plugin_versions;
 pub(crate) mod plugins;
 pub(crate) mod publisher_keys;
+pub(crate) mod subject_requests;
 pub(crate) mod tenants;
 pub(crate) mod tokens;

@@ -15,6 +15,8 @@ pub struct Model {
     pub payload: String,
     pub request_id: String,
     pub created_at: TimeDateTimeWithTimeZone,
+    /// When the payload was erased (it then holds `null`), in Unix milliseconds.
+    pub erased_at_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
