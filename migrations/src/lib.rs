@@ -19,6 +19,7 @@ mod m20261207_000011_citizen_pages;
 mod m20261208_000012_kv_usage;
 mod m20261209_000013_transactions;
 mod m20261210_000014_data_protection;
+mod m20261211_000015_retention;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
@@ -40,6 +41,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "council_settings",
     "schedule_runs",
     "subject_requests",
+    "install_retention",
 ];
 
 /// Applies Guildhall's migrations in order.
@@ -64,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000012_kv_usage::Migration),
             Box::new(m20261209_000013_transactions::Migration),
             Box::new(m20261210_000014_data_protection::Migration),
+            Box::new(m20261211_000015_retention::Migration),
         ]
     }
 }

@@ -38,6 +38,7 @@ on_both_databases!(
     reports_get_unique_ids,
     install_settings_races,
     subject_requests_race,
+    retention_puts,
 );
 
 /// Concurrent requests in a batch.
@@ -82,6 +83,10 @@ const RUN_SCHEDULE: Route = (
 );
 
 const SUBJECT_REQUEST: Route = ("post", "/api/v1/tenants/{tenant}/subject-requests");
+const PUT_RETENTION: Route = (
+    "put",
+    "/api/v1/tenants/{tenant}/installs/{plugin}/retention",
+);
 
 /// Every write operation this suite races, and the scenario that races it.
 const COVERED: &[(Route, &str)] = &[
@@ -105,6 +110,7 @@ const COVERED: &[(Route, &str)] = &[
     (PUT_COUNCIL_CONFIG, "install_settings_races"),
     (RUN_SCHEDULE, "install_settings_races"),
     (SUBJECT_REQUEST, "subject_requests_race"),
+    (PUT_RETENTION, "retention_puts"),
 ];
 
 /// The methods that write.
@@ -2323,4 +2329,60 @@ async fn subject_requests_race(app: TestApp) {
         .serve(T, "tandridge", "report-a-problem", "requests/3.json")
         .await;
     assert_eq!(status, 200, "{sam}");
+}
+
+/// An install's retention set many times at once: in each round exactly one answer creates
+/// it (the first round) or every answer replaces it, the stored setting is one of the
+/// acknowledged ones, and every answer is documented and on record.
+async fn retention_puts(app: TestApp) {
+    let contract = Contract::of(&app).await;
+    app.create_example_tenants().await;
+    app.publish_built("fixture-kv-ttl").await;
+    assert_eq!(
+        app.install_for(T, "fixture-kv-ttl", json!("all"))
+            .await
+            .status(),
+        201
+    );
+    let url = app.url(&format!(
+        "/api/v1/tenants/{T}/installs/fixture-kv-ttl/retention"
+    ));
+    for round in 0..ROUNDS {
+        let bodies: Vec<Value> = (0..N)
+            .map(|i| json!({"kv_days": 10 + i, "event_days": 100 + round * N + i}))
+            .collect();
+        let answers = race(
+            bodies
+                .iter()
+                .map(|body| app.client.put(&url).json(body))
+                .collect(),
+        )
+        .await;
+        contract.check(PUT_RETENTION, &answers);
+        assert_statuses("retention puts", &answers, &[200, 201]);
+        if round == 0 {
+            exactly_one(&answers, 201);
+        } else {
+            assert!(
+                with_status(&answers, 201).is_empty(),
+                "{:?}",
+                statuses(&answers)
+            );
+        }
+        let stored: Value = app
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let state = json!({"kv_days": stored["kv_days"], "event_days": stored["event_days"]});
+        assert!(
+            bodies.contains(&state),
+            "round {round}: {state} is none of the acknowledged writes"
+        );
+        assert_on_record(&app, Some(T), "installs.retention", &answers).await;
+    }
 }

@@ -449,3 +449,254 @@ async fn subject_access_and_erasure_reach_every_service(app: TestApp) {
 }
 
 on_both_databases!(subject_access_and_erasure_reach_every_service);
+
+// ---------------------------------------------------------------------------------------
+// Retention.
+
+const FIXTURE: &str = "fixture-kv-ttl";
+
+/// `GET /s/{tenant}/{council}/fixture-kv-ttl/{path}`: the status and text.
+async fn fixture(app: &TestApp, tenant: &str, council: &str, path: &str) -> (u16, String) {
+    app.serve(tenant, council, FIXTURE, path).await
+}
+
+/// Runs a statement as the database's owner, behind every wall, with `at` bound to `?` and
+/// `{old}` the key `old` as the database writes bytes.
+async fn at_owner(app: &TestApp, sql: &str, at: time::OffsetDateTime) {
+    let admin = app.admin_store().await;
+    let backend = admin.connection().get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => sql
+            .replace('?', "$1")
+            .replace("{old}", "decode('6f6c64', 'hex')"),
+        _ => sql.replace("{old}", "X'6f6c64'"),
+    };
+    admin
+        .connection()
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            &sql,
+            [at.into()],
+        ))
+        .await
+        .unwrap();
+}
+
+/// How many rows `sql` (a `SELECT COUNT(*) AS n …`) counts, as the owner.
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let admin = app.admin_store().await;
+    let backend = admin.connection().get_database_backend();
+    let row = admin
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+async fn retention_removes_what_is_past_its_time_and_nothing_else(app: TestApp) {
+    app.create_example_tenants().await;
+    app.publish_built(FIXTURE).await;
+    for tenant in [T, "the-marches"] {
+        assert_eq!(
+            app.install_for(tenant, FIXTURE, json!("all"))
+                .await
+                .status(),
+            201
+        );
+    }
+    for (path, want) in [
+        ("set/keep/1", 200),
+        ("set/old/1", 200),
+        ("set/short/1/1", 200),
+        ("set/long/1/3600", 200),
+        ("set/counter/5/1", 200),
+        ("increment/counter", 200),
+        ("set/never/1/0", 400),
+        ("emit/fresh", 200),
+        ("emit/stale", 200),
+    ] {
+        let (status, body) = fixture(&app, T, "tandridge", path).await;
+        assert_eq!(status, want, "{path}: {body}");
+        if path == "set/never/1/0" {
+            assert!(body.contains("invalid ttl"), "{body}");
+        }
+    }
+    assert_eq!(
+        fixture(&app, "the-marches", "shropshire", "set/old/1")
+            .await
+            .0,
+        200
+    );
+    // A key past its time to live is absent at once, before the job removes it; an
+    // increment kept the counter's.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(fixture(&app, T, "tandridge", "get/short").await.0, 404);
+    assert_eq!(fixture(&app, T, "tandridge", "get/counter").await.0, 404);
+    assert_eq!(
+        fixture(&app, T, "tandridge", "get/long").await,
+        (200, "1".to_string())
+    );
+    let (_, keys) = fixture(&app, T, "tandridge", "keys").await;
+    assert_eq!(keys, "keep\nlong\nold", "expired keys are not listed");
+
+    // The install's own retention: shorter than the manifest's year, never longer.
+    let url = app.url(&format!("/api/v1/tenants/{T}/installs/{FIXTURE}/retention"));
+    let admin = app.client_as("tenant-admin", Some(T), None).await;
+    for (body, field) in [
+        (json!({"kv_days": 400}), "kv_days"),
+        (json!({"event_days": 0}), "event_days"),
+    ] {
+        let response = admin.put(&url).json(&body).send().await.unwrap();
+        let problem = expect_problem(response, 422).await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let response = admin
+        .put(&url)
+        .json(&json!({"kv_days": 30, "weeks": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for (client, status) in [
+        (app.client_as("officer", Some(T), None).await, 403),
+        (
+            app.client_as("data-protection-officer", Some(T), None)
+                .await,
+            403,
+        ),
+        (
+            app.client_as("tenant-admin", Some("the-marches"), None)
+                .await,
+            404,
+        ),
+    ] {
+        let put = client.put(&url).json(&json!({"kv_days": 1}));
+        assert_eq!(status_of(put).await, status);
+    }
+    let not_installed = app.url(&format!("/api/v1/tenants/{T}/installs/hello/retention"));
+    assert_eq!(
+        status_of(admin.put(&not_installed).json(&json!({"kv_days": 1}))).await,
+        404
+    );
+    let set = json!({"kv_days": 30, "event_days": 30});
+    assert_eq!(status_of(admin.put(&url).json(&set)).await, 201);
+    let view = expect_json(admin.put(&url).json(&set).send().await.unwrap(), 200).await;
+    assert_eq!(
+        (
+            &view["manifest_kv_days"],
+            &view["kv_days"],
+            &view["event_days"]
+        ),
+        (&json!(365), &json!(30), &json!(30)),
+        "{view}"
+    );
+    assert!(
+        view["install"]["set_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("token:"),
+        "{view}"
+    );
+
+    // Forty days old: past Tandridge's thirty, within the other alliance's year.
+    let forty_days_ago = time::OffsetDateTime::now_utc() - time::Duration::days(40);
+    at_owner(
+        &app,
+        "UPDATE kv_entries SET updated_at = ? WHERE key = {old}",
+        forty_days_ago,
+    )
+    .await;
+    at_owner(
+        &app,
+        "UPDATE plugin_events SET created_at = ? WHERE name = 'stale'",
+        forty_days_ago,
+    )
+    .await;
+
+    let store = app.store().await;
+    let now = time::OffsetDateTime::now_utc();
+    let (a, b) = tokio::join!(
+        guildhall_operations::retention::run_once(&store, "replica-a", 3600, now),
+        guildhall_operations::retention::run_once(&store, "replica-b", 3600, now),
+    );
+    let runs: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(runs.len(), 1, "one run per slot across replicas: {runs:?}");
+    let removed = &runs[0].tenants[T];
+    assert_eq!(
+        removed.kv_entries[FIXTURE], 3,
+        "old, short and counter: {removed:?}"
+    );
+    assert_eq!(removed.events[FIXTURE], 1, "{removed:?}");
+    assert!(!runs[0].tenants.contains_key("the-marches"), "{runs:?}");
+
+    let kv = "SELECT COUNT(*) AS n FROM kv_entries WHERE tenant_id = 'north-downs'";
+    assert_eq!(count(&app, kv).await, 2, "keep and long stay");
+    let marches = "SELECT COUNT(*) AS n FROM kv_entries WHERE tenant_id = 'the-marches'";
+    assert_eq!(count(&app, marches).await, 1, "within its year");
+    let events = "SELECT COUNT(*) AS n FROM plugin_events WHERE tenant_id = 'north-downs' \
+                  AND name = 'fresh'";
+    assert_eq!(count(&app, events).await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) AS n FROM plugin_events WHERE name = 'stale'"
+        )
+        .await,
+        0
+    );
+    // The quota's counter moved with what went.
+    let usage = "SELECT COUNT(*) AS n FROM kv_usage u WHERE u.tenant_id = 'north-downs' \
+                 AND u.bytes = (SELECT SUM(size) FROM kv_entries e \
+                 WHERE e.tenant_id = u.tenant_id AND e.plugin = u.plugin)";
+    assert_eq!(count(&app, usage).await, 1);
+    // On the chain, which still verifies.
+    let audit = app
+        .get_json(&format!("/api/v1/tenants/{T}/audit?limit=1000"))
+        .await;
+    let entry = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "retention.remove")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(entry["actor"], "platform");
+    assert!(
+        entry["detail"].as_str().unwrap().contains(FIXTURE),
+        "{entry}"
+    );
+    let (ok, printed) = verify(&app);
+    assert!(ok, "{printed}");
+    // The next slot finds nothing more to remove and records nothing.
+    let later = now + time::Duration::hours(1);
+    let next = guildhall_operations::retention::run_once(&store, "replica-a", 3600, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(next.tenants.is_empty(), "{next:?}");
+}
+
+/// The servers' own retention job is off, so the test's runs are the only ones.
+mod retention_removes_what_is_past_its_time_and_nothing_else {
+    use crate::helpers::{Backend, TestApp};
+
+    async fn app(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with(backend, |c| c.retention.enabled = false).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let app = app(Backend::Sqlite)
+            .await
+            .expect("SQLite is always available");
+        super::retention_removes_what_is_past_its_time_and_nothing_else(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = app(Backend::Postgres).await {
+            super::retention_removes_what_is_past_its_time_and_nothing_else(app).await;
+        }
+    }
+}

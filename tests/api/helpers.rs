@@ -458,6 +458,10 @@ pub fn client_with(token: Option<&str>) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
+        // The server closes a connection idle for `server.keep_alive_idle_secs` (60 s): a
+        // client that kept it longer could send its next request as the server closes it
+        // (a reset), as tests that build plugins between requests would.
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("client")
 }

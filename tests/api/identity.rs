@@ -668,14 +668,22 @@ async fn rules_stored_under_bare_role_names_are_migrated() {
         let admin_a = app.client_as("tenant-admin", Some(A), None).await;
         let store = app.admin_store().await;
         let db = store.connection();
-        // The database as the previous release left it: roles under their bare names, and
-        // the renaming migration not yet applied.
+        // The database as the previous release left it: the roles of that release under
+        // their bare names (roles added since were never bare), and the renaming migration
+        // not yet applied.
+        let roles = "('role:operator', 'role:publisher', 'role:tenant-admin', 'role:officer', \
+                     'role:auditor')";
         for sql in [
-            "UPDATE casbin_rules SET v1 = substr(v1, 6) WHERE ptype = 'g' AND v1 LIKE 'role:%'",
-            "UPDATE casbin_rules SET v0 = substr(v0, 6) WHERE ptype = 'p' AND v0 LIKE 'role:%'",
-            "DELETE FROM seaql_migrations WHERE version = 'm20261201_000007_namespaced_roles'",
+            format!(
+                "UPDATE casbin_rules SET v1 = substr(v1, 6) WHERE ptype = 'g' AND v1 IN {roles}"
+            ),
+            format!(
+                "UPDATE casbin_rules SET v0 = substr(v0, 6) WHERE ptype = 'p' AND v0 IN {roles}"
+            ),
+            "DELETE FROM seaql_migrations WHERE version = 'm20261201_000007_namespaced_roles'"
+                .to_string(),
         ] {
-            db.execute_unprepared(sql).await.unwrap();
+            db.execute_unprepared(&sql).await.unwrap();
         }
         let bare = "SELECT COUNT(*) FROM casbin_rules WHERE (ptype = 'g' AND v1 NOT LIKE 'role:%') \
                     OR (ptype = 'p' AND v0 NOT LIKE 'role:%')";

@@ -96,6 +96,7 @@ EVERY_KEY: dict[str, Any] = {
         "max_bytes": 32768,
     },
     "schedules": {"enabled": False, "poll_interval_secs": 5, "catch_up_secs": 600},
+    "retention": {"enabled": False, "interval_secs": 600},
 }
 
 

@@ -150,6 +150,18 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         Method::GET,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/retention",
+        Access::Tenant("installs", "read"),
+        None,
+    ),
+    rule(
+        Method::PUT,
+        "/api/v1/tenants/{tenant}/installs/{plugin}/retention",
+        Access::Tenant("installs", "write"),
+        Some("installs.retention"),
+    ),
+    rule(
+        Method::GET,
         "/api/v1/tenants/{tenant}/installs/{plugin}/secrets",
         Access::Tenant("secrets", "read"),
         None,

@@ -184,6 +184,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::subject_requests::list_subject_requests
         ))
         .routes(routes!(routes::subject_requests::get_subject_request))
+        .routes(routes!(
+            routes::retention::get_retention,
+            routes::retention::put_retention
+        ))
         .routes(routes!(routes::members::list_members))
         .routes(routes!(routes::members::put_member))
         .routes(routes!(

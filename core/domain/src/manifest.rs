@@ -77,7 +77,18 @@ pub struct DataProtection {
     /// erasure request.
     #[serde(default)]
     pub subject_requests: bool,
+    /// How long the plugin's key-value entries are kept after their last write, in days:
+    /// the platform removes older ones. Kept until deleted when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_retention_days: Option<u32>,
+    /// How long the plugin's events are kept, in days: the platform removes older ones
+    /// (their audit entries, which hold no payload, stay). Kept when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_retention_days: Option<u32>,
 }
+
+/// The longest retention a manifest or an install may set: 100 years, in days.
+pub const MAX_RETENTION_DAYS: u32 = 36_525;
 
 impl DataProtection {
     fn is_default(&self) -> bool {
@@ -391,6 +402,22 @@ impl Manifest {
             }
             if let Err(reason) = schedule.parsed() {
                 errors.push(err(format!("schedules[{i}].cron"), reason));
+            }
+        }
+        for (field, days) in [
+            ("kv_retention_days", self.data_protection.kv_retention_days),
+            (
+                "event_retention_days",
+                self.data_protection.event_retention_days,
+            ),
+        ] {
+            if let Some(days) = days
+                && !(1..=MAX_RETENTION_DAYS).contains(&days)
+            {
+                errors.push(err(
+                    format!("data_protection.{field}"),
+                    format!("must be 1 to {MAX_RETENTION_DAYS} days"),
+                ));
             }
         }
         if errors.is_empty() {
@@ -778,6 +805,41 @@ default = 20
             .unwrap_err();
         assert_eq!(errors[0].field, "schedules[1].name");
         assert!(errors[0].reason.contains("twice"));
+    }
+
+    #[test]
+    fn data_protection_is_declared_and_checked() {
+        let m = Manifest::from_toml(EXAMPLE).unwrap();
+        assert_eq!(m.data_protection, DataProtection::default());
+        let serialised = serde_json::to_value(&m).unwrap();
+        assert!(serialised.get("data_protection").is_none(), "{serialised}");
+        let text = format!(
+            "{EXAMPLE}\n[data_protection]\nsubject_requests = true\nkv_retention_days = 365\n\
+             event_retention_days = 730\n"
+        );
+        let m = Manifest::from_toml(&text).unwrap();
+        m.validate(&CAPS).unwrap();
+        assert!(m.data_protection.subject_requests);
+        assert_eq!(m.data_protection.kv_retention_days, Some(365));
+        let bad = text
+            .replace("= 365", "= 0")
+            .replace("= 730", &format!("= {}", MAX_RETENTION_DAYS + 1));
+        let fields: Vec<String> = Manifest::from_toml(&bad)
+            .unwrap()
+            .validate(&CAPS)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "data_protection.kv_retention_days",
+                "data_protection.event_retention_days"
+            ]
+        );
+        let unknown = format!("{EXAMPLE}\n[data_protection]\nretention_days = 30\n");
+        assert!(Manifest::from_toml(&unknown).is_err());
     }
 
     #[test]

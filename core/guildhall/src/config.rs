@@ -61,6 +61,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Plugins' scheduled work.
     pub schedules: guildhall_api::SchedulesConfig,
+    /// Removing plugins' data past its retention.
+    pub retention: guildhall_operations::retention::RetentionConfig,
 }
 
 /// `[secrets]`: the AES-256 key install secrets are encrypted with (32 random bytes in

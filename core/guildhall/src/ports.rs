@@ -87,15 +87,17 @@ impl KvPort for StorePorts {
         plugin: &'a PluginName,
         key: &'a str,
         value: &'a [u8],
+        ttl: Option<std::time::Duration>,
         quota: u64,
     ) -> PortFuture<'a, (), KvSetError> {
         Box::pin(async move {
             let scope = TenantScope::already_checked(tenant.clone());
-            self.0
-                .kv(&scope, plugin)
-                .set(key, value, quota)
-                .await
-                .map_err(refused)
+            let kv = self.0.kv(&scope, plugin);
+            match ttl {
+                Some(ttl) => kv.set_with_ttl(key, value, ttl, quota).await,
+                None => kv.set(key, value, quota).await,
+            }
+            .map_err(refused)
         })
     }
 

@@ -124,7 +124,41 @@ pub fn check_config(config: &Config) -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid [schedules]")?;
+    config
+        .retention
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid [retention]")?;
     check_telemetry(config)
+}
+
+/// Runs the retention job each `retention.interval_secs` on this replica (each run happens
+/// once across replicas), unless `retention.enabled` is false.
+fn spawn_retention(
+    store: Store,
+    config: guildhall_operations::retention::RetentionConfig,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !config.enabled {
+        return None;
+    }
+    let runner = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "guildhall".to_string()),
+        std::process::id()
+    );
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(config.interval_secs));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) =
+                guildhall_operations::retention::run_now(&store, &runner, config.interval_secs)
+                    .await
+            {
+                tracing::warn!(error = %e, "the retention job failed");
+            }
+        }
+    }))
 }
 
 /// The keyring of install secrets: the configured key, or on SQLite with none configured,
@@ -339,6 +373,7 @@ impl Server {
         let state = app_state(config, &store).await?;
         let watcher = state.gateway.watch();
         let session_purger = state.gateway.spawn_session_purger();
+        let retention = spawn_retention(store.clone(), config.retention.clone());
         let flusher_stop = CancellationToken::new();
         let flusher = state.telemetry.meter.spawn_flusher(
             Duration::from_secs(config.metering.flush_interval_secs),
@@ -380,6 +415,9 @@ impl Server {
                 tracing::warn!("a scheduled run did not finish within the shutdown grace");
             }
             session_purger.abort();
+            if let Some(retention) = retention {
+                retention.abort();
+            }
             if let Some(purger) = purger {
                 purger.abort();
             }

@@ -425,7 +425,7 @@ impl Harness {
 
     /// The value under `key` in the plugin's kv.
     pub fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
-        self.memory.kv.lock().expect("kv").get(key).cloned()
+        self.memory.kv().get(key).cloned()
     }
 
     /// Stores `value` under `key` in the plugin's kv, as if an earlier call had.
@@ -439,7 +439,7 @@ impl Harness {
 
     /// Every key in the plugin's kv, in order.
     pub fn kv_keys(&self) -> Vec<String> {
-        self.memory.kv.lock().expect("kv").keys().cloned().collect()
+        self.memory.kv().keys().cloned().collect()
     }
 
     /// The citizen's session token for `council` (default: the harness's), once a page

@@ -16,12 +16,45 @@ use guildhall_runtime::{
 #[derive(Debug, Default)]
 pub(crate) struct Memory {
     pub(crate) kv: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// When keys written with a time to live expire.
+    pub(crate) kv_expiry: Mutex<HashMap<String, std::time::Instant>>,
     pub(crate) events: Mutex<Vec<Event>>,
     /// `(council, name)` → value; `council = None` is the install's own value.
     pub(crate) secrets: Mutex<HashMap<(Option<String>, String), String>>,
     pub(crate) rules: Mutex<Vec<Rule>>,
     pub(crate) answers: Mutex<Vec<Answer>>,
     pub(crate) requests: Mutex<Vec<Recorded>>,
+}
+
+impl Memory {
+    /// The plugin's kv with expired keys removed first, held: every read and write goes
+    /// through it, so an expired key is absent as on the platform.
+    pub(crate) fn kv(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
+        let mut kv = self.kv.lock().expect("kv");
+        let mut expiry = self.kv_expiry.lock().expect("kv expiry");
+        let now = std::time::Instant::now();
+        expiry.retain(|key, at| {
+            let live = *at > now;
+            if !live {
+                kv.remove(key);
+            }
+            live
+        });
+        kv
+    }
+
+    /// Sets or clears `key`'s time to live.
+    fn expire(&self, key: &str, ttl: Option<std::time::Duration>) {
+        let mut expiry = self.kv_expiry.lock().expect("kv expiry");
+        match ttl {
+            Some(ttl) => {
+                expiry.insert(key.to_string(), std::time::Instant::now() + ttl);
+            }
+            None => {
+                expiry.remove(key);
+            }
+        }
+    }
 }
 
 /// An event the plugin emitted.
@@ -100,7 +133,7 @@ impl KvPort for MemoryPorts {
         _: &'a PluginName,
         key: &'a str,
     ) -> PortFuture<'a, Option<Vec<u8>>> {
-        ready(Ok(self.0.kv.lock().expect("kv").get(key).cloned()))
+        ready(Ok(self.0.kv().get(key).cloned()))
     }
 
     fn set<'a>(
@@ -109,10 +142,15 @@ impl KvPort for MemoryPorts {
         _: &'a PluginName,
         key: &'a str,
         value: &'a [u8],
+        ttl: Option<std::time::Duration>,
         quota: u64,
     ) -> PortFuture<'a, (), KvSetError> {
-        let mut kv = self.0.kv.lock().expect("kv");
-        ready(Self::store(&mut kv, key, value.to_vec(), quota))
+        let mut kv = self.0.kv();
+        let stored = Self::store(&mut kv, key, value.to_vec(), quota);
+        if stored.is_ok() {
+            self.0.expire(key, ttl);
+        }
+        ready(stored)
     }
 
     fn increment<'a>(
@@ -123,7 +161,7 @@ impl KvPort for MemoryPorts {
         delta: i64,
         quota: u64,
     ) -> PortFuture<'a, i64, KvSetError> {
-        let mut kv = self.0.kv.lock().expect("kv");
+        let mut kv = self.0.kv();
         let current = match kv.get(key) {
             None => Ok(0),
             Some(bytes) => std::str::from_utf8(bytes)
@@ -154,7 +192,7 @@ impl KvPort for MemoryPorts {
         new: &'a [u8],
         quota: u64,
     ) -> PortFuture<'a, bool, KvSetError> {
-        let mut kv = self.0.kv.lock().expect("kv");
+        let mut kv = self.0.kv();
         if kv.get(key).map(Vec::as_slice) != old {
             return ready(Ok(false));
         }
@@ -167,7 +205,9 @@ impl KvPort for MemoryPorts {
         _: &'a PluginName,
         key: &'a str,
     ) -> PortFuture<'a, bool> {
-        ready(Ok(self.0.kv.lock().expect("kv").remove(key).is_some()))
+        let existed = self.0.kv().remove(key).is_some();
+        self.0.expire(key, None);
+        ready(Ok(existed))
     }
 
     fn list_keys<'a>(
@@ -178,7 +218,7 @@ impl KvPort for MemoryPorts {
         cursor: Option<&'a str>,
         limit: u32,
     ) -> PortFuture<'a, (Vec<String>, Option<String>)> {
-        let kv = self.0.kv.lock().expect("kv");
+        let kv = self.0.kv();
         let mut keys: Vec<String> = kv
             .keys()
             .filter(|k| k.starts_with(prefix))

@@ -15,6 +15,7 @@ mod error;
 pub mod health;
 pub mod installs;
 pub mod owners;
+pub mod retention;
 pub mod tenants;
 
 pub use error::{Error, FieldProblem};

@@ -21,6 +21,7 @@ mod identity;
 mod installs;
 mod owners;
 mod plugin_data;
+mod retention;
 mod schedules;
 mod schema_lock;
 mod scoped;
@@ -49,7 +50,8 @@ pub use owners::{
     Actor, CLI_OPERATOR, KeyError, KeyRecord, NewKey, OwnerError, OwnerRecord, Owners,
     PublisherKeys,
 };
-pub use plugin_data::{EventMatch, EventRecord, Events, Kv, KvWriteError, NewEvent};
+pub use plugin_data::{EventMatch, EventRecord, Events, Kv, KvWriteError, MAX_TTL, NewEvent};
+pub use retention::{InstallRetention, MaintenanceRuns, Removed, Retention};
 pub use schedules::{NewRun, RunRecord, RunState, ScheduleRuns};
 pub use schema_lock::SchemaLock;
 pub use secrets::{Keyring, Rotation, SecretError, SecretRecord, Secrets, ValueError};
@@ -459,6 +461,16 @@ impl Store {
     /// Each council's overrides of one tenant's installs' settings.
     pub fn council_settings<'a>(&'a self, scope: &'a TenantScope) -> CouncilSettings<'a> {
         CouncilSettings::new(&self.db, scope, &self.revision)
+    }
+
+    /// One tenant's retention: installs' settings and removing data past its time.
+    pub fn retention<'a>(&'a self, scope: &'a TenantScope) -> Retention<'a> {
+        Retention::new(&self.db, scope)
+    }
+
+    /// Claims of maintenance jobs' runs, across replicas.
+    pub fn maintenance_runs(&self) -> MaintenanceRuns<'_> {
+        MaintenanceRuns::new(&self.db)
     }
 
     /// One tenant's subject access and erasure requests.

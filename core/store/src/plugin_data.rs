@@ -57,6 +57,33 @@ pub struct Kv<'a> {
     plugin: &'a str,
 }
 
+/// What a write does to the entry's time to live.
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    /// None: the entry stays until deleted (`set`).
+    Clear,
+    /// Until this instant, in Unix milliseconds (`set_with_ttl`).
+    At(i64),
+    /// As it was: a live entry keeps its time to live, a new one has none (`increment`,
+    /// `compare_and_swap`).
+    Keep,
+}
+
+/// The longest time to live: ten years.
+pub const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Entries that have not expired at `now` (Unix milliseconds).
+fn live_at(now: i64) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(kv_entries::Column::ExpiresAtMs.is_null())
+        .add(kv_entries::Column::ExpiresAtMs.gt(now))
+}
+
 /// What a write of one key does, given the value it holds now.
 enum Change {
     /// Store these bytes.
@@ -89,11 +116,12 @@ impl<'a> Kv<'a> {
             .add(kv_entries::Column::Key.eq(key.as_bytes().to_vec()))
     }
 
-    /// The value under `key`, if any.
+    /// The value under `key`, if any (an expired entry is absent).
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let txn = scoped::begin(self.db, self.tenant).await?;
         let row = kv_entries::Entity::find()
             .filter(self.entry(key))
+            .filter(live_at(now_ms()))
             .one(&txn)
             .await?;
         txn.commit().await?;
@@ -103,9 +131,30 @@ impl<'a> Kv<'a> {
     /// Stores `value` under `key` unless the plugin's data would exceed `quota` bytes
     /// (keys plus values) in this tenant.
     pub async fn set(&self, key: &str, value: &[u8], quota: u64) -> Result<(), KvWriteError> {
-        self.write(key, quota, |_| Ok(Change::Put(value.to_vec())))
-            .await
-            .map(drop)
+        self.write(key, quota, Expiry::Clear, |_| {
+            Ok(Change::Put(value.to_vec()))
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Stores `value` under `key` until `ttl` from now (at most [`MAX_TTL`]), with the
+    /// quota checked as for [`Kv::set`]. After that the key reads as absent, and the
+    /// retention job removes it.
+    pub async fn set_with_ttl(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+        quota: u64,
+    ) -> Result<(), KvWriteError> {
+        let ttl_ms = ttl.min(MAX_TTL).as_millis() as i64;
+        let until = now_ms().saturating_add(ttl_ms);
+        self.write(key, quota, Expiry::At(until), |_| {
+            Ok(Change::Put(value.to_vec()))
+        })
+        .await
+        .map(drop)
     }
 
     /// Stores `value` under `key` only if the key is absent; `true` when it stored it.
@@ -128,7 +177,7 @@ impl<'a> Kv<'a> {
         quota: u64,
     ) -> Result<bool, KvWriteError> {
         let written = self
-            .write(key, quota, |current| {
+            .write(key, quota, Expiry::Keep, |current| {
                 Ok(if current == old {
                     Change::Put(new.to_vec())
                 } else {
@@ -145,7 +194,7 @@ impl<'a> Kv<'a> {
     /// the `i64` range, is refused with [`KvWriteError::NotANumber`] and nothing changes.
     pub async fn increment(&self, key: &str, delta: i64, quota: u64) -> Result<i64, KvWriteError> {
         let written = self
-            .write(key, quota, |current| {
+            .write(key, quota, Expiry::Keep, |current| {
                 let now = match current {
                     None => 0,
                     Some(bytes) => parse_number(bytes)?,
@@ -167,6 +216,7 @@ impl<'a> Kv<'a> {
         &self,
         key: &str,
         quota: u64,
+        expiry: Expiry,
         change: impl Fn(Option<&[u8]>) -> Result<Change, KvWriteError>,
     ) -> Result<Option<Vec<u8>>, KvWriteError> {
         let txn = scoped::begin_write(self.db, self.tenant).await?;
@@ -175,23 +225,35 @@ impl<'a> Kv<'a> {
                 .select_only()
                 .column(kv_entries::Column::Value)
                 .column(kv_entries::Column::Size)
+                .column(kv_entries::Column::ExpiresAtMs)
                 .filter(self.entry(key))
                 .lock_exclusive()
-                .into_tuple::<(Vec<u8>, i64)>()
+                .into_tuple::<(Vec<u8>, i64, Option<i64>)>()
                 .one(&txn)
                 .await?;
-            let Change::Put(value) = change(held.as_ref().map(|(v, _)| v.as_slice()))? else {
+            // An expired entry is absent to the change; its row is reused.
+            let now_ms = now_ms();
+            let live = held
+                .as_ref()
+                .filter(|(_, _, expires)| expires.is_none_or(|at| at > now_ms));
+            let Change::Put(value) = change(live.map(|(v, _, _)| v.as_slice()))? else {
                 txn.commit().await.map_err(crate::Error::from)?;
                 return Ok(None);
+            };
+            let expires_at_ms = match expiry {
+                Expiry::Clear => None,
+                Expiry::At(at) => Some(at),
+                Expiry::Keep => live.and_then(|(_, _, expires)| *expires),
             };
             let size = (key.len() + value.len()) as i64;
             let now = OffsetDateTime::now_utc();
             match held {
-                Some((_, old_size)) => {
+                Some((_, old_size, _)) => {
                     kv_entries::Entity::update_many()
                         .col_expr(kv_entries::Column::Value, Expr::value(value.clone()))
                         .col_expr(kv_entries::Column::Size, Expr::value(size))
                         .col_expr(kv_entries::Column::UpdatedAt, Expr::value(now))
+                        .col_expr(kv_entries::Column::ExpiresAtMs, Expr::value(expires_at_ms))
                         .filter(self.entry(key))
                         .exec(&txn)
                         .await?;
@@ -205,6 +267,7 @@ impl<'a> Kv<'a> {
                         value: Set(value.clone()),
                         size: Set(size),
                         updated_at: Set(now),
+                        expires_at_ms: Set(expires_at_ms),
                     };
                     let inserted = kv_entries::Entity::insert(row)
                         .on_conflict_do_nothing()
@@ -290,18 +353,20 @@ impl<'a> Kv<'a> {
         })
     }
 
-    /// Removes `key`; returns whether it existed.
+    /// Removes `key`; returns whether it existed (an expired entry is removed too, and
+    /// did not exist).
     pub async fn delete(&self, key: &str) -> Result<bool> {
         let txn = scoped::begin_write(self.db, self.tenant).await?;
         let held = kv_entries::Entity::find()
             .select_only()
             .column(kv_entries::Column::Size)
+            .column(kv_entries::Column::ExpiresAtMs)
             .filter(self.entry(key))
             .lock_exclusive()
-            .into_tuple::<i64>()
+            .into_tuple::<(i64, Option<i64>)>()
             .one(&txn)
             .await?;
-        let Some(size) = held else {
+        let Some((size, expires)) = held else {
             txn.commit().await?;
             return Ok(false);
         };
@@ -311,7 +376,7 @@ impl<'a> Kv<'a> {
             .await?;
         self.add_usage(&txn, -size, u64::MAX).await?;
         txn.commit().await?;
-        Ok(true)
+        Ok(expires.is_none_or(|at| at > now_ms()))
     }
 
     /// Up to `limit` keys starting with `prefix` and after `cursor`, in byte order, and the
@@ -326,6 +391,7 @@ impl<'a> Kv<'a> {
             .select_only()
             .column(kv_entries::Column::Key)
             .filter(self.scoped())
+            .filter(live_at(now_ms()))
             .filter(kv_entries::Column::Key.gte(prefix.as_bytes().to_vec()));
         if let Some(end) = prefix_end(prefix.as_bytes()) {
             query = query.filter(kv_entries::Column::Key.lt(end));

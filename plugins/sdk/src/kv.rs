@@ -68,6 +68,15 @@ pub fn set(key: &str, value: &[u8]) -> Result<(), KvError> {
     wit::set(key, value).map_err(KvError::from)
 }
 
+/// Stores `value` under `key` for `ttl` (whole seconds, 1 second to 10 years): after that
+/// the key reads as absent and the platform removes it. [`set`] clears a key's time to live;
+/// [`increment`] and [`compare_and_swap`] keep it. Use it for data with a natural end, such
+/// as a one-time code or a draft, so personal data is not kept longer than needed.
+pub fn set_with_ttl(key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), KvError> {
+    let seconds = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
+    wit::set_with_ttl(key, value, seconds).map_err(KvError::from)
+}
+
 /// Adds `delta` to the number stored under `key`, stores the sum and returns it, as one
 /// write no concurrent request can interleave with. A missing key counts as 0.
 ///
@@ -213,6 +222,16 @@ impl CouncilKv {
     /// [`set`] in this council's part of the store.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         set(&self.key(key), value)
+    }
+
+    /// [`set_with_ttl`] in this council's part of the store.
+    pub fn set_with_ttl(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<(), KvError> {
+        set_with_ttl(&self.key(key), value, ttl)
     }
 
     /// [`delete`] in this council's part of the store.

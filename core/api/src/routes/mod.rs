@@ -7,6 +7,7 @@ pub(crate) mod installs;
 pub(crate) mod members;
 pub(crate) mod owners;
 pub(crate) mod plugins;
+pub(crate) mod retention;
 pub(crate) mod subject_requests;
 pub(crate) mod telemetry;
 pub(crate) mod tenants;

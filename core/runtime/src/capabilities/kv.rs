@@ -25,13 +25,15 @@ pub trait KvPort: Send + Sync + 'static {
 
     /// Stores `value` under `key`, unless the plugin's data in the tenant would then
     /// exceed `quota` bytes (keys plus values). Concurrent writers of one plugin in one
-    /// tenant must not both pass the check.
+    /// tenant must not both pass the check. With a `ttl` the key reads as absent once it
+    /// has passed; without one the key keeps no time to live.
     fn set<'a>(
         &'a self,
         tenant: &'a TenantId,
         plugin: &'a PluginName,
         key: &'a str,
         value: &'a [u8],
+        ttl: Option<std::time::Duration>,
         quota: u64,
     ) -> PortFuture<'a, (), KvSetError>;
 
@@ -106,6 +108,8 @@ pub(crate) const MAX_KEY: usize = 512;
 pub(crate) const MAX_VALUE: usize = 1 << 20;
 /// The most keys one `list-keys` call returns.
 pub(crate) const MAX_PAGE: u32 = 1000;
+/// The longest time to live `set-with-ttl` takes, in seconds: ten years.
+pub const MAX_TTL_SECS: u32 = 10 * 365 * 86_400;
 
 /// The per-call state: the call's identity, where the data is kept, the install's quota
 /// and the bytes written, which the call reports.
@@ -168,6 +172,37 @@ impl State {
         }
     }
 
+    /// `set` and `set-with-ttl`.
+    async fn put(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<(), kv::Error> {
+        check_key(&key)?;
+        if value.len() > MAX_VALUE {
+            return Err(kv::Error::ValueTooLarge(value.len() as u64));
+        }
+        match self
+            .port
+            .set(
+                &self.call.context.tenant,
+                &self.call.plugin,
+                &key,
+                &value,
+                ttl,
+                self.quota,
+            )
+            .await
+        {
+            Ok(()) => {
+                self.wrote(key.len() + value.len());
+                Ok(())
+            }
+            Err(e) => Err(self.write_failed(e)),
+        }
+    }
+
     /// `compare-and-swap` and `set-if-absent`.
     async fn swap(
         &mut self,
@@ -224,31 +259,23 @@ impl kv::Host for State {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), kv::Error>> {
-        if let Err(e) = check_key(&key) {
-            return Ok(Err(e));
+        Ok(self.put(key, value, None).await)
+    }
+
+    async fn set_with_ttl(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: u32,
+    ) -> wasmtime::Result<Result<(), kv::Error>> {
+        if !(1..=MAX_TTL_SECS).contains(&ttl_seconds) {
+            // An existing case of the WIT `error`, as for a value that is not a number.
+            return Ok(Err(kv::Error::Unavailable(format!(
+                "invalid ttl: ttl-seconds must be 1 to {MAX_TTL_SECS}, not {ttl_seconds}"
+            ))));
         }
-        if value.len() > MAX_VALUE {
-            return Ok(Err(kv::Error::ValueTooLarge(value.len() as u64)));
-        }
-        Ok(
-            match self
-                .port
-                .set(
-                    &self.call.context.tenant,
-                    &self.call.plugin,
-                    &key,
-                    &value,
-                    self.quota,
-                )
-                .await
-            {
-                Ok(()) => {
-                    self.wrote(key.len() + value.len());
-                    Ok(())
-                }
-                Err(e) => Err(self.write_failed(e)),
-            },
-        )
+        let ttl = std::time::Duration::from_secs(u64::from(ttl_seconds));
+        Ok(self.put(key, value, Some(ttl)).await)
     }
 
     async fn increment(

@@ -114,6 +114,7 @@ impl KvPort for Unavailable {
         _: &'a PluginName,
         _: &'a str,
         _: &'a [u8],
+        _: Option<std::time::Duration>,
         _: u64,
     ) -> PortFuture<'a, (), KvSetError> {
         unavailable_write()

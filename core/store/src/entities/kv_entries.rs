@@ -15,6 +15,8 @@ pub struct Model {
     /// Key length plus value length, summed for the quota.
     pub size: i64,
     pub updated_at: TimeDateTimeWithTimeZone,
+    /// When the entry expires (it then reads as absent), in Unix milliseconds.
+    pub expires_at_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

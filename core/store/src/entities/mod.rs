@@ -11,6 +11,7 @@ pub(crate) mod console_sign_ins;
 pub(crate) mod councils;
 pub(crate) mod installs;
 pub(crate) mod kv_entries;
+pub(crate) mod maintenance_runs;
 pub(crate) mod members;
 pub(crate) mod platform_revision;
 pub(crate) mod plugin_events;
