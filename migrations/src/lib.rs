@@ -20,6 +20,9 @@ mod m20261208_000012_kv_usage;
 mod m20261209_000013_transactions;
 mod m20261210_000014_data_protection;
 mod m20261211_000015_retention;
+mod m20261212_000016_tenant_deletion;
+
+pub use m20261212_000016_tenant_deletion::FORGET_AUDIT_CHAIN;
 
 /// Every table holding tenant data, each with a `tenant_id` column and, on PostgreSQL,
 /// row-level security enabled and forced. (`tokens` also holds platform tokens, whose
@@ -67,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000013_transactions::Migration),
             Box::new(m20261210_000014_data_protection::Migration),
             Box::new(m20261211_000015_retention::Migration),
+            Box::new(m20261212_000016_tenant_deletion::Migration),
         ]
     }
 }

@@ -39,6 +39,7 @@ on_both_databases!(
     install_settings_races,
     subject_requests_race,
     retention_puts,
+    deletes_race,
 );
 
 /// Concurrent requests in a batch.
@@ -83,6 +84,8 @@ const RUN_SCHEDULE: Route = (
 );
 
 const SUBJECT_REQUEST: Route = ("post", "/api/v1/tenants/{tenant}/subject-requests");
+const DELETE_TENANT: Route = ("delete", "/api/v1/tenants/{tenant}");
+const DELETE_COUNCIL: Route = ("delete", "/api/v1/tenants/{tenant}/councils/{council}");
 const PUT_RETENTION: Route = (
     "put",
     "/api/v1/tenants/{tenant}/installs/{plugin}/retention",
@@ -111,6 +114,8 @@ const COVERED: &[(Route, &str)] = &[
     (RUN_SCHEDULE, "install_settings_races"),
     (SUBJECT_REQUEST, "subject_requests_race"),
     (PUT_RETENTION, "retention_puts"),
+    (DELETE_TENANT, "deletes_race"),
+    (DELETE_COUNCIL, "deletes_race"),
 ];
 
 /// The methods that write.
@@ -2384,5 +2389,204 @@ async fn retention_puts(app: TestApp) {
             "round {round}: {state} is none of the acknowledged writes"
         );
         assert_on_record(&app, Some(T), "installs.retention", &answers).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Deleting tenants and councils.
+
+/// Racing deletions: each round, eight confirmed deletions of one tenant race writes into it
+/// (councils added, hello installed, tokens minted, citizens' ratings), and eight confirmed
+/// deletions of one council of another tenant race installs naming it and ratings of its
+/// service. Exactly one deletion is acknowledged and the others find nothing (404); no
+/// answer is a server error or undocumented; afterwards nothing of the tenant (or of the
+/// council's ratings and install lists) is left and the gateway answers 404 for it. Every
+/// tenant deletion, and every write refused because its tenant was gone, is on the
+/// platform's chain; every council deletion and install is on the tenant's; every chain
+/// verifies.
+async fn deletes_race(app: TestApp) {
+    use sea_orm::ConnectionTrait as _;
+    let contract = Contract::of(&app).await;
+    app.publish_built("hello").await;
+    for round in 0..ROUNDS {
+        // A tenant deleted while it is written to.
+        let tenant = format!("gone-{round}");
+        let created = app
+            .post_json(
+                "/api/v1/tenants",
+                &json!({"id": tenant, "name": "Going", "councils": [
+                    {"id": "first", "name": "First"}, {"id": "second", "name": "Second"}]}),
+            )
+            .await;
+        assert_eq!(created.status(), 201);
+        assert_eq!(app.install_for(&tenant, "hello", "all").await.status(), 201);
+        let base = format!("/api/v1/tenants/{tenant}");
+        let mut requests = Vec::new();
+        let mut routes = Vec::new();
+        for i in 0..N {
+            requests.push(
+                app.client
+                    .delete(app.url(&format!("{base}?confirm={tenant}"))),
+            );
+            routes.push(DELETE_TENANT);
+            let (route, request) = match i % 4 {
+                0 => (
+                    PUT_COUNCIL,
+                    app.client
+                        .put(app.url(&format!("{base}/councils/extra-{i}")))
+                        .json(&json!({"name": format!("Extra {i}")})),
+                ),
+                1 => (
+                    PUT_INSTALL,
+                    app.client
+                        .put(app.url(&format!("{base}/installs/hello")))
+                        .json(&json!({"version": "0.1.0", "councils": ["first"], "config": {}})),
+                ),
+                2 => (
+                    MINT_TOKEN,
+                    app.client
+                        .post(app.url(&format!("{base}/tokens")))
+                        .json(&json!({"name": format!("late {i}"), "role": "officer"})),
+                ),
+                _ => (
+                    RATE,
+                    app.anonymous
+                        .post(app.url(&format!("/s/{tenant}/first/hello/_feedback")))
+                        .json(&json!({"rating": 3})),
+                ),
+            };
+            requests.push(request);
+            routes.push(route);
+        }
+        let answers = race(requests).await;
+        let of = |route: Route| -> Vec<Answer> {
+            answers
+                .iter()
+                .filter(|a| routes[a.index] == route)
+                .cloned()
+                .collect()
+        };
+        for route in [DELETE_TENANT, PUT_COUNCIL, PUT_INSTALL, MINT_TOKEN, RATE] {
+            contract.check(route, &of(route));
+        }
+        let deletes = of(DELETE_TENANT);
+        exactly_one(&deletes, 200);
+        assert_statuses("tenant deletions", &deletes, &[200, 404]);
+        assert_eq!(app.get(&base).await.status(), 404);
+        assert_eq!(
+            crate::tenant_lifecycle::rows_of(&app, &tenant).await,
+            Vec::<(String, i64)>::new(),
+            "round {round}: rows of the deleted tenant are left"
+        );
+        assert_gateway_serves(&app, &tenant, &["first", "second"], None).await;
+        assert_on_record(&app, None, "tenants.delete", &deletes).await;
+        for (route, action) in [
+            (PUT_COUNCIL, "councils.put"),
+            (PUT_INSTALL, "installs.put"),
+            (MINT_TOKEN, "tokens.create"),
+        ] {
+            let refused: Vec<Answer> = of(route).into_iter().filter(|a| a.status == 404).collect();
+            assert_on_record(&app, None, action, &refused).await;
+        }
+
+        // A council deleted while installs name it and citizens rate its service.
+        let kept = format!("kept-{round}");
+        let created = app
+            .post_json(
+                "/api/v1/tenants",
+                &json!({"id": kept, "name": "Kept", "councils": [
+                    {"id": "leaving", "name": "Leaving"}, {"id": "staying", "name": "Staying"}]}),
+            )
+            .await;
+        assert_eq!(created.status(), 201);
+        let install = json!({"version": "0.1.0", "councils": ["leaving", "staying"], "config": {}});
+        assert_eq!(
+            app.put_json(&format!("/api/v1/tenants/{kept}/installs/hello"), &install)
+                .await
+                .status(),
+            201
+        );
+        let council = format!("/api/v1/tenants/{kept}/councils/leaving");
+        let mut requests = Vec::new();
+        let mut routes = Vec::new();
+        for i in 0..N {
+            requests.push(
+                app.client
+                    .delete(app.url(&format!("{council}?confirm=leaving"))),
+            );
+            routes.push(DELETE_COUNCIL);
+            if i % 2 == 0 {
+                requests.push(
+                    app.client
+                        .put(app.url(&format!("/api/v1/tenants/{kept}/installs/hello")))
+                        .json(&install),
+                );
+                routes.push(PUT_INSTALL);
+            } else if i % 4 == 1 {
+                requests.push(
+                    app.anonymous
+                        .post(app.url(&format!("/s/{kept}/leaving/hello/_feedback")))
+                        .json(&json!({"rating": 2})),
+                );
+                routes.push(RATE);
+            }
+        }
+        let answers = race(requests).await;
+        let of = |route: Route| -> Vec<Answer> {
+            answers
+                .iter()
+                .filter(|a| routes[a.index] == route)
+                .cloned()
+                .collect()
+        };
+        for route in [DELETE_COUNCIL, PUT_INSTALL, RATE] {
+            contract.check(route, &of(route));
+        }
+        let deletes = of(DELETE_COUNCIL);
+        exactly_one(&deletes, 200);
+        assert_statuses("council deletions", &deletes, &[200, 404]);
+        let installs = of(PUT_INSTALL);
+        assert_statuses("installs naming the council", &installs, &[200, 422]);
+        let stored = installed(&app, &kept, "hello")
+            .await
+            .expect("hello stays installed for the council that stays");
+        assert_eq!(stored["councils"], json!(["staying"]), "round {round}");
+        let tenant = app.get_json(&format!("/api/v1/tenants/{kept}")).await;
+        let ids: Vec<&str> = tenant["councils"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["staying"]);
+        let admin = app.admin_store().await;
+        let left = admin
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                admin.backend(),
+                format!(
+                    "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM feedback \
+                     WHERE tenant_id = '{kept}' AND council_id = 'leaving'"
+                ),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        admin.close().await.ok();
+        assert_eq!(
+            left, 0,
+            "round {round}: ratings of the deleted council are left"
+        );
+        assert_gateway_serves(
+            &app,
+            &kept,
+            &["leaving", "staying"],
+            Some(&json!({"version": "0.1.0", "councils": ["staying"]})),
+        )
+        .await;
+        assert_on_record(&app, Some(&kept), "councils.delete", &deletes).await;
+        assert_on_record(&app, Some(&kept), "installs.put", &installs).await;
     }
 }

@@ -36,5 +36,6 @@ mod replicas;
 mod shutdown;
 mod slow_clients;
 mod telemetry;
+mod tenant_lifecycle;
 mod tenants;
 mod transactions;

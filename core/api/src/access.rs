@@ -94,6 +94,28 @@ pub const RULES: &[Rule] = &[
         Access::Tenant("tenant", "write"),
         Some("councils.put"),
     ),
+    // A tenant's lifecycle: its archive holds everything it owns, so its own object; deleting
+    // the whole tenant is the operator's alone (tenant administrators hold `tenant:*`, not
+    // `lifecycle:delete`). A deleted tenant's chain is gone with it, so the deletion's
+    // entry falls to the platform's chain (see `audit`).
+    rule(
+        Method::GET,
+        "/api/v1/tenants/{tenant}/export",
+        Access::Tenant("lifecycle", "export"),
+        Some("tenants.export"),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/v1/tenants/{tenant}",
+        Access::Tenant("lifecycle", "delete"),
+        Some("tenants.delete"),
+    ),
+    rule(
+        Method::DELETE,
+        "/api/v1/tenants/{tenant}/councils/{council}",
+        Access::Tenant("councils", "delete"),
+        Some("councils.delete"),
+    ),
     rule(
         Method::PUT,
         "/api/v1/tenants/{tenant}/brand",
@@ -311,6 +333,11 @@ pub const RULES: &[Rule] = &[
     ),
 ];
 
+/// Detail a handler adds to its route's audit entry (what an export wrote, what a
+/// deletion removed), as a response extension the layer reads before recording.
+#[derive(Debug, Clone)]
+pub struct AuditDetail(pub serde_json::Map<String, serde_json::Value>);
+
 /// The rule for a route, if it has one.
 pub fn rule_for(method: &Method, path: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.method == *method && r.path == path)
@@ -488,6 +515,11 @@ async fn decide(
         if let Some(id) = client_request_id {
             detail["client_request_id"] = id.into();
         }
+        if let Some(AuditDetail(extra)) = response.extensions().get::<AuditDetail>() {
+            for (key, value) in extra {
+                detail[key.as_str()] = value.clone();
+            }
+        }
         if chain.is_none()
             && let Some(tenant) = &tenant_param
         {
@@ -601,7 +633,16 @@ pub async fn audit(
         detail,
     };
     let appended = match chain {
-        Some(scope) => state.store.audit(scope).append(entry).await,
+        Some(scope) => match state.store.audit(scope).append(entry.clone()).await {
+            // The tenant was deleted meanwhile (by this request, or by another while this
+            // one ran): its chain is gone, so the platform's records the call, naming it.
+            Err(e) if e.is_tenant_gone() => {
+                let mut entry = entry;
+                entry.detail["tenant"] = scope.tenant().as_str().into();
+                state.store.platform_audit().append(entry).await
+            }
+            other => other,
+        },
         None => state.store.platform_audit().append(entry).await,
     };
     appended.map(|_| ()).map_err(|e| {

@@ -315,6 +315,17 @@ impl From<guildhall_store::Error> for ApiError {
                     })
                     .collect(),
             ),
+            E::UnknownCouncil(council) => ApiError::validation(
+                "invalid councils",
+                vec![FieldError {
+                    field: "councils".to_string(),
+                    reason: format!("no council {council} in this tenant"),
+                }],
+            ),
+            E::CouncilGone(council) => ApiError::not_found(format!("no council {council}")),
+            e if e.is_tenant_gone() => {
+                ApiError::not_found(format!("no tenant {}", gone_tenant(&e)))
+            }
             e if e.is_transient() => ApiError::unavailable(
                 "the database is busy or unreachable; retry after the time in Retry-After",
                 e,
@@ -349,6 +360,13 @@ impl From<guildhall_operations::Error> for ApiError {
             E::Conflict(detail) => ApiError::conflict(detail),
             E::Forbidden(detail) => ApiError::from_status(StatusCode::FORBIDDEN, detail),
             E::NotFound(detail) => ApiError::not_found(detail),
+            E::Unconfirmed(detail) => ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "confirmation-required",
+                "Confirmation required",
+                detail,
+            ),
+            e @ E::Archive(_) => ApiError::internal(e),
             E::Prepare(e) => e.into(),
             E::Access(e) => e.into(),
             E::Store(e) => e.into(),
@@ -416,6 +434,14 @@ impl From<guildhall_authz::ManageError> for ApiError {
             E::Store(e) => e.into(),
             E::Casbin(e) => ApiError::internal(e),
         }
+    }
+}
+
+/// The tenant a write found deleted, as far as the error names it.
+fn gone_tenant(e: &guildhall_store::Error) -> String {
+    match e {
+        guildhall_store::Error::TenantGone(tenant) => tenant.to_string(),
+        _ => "(deleted while the request was served)".to_string(),
     }
 }
 

@@ -149,8 +149,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::tenants::create_tenant,
             routes::tenants::list_tenants
         ))
-        .routes(routes!(routes::tenants::get_tenant))
-        .routes(routes!(routes::tenants::put_council))
+        .routes(routes!(
+            routes::tenants::get_tenant,
+            routes::tenant_lifecycle::delete_tenant
+        ))
+        .routes(routes!(
+            routes::tenants::put_council,
+            routes::tenant_lifecycle::delete_council
+        ))
+        .routes(routes!(routes::tenant_lifecycle::export_tenant))
         .routes(routes!(routes::tenants::put_brand))
         .routes(routes!(routes::plugins::list_plugins))
         .routes(routes!(routes::plugins::get_plugin))

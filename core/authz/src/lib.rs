@@ -30,6 +30,7 @@ use guildhall_store::{MemberRecord, NewToken, RuleRow, Store, TenantScope, Token
 use time::OffsetDateTime;
 
 pub use limiter::{ClientKey, FailureKey, FailureLimiter};
+pub use manage::member_bindings;
 pub use oidc::{ClientSecret, Oidc, OidcError, OidcIssuer, SignInIssuer, SignInRequest};
 
 /// The access-control model.
@@ -83,6 +84,10 @@ pub const DEFAULT_POLICIES: &[[&str; 4]] = &[
     // Subject requests return residents' personal data from every service: their own
     // object, held by tenant administrators and data protection officers only.
     ["role:tenant-admin", "*", "subject-requests", "*"],
+    // A tenant's administrators may take the alliance's archive and remove one of its
+    // councils; removing the whole alliance (`lifecycle:delete`) is the operator's alone.
+    ["role:tenant-admin", "*", "lifecycle", "export"],
+    ["role:tenant-admin", "*", "councils", "delete"],
     ["role:data-protection-officer", "*", "tenant", "read"],
     ["role:data-protection-officer", "*", "installs", "read"],
     ["role:data-protection-officer", "*", "subject-requests", "*"],

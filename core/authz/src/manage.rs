@@ -177,3 +177,12 @@ pub(crate) async fn rebind_legacy_members(store: &Store, oidc: &Oidc) -> Result<
 fn binding(subject: &str, role: Role, domain: &str) -> RuleRow {
     RuleRow::new("g", &[subject, role.casbin_name(), domain])
 }
+
+/// The role bindings that give `subject` `roles` in `tenant`, as member bindings are
+/// stored: for restoring a tenant's members from an archive.
+pub fn member_bindings(subject: &str, roles: &[Role], tenant: &TenantId) -> Vec<RuleRow> {
+    roles
+        .iter()
+        .map(|role| binding(subject, *role, tenant.as_str()))
+        .collect()
+}

@@ -295,6 +295,27 @@ pub enum TenantsCommand {
     },
     /// List tenants and their councils.
     List,
+    /// Write everything a tenant owns to one archive (tar + gzip): its councils, members,
+    /// installs and their settings, key-value data, events, schedule runs, subject
+    /// requests, usage, feedback and audit chain, and the plugin versions it runs.
+    /// Tokens, residents' sessions and secrets' values are not in it. Prints the file, its
+    /// SHA-256 and what it holds. Never overwrites a file.
+    Export {
+        /// The tenant.
+        tenant: String,
+        /// The archive to write (default: guildhall-<tenant>-<time>.tar.gz here).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Restore a tenant from an archive `tenants export` wrote, on a platform where it does
+    /// not exist: the whole archive is checked first (format version, checksums, records,
+    /// audit chain) and then written in one transaction; plugin versions this catalogue
+    /// lacks are published from it. A refused archive changes nothing.
+    Import {
+        /// The archive.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// Parses the arguments, runs the command and turns failure into a one-line message on
@@ -566,6 +587,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 result
             }
             Command::Config(_) => unreachable!("handled before the runtime starts"),
+            Command::Tenants(TenantsCommand::Export { tenant, out }) => {
+                let store = server::open_store(&config).await?;
+                let result = crate::tenants::export(&store, &tenant, out.as_deref()).await;
+                store.close().await?;
+                result
+            }
+            Command::Tenants(TenantsCommand::Import { file }) => {
+                let store = server::open_store(&config).await?;
+                let result = crate::tenants::import(&config, &store, &file).await;
+                store.close().await?;
+                result
+            }
             Command::Tenants(TenantsCommand::List) => {
                 let store = server::open_store(&config).await?;
                 crate::tenants::list(&store).await?;

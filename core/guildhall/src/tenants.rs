@@ -1,4 +1,5 @@
-//! `guildhall tenants apply|list`: declarative tenant files.
+//! `guildhall tenants apply|list|export|import`: declarative tenant files, and a tenant's
+//! archive written and restored.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -106,4 +107,124 @@ pub(crate) async fn list(store: &Store) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the tenant's archive to `out` (default `guildhall-<tenant>-<time>.tar.gz` in the
+/// working folder), through a temporary file beside it that is renamed once complete, so a
+/// failed export leaves no partial archive and an existing file is never overwritten. The
+/// export is recorded in the tenant's audit chain.
+pub(crate) async fn export(store: &Store, tenant: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let tenant = guildhall_domain::TenantId::parse(tenant)?;
+    let scope = store
+        .scope(&tenant)
+        .await?
+        .with_context(|| format!("no tenant {tenant}"))?;
+    if let Some(out) = out
+        && out.exists()
+    {
+        bail!("{} exists; choose another --out", out.display());
+    }
+    let dir = match out.and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let partial = tempfile::Builder::new()
+        .prefix(".guildhall-export-")
+        .suffix(".partial")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    let file = partial.reopen().context("cannot open the archive")?;
+    let (_, exported) = guildhall_operations::tenant_archive::export(store, &scope, file)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.describe()))?;
+    let target = match out {
+        Some(out) => out.to_path_buf(),
+        None => dir.join(exported.file_name()),
+    };
+    partial
+        .persist_noclobber(&target)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", target.display(), e.error))?;
+    store
+        .audit(&scope)
+        .append(guildhall_store::NewAuditEntry {
+            actor: "cli",
+            action: "tenants.export",
+            object: "tenant",
+            outcome: "exported",
+            request_id: "cli",
+            detail: serde_json::json!({
+                "archive_sha256": exported.sha256,
+                "archive_bytes": exported.size,
+            }),
+        })
+        .await?;
+    println!("{}", target.display());
+    println!("sha256 {}", exported.sha256);
+    println!("{} bytes", exported.size);
+    for (member, records) in exported.records() {
+        println!("{member}: {records} records");
+    }
+    print_secrets(&exported.manifest);
+    Ok(())
+}
+
+/// Restores the tenant in the archive `file` (see `guildhall tenants import --help`), as
+/// the command line's operator, and prints what it did and what is left to do.
+pub(crate) async fn import(
+    config: &crate::config::Config,
+    store: &Store,
+    file: &Path,
+) -> anyhow::Result<()> {
+    // Missing plugin versions are published with publishing's checks and compiler and the
+    // signature settings, as `plugins publish` does.
+    let runtime = guildhall_runtime::Runtime::for_publishing(
+        config.runtime.clone(),
+        guildhall_runtime::Ports::unavailable(),
+    )
+    .context("cannot start the plugin compiler")?;
+    let keys =
+        guildhall_api::TrustedKeys::from_config(&config.catalogue).map_err(anyhow::Error::msg)?;
+    let catalogue = guildhall_operations::catalogue::Catalogue {
+        store,
+        runtime: &runtime,
+        keys: &keys,
+    };
+    let imported = guildhall_operations::tenant_archive::import(
+        catalogue,
+        guildhall_store::Actor {
+            subject: guildhall_store::CLI_OPERATOR,
+            operator: true,
+        },
+        "cli",
+        "cli",
+        file,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.describe()))?;
+    let manifest = &imported.manifest;
+    println!(
+        "{}: imported (exported {} by Guildhall {}; sha256 {})",
+        manifest.tenant,
+        manifest.exported_at_text(),
+        manifest.platform_version,
+        imported.sha256
+    );
+    for version in &imported.published {
+        println!("published {version}");
+    }
+    print_secrets(manifest);
+    println!(
+        "tokens are not carried over: mint new ones with `guildhall token create --tenant {}`",
+        manifest.tenant
+    );
+    Ok(())
+}
+
+fn print_secrets(manifest: &guildhall_operations::tenant_archive::ArchiveManifest) {
+    for secret in &manifest.secrets_to_set_again {
+        println!(
+            "secret not in the archive (set it again): {} {} {}",
+            secret.plugin, secret.council, secret.name
+        );
+    }
 }

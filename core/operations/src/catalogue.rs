@@ -24,7 +24,9 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::signing::{self, PublicKey};
 use guildhall_domain::{Digest, PluginName};
 use guildhall_runtime::{PrepareError, Runtime};
-use guildhall_store::{Actor, CLI_OPERATOR, NewVersion, PublishError, Published, Signed, Store};
+use guildhall_store::{
+    Actor, CLI_OPERATOR, NewVersion, PublishError, Published, Signed, Store, VersionRecord,
+};
 
 use crate::Error;
 
@@ -191,11 +193,63 @@ pub async fn publish(
             ),
         ));
     }
+    let manifest_sha256 = Digest::of(manifest_text.as_bytes());
+    let checked = check(
+        catalogue,
+        actor,
+        manifest,
+        manifest_sha256,
+        bytes,
+        signature,
+    )
+    .await?;
+    store(catalogue, actor, checked).await
+}
+
+/// A version that passed every check of publishing, compiled, and not yet stored; or one
+/// already published with the same bytes.
+#[derive(Debug)]
+pub enum Checked {
+    /// The version is published already, with these bytes.
+    Existing(Box<VersionRecord>),
+    /// A new version, ready for [`store`].
+    New(Box<NewChecked>),
+}
+
+/// A new version that passed the checks (see [`Checked`]).
+#[derive(Debug)]
+pub struct NewChecked {
+    manifest: Manifest,
+    digest: Digest,
+    bytes: Vec<u8>,
+    manifest_sha256: Digest,
+    signature: Option<Signed>,
+    compiled: guildhall_runtime::Checked,
+}
+
+/// Every check of publishing, cheapest first, and the compile, for a manifest already
+/// parsed (`manifest_sha256` is the digest of its `plugin.toml` as published): size,
+/// manifest against this platform's limits, ownership, version, signature. Nothing is
+/// stored; [`store`] does that.
+pub async fn check(
+    catalogue: Catalogue<'_>,
+    actor: Actor<'_>,
+    manifest: Manifest,
+    manifest_sha256: Digest,
+    bytes: Vec<u8>,
+    signature: Option<&str>,
+) -> Result<Checked, Error> {
+    let limit = catalogue.runtime.config().max_component_bytes;
+    if bytes.len() > limit {
+        return Err(Error::TooLarge(format!(
+            "the component is {} bytes; the limit is {limit} bytes",
+            bytes.len()
+        )));
+    }
     manifest
         .validate(&catalogue.runtime.config().caps())
         .map_err(PrepareError::Manifest)?;
     let digest = Digest::of(&bytes);
-    let manifest_sha256 = Digest::of(manifest_text.as_bytes());
     let store = catalogue.store;
     // Ownership: an existing name only for its owners (and operators); a new name will be
     // the actor's. The store checks again inside the transaction that publishes.
@@ -223,7 +277,7 @@ pub async fn publish(
             .into());
         }
         if let Some(record) = store.catalogue().version(&manifest.name, &version).await? {
-            return Ok(Published::Existing(record));
+            return Ok(Checked::Existing(Box::new(record)));
         }
     }
     if owners.is_empty() {
@@ -241,22 +295,43 @@ pub async fn publish(
     )
     .await?;
     // Only now, with everything cheap checked, compile.
-    let checked = catalogue
+    let compiled = catalogue
         .runtime
         .check_component(&manifest, Arc::new(bytes.clone()))
         .await?;
-    let published = store
+    Ok(Checked::New(Box::new(NewChecked {
+        manifest,
+        digest,
+        bytes,
+        manifest_sha256,
+        signature,
+        compiled,
+    })))
+}
+
+/// Stores a checked version atomically and keeps its compile.
+pub async fn store(
+    catalogue: Catalogue<'_>,
+    actor: Actor<'_>,
+    checked: Checked,
+) -> Result<Published, Error> {
+    let new = match checked {
+        Checked::Existing(record) => return Ok(Published::Existing(*record)),
+        Checked::New(new) => *new,
+    };
+    let published = catalogue
+        .store
         .catalogue()
         .publish(NewVersion {
-            manifest: &manifest,
-            digest,
-            bytes: &bytes,
-            manifest_sha256,
-            signature,
+            manifest: &new.manifest,
+            digest: new.digest,
+            bytes: &new.bytes,
+            manifest_sha256: new.manifest_sha256,
+            signature: new.signature,
             actor,
         })
         .await?;
-    catalogue.runtime.admit(checked);
+    catalogue.runtime.admit(new.compiled);
     Ok(published)
 }
 

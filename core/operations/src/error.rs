@@ -36,6 +36,14 @@ pub enum Error {
     /// What the request is about does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A destructive request that must repeat what it destroys did not (see
+    /// [`crate::tenant_archive::confirm`]).
+    #[error("{0}")]
+    Unconfirmed(String),
+    /// Writing or reading an archive's files failed (the disk, not the archive's content,
+    /// which is [`Error::Invalid`]).
+    #[error("{0}")]
+    Archive(String),
     /// The runtime refused or could not prepare a component.
     #[error(transparent)]
     Prepare(#[from] PrepareError),

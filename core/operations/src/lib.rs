@@ -16,6 +16,7 @@ pub mod health;
 pub mod installs;
 pub mod owners;
 pub mod retention;
+pub mod tenant_archive;
 pub mod tenants;
 
 pub use error::{Error, FieldProblem};

@@ -205,11 +205,20 @@ fn fit(text: &str, max: usize) -> String {
 }
 
 /// Appends to `chain` inside an open transaction already scoped to that chain's tenant.
+///
+/// A tenant's chain takes entries only while the tenant exists: its row is read with a key
+/// share lock first, so an append queues behind a deletion of the tenant (which holds the
+/// row) and then finds it gone ([`crate::Error::TenantGone`]), and a deletion queues behind
+/// an append and then removes the entry with the rest of the chain. A chain of a deleted
+/// tenant never starts again.
 pub(crate) async fn append_in<C: ConnectionTrait>(
     db: &C,
     chain: &str,
     entry: NewAuditEntry<'_>,
 ) -> Result<AuditRecord> {
+    if chain != PLATFORM_CHAIN {
+        crate::claim::share_tenant(db, chain).await?;
+    }
     audit_heads::Entity::insert(audit_heads::ActiveModel {
         tenant_id: Set(chain.to_string()),
         seq: Set(0),

@@ -66,7 +66,8 @@ where
 }
 
 /// Locks the tenant's row for the rest of the transaction (see the module's lock order). A
-/// tenant a scope was built for is never removed, so its absence is a broken database.
+/// tenant deleted since its scope was built (the deletion holds this row until it commits)
+/// is [`crate::Error::TenantGone`].
 pub(crate) async fn lock_tenant<C: ConnectionTrait>(db: &C, tenant: &TenantId) -> Result<()> {
     tenants::Entity::find_by_id(tenant.to_string())
         .select_only()
@@ -76,7 +77,49 @@ pub(crate) async fn lock_tenant<C: ConnectionTrait>(db: &C, tenant: &TenantId) -
         .one(db)
         .await?
         .map(drop)
-        .ok_or_else(|| DbErr::RecordNotFound(format!("tenant {tenant}")).into())
+        .ok_or_else(|| crate::Error::TenantGone(tenant.clone()))
+}
+
+/// Holds the tenant's row against deletion for the rest of the transaction (a key share
+/// lock: writers of the tenant's configuration are not held up, a deletion waits), for
+/// writes that add rows to a tenant without locking its row first (audit appends, metered
+/// usage): they queue behind a deletion in progress, then find the tenant gone
+/// ([`crate::Error::TenantGone`]), instead of deadlocking with it.
+pub(crate) async fn share_tenant<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<()> {
+    let found = tenants::Entity::find_by_id(tenant.to_string())
+        .select_only()
+        .column(tenants::Column::Id)
+        .lock(sea_orm::sea_query::LockType::KeyShare)
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(match TenantId::parse(tenant.to_string()) {
+            Ok(id) => crate::Error::TenantGone(id),
+            Err(e) => DbErr::Custom(format!("no tenant {tenant}: {e}")).into(),
+        }),
+    }
+}
+
+/// The ids of the tenant's councils, each row held against deletion for the rest of the
+/// transaction (key share locks, as [`share_tenant`]), for writes of one council's rows
+/// that do not lock the tenant (ratings, metered usage): a council deleted before they
+/// look is not there, and one deleted after waits for them and removes what they wrote.
+pub(crate) async fn share_councils<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+) -> Result<Vec<String>> {
+    use crate::entities::councils;
+    use sea_orm::{ColumnTrait, QueryFilter};
+    Ok(councils::Entity::find()
+        .select_only()
+        .column(councils::Column::Id)
+        .filter(councils::Column::TenantId.eq(tenant))
+        .lock(sea_orm::sea_query::LockType::KeyShare)
+        .into_tuple::<String>()
+        .all(db)
+        .await?)
 }
 
 /// Makes this transaction the only holder of `name` until it ends: writers of something

@@ -191,7 +191,7 @@ impl<'a> Rules<'a> {
 
 /// Inserts the rules not stored yet. A rule another replica inserts at the same moment
 /// (both restoring the built-in policies at start, say) is skipped, not an error.
-async fn insert_rules<C: ConnectionTrait>(db: &C, rules: &[RuleRow]) -> Result<usize> {
+pub(crate) async fn insert_rules<C: ConnectionTrait>(db: &C, rules: &[RuleRow]) -> Result<usize> {
     use sea_orm::TryInsertResult;
     use sea_orm::sea_query::OnConflict;
     let mut added = 0;

@@ -126,6 +126,23 @@ impl<'a> Installs<'a> {
         let tenant = self.scope.tenant();
         let txn = scoped::begin_write(self.db, tenant.as_str()).await?;
         lock_tenant(&txn, tenant).await?;
+        // The councils were checked before this transaction; with the tenant's row held
+        // now, a council deleted since is caught here rather than left in the list.
+        if let InstallCouncils::Some(list) = councils {
+            let existing: Vec<String> = crate::entities::councils::Entity::find()
+                .filter(crate::entities::councils::Column::TenantId.eq(tenant.as_str()))
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            if let Some(gone) = list
+                .iter()
+                .find(|c| !existing.iter().any(|e| e == c.as_str()))
+            {
+                return Err(Error::UnknownCouncil(gone.clone()));
+            }
+        }
         if let Some((council, fields)) =
             crate::settings::check_overrides_in(&txn, tenant.as_str(), plugin.as_str(), manifest)
                 .await?

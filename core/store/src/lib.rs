@@ -11,11 +11,13 @@
 //! [`TenantScope::already_checked`] rather than checking again. Queries across all tenants
 //! live in [`Tenants`], which is operator code.
 
+mod archive;
 mod audit;
 mod catalogue;
 mod citizen;
 mod claim;
 mod console;
+mod deletion;
 mod entities;
 mod identity;
 mod installs;
@@ -38,12 +40,17 @@ use guildhall_domain::{PluginName, TenantId};
 use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
+pub use archive::{
+    ArchiveColumn, ArchiveRow, ArchiveTable, ColumnKind, Cursor, Import, LEFT_OUT, Lifecycle,
+    LogoRow, Page, SecretName, Snapshot, TABLES,
+};
 pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
 pub use catalogue::{
     Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
 };
 pub use citizen::{CitizenSession, CitizenSessions, SessionKey};
 pub use console::{ConsoleSessions, NewSession, SessionRecord, SignInRecord};
+pub use deletion::Deleted;
 pub use identity::{MemberRecord, Members, NewToken, RuleRow, Rules, TokenRecord, Tokens};
 pub use installs::{AllCouncils, InstallCouncils, InstallRecord, Installs};
 pub use owners::{
@@ -95,6 +102,17 @@ pub enum Error {
     /// A brand names a logo by a path the platform does not serve.
     #[error("no logo is stored at {0}")]
     UnknownLogo(String),
+    /// An install names a council the tenant no longer has (deleted while the install was
+    /// checked).
+    #[error("no council {0} in this tenant")]
+    UnknownCouncil(guildhall_domain::CouncilId),
+    /// The council was deleted while the request was on its way.
+    #[error("no council {0}")]
+    CouncilGone(guildhall_domain::CouncilId),
+    /// The tenant was deleted while the request was on its way: its row is gone, so its
+    /// data can neither be read nor written.
+    #[error("tenant {0} no longer exists")]
+    TenantGone(TenantId),
     /// A council's overrides of an install's settings do not fit the version being
     /// installed.
     #[error("council {council}'s settings do not fit this version")]
@@ -107,6 +125,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the write failed because its tenant was deleted meanwhile: the tenant's row
+    /// was gone when it was locked, or a new row met the foreign key to it. Every foreign
+    /// key from a tenant table names `tenants`, and the catalogue's rows it also names are
+    /// never deleted, so a violated foreign key means the tenant went away.
+    pub fn is_tenant_gone(&self) -> bool {
+        match self {
+            Error::TenantGone(_) => true,
+            Error::Database(e) => matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether the database could not serve the statement now but may in a moment: no pooled
     /// connection came free in time, the connection was lost (PostgreSQL restarting), the
     /// server refused new connections, or a statement was cancelled, rolled back as a
@@ -512,6 +545,11 @@ impl Store {
         }
     }
 
+    /// Exporting, importing and deleting whole tenants and councils (operator code).
+    pub fn lifecycle(&self) -> Lifecycle<'_> {
+        Lifecycle::new(&self.db, &self.revision)
+    }
+
     /// The platform revision: it goes up whenever an install or a council changes, so
     /// replicas polling it know when to drop cached installs.
     pub async fn revision(&self) -> Result<i64> {
@@ -541,13 +579,17 @@ impl Store {
             .ok_or_else(|| DbErr::Custom("no current schema".into()))?
             .try_get_by_index(0)?;
         let schema = quote_ident(&schema);
+        // Deleting a tenant removes its audit chain through this function only (see the
+        // migration that adds it); the role gets no DELETE on the audit log itself.
+        let forget = guildhall_migrations::FORGET_AUDIT_CHAIN;
         self.db
             .execute_unprepared(&format!(
                 "GRANT USAGE ON SCHEMA {schema} TO {role};
                  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role};
                  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
                  REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {role};
-                 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON seaql_migrations FROM {role};"
+                 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON seaql_migrations FROM {role};
+                 GRANT EXECUTE ON FUNCTION {forget} TO {role};"
             ))
             .await?;
         Ok(())

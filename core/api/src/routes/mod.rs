@@ -10,5 +10,6 @@ pub(crate) mod plugins;
 pub(crate) mod retention;
 pub(crate) mod subject_requests;
 pub(crate) mod telemetry;
+pub(crate) mod tenant_lifecycle;
 pub(crate) mod tenants;
 pub(crate) mod tokens;

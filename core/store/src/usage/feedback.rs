@@ -122,6 +122,16 @@ impl<'a> Feedback<'a> {
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
         let txn = scoped::begin_write(self.db, tenant).await?;
+        // The council's row is held until the rating is stored, so a deletion of the
+        // council either comes first (and the rating is refused) or removes it too.
+        crate::claim::share_tenant(&txn, tenant).await?;
+        if !crate::claim::share_councils(&txn, tenant)
+            .await?
+            .iter()
+            .any(|c| c == feedback.council.as_str())
+        {
+            return Err(crate::Error::CouncilGone(feedback.council.clone()));
+        }
         txn.execute_raw(stmt(
             backend,
             "INSERT INTO feedback (id, tenant_id, council_id, plugin, version, day, rating, \

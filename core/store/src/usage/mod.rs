@@ -133,6 +133,10 @@ impl<'a> Usage<'a> {
         let backend = self.db.get_database_backend();
         let tenant = self.scope.tenant().as_str();
         let txn = scoped::begin_write(self.db, tenant).await?;
+        // The tenant first, as a deletion takes it: a flush and a deletion queue. Counts of
+        // a council deleted since the calls have nowhere to go.
+        crate::claim::share_tenant(&txn, tenant).await?;
+        let councils = crate::claim::share_councils(&txn, tenant).await?;
         if !claim_batch(&txn, &format!("{batch}:{tenant}")).await? {
             txn.rollback().await?;
             return Ok(false);
@@ -147,7 +151,7 @@ impl<'a> Usage<'a> {
                 .map(|c| format!("{c} = usage_daily.{c} + excluded.{c}"))
                 .join(", "),
         );
-        for d in deltas {
+        for d in deltas.iter().filter(|d| councils.contains(&d.council)) {
             let mut values: Vec<Value> = vec![
                 tenant.into(),
                 d.day.clone().into(),
