@@ -1394,6 +1394,7 @@ async fn roles_see_and_do_only_what_they_may(backend: Backend) {
         "Usage",
         "Performance",
         "Audit log",
+        "Data protection",
     ];
     for (who, visitor, shown) in [
         ("tenant-admin", &mut admin, &all[..]),
@@ -2595,3 +2596,5 @@ both!(
     pages_let_browsers_name_their_origin,
     hostile_text_is_shown_as_text,
 );
+
+mod subject_requests;

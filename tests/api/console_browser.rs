@@ -6,8 +6,8 @@
 //!   sign-in routes, the refusals of a replayed, cancelled or foreign answer, and
 //!   `require_mfa`.
 //! - In Chromium (`tests/browser/console-journeys.mjs`): the journeys people make, axe on
-//!   every page each role reaches with JavaScript on and off, an install with the keyboard
-//!   alone, and screenshots.
+//!   every page each role reaches with JavaScript on and off, an install and a subject
+//!   access request with the keyboard alone, and screenshots.
 //!
 //! Missing Node.js, Chromium or the kit's packages fail these tests with the command that
 //! installs them; they are never skipped.
@@ -307,7 +307,7 @@ async fn identity_provider_sign_in_over_http() {
     let page = browser.get("/console/t/north-downs").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.text().contains("alice (test-op)"), "{}", page.text());
-    assert_eq!(page.tenant_nav().len(), 7, "{:?}", page.tenant_nav());
+    assert_eq!(page.tenant_nav().len(), 8, "{:?}", page.tenant_nav());
 
     // The same answer again (the browser's back button, or someone who saw the URL).
     let again = browser.get(&back).await;
@@ -492,6 +492,7 @@ async fn console_journeys_in_chromium() {
     alliance(&app, &["alice"]).await;
     let officer = app.token("officer", Some(A), None).await;
     let auditor = app.token("auditor", Some(A), None).await;
+    let dpo = app.token("data-protection-officer", Some(A), None).await;
     let operator = app.token("operator", None, None).await;
     let base = format!("http://127.0.0.1:{port}");
     let screenshots = std::env::var("CARGO_TARGET_DIR")
@@ -509,6 +510,7 @@ async fn console_journeys_in_chromium() {
         .env("PROVIDER_NAME", DISPLAY_NAME)
         .env("OFFICER_TOKEN", &officer)
         .env("AUDITOR_TOKEN", &auditor)
+        .env("DPO_TOKEN", &dpo)
         .env("OPERATOR_TOKEN", &operator)
         .env("SCREENSHOT_DIR", &screenshots)
         .stdin(Stdio::null())

@@ -8,6 +8,7 @@
 //   OTHER_TENANT   an alliance alice has no role in
 //   PROVIDER_NAME  the identity provider's name on the sign-in button
 //   OFFICER_TOKEN, AUDITOR_TOKEN   API tokens of an officer and an auditor of TENANT
+//   DPO_TOKEN      an API token of a data protection officer of TENANT
 //   OPERATOR_TOKEN (optional)      an operator's, for the platform's pages
 //   SCREENSHOT_DIR where full-page screenshots go
 //
@@ -16,7 +17,8 @@
 //
 // Journeys: alice signs in through the provider, installs hello for one council, sees it on
 // the overview, upgrades and rolls back, finds the audit entry, downloads the usage CSV,
-// uninstalls, installs again with the keyboard alone, creates a token; bob (no second factor)
+// uninstalls, installs again with the keyboard alone, creates a token; a data protection
+// officer makes a subject access request with the keyboard alone and downloads it; bob (no second factor)
 // is refused with the GOV.UK error message; every console page each role reaches is checked
 // with axe (WCAG 2.2 AA), with JavaScript on and, for a few, off; every page's scripts and
 // styles load under the console's Content-Security-Policy without errors.
@@ -29,7 +31,7 @@ import { readFile } from 'node:fs/promises';
 
 import { checkPage } from './lib/axe.mjs';
 import { javaScriptDisabledContext, launch, newContext, screenshot } from './lib/browser.mjs';
-import { press, tabTo } from './lib/keyboard.mjs';
+import { press, pressAndWait, tabTo, typeText } from './lib/keyboard.mjs';
 
 function required(name) {
   const value = process.env[name];
@@ -47,6 +49,7 @@ const OTHER_TENANT = process.env.OTHER_TENANT || '';
 const PROVIDER = process.env.PROVIDER_NAME || 'Test identity provider';
 const OFFICER_TOKEN = required('OFFICER_TOKEN');
 const AUDITOR_TOKEN = required('AUDITOR_TOKEN');
+const DPO_TOKEN = required('DPO_TOKEN');
 const OPERATOR_TOKEN = process.env.OPERATOR_TOKEN || '';
 const PLUGIN = 'hello';
 const T = `/console/t/${TENANT}`;
@@ -322,6 +325,42 @@ async function keyboardInstall(page) {
   if (invisible.size) note('keyboard: focus was not visible on', [...invisible].join('\n'));
 }
 
+// A data protection officer's subject access request, from the alliance's overview to the
+// answer, with the keyboard alone: sent empty first, then corrected through the error summary.
+async function keyboardSubjectAccess(page) {
+  const invisible = new Set();
+  await go(page, T);
+  await tabTo(page, 'the Data protection link', (f) => f.tag === 'A' && f.text === 'Data protection', invisible);
+  await pressAndWait(page, 'Enter');
+  assert.equal(new URL(page.url()).pathname, `${T}/subject-requests`);
+  await checkConsolePage(page, 'data-protection-officer: subject requests', { shot: 'subject-requests' });
+  await tabTo(page, 'Send request', (f) => f.tag === 'BUTTON' && f.text === 'Send request', invisible);
+  await pressAndWait(page, 'Enter');
+  const summary = await page.locator('.govuk-error-summary').innerText();
+  assert.match(summary, /Select whether to find or to erase the resident’s data/);
+  assert.match(summary, /Enter at least one of the resident’s email address/);
+  assert.match(await page.title(), /^Error: /);
+  await page.waitForFunction(() => document.activeElement?.closest('.govuk-error-summary'), null, { timeout: 3000 })
+    .catch(() => note('subject requests: focus is not moved to the error summary', page.url()));
+  await checkConsolePage(page, 'subject request form with errors', { shot: 'subject-requests-errors' });
+  await tabTo(page, 'the error link to the kind', (f) => f.tag === 'A' && f.href === '#kind', invisible);
+  await press(page, 'Enter', invisible);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'kind', 'the error link moves focus to the first radio');
+  const ticked = await press(page, 'Space', invisible);
+  assert.ok(ticked.checked && ticked.label === 'Find their data (access)', `Space chooses access: ${JSON.stringify(ticked)}`);
+  await tabTo(page, 'the email address', (f) => f.id === 'email', invisible);
+  await typeText(page, 'jo@example.org');
+  await tabTo(page, 'Send request', (f) => f.tag === 'BUTTON' && f.text === 'Send request', invisible);
+  await pressAndWait(page, 'Enter');
+  assert.match(await page.locator('h1').innerText(), /What the alliance’s services hold/);
+  const main = await page.locator('main').innerText();
+  assert.match(main, new RegExp(`${PLUGIN} \\d+\\.\\d+\\.\\d+: .+\\(${COUNCILS[0]}\\)`));
+  assert.match(main, /Events only/);
+  assert.match(main, /nothing of it is kept/);
+  await checkConsolePage(page, 'subject access answer', { shot: 'subject-access-answer' });
+  if (invisible.size) note('keyboard (subject access): focus was not visible on', [...invisible].join('\n'));
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
@@ -379,7 +418,7 @@ async function main() {
       assert.ok(session, `a session cookie: ${JSON.stringify(cookies.map((c) => c.name))}`);
       assert.ok(session.httpOnly && session.sameSite === 'Lax', JSON.stringify(session));
       assert.match(await page.locator('body').innerText(), /alice \(test-op\)/);
-      assert.deepEqual(await tenantSections(page), ['Overview', 'Services', 'Members', 'Tokens', 'Usage', 'Performance', 'Audit log']);
+      assert.deepEqual(await tenantSections(page), ['Overview', 'Services', 'Members', 'Tokens', 'Usage', 'Performance', 'Audit log', 'Data protection']);
       if (OTHER_TENANT) {
         assert.equal(await go(page, `/console/t/${OTHER_TENANT}`), 404, 'another alliance is not found');
       }
@@ -535,7 +574,7 @@ async function main() {
       const context = await contextFor(browser, { js: false });
       const nojs = await openPage(context);
       await signInWithProvider(nojs, 'alice');
-      for (const path of ['/console', T, `${T}/installs`, `${T}/installs/${PLUGIN}`, `${T}/members`, `${T}/tokens`, '/console/catalogue', `/console/catalogue/${PLUGIN}`]) {
+      for (const path of ['/console', T, `${T}/installs`, `${T}/installs/${PLUGIN}`, `${T}/members`, `${T}/tokens`, `${T}/subject-requests`, '/console/catalogue', `/console/catalogue/${PLUGIN}`]) {
         assert.equal(await go(nojs, path), 200, path);
         await checkConsolePage(nojs, `tenant-admin (JavaScript off): ${path}`, { js: false, shot: `nojs-${slug(path)}` });
       }
@@ -550,14 +589,28 @@ async function main() {
       // And one that works.
       await nojs.getByLabel('All councils, including councils that join later').check();
       await Promise.all([nojs.waitForURL(/done=saved/), nojs.getByRole('button', { name: /Save/ }).click()]);
+      // A subject access request without JavaScript: errors, then the answer.
+      await go(nojs, `${T}/subject-requests`);
+      await nojs.getByLabel('Email address').fill('jo@example.org');
+      await nojs.getByRole('button', { name: 'Send request' }).click();
+      await nojs.waitForLoadState('load');
+      assert.match(await nojs.locator('.govuk-error-summary').innerText(), /Select whether to find or to erase/);
+      assert.equal(await nojs.getByLabel('Email address').inputValue(), 'jo@example.org', 'the email typed is kept');
+      await checkConsolePage(nojs, 'subject request form with errors (JavaScript off)', { js: false, shot: 'nojs-subject-requests-errors' });
+      await nojs.getByLabel('Find their data (access)').check();
+      await nojs.getByRole('button', { name: 'Send request' }).click();
+      await nojs.waitForLoadState('load');
+      assert.match(await nojs.locator('h1').innerText(), /What the alliance’s services hold/);
+      await checkConsolePage(nojs, 'subject access answer (JavaScript off)', { js: false, shot: 'nojs-subject-access-answer' });
       assert.equal(await go(nojs, `${T}/no-such-page`), 404);
       await checkConsolePage(nojs, '404 page (JavaScript off)', { js: false });
       await context.close();
     });
 
     for (const [role, token, sections, canSee, cannotSee] of [
-      ['officer', OFFICER_TOKEN, ['Overview', 'Services', 'Performance'], [], [`${T}/members`, `${T}/tokens`, `${T}/installs/${PLUGIN}`]],
-      ['auditor', AUDITOR_TOKEN, ['Overview', 'Services', 'Usage', 'Performance', 'Audit log'], [], [`${T}/members`, `${T}/tokens`, `${T}/installs/${PLUGIN}`]],
+      ['officer', OFFICER_TOKEN, ['Overview', 'Services', 'Performance'], [], [`${T}/members`, `${T}/tokens`, `${T}/installs/${PLUGIN}`, `${T}/subject-requests`]],
+      ['auditor', AUDITOR_TOKEN, ['Overview', 'Services', 'Usage', 'Performance', 'Audit log'], [], [`${T}/members`, `${T}/tokens`, `${T}/installs/${PLUGIN}`, `${T}/subject-requests`]],
+      ['data-protection-officer', DPO_TOKEN, ['Overview', 'Services', 'Data protection'], [`${T}/subject-requests`], [`${T}/members`, `${T}/tokens`, `${T}/installs/${PLUGIN}`]],
     ]) {
       await step(`${role}: signs in with a token, sees only what the role may, every page passes`, async () => {
         const context = await contextFor(browser);
@@ -577,6 +630,23 @@ async function main() {
         await context.close();
       });
     }
+    await step('data-protection-officer: a subject access request with the keyboard alone, then its JSON', async () => {
+      const context = await contextFor(browser);
+      const keys = await openPage(context);
+      await signInWithToken(keys, DPO_TOKEN);
+      await keyboardSubjectAccess(keys);
+      const [download] = await Promise.all([
+        keys.waitForEvent('download'),
+        keys.getByRole('button', { name: 'Download as JSON' }).click(),
+      ]);
+      const bundle = JSON.parse(await readFile(await download.path(), 'utf8'));
+      assert.equal(bundle.request.kind, 'access');
+      assert.ok(bundle.services.some((s) => s.plugin === PLUGIN && s.state === 'events-only'), JSON.stringify(bundle));
+      assert.match(download.suggestedFilename(), /^subject-access-.*\.json$/);
+      console.log(`    ${download.suggestedFilename()}: ${bundle.services.length} services`);
+      await context.close();
+    });
+
     if (OPERATOR_TOKEN) {
       await step('operator: signs in with a token, every page passes (the platform\'s included)', async () => {
         const context = await contextFor(browser);

@@ -18,6 +18,7 @@ pub mod middleware;
 mod routes;
 mod service_path;
 mod state;
+pub mod subject_requests;
 
 use std::sync::Arc;
 

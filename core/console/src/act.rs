@@ -242,6 +242,11 @@ const TENANT_SECTIONS: &[(&str, &str, &str)] = &[
     ("usage", "Usage", "/api/v1/tenants/{tenant}/usage"),
     ("kpis", "Performance", "/api/v1/tenants/{tenant}/kpis"),
     ("audit", "Audit log", "/api/v1/tenants/{tenant}/audit"),
+    (
+        "subject-requests",
+        "Data protection",
+        "/api/v1/tenants/{tenant}/subject-requests",
+    ),
 ];
 
 /// The chrome of a signed-in page: navigation shows only what this person may open.

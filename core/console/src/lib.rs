@@ -112,6 +112,7 @@ pub fn router(console: Console) -> Router {
         .merge(pages::keys::routes())
         .merge(pages::platform::routes())
         .merge(pages::councils::routes())
+        .merge(pages::subject_requests::routes())
         .fallback(pages::not_found)
         .method_not_allowed_fallback(pages::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -63,6 +63,7 @@ impl Views {
             crate::pages::keys::TEMPLATES,
             crate::pages::platform::TEMPLATES,
             crate::pages::councils::TEMPLATES,
+            crate::pages::subject_requests::TEMPLATES,
         ];
         for (name, source) in all.into_iter().flatten() {
             env.add_template(name, source)

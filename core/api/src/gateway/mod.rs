@@ -43,7 +43,8 @@ pub use schedules::{SchedulesConfig, spawn_scheduler};
 pub(crate) use session::Refusal;
 pub use session::{CSRF_HEADER, SessionsConfig, cookie_name};
 use shares::TenantGate;
-pub(crate) use subjects::{Kind as SubjectKind, ServiceAnswer, answer as answer_subject_request};
+pub(crate) use subjects::answer as answer_subject_request;
+pub use subjects::{EventView, Kind as SubjectKind, RecordView, ServiceAnswer};
 
 /// How often replicas look for install changes made elsewhere.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);

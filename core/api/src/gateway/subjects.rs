@@ -26,27 +26,37 @@ use crate::error::ApiError;
 
 /// Access or erasure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     /// Return everything held about the resident.
     Access,
     /// Erase everything held about the resident.
     Erasure,
 }
 
+impl Kind {
+    /// `access` or `erasure`, as a kept request names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Access => "access",
+            Kind::Erasure => "erasure",
+        }
+    }
+}
+
 /// An event about the resident, as an access bundle shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub(crate) struct EventView {
+pub struct EventView {
     /// The event's id.
-    id: String,
+    pub id: String,
     /// Its name, e.g. `request.created`.
-    name: String,
+    pub name: String,
     /// When it was recorded, RFC 3339.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
-    at: time::OffsetDateTime,
-    /// Its payload.
+    pub at: time::OffsetDateTime,
+    /// Its payload (`null` once erased).
     #[schema(value_type = Object)]
-    payload: serde_json::Value,
+    pub payload: serde_json::Value,
 }
 
 impl From<EventRecord> for EventView {
@@ -62,49 +72,49 @@ impl From<EventRecord> for EventView {
 
 /// A record a plugin holds about the resident.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub(crate) struct RecordView {
+pub struct RecordView {
     /// What kind of record, as the plugin names it, e.g. `service-request`.
-    schema: String,
+    pub schema: String,
     /// The record, as the plugin gave it.
     #[schema(value_type = Object)]
-    data: serde_json::Value,
+    pub data: serde_json::Value,
 }
 
 /// What one service answered for one council.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub(crate) struct ServiceAnswer {
+pub struct ServiceAnswer {
     /// The plugin.
-    pub(crate) plugin: String,
+    pub plugin: String,
     /// The installed version.
-    pub(crate) version: String,
+    pub version: String,
     /// What the service does, from its manifest.
-    pub(crate) description: String,
+    pub description: String,
     /// The council.
-    pub(crate) council: String,
+    pub council: String,
     /// `ok`; `failed` when the plugin or the platform could not answer (see `error`); or
     /// `events-only` when the plugin does not answer subject requests, so only the
     /// platform's events of it were searched.
-    pub(crate) state: &'static str,
+    pub state: &'static str,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) error: Option<String>,
+    pub error: Option<String>,
     /// Access: the plugin's records about the resident.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) records: Option<Vec<RecordView>>,
+    pub records: Option<Vec<RecordView>>,
     /// Access: the plugin's events about the resident.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) events: Option<Vec<EventView>>,
+    pub events: Option<Vec<EventView>>,
     /// Erasure: records erased, by kind.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) erased: Option<BTreeMap<String, u64>>,
+    pub erased: Option<BTreeMap<String, u64>>,
     /// Erasure: events whose payloads were erased.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) events_erased: Option<u64>,
+    pub events_erased: Option<u64>,
 }
 
 impl ServiceAnswer {
     /// What is kept of it: everything but the records and events themselves.
-    pub(crate) fn summary(&self) -> serde_json::Value {
+    pub fn summary(&self) -> serde_json::Value {
         let mut found = BTreeMap::<String, u64>::new();
         for record in self.records.iter().flatten() {
             *found.entry(record.schema.clone()).or_default() += 1;

@@ -5,18 +5,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guildhall_authz::Principal;
-use guildhall_domain::CouncilId;
-use guildhall_runtime::subject::Identifiers;
-use guildhall_store::{NewSubjectRequest, SubjectRequestRecord, hash_identifier};
+use guildhall_store::SubjectRequestRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, Problem};
 use crate::extract::{Json, Path, Query, Scope};
-use crate::gateway::{ServiceAnswer, SubjectKind, answer_subject_request};
-
-/// The longest identifier, in characters.
-const MAX_IDENTIFIER: usize = 320;
+use crate::subject_requests::{self, Given, Kind as SubjectKind, SubjectRequestAnswer};
 
 /// Access or erasure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -55,15 +50,15 @@ pub(crate) struct IdentifiersBody {
 }
 
 impl IdentifiersBody {
-    fn fields(&self) -> [(&'static str, &Option<String>); 6] {
-        [
-            ("email", &self.email),
-            ("phone", &self.phone),
-            ("name", &self.name),
-            ("address", &self.address),
-            ("uprn", &self.uprn),
-            ("reference", &self.reference),
-        ]
+    fn given(&self) -> Given {
+        Given {
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            name: self.name.clone(),
+            address: self.address.clone(),
+            uprn: self.uprn.clone(),
+            reference: self.reference.clone(),
+        }
     }
 }
 
@@ -80,16 +75,6 @@ pub(crate) struct SubjectRequestBody {
     councils: Option<Vec<String>>,
 }
 
-/// A finished subject request: its record, and for access the bundle of what each service
-/// holds.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct SubjectRequestAnswer {
-    /// The request as kept (identifiers hashed, outcome without the records).
-    request: SubjectRequestRecord,
-    /// Each service and council: what it holds (access) or erased (erasure).
-    services: Vec<ServiceAnswer>,
-}
-
 /// The newest requests.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct SubjectRequestList {
@@ -104,81 +89,6 @@ pub(crate) struct ListQuery {
     /// At most this many, 1 to 100; 100 when absent.
     #[serde(default)]
     limit: Option<u64>,
-}
-
-/// Checks the body: identifiers are single lines, at least one is given, councils are the
-/// alliance's.
-async fn checked(
-    state: &AppState,
-    scope: &guildhall_store::TenantScope,
-    body: &SubjectRequestBody,
-) -> Result<(Identifiers, Option<Vec<CouncilId>>), ApiError> {
-    let mut errors = Vec::new();
-    let mut given = 0;
-    for (name, value) in body.identifiers.fields() {
-        let Some(value) = value else { continue };
-        if value.trim().is_empty() {
-            continue;
-        }
-        match guildhall_domain::text::line(&format!("identifiers.{name}"), value, MAX_IDENTIFIER) {
-            Ok(()) => given += 1,
-            Err(e) => errors.push(FieldError {
-                field: e.field,
-                reason: e.reason,
-            }),
-        }
-    }
-    if given == 0 && errors.is_empty() {
-        errors.push(FieldError {
-            field: "identifiers".to_string(),
-            reason: "give at least one of email, phone, name, address, uprn and reference"
-                .to_string(),
-        });
-    }
-    let mut councils = None;
-    if let Some(asked) = &body.councils {
-        let known = state.store.councils(scope).list().await?;
-        let mut ids = Vec::new();
-        for (i, raw) in asked.iter().enumerate() {
-            match CouncilId::parse(raw) {
-                Ok(id) if known.iter().any(|c| c.id == id) => ids.push(id),
-                _ => errors.push(FieldError {
-                    field: format!("councils[{i}]"),
-                    reason: format!("{raw:?} is not a council of {}", scope.tenant()),
-                }),
-            }
-        }
-        if asked.is_empty() {
-            errors.push(FieldError {
-                field: "councils".to_string(),
-                reason: "name at least one council, or leave it out for every council".to_string(),
-            });
-        }
-        councils = Some(ids);
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(
-            "the subject request is not valid",
-            errors,
-        ));
-    }
-    let value = |v: &Option<String>| {
-        v.as_ref()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let ids = &body.identifiers;
-    Ok((
-        Identifiers {
-            email: value(&ids.email),
-            phone: value(&ids.phone),
-            name: value(&ids.name),
-            address: value(&ids.address),
-            uprn: value(&ids.uprn),
-            reference: value(&ids.reference),
-        },
-        councils,
-    ))
 }
 
 /// Answers a resident's subject access or erasure request across every service the
@@ -201,72 +111,21 @@ pub(crate) async fn create_subject_request(
     axum::Extension(principal): axum::Extension<Principal>,
     Json(body): Json<SubjectRequestBody>,
 ) -> Result<Response, ApiError> {
-    let (subject, councils) = checked(&state, &scope, &body).await?;
-    let tenant = scope.tenant().as_str().to_string();
-    let mut hashed = serde_json::Map::new();
-    for (name, value) in body.identifiers.fields() {
-        if let Some(value) = value.as_deref().filter(|v| !v.trim().is_empty()) {
-            hashed.insert(
-                name.to_string(),
-                hash_identifier(&tenant, name, value).into(),
-            );
-        }
-    }
-    let council_names: Option<Vec<String>> = councils
-        .as_ref()
-        .map(|ids| ids.iter().map(ToString::to_string).collect());
-    let (kind, kind_name) = match body.kind {
-        RequestKind::Access => (SubjectKind::Access, "access"),
-        RequestKind::Erasure => (SubjectKind::Erasure, "erasure"),
+    let kind = match body.kind {
+        RequestKind::Access => SubjectKind::Access,
+        RequestKind::Erasure => SubjectKind::Erasure,
     };
-    let requests = state.store.subject_requests(&scope);
-    let started = requests
-        .start(NewSubjectRequest {
-            kind: kind_name,
-            identifiers: &hashed,
-            councils: council_names.as_deref(),
-            requested_by: principal.subject(),
-        })
-        .await?;
-    // In a task of its own: a requester who goes away does not leave an erasure half done.
-    let task_state = state.clone();
-    let task_scope = scope.clone();
-    let call_id = format!("subject-{}", started.id);
-    let services = tokio::spawn(async move {
-        answer_subject_request(
-            &task_state,
-            &task_scope,
-            kind,
-            &subject,
-            councils.as_deref(),
-            &call_id,
-        )
-        .await
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("a subject request's task failed: {e}")))?;
-    let services = match services {
-        Ok(services) => services,
-        Err(e) => {
-            let outcome = serde_json::json!({ "error": e.to_string() });
-            requests.finish(&started.id, false, &outcome).await?;
-            return Err(e);
-        }
-    };
-    let completed = services.iter().all(|s| s.state != "failed");
-    let outcome = serde_json::json!({
-        "services": services.iter().map(ServiceAnswer::summary).collect::<Vec<_>>(),
-    });
-    let request = requests
-        .finish(&started.id, completed, &outcome)
-        .await?
-        .ok_or_else(|| ApiError::internal("a subject request vanished while it ran"))?;
-    let location = format!("/api/v1/tenants/{tenant}/subject-requests/{}", request.id);
-    let mut response = (
-        StatusCode::CREATED,
-        axum::Json(SubjectRequestAnswer { request, services }),
+    let answer = subject_requests::run(
+        &state,
+        &scope,
+        principal.subject(),
+        kind,
+        &body.identifiers.given(),
+        body.councils.as_deref(),
     )
-        .into_response();
+    .await?;
+    let location = answer.location(scope.tenant().as_str());
+    let mut response = (StatusCode::CREATED, axum::Json(answer)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }

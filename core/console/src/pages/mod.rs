@@ -9,6 +9,7 @@ pub mod keys;
 pub mod members;
 pub mod owners;
 pub mod platform;
+pub mod subject_requests;
 pub mod tokens;
 pub mod usage;
 
