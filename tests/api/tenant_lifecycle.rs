@@ -385,6 +385,7 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
         .await
         .unwrap();
     assert_eq!(head.status(), 200);
+    let looked = head.headers()["x-request-id"].to_str().unwrap().to_string();
     assert!(
         head.headers()["content-disposition"]
             .to_str()
@@ -392,6 +393,32 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
             .starts_with("attachment")
     );
     assert!(head.bytes().await.unwrap().is_empty());
+    // Exports are on the tenant's chain with the archive's checksum; a HEAD as what it was.
+    let chain = app
+        .get_json(&format!("/api/v1/tenants/{T}/audit?limit=1000"))
+        .await;
+    let exports: Vec<Value> = chain["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "tenants.export")
+        .map(|e| serde_json::from_str(e["detail"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(
+        exports
+            .iter()
+            .any(|d| d["archive_sha256"] == sha256.as_str()),
+        "{exports:?}"
+    );
+    let head_entry = chain["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["request_id"] == looked.as_str())
+        .expect("the HEAD is on the chain");
+    let head_detail: Value = serde_json::from_str(head_entry["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(head_detail["method"], "HEAD");
+    assert!(head_detail.get("archive_sha256").is_none());
 
     // Deletion needs the tenant's id repeated; without it, or with another, nothing goes
     // (the refusals themselves are recorded in the tenant's chain).
@@ -692,6 +719,57 @@ async fn council_deletion_removes_the_councils_data(app: TestApp) {
     assert_eq!(rated.status(), 201);
     let tandridge_officer = app.token("officer", Some(T), Some("tandridge")).await;
     let mole_officer = app.token("officer", Some(T), Some("mole-valley")).await;
+    // An install with secrets: the install's own and one council's.
+    app.publish_built("garden-waste").await;
+    let settings = json!({"eligible_postcodes": ["RH8"], "price_per_bin_pence": 4500,
+        "confirmation_template_id": "confirm", "reminder_template_id": "remind"});
+    assert_eq!(
+        app.install(T, "garden-waste", "0.1.0", json!("all"), settings)
+            .await
+            .status(),
+        201
+    );
+    let secret = app.url(&format!(
+        "/api/v1/tenants/{T}/installs/garden-waste/secrets/pay_api_key"
+    ));
+    for body in [
+        json!({"value": "pay-key-of-the-alliance"}),
+        json!({"value": "pay-key-of-tandridge", "council": "tandridge"}),
+    ] {
+        let set = app.client.put(&secret).json(&body).send().await.unwrap();
+        assert!(set.status().is_success(), "{}", set.status());
+    }
+    // An archive names the secrets to set again and holds none of their values.
+    let archive = app
+        .get(&format!("/api/v1/tenants/{T}/export"))
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let held = members(&archive);
+    let manifest: Value = serde_json::from_slice(&held[0].1).unwrap();
+    let mut named: Vec<String> = manifest["secrets_to_set_again"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {}", s["plugin"], s["council"], s["name"]))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [
+            r#""garden-waste" "*" "pay_api_key""#,
+            r#""garden-waste" "tandridge" "pay_api_key""#
+        ]
+    );
+    for (name, bytes) in &held {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains("pay-key-of"),
+            "{name} holds a secret's value"
+        );
+    }
     let mole_before = reports(&app, MOLE_VALLEY).await;
     let path = format!("/api/v1/tenants/{T}/councils/tandridge");
 
@@ -750,6 +828,17 @@ async fn council_deletion_removes_the_councils_data(app: TestApp) {
     );
     assert_eq!(deleted["rows"]["feedback"], 1, "{deleted}");
     assert_eq!(deleted["rows"]["tokens"], 1, "{deleted}");
+    assert_eq!(deleted["rows"]["install_secrets"], 1, "{deleted}");
+    let left = app
+        .get_json(&format!(
+            "/api/v1/tenants/{T}/installs/garden-waste/secrets"
+        ))
+        .await;
+    assert_eq!(
+        left["set"].as_array().map(Vec::len),
+        Some(1),
+        "the alliance's own secret stays: {left}"
+    );
 
     assert_eq!(reports(&app, TANDRIDGE).await.0, 404);
     assert_eq!(app.serve(T, "tandridge", "hello", "").await.0, 404);

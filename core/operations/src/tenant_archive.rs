@@ -1063,8 +1063,16 @@ pub async fn import(
             .expect("every plugin's component was checked present");
         let bytes = std::fs::read(staged).map_err(io_error("cannot read a staged component"))?;
         // The archive holds the manifest as the catalogue recorded it, not the uploaded
-        // plugin.toml a signature covers, so a version is published here unsigned.
-        let manifest_sha256 = plugin.manifest_sha256.unwrap_or_else(|| Digest::of(b""));
+        // plugin.toml a signature covers, so a version is published here unsigned. A
+        // version published before the digest of its plugin.toml was recorded gets the
+        // digest of the manifest as recorded instead.
+        let manifest_sha256 = match plugin.manifest_sha256 {
+            Some(digest) => digest,
+            None => Digest::of(
+                &serde_json::to_vec(&plugin.manifest)
+                    .map_err(|e| Error::Archive(format!("{}: {e}", plugin.plugin)))?,
+            ),
+        };
         let checked = catalogue::check(
             catalogue,
             actor,

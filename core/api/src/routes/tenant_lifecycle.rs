@@ -75,14 +75,19 @@ pub(crate) async fn export_tenant(
     let gzip = HeaderValue::from_static("application/gzip");
     if method == Method::HEAD {
         let name = format!("guildhall-{}.tar.gz", scope.tenant());
-        return Ok((
+        let mut response = (
             [
                 (header::CONTENT_TYPE, gzip),
                 (header::CONTENT_DISPOSITION, attachment(&name)),
             ],
             StatusCode::OK,
         )
-            .into_response());
+            .into_response();
+        // Recorded as what it was: a look, not an export.
+        let mut detail = serde_json::Map::new();
+        detail.insert("method".into(), "HEAD".into());
+        response.extensions_mut().insert(AuditDetail(detail));
+        return Ok(response);
     }
     let (file, exported) =
         guildhall_operations::tenant_archive::export_to_temp(&state.store, &scope).await?;
