@@ -622,6 +622,41 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("north-downs: intact"), "{stdout}");
 
+    // The archive crosses databases: SQLite's into PostgreSQL, PostgreSQL's into SQLite.
+    let other = match backend_of(&app) {
+        Backend::Sqlite => Backend::Postgres,
+        Backend::Postgres => Backend::Sqlite,
+    };
+    if let Some(across) = TestApp::spawn_with(other, |config| {
+        config.auth.oidc = vec![idp.issuer()];
+    })
+    .await
+    {
+        let (ok, _, stderr) = cli(
+            &across,
+            work.path(),
+            &["tenants", "import", http_archive.to_str().unwrap()],
+        );
+        assert!(ok, "{stderr}");
+        assert_eq!(wait_for(&across, TANDRIDGE).await, before_tandridge);
+        // Times keep the precision the target stores (PostgreSQL: microseconds).
+        let names = |tenant: &Value| -> Vec<String> {
+            tenant["councils"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| format!("{} {} {}", c["id"], c["name"], c["gss_code"]))
+                .chain([tenant["name"].to_string()])
+                .collect()
+        };
+        assert_eq!(
+            names(&across.get_json(&format!("/api/v1/tenants/{T}")).await),
+            names(&tenant_before)
+        );
+        let (ok, stdout, stderr) = cli(&across, work.path(), &["audit", "verify"]);
+        assert!(ok, "{stdout}{stderr}");
+    }
+
     // An archive of a tenant that exists here is refused, and changes nothing.
     let held_before = rows_of(&fresh, T).await;
     let (ok, _, stderr) = cli(
