@@ -448,7 +448,7 @@ async fn every_method_on_every_api_path_is_decided_before_anything_answers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    assert_eq!(response.headers()["allow"], "GET, DELETE, HEAD");
     expect_problem(response, 405).await;
 }
 
