@@ -466,6 +466,75 @@ async fn garden_waste(app: TestApp) {
         assert!(!metrics.contains(value), "a secret in /metrics");
         assert!(!audit.contains(value), "a secret in the audit log");
     }
+
+    // ---- The subscriber's subject access and erasure requests ------------------------------
+    let requests = app.url(&format!("/api/v1/tenants/{T}/subject-requests"));
+    let ask = |kind: &str| {
+        admin.post(requests.clone()).json(&json!({
+            "kind": kind,
+            "identifiers": {"email": "ALICE@example.org"},
+            "councils": ["tandridge"],
+        }))
+    };
+    let found = expect_json(ask("access").send().await.unwrap(), 201).await;
+    let service = found["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["plugin"] == PLUGIN)
+        .unwrap_or_else(|| panic!("{found}"));
+    let records = service["records"].as_array().unwrap();
+    let subscription = records
+        .iter()
+        .find(|r| r["schema"] == "subscription")
+        .unwrap_or_else(|| panic!("{service}"));
+    assert_eq!(subscription["data"]["reference"], reference.as_str());
+    assert_eq!(subscription["data"]["name"], "Alice Example");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["data"]["email"] == "alice@example.org"),
+        "{service}"
+    );
+    assert_eq!(
+        service["events"][0]["payload"]["reference"],
+        reference.as_str()
+    );
+    // Her applications still waiting for a payment are hers too, and go with it.
+    let mut kinds = serde_json::Map::new();
+    for record in records {
+        let schema = record["schema"].as_str().unwrap().to_string();
+        let n = kinds
+            .get(&schema)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        kinds.insert(schema, json!(n + 1));
+    }
+    let erased = expect_json(ask("erasure").send().await.unwrap(), 201).await;
+    let service = erased["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["plugin"] == PLUGIN)
+        .unwrap_or_else(|| panic!("{erased}"));
+    assert_eq!(
+        service["erased"],
+        serde_json::Value::Object(kinds),
+        "{erased}"
+    );
+    assert!(service["events_erased"].as_u64().unwrap() >= 1, "{erased}");
+    let subs = expect_json(
+        tandridge_officer
+            .get(app.url(&listing))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(subs["subscriptions"], json!([]), "{subs}");
+    let again = expect_json(ask("access").send().await.unwrap(), 201).await;
+    assert!(!again.to_string().contains("Alice Example"), "{again}");
 }
 
 /// Two replicas of one PostgreSQL database, each looking for due schedules every second,
@@ -722,7 +791,8 @@ async fn fetch(client: &reqwest::Client, url: &str) -> serde_json::Value {
 }
 
 /// What publishing refuses: schedules without the `scheduled` export, a component reading
-/// secrets its manifest does not declare, and cron expressions that are not five fields;
+/// secrets its manifest does not declare, cron expressions that are not five fields, and
+/// subject requests declared without the `data-subject` export or exported undeclared;
 /// nothing is stored by a refused publish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_checks_schedules_and_secrets() {
@@ -775,6 +845,35 @@ async fn publishing_checks_schedules_and_secrets() {
         );
         assert!(problem.to_string().contains(why), "{cron}: {problem}");
     }
+    // Subject requests: declared without the export, and exported without the declaration.
+    let declared = format!(
+        "{}\n[data_protection]\nsubject_requests = true\n",
+        hello.manifest()
+    );
+    let problem = expect_problem(
+        app.publish("hello", &declared, hello.bytes(), None).await,
+        422,
+    )
+    .await;
+    assert!(
+        problem
+            .to_string()
+            .contains("guildhall:platform/data-subject"),
+        "{problem}"
+    );
+    let start = manifest.find("[data_protection]").unwrap();
+    let undeclared = manifest[..start].to_string();
+    let problem = expect_problem(
+        app.publish(PLUGIN, &undeclared, garden.bytes(), None).await,
+        422,
+    )
+    .await;
+    assert!(
+        problem
+            .to_string()
+            .contains("does not declare [data_protection]"),
+        "{problem}"
+    );
     let catalogue = app.get_json("/api/v1/plugins").await;
     assert!(!catalogue.to_string().contains(PLUGIN), "{catalogue}");
     assert!(!catalogue.to_string().contains("\"hello\""), "{catalogue}");

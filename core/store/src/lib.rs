@@ -21,6 +21,7 @@ mod deletion;
 mod entities;
 mod identity;
 mod installs;
+mod millis;
 mod owners;
 mod plugin_data;
 mod retention;

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::entities::{kv_entries, plugin_events};
+use crate::millis::now_ms;
 use crate::{Result, TenantScope, scoped};
 
 /// Why a key-value write was refused.
@@ -71,11 +72,6 @@ enum Expiry {
 
 /// The longest time to live: ten years.
 pub const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(10 * 365 * 86_400);
-
-/// Now, in Unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// Entries that have not expired at `now` (Unix milliseconds).
 fn live_at(now: i64) -> sea_orm::Condition {

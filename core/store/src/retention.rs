@@ -17,7 +17,8 @@ use sea_orm::{
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::plugin_data::{now_ms, placeholders};
+use crate::millis::{from_ms, now_ms};
+use crate::plugin_data::placeholders;
 use crate::{Result, TenantScope, scoped};
 
 /// What one removal took away.
@@ -207,8 +208,7 @@ impl<'a> Retention<'a> {
             kv_days: days("kv_days")?,
             event_days: days("event_days")?,
             set_by: row.try_get("", "set_by")?,
-            set_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(set_at_ms) * 1_000_000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            set_at: from_ms(set_at_ms),
         }))
     }
 

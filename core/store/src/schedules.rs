@@ -10,6 +10,7 @@ use guildhall_domain::{CouncilId, PluginName};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 use time::OffsetDateTime;
 
+use crate::millis::from_ms;
 use crate::plugin_data::placeholders;
 use crate::{Result, TenantScope, scoped};
 
@@ -94,11 +95,6 @@ pub struct RunRecord {
 
 fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// The longest outcome kept, in characters.

@@ -17,6 +17,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
+use crate::millis::{from_ms, now_ms};
 use crate::plugin_data::placeholders;
 use crate::{Result, TenantScope, scoped};
 
@@ -151,15 +152,6 @@ pub struct SecretRecord {
 pub struct Secrets<'a> {
     db: &'a DatabaseConnection,
     scope: &'a TenantScope,
-}
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn council_column(council: Option<&CouncilId>) -> &str {

@@ -8,10 +8,10 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::{CouncilId, PluginName};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 use crate::catalogue::bump_revision;
 use crate::claim::lock_tenant;
+use crate::millis::now_ms;
 use crate::plugin_data::placeholders;
 use crate::{Error, Result, Revision, TenantScope, scoped};
 
@@ -42,10 +42,6 @@ pub struct CouncilSettings<'a> {
     db: &'a DatabaseConnection,
     scope: &'a TenantScope,
     revision: &'a Revision,
-}
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Every council's overrides of `plugin`, read in an open transaction of the tenant.

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::entities::subject_requests;
+use crate::millis::{from_ms, now_ms};
 use crate::{Result, TenantScope, scoped};
 
 /// The hash kept for an identifier: SHA-256 over a domain tag, the tenant, the identifier's
@@ -80,15 +81,6 @@ pub struct SubjectRequestRecord {
 pub struct SubjectRequests<'a> {
     db: &'a DatabaseConnection,
     scope: &'a TenantScope,
-}
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 impl<'a> SubjectRequests<'a> {

@@ -18,11 +18,15 @@
 //! `pending/{reference}` (applications waiting for their payment),
 //! `subscriptions/{reference}`, `unsent/{reference}` (confirmation emails to send again)
 //! and `reminded/{reference}/{expires}` (reminders sent).
+//! Subscribers' names, email addresses and addresses are personal data: the `subject`
+//! module answers subject access and erasure requests, and events name subscriptions by
+//! `reference`.
 //! Settings come from `config`, where the platform has merged the council's own values;
 //! the Pay and Notify keys are the secrets `pay_api_key` and `notify_api_key`.
 
 mod pages;
 mod rules;
+mod subject;
 mod work;
 
 use guildhall_plugin::kv;
@@ -69,6 +73,7 @@ impl Scheduled for GardenWaste {
 
 guildhall_plugin::export_plugin!(GardenWaste);
 guildhall_plugin::export_schedules!(GardenWaste);
+guildhall_plugin::export_data_subject!(GardenWaste);
 
 /// `GET /subscriptions`: the council's subscriptions, by reference, as
 /// `{"subscriptions": [...]}`. Anonymous callers get `401`; callers without the role, or

@@ -89,7 +89,7 @@ pub struct ServiceAnswer {
     pub version: String,
     /// What the service does, from its manifest.
     pub description: String,
-    /// The council.
+    /// The council; `*` for every council of an install that could not be reached.
     pub council: String,
     /// `ok`; `failed` when the plugin or the platform could not answer (see `error`); or
     /// `events-only` when the plugin does not answer subject requests, so only the
@@ -165,8 +165,30 @@ pub(crate) async fn answer(
     let mut answers = Vec::new();
     for install in installs {
         let plugin = install.plugin;
-        let Some(resolved) = state.gateway.resolve(tenant, &plugin).await? else {
-            continue;
+        // A version that cannot be prepared now fails its own answer, not the request's
+        // others: the officer sees which service was not searched, and asks again.
+        let resolved = match state.gateway.resolve(tenant, &plugin).await {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, plugin = %plugin, error = %e,
+                    "a subject request could not reach an install");
+                answers.push(ServiceAnswer {
+                    plugin: plugin.to_string(),
+                    version: install.version,
+                    description: String::new(),
+                    council: "*".to_string(),
+                    state: "failed",
+                    error: Some(
+                        "the service could not be started; its data was not searched".to_string(),
+                    ),
+                    records: None,
+                    events: None,
+                    erased: None,
+                    events_erased: None,
+                });
+                continue;
+            }
         };
         let mut served: Vec<CouncilId> = resolved
             .sites
