@@ -1,7 +1,7 @@
 //! Data protection: an event's payload can be erased (`plugin_events.erased_at_ms`; the
-//! audit chain records only the payload's hash from this migration on), and subject access
-//! and erasure requests are kept (`subject_requests`, the identifiers only as keyed
-//! hashes).
+//! audit chain records only the hash of the payload with a random salt kept beside it,
+//! `payload_salt`, from this migration on), and subject access and erasure requests are kept
+//! (`subject_requests`, the identifiers only as hashes).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -19,6 +19,7 @@ enum Tenants {
 enum PluginEvents {
     Table,
     ErasedAtMs,
+    PayloadSalt,
 }
 
 #[derive(DeriveIden)]
@@ -46,6 +47,20 @@ impl MigrationTrait for Migration {
                     .add_column(
                         ColumnDef::new(PluginEvents::ErasedAtMs)
                             .big_integer()
+                            .null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // Random, erased with the payload: once both are gone, the hash on the audit chain
+        // cannot be used to confirm a guess of what the payload was.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(PluginEvents::Table)
+                    .add_column(
+                        ColumnDef::new(PluginEvents::PayloadSalt)
+                            .string_len(32)
                             .null(),
                     )
                     .to_owned(),
@@ -147,6 +162,14 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table(PluginEvents::Table)
                     .drop_column(PluginEvents::ErasedAtMs)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(PluginEvents::Table)
+                    .drop_column(PluginEvents::PayloadSalt)
                     .to_owned(),
             )
             .await?;

@@ -385,28 +385,36 @@ async fn subject_access_and_erasure_reach_every_service(app: TestApp) {
         .connection()
         .query_all_raw(sea_orm::Statement::from_string(
             admin.connection().get_database_backend(),
-            "SELECT payload, erased_at_ms FROM plugin_events WHERE tenant_id = 'north-downs' \
-             AND council_id = 'tandridge' ORDER BY id",
+            "SELECT payload, erased_at_ms, payload_salt FROM plugin_events \
+             WHERE tenant_id = 'north-downs' AND council_id = 'tandridge' ORDER BY id",
         ))
         .await
         .unwrap();
-    let payloads: Vec<(String, Option<i64>)> = rows
+    let payloads: Vec<(String, Option<i64>, Option<String>)> = rows
         .iter()
         .map(|r| {
             (
                 r.try_get::<String>("", "payload").unwrap(),
                 r.try_get::<Option<i64>>("", "erased_at_ms").unwrap(),
+                r.try_get::<Option<String>>("", "payload_salt").unwrap(),
             )
         })
         .collect();
     assert_eq!(payloads.len(), 3, "{payloads:?}");
-    assert_eq!(payloads[0].0, "null");
-    assert!(payloads[0].1.is_some());
+    // Erased: the payload and the salt its chain hash was made with.
+    for erased in [&payloads[0], &payloads[2]] {
+        assert_eq!(
+            (erased.0.as_str(), erased.1.is_some(), erased.2.is_none()),
+            ("null", true, true),
+            "{payloads:?}"
+        );
+    }
     assert!(
-        payloads[1].0.contains(&sam) && payloads[1].1.is_none(),
+        payloads[1].0.contains(&sam)
+            && payloads[1].1.is_none()
+            && payloads[1].2.as_ref().is_some_and(|salt| salt.len() == 32),
         "{payloads:?}"
     );
-    assert_eq!(payloads[2].0, "null");
     let (ok, printed) = verify(&app);
     assert!(ok, "{printed}");
     let audit = app

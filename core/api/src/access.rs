@@ -417,13 +417,29 @@ pub(crate) async fn principal(
 }
 
 /// The layer: authenticate, decide, run, audit.
+///
+/// A request that may change something runs in a task of its own: when its caller goes away
+/// (a closed connection, a proxy's timeout), the change and its audit entry still finish
+/// together, so nothing is done without being on record.
 pub async fn enforce(
     State(state): State<AppState>,
     params: RawPathParams,
     request: Request,
     next: Next,
 ) -> Response {
-    match decide(&state, &params, request, next).await {
+    let tenant_param = params
+        .iter()
+        .find(|(name, _)| *name == "tenant")
+        .map(|(_, value)| value.to_string());
+    let answer = if matches!(*request.method(), Method::GET | Method::HEAD) {
+        decide(&state, tenant_param, request, next).await
+    } else {
+        let task = async move { decide(&state, tenant_param, request, next).await };
+        tokio::spawn(tracing::Instrument::in_current_span(task))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::internal(format!("a request's task failed: {e}"))))
+    };
+    match answer {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
@@ -431,7 +447,7 @@ pub async fn enforce(
 
 async fn decide(
     state: &AppState,
-    params: &RawPathParams,
+    tenant_param: Option<String>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -463,10 +479,6 @@ async fn decide(
     let Some(rule) = rule else {
         return Err(method_not_allowed(request.method(), &route));
     };
-    let tenant_param = params
-        .iter()
-        .find(|(name, _)| *name == "tenant")
-        .map(|(_, value)| value.to_string());
     // The tenant of a tenant route, looked up once here for the decision, the handler (the
     // `Scope` extractor) and the audit entry.
     let (scope, decision) =

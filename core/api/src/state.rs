@@ -29,6 +29,14 @@ pub struct AppState {
     pub keyring: Option<Arc<guildhall_store::Keyring>>,
     /// How this replica runs plugins' schedules.
     pub schedules: crate::SchedulesConfig,
+    /// Tenant exports being built on this replica: one at a time (`AppState::EXPORTS`).
+    pub exports: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// How many tenant exports one replica builds at once: each stages the whole alliance on
+    /// disk and holds a database snapshot while it is built.
+    pub const EXPORTS: usize = 1;
 }
 
 /// What the telemetry routes and the gateway record into.

@@ -200,12 +200,14 @@ pub async fn run(
             requested_by,
         })
         .await?;
-    // In a task of its own: a requester who goes away does not leave an erasure half done.
+    // In a task of its own, through to the kept outcome: a requester who goes away leaves
+    // neither an erasure half done nor a request kept as `running`.
     let task_state = state.clone();
     let task_scope = scope.clone();
     let call_id = format!("subject-{}", started.id);
-    let services = tokio::spawn(async move {
-        answer_subject_request(
+    let (request, services) = tokio::spawn(async move {
+        let requests = task_state.store.subject_requests(&task_scope);
+        let services = match answer_subject_request(
             &task_state,
             &task_scope,
             kind,
@@ -214,24 +216,25 @@ pub async fn run(
             &call_id,
         )
         .await
+        {
+            Ok(services) => services,
+            Err(e) => {
+                let outcome = serde_json::json!({ "error": e.to_string() });
+                requests.finish(&started.id, false, &outcome).await?;
+                return Err(e);
+            }
+        };
+        let completed = services.iter().all(|s| s.state != "failed");
+        let outcome = serde_json::json!({
+            "services": services.iter().map(ServiceAnswer::summary).collect::<Vec<_>>(),
+        });
+        let request = requests
+            .finish(&started.id, completed, &outcome)
+            .await?
+            .ok_or_else(|| ApiError::internal("a subject request vanished while it ran"))?;
+        Ok::<_, ApiError>((request, services))
     })
     .await
-    .map_err(|e| ApiError::internal(format!("a subject request's task failed: {e}")))?;
-    let services = match services {
-        Ok(services) => services,
-        Err(e) => {
-            let outcome = serde_json::json!({ "error": e.to_string() });
-            requests.finish(&started.id, false, &outcome).await?;
-            return Err(e);
-        }
-    };
-    let completed = services.iter().all(|s| s.state != "failed");
-    let outcome = serde_json::json!({
-        "services": services.iter().map(ServiceAnswer::summary).collect::<Vec<_>>(),
-    });
-    let request = requests
-        .finish(&started.id, completed, &outcome)
-        .await?
-        .ok_or_else(|| ApiError::internal("a subject request vanished while it ran"))?;
+    .map_err(|e| ApiError::internal(format!("a subject request's task failed: {e}")))??;
     Ok(SubjectRequestAnswer { request, services })
 }

@@ -357,6 +357,9 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
         telemetry,
         keyring,
         schedules: config.schedules.clone(),
+        exports: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            guildhall_api::AppState::EXPORTS,
+        )),
     })
 }
 

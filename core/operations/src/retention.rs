@@ -221,43 +221,66 @@ async fn remove_past_retention(store: &Store, now: OffsetDateTime) -> Result<Run
         let Some(scope) = store.scope(&tenant.id).await? else {
             continue;
         };
-        let retention = store.retention(&scope);
-        let mut removed = retention.remove_expired_kv().await?;
-        for install in store.installs(&scope).list().await? {
-            let plugin = &install.plugin;
-            let Some(version) = store.catalogue().version(plugin, &install.version).await? else {
-                summary.skipped.push(format!(
-                    "{}/{plugin}: version {} is missing",
-                    tenant.id, install.version
-                ));
-                continue;
-            };
-            let own = retention.get(plugin).await?;
-            let declared = &version.manifest.data_protection;
-            let before = |days: Option<u32>| days.map(|d| now - time::Duration::days(i64::from(d)));
-            let kv_before = before(effective(
-                declared.kv_retention_days,
-                own.as_ref().and_then(|o| o.kv_days),
-            ));
-            let events_before = before(effective(
-                declared.event_retention_days,
-                own.as_ref().and_then(|o| o.event_days),
-            ));
-            if kv_before.is_some() || events_before.is_some() {
-                removed.add(
-                    retention
-                        .remove_older(plugin, kv_before, events_before)
-                        .await?,
-                );
+        // One tenant's failure (a statement timeout on a large first removal, the tenant
+        // deleted meanwhile) is reported and the others still get their retention.
+        match remove_in_tenant(store, &scope, now, &mut summary.skipped).await {
+            Ok(removed) if removed.is_empty() => {}
+            Ok(removed) => {
+                tracing::info!(tenant = %tenant.id, removed = ?removed, "retention removed data");
+                summary.tenants.insert(tenant.id.to_string(), removed);
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.id, error = %e, "retention failed in a tenant");
+                summary.skipped.push(format!("{}: {e}", tenant.id));
             }
         }
-        removed.kv_entries.retain(|_, n| *n > 0);
-        removed.events.retain(|_, n| *n > 0);
-        if removed.is_empty() {
+    }
+    Ok(summary)
+}
+
+/// Removes what is past its time in one tenant and records it on the tenant's chain.
+async fn remove_in_tenant(
+    store: &Store,
+    scope: &TenantScope,
+    now: OffsetDateTime,
+    skipped: &mut Vec<String>,
+) -> Result<Removed, Error> {
+    let tenant = scope.tenant();
+    let retention = store.retention(scope);
+    let mut removed = retention.remove_expired_kv().await?;
+    for install in store.installs(scope).list().await? {
+        let plugin = &install.plugin;
+        let Some(version) = store.catalogue().version(plugin, &install.version).await? else {
+            skipped.push(format!(
+                "{tenant}/{plugin}: version {} is missing",
+                install.version
+            ));
             continue;
+        };
+        let own = retention.get(plugin).await?;
+        let declared = &version.manifest.data_protection;
+        let before = |days: Option<u32>| days.map(|d| now - time::Duration::days(i64::from(d)));
+        let kv_before = before(effective(
+            declared.kv_retention_days,
+            own.as_ref().and_then(|o| o.kv_days),
+        ));
+        let events_before = before(effective(
+            declared.event_retention_days,
+            own.as_ref().and_then(|o| o.event_days),
+        ));
+        if kv_before.is_some() || events_before.is_some() {
+            removed.add(
+                retention
+                    .remove_older(plugin, kv_before, events_before)
+                    .await?,
+            );
         }
+    }
+    removed.kv_entries.retain(|_, n| *n > 0);
+    removed.events.retain(|_, n| *n > 0);
+    if !removed.is_empty() {
         store
-            .audit(&scope)
+            .audit(scope)
             .append(NewAuditEntry {
                 actor: "platform",
                 action: "retention.remove",
@@ -267,10 +290,8 @@ async fn remove_past_retention(store: &Store, now: OffsetDateTime) -> Result<Run
                 detail: serde_json::to_value(&removed).unwrap_or_default(),
             })
             .await?;
-        tracing::info!(tenant = %tenant.id, removed = ?removed, "retention removed data");
-        summary.tenants.insert(tenant.id.to_string(), removed);
     }
-    Ok(summary)
+    Ok(removed)
 }
 
 #[cfg(test)]

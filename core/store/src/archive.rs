@@ -207,6 +207,7 @@ pub const TABLES: &[ArchiveTable] = &[
             col("request_id", Text),
             col("created_at", Time),
             opt("erased_at_ms", BigInt),
+            opt("payload_salt", Text),
         ],
         key: &["id"],
     },

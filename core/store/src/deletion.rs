@@ -197,23 +197,23 @@ impl Lifecycle<'_> {
         let from = format!("council/{c}/").into_bytes();
         let mut until = from.clone();
         *until.last_mut().expect("not empty") += 1;
-        let sizes = query(
+        // What was deleted is what the counters lose: the sizes come back from the DELETE
+        // itself, so a write committed between a sum and the delete cannot leave phantom
+        // usage behind.
+        let removed = query(
             &txn,
-            "SELECT plugin, CAST(SUM(size) AS BIGINT) AS bytes FROM kv_entries \
-             WHERE tenant_id = ? AND key >= ? AND key < ? GROUP BY plugin",
-            vec![t.into(), from.clone().into(), until.clone().into()],
-        )
-        .await?;
-        let n = execute(
-            &txn,
-            "DELETE FROM kv_entries WHERE tenant_id = ? AND key >= ? AND key < ?",
+            "DELETE FROM kv_entries WHERE tenant_id = ? AND key >= ? AND key < ? \
+             RETURNING plugin, size",
             vec![t.into(), from.into(), until.into()],
         )
         .await?;
-        deleted.count("kv_entries", n);
-        for row in &sizes {
+        deleted.count("kv_entries", removed.len() as u64);
+        let mut sizes: std::collections::BTreeMap<String, i64> = Default::default();
+        for row in &removed {
             let plugin: String = row.try_get("", "plugin")?;
-            let bytes: i64 = row.try_get("", "bytes")?;
+            *sizes.entry(plugin).or_default() += row.try_get::<i64>("", "size")?;
+        }
+        for (plugin, bytes) in sizes {
             execute(
                 &txn,
                 "UPDATE kv_usage SET bytes = bytes - ? WHERE tenant_id = ? AND plugin = ?",

@@ -582,14 +582,19 @@ impl<'a> Events<'a> {
             request_id: Set(event.request_id.to_string()),
             created_at: Set(OffsetDateTime::now_utc()),
             erased_at_ms: Set(None),
+            payload_salt: Set(Some(uuid::Uuid::new_v4().simple().to_string())),
         };
         let row = plugin_events::Entity::insert(row)
             .exec_with_returning(&txn)
             .await?;
         let object = format!("plugins/{}/events/{}", row.plugin, row.name);
         // The payload may hold personal data, which must be erasable: the chain records the
-        // event's id and the payload's hash, never the payload.
-        let payload_sha256 = hex::encode(Sha256::digest(row.payload.as_bytes()));
+        // event's id and the hash of the salt and the payload, never the payload. The salt is
+        // erased with the payload, so the hash cannot confirm a guess afterwards.
+        let mut hash = Sha256::new();
+        hash.update(row.payload_salt.as_deref().unwrap_or_default().as_bytes());
+        hash.update(row.payload.as_bytes());
+        let payload_sha256 = hex::encode(hash.finalize());
         crate::audit::append_in(
             &txn,
             tenant,
@@ -723,6 +728,10 @@ impl Events<'_> {
         for chunk in ids.chunks(500) {
             erased += plugin_events::Entity::update_many()
                 .col_expr(plugin_events::Column::Payload, "null".into())
+                .col_expr(
+                    plugin_events::Column::PayloadSalt,
+                    Expr::value(Option::<String>::None),
+                )
                 .col_expr(plugin_events::Column::ErasedAtMs, (now as i64).into())
                 .filter(plugin_events::Column::TenantId.eq(self.scope.tenant().as_str()))
                 .filter(plugin_events::Column::Id.is_in(chunk.iter().map(String::as_str)))

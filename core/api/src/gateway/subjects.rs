@@ -124,12 +124,27 @@ impl ServiceAnswer {
             "version": self.version,
             "council": self.council,
             "state": self.state,
-            "error": self.error,
+            "error": self.error.as_deref().map(kept_reason),
             "found": self.records.as_ref().map(|_| found),
             "events_found": self.events.as_ref().map(Vec::len),
             "erased": self.erased,
             "events_erased": self.events_erased,
         })
+    }
+}
+
+/// Where a plugin's own error text begins in an answer's `error`.
+const PLUGIN_SAID: &str = "the plugin's ";
+
+/// What is kept of a failure: the platform's own reasons as they are, but never the text a
+/// plugin returned, which may name the resident.
+fn kept_reason(error: &str) -> String {
+    match error.strip_prefix(PLUGIN_SAID) {
+        Some(rest) => {
+            let function = rest.split_whitespace().next().unwrap_or("call");
+            format!("{PLUGIN_SAID}{function} reported an error (its text is not kept)")
+        }
+        None => error.to_string(),
     }
 }
 
@@ -391,7 +406,24 @@ async fn call(
     record_outcome(state, at, status, started.elapsed(), Some((report, span)));
     match called {
         Ok(Ok(called)) => Ok(called),
-        Ok(Err(message)) => Err(format!("the plugin's {function} failed: {message}")),
+        Ok(Err(message)) => Err(format!("{PLUGIN_SAID}{function} failed: {message}")),
         Err(e) => Err(format!("{}: {e}", e.kind())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_reason;
+
+    #[test]
+    fn a_plugins_own_error_text_is_not_kept() {
+        assert_eq!(
+            kept_reason("the plugin's erase failed: no subscription for jo@example.org"),
+            "the plugin's erase reported an error (its text is not kept)"
+        );
+        assert_eq!(
+            kept_reason("deadline: the call ran past 2s"),
+            "deadline: the call ran past 2s"
+        );
     }
 }

@@ -66,6 +66,7 @@ fn attachment(name: &str) -> HeaderValue {
         (status = 400, description = "Invalid tenant id", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller's roles in the tenant do not allow exporting it", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Another export is being built on this server; retry after `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn export_tenant(
     State(state): State<AppState>,
@@ -89,9 +90,24 @@ pub(crate) async fn export_tenant(
         response.extensions_mut().insert(AuditDetail(detail));
         return Ok(response);
     }
+    // An export stages the whole alliance on disk and holds a database snapshot while it is
+    // built: one at a time on this replica, so a few requests cannot fill its disk.
+    let Ok(exporting) = std::sync::Arc::clone(&state.exports).try_acquire_owned() else {
+        return Err(ApiError::from_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "another export is being built on this server; retry after the time in Retry-After",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("30")));
+    };
     let (file, exported) =
         guildhall_operations::tenant_archive::export_to_temp(&state.store, &scope).await?;
-    let body = axum::body::Body::from_stream(chunks(tokio::fs::File::from_std(file)));
+    // The permit goes with the body: held until the archive has been sent (or the caller
+    // has gone), while its staged file is on disk.
+    let stream = futures::StreamExt::map(chunks(tokio::fs::File::from_std(file)), move |chunk| {
+        let _held = &exporting;
+        chunk
+    });
+    let body = axum::body::Body::from_stream(stream);
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, gzip);

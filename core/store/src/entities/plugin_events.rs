@@ -17,6 +17,8 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     /// When the payload was erased (it then holds `null`), in Unix milliseconds.
     pub erased_at_ms: Option<i64>,
+    /// Random hex the audit chain's hash of the payload is salted with; erased with it.
+    pub payload_salt: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
