@@ -9,6 +9,11 @@
 //! shorten a live chain. Row-level security (forced, so it binds the owner too) applies
 //! inside the function: the caller's transaction is scoped to the tenant being deleted.
 //!
+//! Each chain deleted leaves a line in `forgotten_audit_chains` (tenant, entries, head hash,
+//! when), which the server's role may only read on PostgreSQL: `guildhall audit verify`
+//! reports them, so a chain that was deleted and begun again shows, even when the same
+//! transaction re-created the tenant.
+//!
 //! `EXECUTE` is taken from `PUBLIC`; the owner keeps it and the server's role is granted it
 //! with its other privileges (`Store::grant_application_role`). SQLite has no roles: there
 //! the store deletes the rows itself.
@@ -25,6 +30,33 @@ pub const FORGET_AUDIT_CHAIN: &str = "guildhall_forget_audit_chain(text)";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Alias::new("forgotten_audit_chains"))
+                    .col(
+                        ColumnDef::new(Alias::new("tenant_id"))
+                            .string_len(48)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("entries"))
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("head_hash"))
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Alias::new("forgotten_at_ms"))
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         let db = manager.get_connection();
         if db.get_database_backend() != DbBackend::Postgres {
             return Ok(());
@@ -47,6 +79,7 @@ impl MigrationTrait for Migration {
              AS $$
              DECLARE
                  removed bigint;
+                 head text;
              BEGIN
                  IF tenant = '_platform' THEN
                      RAISE EXCEPTION 'the platform audit chain is never deleted';
@@ -55,9 +88,14 @@ impl MigrationTrait for Migration {
                      RAISE EXCEPTION 'tenant % exists: its audit chain is deleted only with it',
                          tenant;
                  END IF;
+                 SELECT hash INTO head FROM audit_heads WHERE tenant_id = tenant;
                  DELETE FROM audit_log WHERE tenant_id = tenant;
                  GET DIAGNOSTICS removed = ROW_COUNT;
                  DELETE FROM audit_heads WHERE tenant_id = tenant;
+                 INSERT INTO forgotten_audit_chains
+                     (tenant_id, entries, head_hash, forgotten_at_ms)
+                     VALUES (tenant, removed, coalesce(head, ''),
+                             (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
                  RETURN removed;
              END
              $$;
@@ -69,10 +107,16 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
-        if db.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
+        if db.get_database_backend() == DbBackend::Postgres {
+            db.execute_unprepared(&format!("DROP FUNCTION IF EXISTS {FORGET_AUDIT_CHAIN};"))
+                .await?;
         }
-        db.execute_unprepared(&format!("DROP FUNCTION IF EXISTS {FORGET_AUDIT_CHAIN};"))
+        manager
+            .drop_table(
+                Table::drop()
+                    .table(Alias::new("forgotten_audit_chains"))
+                    .to_owned(),
+            )
             .await?;
         Ok(())
     }

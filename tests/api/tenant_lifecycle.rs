@@ -491,6 +491,15 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
     assert_eq!(detail["removed"]["councils"], 4);
     let (ok, stdout, stderr) = cli(&app, work.path(), &["audit", "verify"]);
     assert!(ok, "{stdout}{stderr}");
+    // The deleted chain leaves its mark, which verify reports: a chain of that tenant begun
+    // again later (an import, or a forger re-creating the tenant) shows as begun again.
+    let chain_entries = deleted["rows"]["audit_log"].as_i64().unwrap();
+    assert!(
+        stdout.contains(&format!(
+            "{T}: a chain of {chain_entries} entries (last hash "
+        )) && stdout.contains("was deleted with the tenant at"),
+        "{stdout}"
+    );
     // Deleting again finds nothing.
     let again = app
         .client
@@ -511,6 +520,20 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(refusal), "{tenant}: {err}");
+        }
+        // Nor can it remove or change the mark a deleted chain left.
+        for sql in [
+            "DELETE FROM forgotten_audit_chains",
+            "UPDATE forgotten_audit_chains SET entries = 0",
+            "INSERT INTO forgotten_audit_chains VALUES ('x', 1, 'h', 1)",
+        ] {
+            let err = store
+                .connection()
+                .execute_unprepared(sql)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("permission denied"), "{sql}: {err}");
         }
         store.close().await.ok();
     }

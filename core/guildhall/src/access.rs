@@ -81,6 +81,16 @@ pub(crate) async fn verify(store: &Store, tenant: Option<&str>) -> anyhow::Resul
             }
         }
     }
+    // Chains deleted with their tenants: not a break, but an auditor must see that the chain
+    // of a tenant of that name (if one exists now) began again afterwards.
+    for forgotten in store.forgotten_chains().await? {
+        if tenant.is_none_or(|t| t == forgotten.tenant) {
+            println!(
+                "{}: a chain of {} entries (last hash {}) was deleted with the tenant at {}",
+                forgotten.tenant, forgotten.entries, forgotten.head_hash, forgotten.forgotten_at
+            );
+        }
+    }
     let mut broken = Vec::new();
     for v in &results {
         match &v.broken {

@@ -81,6 +81,44 @@ pub struct Verification {
     pub broken: Option<Broken>,
 }
 
+/// A tenant's chain deleted with the tenant (`forgotten_audit_chains`), which `audit verify`
+/// reports so that a chain begun again after a deletion shows as such.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForgottenChain {
+    /// The tenant whose chain it was.
+    pub tenant: String,
+    /// How many entries it had.
+    pub entries: i64,
+    /// The hash of its last entry.
+    pub head_hash: String,
+    /// When it was deleted, RFC 3339.
+    pub forgotten_at: String,
+}
+
+/// Every chain deleted with its tenant, oldest first.
+pub(crate) async fn forgotten_chains(db: &DatabaseConnection) -> Result<Vec<ForgottenChain>> {
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            backend,
+            "SELECT tenant_id, entries, head_hash, forgotten_at_ms FROM forgotten_audit_chains \
+             ORDER BY forgotten_at_ms, tenant_id",
+        ))
+        .await?;
+    let mut chains = Vec::with_capacity(rows.len());
+    for row in rows {
+        chains.push(ForgottenChain {
+            tenant: row.try_get("", "tenant_id")?,
+            entries: row.try_get("", "entries")?,
+            head_hash: row.try_get("", "head_hash")?,
+            forgotten_at: crate::millis::from_ms(row.try_get("", "forgotten_at_ms")?)
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+        });
+    }
+    Ok(chains)
+}
+
 /// One audit chain: a tenant's, or the platform's.
 #[derive(Debug)]
 pub struct Audit<'a> {

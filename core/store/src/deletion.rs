@@ -133,6 +133,16 @@ impl Lifecycle<'_> {
                 .unwrap_or(0)
                 .max(0) as u64
         } else {
+            let head = query(
+                &txn,
+                "SELECT hash FROM audit_heads WHERE tenant_id = ?",
+                vec![t.into()],
+            )
+            .await?
+            .first()
+            .map(|row| row.try_get::<String>("", "hash"))
+            .transpose()?
+            .unwrap_or_default();
             let n = execute(
                 &txn,
                 "DELETE FROM audit_log WHERE tenant_id = ?",
@@ -143,6 +153,18 @@ impl Lifecycle<'_> {
                 &txn,
                 "DELETE FROM audit_heads WHERE tenant_id = ?",
                 vec![t.into()],
+            )
+            .await?;
+            execute(
+                &txn,
+                "INSERT INTO forgotten_audit_chains \
+                 (tenant_id, entries, head_hash, forgotten_at_ms) VALUES (?, ?, ?, ?)",
+                vec![
+                    t.into(),
+                    (n as i64).into(),
+                    head.into(),
+                    crate::millis::now_ms().into(),
+                ],
             )
             .await?;
             n

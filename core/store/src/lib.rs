@@ -45,7 +45,7 @@ pub use archive::{
     ArchiveColumn, ArchiveRow, ArchiveTable, ColumnKind, Cursor, Import, LEFT_OUT, Lifecycle,
     LogoRow, Page, SecretName, Snapshot, TABLES,
 };
-pub use audit::{Audit, AuditRecord, Broken, NewAuditEntry, Verification};
+pub use audit::{Audit, AuditRecord, Broken, ForgottenChain, NewAuditEntry, Verification};
 pub use catalogue::{
     Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,
 };
@@ -522,6 +522,11 @@ impl Store {
         CitizenSessions::new(&self.db, scope)
     }
 
+    /// Every tenant audit chain deleted with its tenant, oldest first.
+    pub async fn forgotten_chains(&self) -> Result<Vec<ForgottenChain>> {
+        audit::forgotten_chains(&self.db).await
+    }
+
     /// Cross-tenant call counts by plugin version (written by the meter).
     pub fn platform_usage(&self) -> PlatformUsage<'_> {
         PlatformUsage::new(&self.db)
@@ -590,6 +595,7 @@ impl Store {
                  GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role};
                  REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {role};
                  REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON seaql_migrations FROM {role};
+                 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON forgotten_audit_chains FROM {role};
                  GRANT EXECUTE ON FUNCTION {forget} TO {role};"
             ))
             .await?;
