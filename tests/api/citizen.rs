@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, expect_json, expect_problem, pothole_services, status_and_text};
+use crate::helpers::{TestApp, expect_json, expect_problem, status_and_text};
 
 const PROBE: &str = "fixture-session-probe";
 const T: &str = "north-downs";
@@ -152,17 +152,7 @@ fn hashed(secret: &str) -> String {
 async fn sessions_belong_to_one_citizen_council_plugin_and_tenant(app: TestApp) {
     with_probe(&app).await;
     // report-a-problem keeps sessions too: a second plugin for the copied cookie.
-    app.publish_built("report-a-problem").await;
-    let response = app
-        .install(
-            T,
-            "report-a-problem",
-            "0.1.0",
-            json!("all"),
-            json!({"services": pothole_services("Pothole")}),
-        )
-        .await;
-    assert!(response.status().is_success());
+    app.install_reports(T).await;
 
     let mut alice = Citizen::new(&app);
     assert_eq!(
@@ -771,17 +761,7 @@ pub(crate) fn csrf_of(page: &str) -> String {
 /// and every post ends at the confirmation.
 async fn a_journey_posted_many_times_at_once_sends_one_report(app: TestApp) {
     app.create_example_tenants().await;
-    app.publish_built("report-a-problem").await;
-    let response = app
-        .install(
-            T,
-            "report-a-problem",
-            "0.1.0",
-            json!("all"),
-            json!({"services": pothole_services("Pothole")}),
-        )
-        .await;
-    assert!(response.status().is_success());
+    app.install_reports(T).await;
     let base = format!("/s/{T}/{C}/report-a-problem");
     let mut alice = Citizen::new(&app);
     let (status, page) = alice.get(&format!("{base}/where")).await;

@@ -2040,17 +2040,7 @@ async fn reports_get_unique_ids(app: TestApp) {
     const CITIZENS: usize = 16;
     const REPORT_ROUNDS: usize = 4;
     app.create_example_tenants().await;
-    app.publish_built("report-a-problem").await;
-    let installed = app
-        .install(
-            "north-downs",
-            "report-a-problem",
-            "0.1.0",
-            json!("all"),
-            json!({"services": crate::helpers::pothole_services("Pothole")}),
-        )
-        .await;
-    assert_eq!(installed.status(), 201);
+    app.install_reports("north-downs").await;
     let councils = ["tandridge", "mole-valley"];
     // (council, id) → the description its citizen posted.
     let mut acknowledged: BTreeMap<(&str, String), String> = BTreeMap::new();
@@ -2245,17 +2235,7 @@ async fn install_settings_races(app: TestApp) {
 async fn subject_requests_race(app: TestApp) {
     let contract = Contract::of(&app).await;
     app.create_example_tenants().await;
-    app.publish_built("report-a-problem").await;
-    let installed = app
-        .install(
-            T,
-            "report-a-problem",
-            "0.1.0",
-            json!("all"),
-            json!({"services": crate::helpers::pothole_services("Pothole")}),
-        )
-        .await;
-    assert_eq!(installed.status(), 201);
+    app.install_reports(T).await;
     let report = |council: &'static str, email: &'static str| {
         app.anonymous
             .post(app.url(&format!("/s/{T}/{council}/report-a-problem/requests.json")))

@@ -6,9 +6,7 @@ use reqwest::StatusCode;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    TestApp, expect_json, expect_problem, guildhall, pothole_services, status_of, text,
-};
+use crate::helpers::{TestApp, expect_json, expect_problem, guildhall, status_of, text};
 use crate::on_both_databases;
 
 const T: &str = "north-downs";
@@ -65,18 +63,8 @@ fn service<'a>(answer: &'a Value, council: &str) -> &'a Value {
 
 async fn subject_access_and_erasure_reach_every_service(app: TestApp) {
     app.create_example_tenants().await;
-    app.publish_built("report-a-problem").await;
     app.publish_built("hello").await;
-    let installed = app
-        .install(
-            T,
-            "report-a-problem",
-            "0.1.0",
-            json!("all"),
-            json!({"services": pothole_services("Pothole")}),
-        )
-        .await;
-    assert_eq!(installed.status(), 201);
+    app.install_reports(T).await;
     assert_eq!(
         app.install_for(T, "hello", json!("all")).await.status(),
         201

@@ -329,6 +329,26 @@ impl TestApp {
         body
     }
 
+    /// Publishes report-a-problem and installs it in `tenant` for every council, with one
+    /// service, "Pothole".
+    pub async fn install_reports(&self, tenant: &str) {
+        self.publish_built("report-a-problem").await;
+        let installed = self
+            .install(
+                tenant,
+                "report-a-problem",
+                "0.1.0",
+                serde_json::json!("all"),
+                serde_json::json!({"services": pothole_services("Pothole")}),
+            )
+            .await;
+        assert_eq!(
+            installed.status(),
+            201,
+            "installing report-a-problem in {tenant}"
+        );
+    }
+
     /// Creates the example tenants from `tenants/` over HTTP.
     pub async fn create_example_tenants(&self) {
         for file in ["north-downs", "the-marches", "broads-digital"] {

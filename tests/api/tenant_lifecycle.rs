@@ -14,9 +14,7 @@ use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::helpers::{
-    Backend, TestApp, client_with, expect_json, expect_problem, guildhall, pothole_services, text,
-};
+use crate::helpers::{Backend, TestApp, client_with, expect_json, expect_problem, guildhall, text};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -174,18 +172,8 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
     app.config.auth.oidc = vec![idp.issuer()];
     app.restart().await;
     app.create_example_tenants().await;
-    app.publish_built("report-a-problem").await;
     app.publish_built("hello").await;
-    let installed = app
-        .install(
-            T,
-            "report-a-problem",
-            "0.1.0",
-            json!("all"),
-            json!({"services": pothole_services("Pothole")}),
-        )
-        .await;
-    assert_eq!(installed.status(), 201);
+    app.install_reports(T).await;
     assert_eq!(
         app.install_for(T, "hello", json!(["tandridge", "mole-valley"]))
             .await
@@ -747,18 +735,8 @@ async fn wait_for(app: &TestApp, base: &str) -> (u16, String) {
 /// councils keep everything.
 async fn council_deletion_removes_the_councils_data(app: TestApp) {
     app.create_example_tenants().await;
-    app.publish_built("report-a-problem").await;
     app.publish_built("hello").await;
-    let installed = app
-        .install(
-            T,
-            "report-a-problem",
-            "0.1.0",
-            json!("all"),
-            json!({"services": pothole_services("Pothole")}),
-        )
-        .await;
-    assert_eq!(installed.status(), 201);
+    app.install_reports(T).await;
     assert_eq!(
         app.install_for(T, "hello", json!(["tandridge"]))
             .await

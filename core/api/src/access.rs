@@ -417,10 +417,6 @@ pub(crate) async fn principal(
 }
 
 /// The layer: authenticate, decide, run, audit.
-///
-/// A request that may change something runs in a task of its own: when its caller goes away
-/// (a closed connection, a proxy's timeout), the change and its audit entry still finish
-/// together, so nothing is done without being on record.
 pub async fn enforce(
     State(state): State<AppState>,
     params: RawPathParams,
@@ -431,15 +427,7 @@ pub async fn enforce(
         .iter()
         .find(|(name, _)| *name == "tenant")
         .map(|(_, value)| value.to_string());
-    let answer = if matches!(*request.method(), Method::GET | Method::HEAD) {
-        decide(&state, tenant_param, request, next).await
-    } else {
-        let task = async move { decide(&state, tenant_param, request, next).await };
-        tokio::spawn(tracing::Instrument::in_current_span(task))
-            .await
-            .unwrap_or_else(|e| Err(ApiError::internal(format!("a request's task failed: {e}"))))
-    };
-    match answer {
+    match decide(&state, tenant_param, request, next).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }

@@ -232,6 +232,20 @@ pub async fn run(
             .finish(&started.id, completed, &outcome)
             .await?
             .ok_or_else(|| ApiError::internal("a subject request vanished while it ran"))?;
+        // On the chain from here too, with what it did: the access layer records the call
+        // only if its caller is still there when it ends, and an erasure must be on record.
+        task_state
+            .store
+            .audit(&task_scope)
+            .append(guildhall_store::NewAuditEntry {
+                actor: &request.requested_by,
+                action: "subject-requests.run",
+                object: &format!("subject-requests/{}", request.id),
+                outcome: &request.state,
+                request_id: &call_id,
+                detail: serde_json::json!({ "kind": request.kind, "outcome": outcome }),
+            })
+            .await?;
         Ok::<_, ApiError>((request, services))
     })
     .await
