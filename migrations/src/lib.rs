@@ -21,6 +21,7 @@ mod m20261209_000013_transactions;
 mod m20261210_000014_data_protection;
 mod m20261211_000015_retention;
 mod m20261212_000016_tenant_deletion;
+mod m20261213_000017_shared_artefacts;
 
 pub use m20261212_000016_tenant_deletion::FORGET_AUDIT_CHAIN;
 
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000014_data_protection::Migration),
             Box::new(m20261211_000015_retention::Migration),
             Box::new(m20261212_000016_tenant_deletion::Migration),
+            Box::new(m20261213_000017_shared_artefacts::Migration),
         ]
     }
 }

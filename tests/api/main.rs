@@ -39,3 +39,4 @@ mod telemetry;
 mod tenant_lifecycle;
 mod tenants;
 mod transactions;
+mod warm_replicas;

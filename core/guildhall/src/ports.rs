@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use guildhall_domain::{CouncilId, PluginName, TenantId};
+use guildhall_domain::{CouncilId, Digest, PluginName, TenantId};
 use guildhall_runtime::{
-    Authorizer, EventsPort, KvPort, KvSetError, NoSecrets, PluginEvent, PortFuture, Ports,
-    SecretsPort,
+    ArtefactShelf, Authorizer, EventsPort, KvPort, KvSetError, NoSecrets, PluginEvent,
+    PortFuture, Ports, SecretsPort, ShelfFuture,
 };
 use guildhall_store::{Keyring, KvWriteError, NewEvent, Store, TenantScope};
 
@@ -35,6 +35,48 @@ pub fn runtime_ports(
         authorizer,
         secrets,
         http: None,
+    }
+}
+
+/// [`ArtefactShelf`] over the platform's database: compiled components shared between
+/// replicas, each authenticated with `key`.
+#[derive(Debug, Clone)]
+pub struct StoreArtefacts {
+    store: Store,
+    key: Arc<guildhall_store::ArtefactKey>,
+}
+
+impl StoreArtefacts {
+    /// The shelf in `store`, under `key` ([`Keyring::artefact_key`]).
+    pub fn new(store: Store, key: guildhall_store::ArtefactKey) -> Self {
+        Self {
+            store,
+            key: Arc::new(key),
+        }
+    }
+}
+
+impl ArtefactShelf for StoreArtefacts {
+    fn get(&self, digest: Digest, engine: String) -> ShelfFuture<Option<Vec<u8>>> {
+        let this = self.clone();
+        Box::pin(async move {
+            Ok(this
+                .store
+                .shared_artefacts(&this.key)
+                .get(&digest.to_string(), &engine)
+                .await?)
+        })
+    }
+
+    fn put(&self, digest: Digest, engine: String, artefact: Arc<Vec<u8>>) -> ShelfFuture<()> {
+        let this = self.clone();
+        Box::pin(async move {
+            Ok(this
+                .store
+                .shared_artefacts(&this.key)
+                .put(&digest.to_string(), &engine, &artefact)
+                .await?)
+        })
     }
 }
 

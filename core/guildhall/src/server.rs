@@ -248,6 +248,17 @@ fn telemetry(
                 .collect()
         },
     );
+    let g = gateway.clone();
+    metrics.observe_counter(
+        "guildhall.gateway.install.resolutions",
+        "Installs read from the database because the cached one was missing or older than its tenant's last change, per tenant",
+        move || {
+            g.resolutions()
+                .into_iter()
+                .map(|(t, n)| (n, vec![tenant(&t)]))
+                .collect()
+        },
+    );
     let r = runtime.clone();
     metrics.observe_counter(
         "guildhall.runtime.compiles",
@@ -275,12 +286,13 @@ fn telemetry(
     let r = runtime.clone();
     metrics.observe_counter(
         "guildhall.runtime.cache.hits",
-        "Compiled components found in memory or in the on-disk cache",
+        "Compiled components found in memory, in the on-disk cache or shared by another replica",
         move || {
             let s = r.stats();
             vec![
                 (s.memory_hits, vec![KeyValue::new("cache", "memory")]),
                 (s.disk_loads, vec![KeyValue::new("cache", "disk")]),
+                (s.shared_loads, vec![KeyValue::new("cache", "shared")]),
             ]
         },
     );
@@ -329,6 +341,14 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
         ),
     )
     .context("cannot start the plugin runtime")?;
+    // Replicas share what they compile, authenticated under a key derived from the
+    // secrets key; without one, each replica compiles for itself.
+    if let Some(keyring) = &keyring {
+        runtime.share_artefacts(std::sync::Arc::new(crate::ports::StoreArtefacts::new(
+            store.clone(),
+            keyring.artefact_key().clone(),
+        )));
+    }
     if !runtime.pooling() {
         tracing::warn!("the plugin runtime allocates instances on demand (slower than pooling)");
     }

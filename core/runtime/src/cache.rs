@@ -3,8 +3,15 @@
 //!
 //! **Architecture Invariant:** precompiled artefacts are deserialised (an unsafe operation:
 //! the bytes become machine code) only from files this cache wrote into
-//! `runtime.cache_dir`, named by digest and by `Engine::precompile_compatibility_hash`.
-//! Uploaded bytes are always compiled, never deserialised.
+//! `runtime.cache_dir`, named by digest and by `Engine::precompile_compatibility_hash`, and
+//! from an [`ArtefactShelf`] that authenticates what it returns (the server's shelf is the
+//! database, each artefact under an HMAC keyed from the secrets key). Uploaded bytes are
+//! always compiled, never deserialised.
+//!
+//! Replicas share their compiles through the shelf: a component not in memory or on this
+//! replica's disk is looked for there before it is compiled, and what this replica compiles
+//! (for serving or for an upload it admits) is put there, so a new replica compiles nothing
+//! another has compiled for the same engine.
 //!
 //! **Architecture Invariant:** an upload's compiled artefact enters the cache (memory or
 //! disk) only through [`ComponentCache::admit`], after its version is stored; a refused
@@ -21,7 +28,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use guildhall_domain::Digest;
@@ -38,6 +45,42 @@ const COMPONENT_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x0
 const MODULE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
 type Slot = Arc<OnceCell<Component>>;
+
+/// A future a shelf returns.
+pub type ShelfFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<T>> + Send + 'static>>;
+
+/// Where replicas share compiled artefacts (the database, in the server).
+///
+/// `get` must return only bytes some replica of this platform put there with `put`: they
+/// are loaded as machine code. The server's shelf checks an HMAC under a key only the
+/// platform holds.
+pub trait ArtefactShelf: Send + Sync + 'static {
+    /// The artefact for `digest` compiled by an engine with compatibility id `engine`.
+    fn get(&self, digest: Digest, engine: String) -> ShelfFuture<Option<Vec<u8>>>;
+    /// Shares the artefact for `digest` compiled by this engine.
+    fn put(&self, digest: Digest, engine: String, artefact: Arc<Vec<u8>>) -> ShelfFuture<()>;
+}
+
+/// Artefacts larger than this are kept on this replica's disk only.
+const MAX_SHARED_BYTES: usize = 256 << 20;
+
+/// A stable id of the engine's compatibility hash: SHA-256 of what the hash feeds, as hex.
+fn engine_id(engine: &Engine) -> String {
+    use sha2::Digest as _;
+    struct Sha(sha2::Sha256);
+    impl Hasher for Sha {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut sha = Sha(sha2::Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut sha);
+    hex::encode(sha.0.finalize())
+}
 
 /// What a compile is for: serving an installed version, or checking an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,9 +167,13 @@ pub(crate) struct ComponentCache {
     publish_wait: Duration,
     publish_pool: Arc<rayon::ThreadPool>,
     entries: Mutex<Entries>,
+    shelf: OnceLock<Arc<dyn ArtefactShelf>>,
+    /// The engine's id on the shelf.
+    engine_id: String,
     compiles: AtomicU64,
     compile_micros: AtomicU64,
     disk_loads: AtomicU64,
+    shared_loads: AtomicU64,
     memory_hits: AtomicU64,
     evictions: AtomicU64,
 }
@@ -147,6 +194,7 @@ impl ComponentCache {
             .build()
             .map_err(|e| anyhow::anyhow!("cannot start the publish compiler threads: {e}"))?;
         let cache = Self {
+            engine_id: engine_id(&engine),
             engine,
             dir: config.cache_dir.clone(),
             engine_hash: format!("{:016x}", hasher.finish()),
@@ -160,9 +208,11 @@ impl ComponentCache {
             publish_wait: Duration::from_millis(config.publish_compile_wait_ms),
             publish_pool: Arc::new(publish_pool),
             entries: Mutex::new(Entries::default()),
+            shelf: OnceLock::new(),
             compiles: AtomicU64::new(0),
             compile_micros: AtomicU64::new(0),
             disk_loads: AtomicU64::new(0),
+            shared_loads: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
         };
@@ -221,6 +271,7 @@ impl ComponentCache {
             compiles: self.compiles.load(Ordering::Relaxed),
             compile_time: Duration::from_micros(self.compile_micros.load(Ordering::Relaxed)),
             disk_loads: self.disk_loads.load(Ordering::Relaxed),
+            shared_loads: self.shared_loads.load(Ordering::Relaxed),
             memory_hits: self.memory_hits.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             cached: cached as u64,
@@ -229,6 +280,11 @@ impl ComponentCache {
                 .saturating_sub(self.publish_permits.available_permits())
                 as u64,
         }
+    }
+
+    /// Shares compiles with other replicas through `shelf`; the first shelf set stays.
+    pub(crate) fn share(&self, shelf: Arc<dyn ArtefactShelf>) {
+        let _ = self.shelf.set(shelf);
     }
 
     fn artefact(&self, digest: &Digest) -> PathBuf {
@@ -310,9 +366,11 @@ impl ComponentCache {
             return;
         };
         self.write_artefact(digest, &artefact);
+        let size = artefact.len() as u64;
+        self.put_on_shelf(digest, artefact);
         let mut entries = self.entries.lock().expect("component cache poisoned");
         let _ = entries.touch(digest, false).slot.set(component);
-        entries.set_size(digest, artefact.len() as u64);
+        entries.set_size(digest, size);
         let doomed = self.evict(&mut entries);
         drop(entries);
         self.remove_files(doomed);
@@ -402,6 +460,9 @@ impl ComponentCache {
             let size = std::fs::metadata(self.artefact(digest)).map_or(0, |m| m.len());
             return Ok((component, size));
         }
+        if let Some(loaded) = self.load_from_shelf(digest).await {
+            return Ok(loaded);
+        }
         let bytes = load()
             .await
             .map_err(|e| PrepareError::Load(format!("{e:#}")))?;
@@ -413,7 +474,66 @@ impl ComponentCache {
         self.check_shape(&bytes)?;
         let (component, artefact) = self.compile(digest, bytes, Purpose::Serve).await?;
         self.write_artefact(digest, &artefact);
-        Ok((component, artefact.len() as u64))
+        let size = artefact.len() as u64;
+        self.put_on_shelf(digest, artefact);
+        Ok((component, size))
+    }
+
+    /// The component from the shared shelf, kept on this replica's disk too; `None` when
+    /// there is no shelf, nothing on it, or what is there does not load (then it compiles).
+    async fn load_from_shelf(&self, digest: &Digest) -> Option<(Component, u64)> {
+        let shelf = self.shelf.get()?;
+        let artefact = match shelf.get(*digest, self.engine_id.clone()).await {
+            Ok(Some(artefact)) => artefact,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(digest = %digest, error = %format!("{e:#}"), "cannot read the shared artefacts; compiling");
+                return None;
+            }
+        };
+        let engine = self.engine.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            // SAFETY: the shelf returns only artefacts a replica of this platform compiled
+            // and put there (the server's shelf checks their HMAC under the platform's key),
+            // under this engine's compatibility id; wasmtime checks the engine again.
+            #[allow(unsafe_code)]
+            let component = unsafe { Component::deserialize(&engine, &artefact) };
+            (component, artefact)
+        })
+        .await;
+        match loaded {
+            Ok((Ok(component), artefact)) => {
+                self.write_artefact(digest, &artefact);
+                self.shared_loads.fetch_add(1, Ordering::Relaxed);
+                Some((component, artefact.len() as u64))
+            }
+            Ok((Err(e), _)) => {
+                tracing::warn!(digest = %digest, error = %format!("{e:#}"), "a shared artefact does not load; compiling");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(digest = %digest, error = %e, "loading a shared artefact failed; compiling");
+                None
+            }
+        }
+    }
+
+    /// Puts a fresh artefact on the shelf, in the background: the caller does not wait
+    /// for the database, and a failure only means other replicas compile it themselves.
+    fn put_on_shelf(&self, digest: &Digest, artefact: Vec<u8>) {
+        let Some(shelf) = self.shelf.get() else {
+            return;
+        };
+        if artefact.len() > MAX_SHARED_BYTES {
+            return;
+        }
+        let put = shelf.put(*digest, self.engine_id.clone(), Arc::new(artefact));
+        let digest = *digest;
+        tokio::spawn(async move {
+            if let Err(e) = put.await {
+                tracing::warn!(digest = %digest, error = %format!("{e:#}"), "cannot share a compiled artefact");
+            }
+        });
     }
 
     fn check_shape(&self, bytes: &[u8]) -> Result<(), PrepareError> {

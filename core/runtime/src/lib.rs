@@ -52,6 +52,7 @@ use guildhall_domain::{CouncilId, Digest, PluginName, TenantId};
 use wasmtime::component::Linker;
 
 pub use budget::MemoryReservation;
+pub use cache::{ArtefactShelf, ShelfFuture};
 pub use call::CallReport;
 pub use capabilities::{
     Authorizer, AuthzQuestion, CallSession, DenyAll, EventsPort, HttpPort, KvPort, KvSetError,
@@ -185,6 +186,8 @@ pub struct RuntimeStats {
     pub compile_time: Duration,
     /// Components loaded from the on-disk cache of precompiled artefacts.
     pub disk_loads: u64,
+    /// Components loaded from artefacts another replica compiled and shared.
+    pub shared_loads: u64,
     /// Requests for a component that was already in memory.
     pub memory_hits: u64,
     /// Components evicted to keep the cache within its bounds.
@@ -277,6 +280,13 @@ impl Runtime {
     /// The settings the runtime runs with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// Shares compiled components with the platform's other replicas through `shelf`:
+    /// components are looked for there before they are compiled, and what this replica
+    /// compiles is put there. Set once, at start; later calls are ignored.
+    pub fn share_artefacts(&self, shelf: Arc<dyn ArtefactShelf>) {
+        self.inner.cache.share(shelf);
     }
 
     /// Whether the pooling allocator is in use (false after a fallback).

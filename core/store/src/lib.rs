@@ -12,6 +12,7 @@
 //! live in [`Tenants`], which is operator code.
 
 mod archive;
+mod artefacts;
 mod audit;
 mod catalogue;
 mod citizen;
@@ -41,6 +42,7 @@ use guildhall_domain::{PluginName, TenantId};
 use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
+pub use artefacts::{ArtefactKey, SharedArtefacts};
 pub use archive::{
     ArchiveColumn, ArchiveRow, ArchiveTable, ColumnKind, Cursor, Import, LEFT_OUT, Lifecycle,
     LogoRow, Page, SecretName, Snapshot, TABLES,
@@ -500,6 +502,11 @@ impl Store {
     /// One tenant's retention: installs' settings and removing data past its time.
     pub fn retention<'a>(&'a self, scope: &'a TenantScope) -> Retention<'a> {
         Retention::new(&self.db, scope)
+    }
+
+    /// Compiled components shared between replicas, authenticated with `key`.
+    pub fn shared_artefacts<'a>(&'a self, key: &'a ArtefactKey) -> SharedArtefacts<'a> {
+        SharedArtefacts::new(&self.db, key)
     }
 
     /// Claims of maintenance jobs' runs, across replicas.

@@ -51,6 +51,8 @@ pub enum SecretError {
 pub struct Keyring {
     current: (String, Aes256Gcm),
     previous: Vec<(String, Aes256Gcm)>,
+    /// Derived from the current key: authenticates shared compiled artefacts.
+    artefacts: crate::ArtefactKey,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -68,30 +70,42 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring from base64 keys of 32 bytes each (`secrets.key`, `secrets.previous_keys`).
     pub fn from_base64(current: &str, previous: &[String]) -> Result<Self, SecretError> {
-        let cipher = |text: &str, what: &str| -> Result<(String, Aes256Gcm), SecretError> {
+        let key_bytes = |text: &str, what: &str| -> Result<[u8; 32], SecretError> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
                 .map_err(|_| SecretError::BadKey(format!("{what} is not base64")))?;
-            let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            bytes.try_into().map_err(|b: Vec<u8>| {
                 SecretError::BadKey(format!(
                     "{what} is {} bytes; AES-256 needs 32 (make one with `guildhall secrets generate-key`)",
                     b.len()
                 ))
-            })?;
-            Ok((key_id(&key), Aes256Gcm::new(&Key::<Aes256Gcm>::from(key))))
+            })
         };
-        let current = cipher(current, "secrets.key")?;
+        let cipher = |key: [u8; 32]| (key_id(&key), Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)));
+        let current_key = key_bytes(current, "secrets.key")?;
+        let artefacts = crate::ArtefactKey::derive(&current_key);
+        let current = cipher(current_key);
         let previous = previous
             .iter()
             .enumerate()
-            .map(|(i, k)| cipher(k, &format!("secrets.previous_keys[{i}]")))
+            .map(|(i, k)| key_bytes(k, &format!("secrets.previous_keys[{i}]")).map(cipher))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { current, previous })
+        Ok(Self {
+            current,
+            previous,
+            artefacts,
+        })
     }
 
     /// A new random key, in base64.
     pub fn generate_key() -> String {
         base64::engine::general_purpose::STANDARD.encode(Aes256Gcm::generate_key(&mut OsRng))
+    }
+
+    /// The key shared compiled artefacts are authenticated with, derived from the current
+    /// key (so rotating the key makes replicas compile again and share anew).
+    pub fn artefact_key(&self) -> &crate::ArtefactKey {
+        &self.artefacts
     }
 
     /// The id of the key that seals.

@@ -1,5 +1,10 @@
 //! The process-wide subscriber: log lines to stderr and, with an OTLP endpoint, spans to
 //! an OpenTelemetry collector.
+//!
+//! Log lines are formatted on the thread that logs and written to stderr by a thread of
+//! their own (`tracing-appender`'s non-blocking writer), so a request never waits for the
+//! write system call or for another thread holding stderr's lock. The queue holds up to
+//! 128,000 lines; when it is full, logging waits rather than drops lines.
 
 use std::io::IsTerminal;
 
@@ -23,10 +28,13 @@ pub enum LogStyle {
     Json,
 }
 
-/// Keeps the span exporter alive; dropping it sends what is still buffered.
+/// Keeps the log writer and the span exporter alive; dropping it writes the log lines and
+/// sends the spans still buffered.
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    /// Dropped after the provider (fields drop in order): its last lines are written too.
+    _log: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Drop for TelemetryGuard {
@@ -51,14 +59,18 @@ pub fn init(
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
+    let (writer, log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("guildhall-log")
+        .finish(std::io::stderr());
     let fmt = match style {
         LogStyle::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(writer.clone())
             .with_ansi(ansi)
             .with_target(true)
             .boxed(),
         LogStyle::Json => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .json()
             .flatten_event(true)
             .with_current_span(true)
@@ -75,12 +87,17 @@ pub fn init(
             )
         }
     };
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
         .with(otel)
-        .try_init();
-    Ok(TelemetryGuard { provider })
+        .try_init()
+        .is_ok();
+    Ok(TelemetryGuard {
+        provider,
+        // A later call keeps the first subscriber, and its writer thread may end.
+        _log: installed.then_some(log_guard),
+    })
 }
 
 use tracing_subscriber::Layer as _;

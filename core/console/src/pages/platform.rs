@@ -95,6 +95,10 @@ async fn health(console: &Console) -> (bool, Vec<Fact>) {
             ),
         ),
         fact("Loaded from the disk cache", runtime.disk_loads.to_string()),
+        fact(
+            "Loaded from other replicas' compiles",
+            runtime.shared_loads.to_string(),
+        ),
         fact("Found in memory", runtime.memory_hits.to_string()),
         fact("Evicted", runtime.evictions.to_string()),
         fact(

@@ -5,6 +5,7 @@ pub(crate) mod audit_log;
 pub(crate) mod brand_logos;
 pub(crate) mod casbin_rules;
 pub(crate) mod citizen_sessions;
+pub(crate) mod compiled_artefacts;
 pub(crate) mod component_blobs;
 pub(crate) mod console_sessions;
 pub(crate) mod console_sign_ins;
