@@ -3,22 +3,29 @@
 //! Sections (all by default, or some with `--only`):
 //! - `http`: `wrk` over loopback against (a) a native axum handler in the same server
 //!   build, (b) the `hello` plugin through the gateway as an anonymous citizen, with
-//!   metering on and off, and (c) stock `wasmtime serve` running the identical component;
-//!   rounds alternate the order, and the report gives medians and ratios.
-//! - `fairness`: tenant A floods the gateway while tenant B sends steady traffic, against
-//!   B alone.
-//! - `scale`: start-up with 100 published plugins (cold and warm compile cache), resident
-//!   memory with 1,000 tenants × 20 installs, and compile counts from `/metrics`.
+//!   metering on and off, (c) stock `wasmtime serve` running the identical component, the
+//!   native route and `hello` again on a server at the default log level (`info`, one line
+//!   per request to a file), and (d) `hello`'s source built the stock way (`hello-stock`)
+//!   through the gateway and under `wasmtime serve`; rounds alternate the order, and the
+//!   report gives medians and ratios.
+//! - `examples`: every example plugin (Rust, JavaScript, Python) through the gateway.
+//! - `fairness`: tenant A floods the gateway, with light calls and then with CPU-heavy
+//!   ones, while tenant B sends steady traffic, against B alone.
+//! - `scale`: start-up with 100 published plugins (cold and warm compile cache, and a new
+//!   pod: the same database with an empty cache of its own), resident memory with 1,000
+//!   tenants × 20 installs, and compile counts from `/metrics`.
 //! - `micro`: the criterion benchmarks (instantiate + handle, kv, casbin at 10,000 rules,
 //!   manifest validation, publishing 5 MiB) with percentiles where the targets need them.
 //!
 //! The report is printed and written to `<target>/bench/report.md`.
 
+mod examples;
 mod http;
 mod micro;
 mod report;
 mod scale;
 mod server;
+mod stock;
 mod wrk;
 
 use std::path::{Path, PathBuf};
@@ -63,11 +70,15 @@ pub struct BenchArgs {
 /// A part of the harness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Section {
-    /// Throughput and latency against the native route and `wasmtime serve`.
+    /// Throughput and latency against the native route and `wasmtime serve`, at `warn` and
+    /// at the default log level, and for `hello` built the stock way.
     Http,
-    /// One tenant flooding, another steady.
+    /// Every example plugin through the gateway.
+    Examples,
+    /// One tenant flooding (light calls, then CPU-heavy ones), another steady.
     Fairness,
-    /// Start-up with 100 plugins; memory with 1,000 tenants × 20 installs.
+    /// Start-up with 100 plugins (cold, warm, new pod); memory with 1,000 tenants × 20
+    /// installs.
     Scale,
     /// Criterion micro-benchmarks.
     Micro,
@@ -148,15 +159,21 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if wants(Section::Http) {
         say("wasmtime serve");
         let wasmtime = wasmtime_cli()?;
-        say("throughput: native route, hello plugin (metering on and off), wasmtime serve");
+        say(
+            "throughput: native route, hello plugin (metering on and off, log levels warn and info), wasmtime serve, hello-stock",
+        );
         http::run(&bin, &wasmtime, &args, &mut report).await?;
     }
+    if wants(Section::Examples) {
+        say("example plugins through the gateway");
+        examples::run(&bin, &args, &mut report).await?;
+    }
     if wants(Section::Fairness) {
-        say("fairness: tenant A floods, tenant B steady");
+        say("fairness: tenant A floods (light, then CPU-heavy calls), tenant B steady");
         http::fairness(&bin, &args, &mut report).await?;
     }
     if wants(Section::Scale) {
-        say("scale: 100 plugins at start-up; 1,000 tenants × 20 installs");
+        say("scale: 100 plugins at start-up (cold, warm, new pod); 1,000 tenants × 20 installs");
         scale::run(&bin, &mut report).await?;
     }
     if wants(Section::Micro) {
@@ -174,7 +191,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Fails with a hint when `tool` is not on the PATH.
-fn which(tool: &str, hint: &str) -> anyhow::Result<()> {
+pub fn which(tool: &str, hint: &str) -> anyhow::Result<()> {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
         .unwrap_or(false);

@@ -103,8 +103,8 @@ pub fn run(report: &mut Report) -> anyhow::Result<()> {
         report.row(Row::new(
             "Instantiate + handle `hello`, p50",
             format!("{p50:.1} µs"),
-            "≤ 20 µs",
-            *p50 <= 20.0,
+            "≤ 10 µs",
+            *p50 <= 10.0,
         ));
     }
     if let Some((_, p99)) = figures.percentiles_us.get("casbin_check_10k_rules") {

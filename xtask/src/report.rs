@@ -2,11 +2,42 @@
 
 use std::fmt::Write as _;
 use std::process::Command;
-use std::time::Duration;
 
 use crate::BenchArgs;
+use crate::http::Flood;
 use crate::micro::Figures;
+use crate::scale::Startup;
 use crate::wrk::Load;
+
+/// One target's figures over the rounds (medians; failures summed).
+#[derive(Debug)]
+pub struct Measured {
+    pub label: String,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub failed: u64,
+    /// The server's log lines per request, for a Guildhall server.
+    pub log_lines_per_request: Option<f64>,
+}
+
+/// A table of [`Measured`] rows.
+fn measured_table(rows: &[Measured]) -> String {
+    let mut s = String::from(
+        "| Route | req/s | p50 | p99 | failed | log lines / request |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for m in rows {
+        let lines = m
+            .log_lines_per_request
+            .map_or(String::new(), |l| format!("{l:.2}"));
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.2} ms | {:.2} ms | {} | {lines} |",
+            m.label, m.rps, m.p50_ms, m.p99_ms, m.failed
+        );
+    }
+    s
+}
 
 /// One target: what was measured against what is wanted.
 #[derive(Debug)]
@@ -134,66 +165,69 @@ impl Report {
         self.rows.push(row);
     }
 
-    pub fn throughput(&mut self, args: &BenchArgs, targets: Vec<(&str, f64, f64, f64, u64)>) {
-        let mut s = format!(
-            "## Throughput and latency (`hello`, {} connections)\n\n| Route | req/s | p50 | p99 | failed |\n|---|---:|---:|---:|---:|\n",
-            args.connections
-        );
-        for (name, rps, p50, p99, failed) in targets {
-            let label = match name {
-                "native" => "(a) native axum handler, same server and layers",
-                "plugin" => "(b) `hello` through the gateway, metering on",
-                "plugin-unmetered" => "(b′) `hello` through the gateway, metering off",
-                "wasmtime-serve" => "(c) `wasmtime serve` 48.0.8, same component",
-                other => other,
-            };
-            let _ = writeln!(
-                s,
-                "| {label} | {rps:.0} | {p50:.2} ms | {p99:.2} ms | {failed} |"
-            );
-        }
-        self.sections.push(s);
+    pub fn throughput(&mut self, args: &BenchArgs, rows: Vec<Measured>, notes: &str) {
+        self.sections.push(format!(
+            "## Throughput and latency (`hello`, {} connections)\n\n{}\n{notes}",
+            args.connections,
+            measured_table(&rows)
+        ));
     }
 
-    pub fn fairness(&mut self, steady: u32, flood: u32, solo: &Load, shared: &Load, a: &Load) {
+    pub fn examples(&mut self, args: &BenchArgs, rows: Vec<Measured>) {
+        self.sections.push(format!(
+            "## Example plugins through the gateway ({} connections, metering on, logging at `warn`)\n\n{}",
+            args.connections,
+            measured_table(&rows)
+        ));
+    }
+
+    pub fn fairness(&mut self, steady: u32, flood: u32, solo: &Load, floods: &[Flood]) {
         let mut s = format!(
-            "## Fairness (B: {steady} connections steady; A: {flood} connections flooding)\n\n| | B req/s | B p50 | B p99 | B failed | A req/s | A refused (429) |\n|---|---:|---:|---:|---:|---:|---:|\n"
+            "## Fairness (B: {steady} connections steady; A: {flood} connections flooding)\n\n| | B req/s | B p50 | B p99 | B failed | A req/s | A non-2xx | 429s (server) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
         );
         let _ = writeln!(
             s,
-            "| B alone | {:.0} | {:.2} ms | {:.2} ms | {} | | |",
+            "| B alone | {:.0} | {:.2} ms | {:.2} ms | {} | | | |",
             solo.rps,
             solo.p50_ms,
             solo.p99_ms,
             solo.non_2xx + solo.socket_errors
         );
-        let _ = writeln!(
-            s,
-            "| B while A floods | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0} | {} |",
-            shared.rps,
-            shared.p50_ms,
-            shared.p99_ms,
-            shared.non_2xx + shared.socket_errors,
-            a.rps,
-            a.non_2xx
+        for f in floods {
+            let _ = writeln!(
+                s,
+                "| B while A floods with {} | {:.0} | {:.2} ms | {:.2} ms | {} | {:.0} | {} | {} |",
+                f.what,
+                f.b.rps,
+                f.b.p50_ms,
+                f.b.p99_ms,
+                f.b.non_2xx + f.b.socket_errors,
+                f.a.rps,
+                f.a.non_2xx,
+                f.refused
+            );
+        }
+        s.push_str(
+            "\nA's req/s counts every answer, 429s included; \"A non-2xx\" is wrk's count of A's \
+             answers that were not 2xx or 3xx, \"429s (server)\" the server's own count of 429s \
+             during the flood (both tenants; B's are in B failed).\n",
         );
         self.sections.push(s);
     }
 
-    pub fn startup(
-        &mut self,
-        cold: (Duration, Duration, f64, f64),
-        warm: (Duration, Duration, f64, f64),
-    ) {
+    pub fn startup(&mut self, starts: &[(&str, Startup)]) {
         let mut s = String::from(
-            "## Start-up with 100 published and installed plugins\n\n| Cache | start → ready | start → all 100 answered | compiled | loaded from disk |\n|---|---:|---:|---:|---:|\n",
+            "## Start-up with 100 published and installed plugins\n\n| Cache | start → ready | start → all 100 answered | compiled | loaded from local disk | loaded from the database (shared) |\n|---|---:|---:|---:|---:|---:|\n",
         );
-        for (label, (ready, served, compiled, disk)) in [("cold", cold), ("warm", warm)] {
+        for (label, start) in starts {
             let _ = writeln!(
                 s,
-                "| {label} | {:.0} ms | {:.0} ms | {compiled} | {disk} |",
-                ready.as_secs_f64() * 1e3,
-                served.as_secs_f64() * 1e3
+                "| {label} | {:.0} ms | {:.0} ms | {} | {} | {} |",
+                start.ready.as_secs_f64() * 1e3,
+                start.served.as_secs_f64() * 1e3,
+                start.compiled,
+                start.from_disk,
+                start.shared
             );
         }
         self.sections.push(s);
@@ -253,5 +287,73 @@ impl Report {
             out.push_str(section);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row of every table has as many cells as its header.
+    #[test]
+    fn tables_have_as_many_cells_as_their_headers() {
+        let args = BenchArgs {
+            duration: 10,
+            connections: 32,
+            rounds: 3,
+            only: Vec::new(),
+        };
+        let mut report = Report::new(&args).unwrap();
+        let load = Load {
+            rps: 1000.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            non_2xx: 3,
+            socket_errors: 0,
+            requests: 10_000,
+        };
+        let measured = |log| Measured {
+            label: "x".into(),
+            rps: 1.0,
+            p50_ms: 1.0,
+            p99_ms: 1.0,
+            failed: 0,
+            log_lines_per_request: log,
+        };
+        report.throughput(&args, vec![measured(Some(1.0)), measured(None)], "");
+        report.examples(&args, vec![measured(Some(0.0))]);
+        let flood = Flood {
+            what: "light calls".into(),
+            b: load.clone(),
+            a: load.clone(),
+            refused: 3.0,
+        };
+        report.fairness(8, 256, &load, &[flood]);
+        let start = Startup {
+            ready: std::time::Duration::from_millis(16),
+            served: std::time::Duration::from_millis(120),
+            compiled: 0.0,
+            from_disk: 100.0,
+            shared: 0.0,
+        };
+        report.startup(&[("warm", start), ("new pod", start)]);
+        report.row(Row::ratio("ratio", 0.5, "≥ 0.6×", false));
+        let text = report.render();
+        let mut header_cells = None;
+        for line in text.lines() {
+            if !line.starts_with('|') {
+                header_cells = None;
+                continue;
+            }
+            let cells = line.matches('|').count();
+            match header_cells {
+                None => header_cells = Some(cells),
+                Some(n) => assert_eq!(cells, n, "{line}\n\n{text}"),
+            }
+        }
+        assert!(
+            text.contains("| ratio | 0.50× | ≥ 0.6× | **no** |"),
+            "{text}"
+        );
     }
 }

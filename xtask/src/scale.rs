@@ -7,7 +7,7 @@ use anyhow::bail;
 use futures::StreamExt;
 
 use crate::report::{Report, Row};
-use crate::server::{Server, Site, install, metric, operator};
+use crate::server::{Log, Server, Site, install, metric, metric_where, operator};
 
 /// `count` distinct plugins: `hello`'s code under different names and digests.
 fn variants(site: &Site, prefix: &str, count: usize) -> anyhow::Result<Vec<(String, PathBuf)>> {
@@ -84,8 +84,55 @@ pub async fn run(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
     memory(bin, report).await
 }
 
-/// Time from process start to ready, and to every one of 100 plugins answering, with the
-/// precompiled cache cold and warm.
+/// One start of a server with the 100 plugins installed.
+#[derive(Debug, Clone, Copy)]
+pub struct Startup {
+    /// Process start to `/readyz` answering 200.
+    pub ready: Duration,
+    /// Process start to every one of the 100 plugins having answered.
+    pub served: Duration,
+    /// Components compiled (`/metrics`).
+    pub compiled: f64,
+    /// Compiled components loaded from this server's `runtime.cache_dir`.
+    pub from_disk: f64,
+    /// Compiled components loaded from what another replica shared through the database.
+    pub shared: f64,
+}
+
+/// Starts a server with `config`, waits for it to be ready, calls every URL once, and reads
+/// its compile counts.
+async fn measure(
+    site: &Site,
+    config: &Path,
+    urls: &[String],
+    label: &str,
+) -> anyhow::Result<(Server, Startup)> {
+    let server = site.serve(config)?;
+    let ready = ready(&server).await?;
+    call_all(urls.iter().map(|u| server.url(u)).collect(), 4).await?;
+    let served = server.started.elapsed();
+    let hits = "guildhall_runtime_cache_hits_total";
+    let startup = Startup {
+        ready,
+        served,
+        compiled: metric(&server, "guildhall_runtime_compiles_total").await?,
+        from_disk: metric_where(&server, hits, "cache=\"disk\"").await?,
+        shared: metric_where(&server, hits, "cache=\"shared\"").await?,
+    };
+    println!(
+        "{label}: ready in {:.0} ms, all 100 answered in {:.0} ms; {} compiled, {} from disk, {} shared",
+        ready.as_secs_f64() * 1e3,
+        served.as_secs_f64() * 1e3,
+        startup.compiled,
+        startup.from_disk,
+        startup.shared,
+    );
+    Ok((server, startup))
+}
+
+/// Time from process start to ready, and to every one of 100 plugins answering: with the
+/// compile cache cold, warm, and for a new pod (a server on the same database with a new,
+/// empty `runtime.cache_dir`, which may load what the others compiled from the database).
 async fn startup(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
     let site = Site::new(bin, "startup")?;
     let config = site.config("startup", "")?;
@@ -105,41 +152,41 @@ async fn startup(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
         .map(|(name, _)| format!("/s/north-downs/tandridge/{name}/"))
         .collect();
 
-    let measure = |label: &'static str| {
-        let site = &site;
-        let config = &config;
-        let urls = &urls;
-        async move {
-            let server = site.serve(config)?;
-            let ready = ready(&server).await?;
-            call_all(urls.iter().map(|u| server.url(u)).collect(), 4).await?;
-            let served = server.started.elapsed();
-            let compiles = metric(&server, "guildhall_runtime_compiles_total").await?;
-            let from_disk = metric(&server, "guildhall_runtime_cache_hits_total").await?;
-            println!(
-                "{label}: ready in {:.0} ms, all 100 answered in {:.0} ms, {compiles} compiled",
-                ready.as_secs_f64() * 1e3,
-                served.as_secs_f64() * 1e3
-            );
-            server.stop()?;
-            anyhow::Ok((ready, served, compiles, from_disk))
-        }
-    };
     std::fs::remove_dir_all(site.dir.join("cache"))?;
-    let cold = measure("cold cache").await?;
-    let warm = measure("warm cache").await?;
-    report.startup(cold, warm);
+    let (server, cold) = measure(&site, &config, &urls, "cold cache").await?;
+    // What it compiled is shared in the background: give the last of it time to land, as
+    // it would on a replica that keeps running.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.stop()?;
+    let (server, warm) = measure(&site, &config, &urls, "warm cache").await?;
+    server.stop()?;
+    // A new pod: the same database (and so the key next to it), a cache folder of its own.
+    let new_pod = site.config_with("new-pod", Log::Warn, &site.dir.join("new-pod-cache"), "")?;
+    let (server, pod) = measure(&site, &new_pod, &urls, "new pod, empty local cache").await?;
+    server.stop()?;
+
+    report.startup(&[
+        ("cold", cold),
+        ("warm", warm),
+        ("new pod: same database, empty local cache", pod),
+    ]);
     report.row(Row::new(
         "Start to 100 plugins answering, warm cache",
-        format!("{:.0} ms", warm.1.as_secs_f64() * 1e3),
+        format!("{:.0} ms", warm.served.as_secs_f64() * 1e3),
         "≤ 1 s",
-        warm.1 <= Duration::from_secs(1),
+        warm.served <= Duration::from_secs(1),
+    ));
+    report.row(Row::new(
+        "New pod (empty local cache): start to 100 plugins answering",
+        format!("{:.0} ms", pod.served.as_secs_f64() * 1e3),
+        "≤ 1 s",
+        pod.served <= Duration::from_secs(1),
     ));
     report.row(Row::new(
         "Compilations: cold start / warm start (100 digests)",
-        format!("{} / {}", cold.2, warm.2),
+        format!("{} / {}", cold.compiled, warm.compiled),
         "100 / 0",
-        cold.2 == 100.0 && warm.2 == 0.0,
+        cold.compiled == 100.0 && warm.compiled == 0.0,
     ));
     Ok(())
 }
