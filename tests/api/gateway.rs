@@ -13,7 +13,9 @@ use crate::on_both_databases;
 
 on_both_databases!(
     published_plugins_serve_only_their_councils,
-    upgrade_and_rollback_under_load_lose_nothing
+    upgrade_and_rollback_under_load_lose_nothing,
+    a_change_to_one_tenant_leaves_the_others_installs_cached,
+    a_tenant_deleted_and_created_again_serves_none_of_its_old_installs
 );
 
 fn open311_services() -> Value {
@@ -491,4 +493,210 @@ async fn a_tenant_over_its_share_gets_429_with_retry_after() {
         app.get("/s/the-marches/shropshire/hello/").await.status(),
         200
     );
+}
+
+/// How many times the server at `base` has read `tenant`'s installs from the database
+/// (rather than its cache), from `/metrics`; 0 before the first.
+pub(crate) async fn install_resolutions(base: &str, tenant: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = "guildhall_gateway_install_resolutions_total{";
+    let label = format!("guildhall_tenant=\"{tenant}\"");
+    text.lines()
+        .filter(|l| l.starts_with(series) && l.contains(&label))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
+/// Serves `/s/{tenant}/{council}/{plugin}/` asking for JSON: the status, the version that
+/// answered and the body.
+async fn served(app: &TestApp, tenant: &str, council: &str, plugin: &str) -> (u16, String, String) {
+    let response = app
+        .anonymous
+        .get(app.url(&format!("/s/{tenant}/{council}/{plugin}/")))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let version = response
+        .headers()
+        .get("x-guildhall-plugin")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, version, response.text().await.unwrap())
+}
+
+/// Issue #19: the install cache is invalidated per tenant. Upgrading, reconfiguring and
+/// overriding a council's settings in one alliance is served by its next call, and the
+/// other alliance's installs stay cached (its resolutions, counted on `/metrics`, do not
+/// move); a change to that alliance is served by its next call too.
+async fn a_change_to_one_tenant_leaves_the_others_installs_cached(app: TestApp) {
+    const A: &str = "north-downs";
+    const B: &str = "the-marches";
+    let base = &app.url("");
+    app.create_example_tenants().await;
+    let hello = guildhall_test_artifacts::plugin("hello");
+    app.publish_built("hello").await;
+    assert_eq!(
+        app.publish("hello", &hello_at("0.2.0"), hello.bytes(), None)
+            .await
+            .status(),
+        201
+    );
+    app.publish_built("bin-collections").await;
+    for tenant in [A, B] {
+        expect_text(app.install_for(tenant, "hello", "all").await, 201).await;
+        let bins = json!({"council_name": format!("{tenant} bins")});
+        let installed = app
+            .install(tenant, "bin-collections", "0.1.0", json!("all"), bins)
+            .await;
+        expect_text(installed, 201).await;
+    }
+    let b_served = || async {
+        for plugin in ["hello", "bin-collections"] {
+            let (status, _, body) = served(&app, B, "shropshire", plugin).await;
+            assert_eq!(status, 200, "{plugin} in {B}: {body}");
+        }
+    };
+    b_served().await;
+    assert_eq!(served(&app, A, "tandridge", "hello").await.1, "hello@0.1.0");
+    let b_resolved = install_resolutions(base, B).await;
+    assert!(
+        b_resolved >= 2,
+        "{B}'s installs were resolved {b_resolved} times"
+    );
+    // Served again from the cache.
+    b_served().await;
+    assert_eq!(install_resolutions(base, B).await, b_resolved);
+
+    // Each change to A is served by A's next call, and B's installs stay cached.
+    let a_resolved = install_resolutions(base, A).await;
+    let upgraded = app
+        .install(A, "hello", "0.2.0", json!("all"), json!({}))
+        .await;
+    expect_text(upgraded, 200).await;
+    assert_eq!(served(&app, A, "tandridge", "hello").await.1, "hello@0.2.0");
+    b_served().await;
+    assert_eq!(
+        install_resolutions(base, B).await,
+        b_resolved,
+        "after A's upgrade"
+    );
+
+    let renamed = app
+        .install(
+            A,
+            "bin-collections",
+            "0.1.0",
+            json!("all"),
+            json!({"council_name": "Renamed bins"}),
+        )
+        .await;
+    expect_text(renamed, 200).await;
+    let (_, _, body) = served(&app, A, "mole-valley", "bin-collections").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["council_name"],
+        "Renamed bins"
+    );
+    b_served().await;
+    assert_eq!(
+        install_resolutions(base, B).await,
+        b_resolved,
+        "after A's settings"
+    );
+
+    let overridden = app
+        .client
+        .put(app.url(&format!(
+            "/api/v1/tenants/{A}/installs/bin-collections/councils/tandridge/config"
+        )))
+        .json(&json!({"overrides": {"council_name": "Tandridge's own"}}))
+        .send()
+        .await
+        .unwrap();
+    expect_text(overridden, 200).await;
+    let (_, _, body) = served(&app, A, "tandridge", "bin-collections").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["council_name"],
+        "Tandridge's own"
+    );
+    b_served().await;
+    assert_eq!(
+        install_resolutions(base, B).await,
+        b_resolved,
+        "after a council's settings in A"
+    );
+    assert!(
+        install_resolutions(base, A).await >= a_resolved + 3,
+        "A's installs were read again after each change"
+    );
+
+    // A change to B is served by B's next call: its installs are read again.
+    let upgraded = app
+        .install(B, "hello", "0.2.0", json!("all"), json!({}))
+        .await;
+    expect_text(upgraded, 200).await;
+    assert_eq!(
+        served(&app, B, "shropshire", "hello").await.1,
+        "hello@0.2.0"
+    );
+    assert!(install_resolutions(base, B).await > b_resolved);
+}
+
+/// A tenant deleted and created again with the same id starts with no installs: the
+/// deleted tenant's cached installs are never served, on this replica's next call.
+async fn a_tenant_deleted_and_created_again_serves_none_of_its_old_installs(app: TestApp) {
+    const A: &str = "north-downs";
+    const B: &str = "the-marches";
+    let base = &app.url("");
+    app.create_example_tenants().await;
+    let hello = guildhall_test_artifacts::plugin("hello");
+    app.publish_built("hello").await;
+    assert_eq!(
+        app.publish("hello", &hello_at("0.2.0"), hello.bytes(), None)
+            .await
+            .status(),
+        201
+    );
+    let installed = app
+        .install(A, "hello", "0.2.0", json!("all"), json!({}))
+        .await;
+    expect_text(installed, 201).await;
+    expect_text(app.install_for(B, "hello", "all").await, 201).await;
+    assert_eq!(served(&app, A, "tandridge", "hello").await.1, "hello@0.2.0");
+    assert_eq!(served(&app, B, "shropshire", "hello").await.0, 200);
+    let b_resolved = install_resolutions(base, B).await;
+
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/v1/tenants/{A}?confirm={A}")))
+        .send()
+        .await
+        .unwrap();
+    expect_json(deleted, 200).await;
+    assert_eq!(served(&app, A, "tandridge", "hello").await.0, 404);
+
+    let text =
+        std::fs::read_to_string(crate::helpers::repo_root().join("tenants/north-downs.toml"))
+            .unwrap();
+    let spec = serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap();
+    expect_json(app.post_json("/api/v1/tenants", &spec).await, 201).await;
+    let (status, version, _) = served(&app, A, "tandridge", "hello").await;
+    assert_eq!(
+        (status, version.as_str()),
+        (404, ""),
+        "the old install answered"
+    );
+
+    expect_text(app.install_for(A, "hello", "all").await, 201).await;
+    assert_eq!(served(&app, A, "tandridge", "hello").await.1, "hello@0.1.0");
+    // The other alliance's install stayed cached throughout.
+    assert_eq!(served(&app, B, "shropshire", "hello").await.0, 200);
+    assert_eq!(install_resolutions(base, B).await, b_resolved);
 }

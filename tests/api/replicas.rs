@@ -1,5 +1,6 @@
 //! Two server processes on one PostgreSQL database: a change made through one replica is
-//! served by the other within two seconds, without a restart.
+//! served by the other within two seconds, without a restart, and leaves the other tenants'
+//! cached installs alone; and the per-tenant revisions the replicas read, on both databases.
 
 use std::path::Path;
 use std::process::Child;
@@ -7,6 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use guildhall_domain::TenantId;
+use guildhall_domain::tenant::TenantSpec;
+use guildhall_store::{PoolOptions, Store};
+use sea_orm::ConnectionTrait;
+
+use crate::gateway::install_resolutions;
 use crate::helpers::{
     Backend, TestDb, cli_operator_token, client_with, hello_at, serve_process, status_of,
 };
@@ -72,6 +79,11 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
         status_of(client.post(on_a("/api/v1/tenants")).json(&tenant)).await,
         201
     );
+    let other = json!({"id": "the-marches", "name": "The Marches", "councils": [{"id": "shropshire", "name": "Shropshire"}]});
+    assert_eq!(
+        status_of(client.post(on_a("/api/v1/tenants")).json(&other)).await,
+        201
+    );
     let hello = guildhall_test_artifacts::plugin("hello");
     for (version, manifest) in [("0.1.0", hello.manifest()), ("0.2.0", hello_at("0.2.0"))] {
         let form = reqwest::multipart::Form::new()
@@ -90,6 +102,31 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
 
     let install = |version: &str| json!({"version": version, "councils": "all", "config": {}});
     let put = on_a("/api/v1/tenants/north-downs/installs/hello");
+
+    // The other tenant's install, served and cached by B: changes to north-downs must not
+    // make B read it again (issue #19), which B's /metrics counts.
+    let other_put = on_a("/api/v1/tenants/the-marches/installs/hello");
+    assert_eq!(
+        status_of(client.put(&other_put).json(&install("0.1.0"))).await,
+        201
+    );
+    let other_service = on_b("/s/the-marches/shropshire/hello/");
+    wait_for(&client, &other_service, |s, _, _| s == 200).await;
+    let base_b = on_b("");
+    let other_resolved = install_resolutions(&base_b, "the-marches").await;
+    assert!(other_resolved > 0);
+    let other_still_cached = |when: &'static str| {
+        let (client, other_service, base_b) = (&client, &other_service, &base_b);
+        async move {
+            assert_eq!(status_of(client.get(other_service)).await, 200, "{when}");
+            assert_eq!(
+                install_resolutions(base_b, "the-marches").await,
+                other_resolved,
+                "B read the-marches' install again {when}"
+            );
+        }
+    };
+    other_still_cached("while nothing changed").await;
     assert_eq!(
         status_of(client.put(&put).json(&install("0.1.0"))).await,
         201
@@ -98,6 +135,7 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
         s == 200 && by == "hello@0.1.0"
     })
     .await;
+    other_still_cached("after north-downs' install").await;
 
     // Upgrade and rollback through A: B serves the new version within two seconds.
     for version in ["0.2.0", "0.1.0"] {
@@ -107,11 +145,45 @@ async fn install_changes_reach_the_other_replica_within_two_seconds() {
         );
         let expected = format!("hello@{version}");
         wait_for(&client, &service, |s, by, _| s == 200 && by == expected).await;
+        other_still_cached("after north-downs' upgrade or rollback").await;
     }
 
     // Uninstall through A: B stops serving within two seconds.
     assert_eq!(status_of(client.delete(&put)).await, 204);
     wait_for(&client, &service, |s, _, _| s == 404).await;
+    other_still_cached("after north-downs' uninstall").await;
+
+    // north-downs deleted and created again through A: B serves none of its old installs.
+    assert_eq!(
+        status_of(client.put(&put).json(&install("0.2.0"))).await,
+        201
+    );
+    wait_for(&client, &service, |s, by, _| {
+        s == 200 && by == "hello@0.2.0"
+    })
+    .await;
+    let delete = on_a("/api/v1/tenants/north-downs?confirm=north-downs");
+    assert_eq!(status_of(client.delete(&delete)).await, 200);
+    wait_for(&client, &service, |s, _, _| s == 404).await;
+    assert_eq!(
+        status_of(client.post(on_a("/api/v1/tenants")).json(&tenant)).await,
+        201
+    );
+    // Longer than the watch interval: B never answers with the deleted tenant's install.
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert_eq!(status_of(client.get(&service)).await, 404);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status_of(client.put(&put).json(&install("0.1.0"))).await,
+        201
+    );
+    wait_for(&client, &service, |s, by, _| {
+        s == 200 && by == "hello@0.1.0"
+    })
+    .await;
+    other_still_cached("after north-downs was deleted and created again").await;
 
     for child in [&mut a, &mut b] {
         let _ = child.kill();
@@ -318,4 +390,120 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
     );
     let _ = b.kill();
     let _ = b.wait();
+}
+
+/// Every revision bump names its tenant: the bump writes the tenant's row in
+/// `tenant_revisions` (which replicas read) and the store records it for this process.
+async fn bumps_write_their_tenants_revision(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let store = Store::connect(&db.admin_url, &PoolOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (a, b) = (
+        TenantId::parse("north-downs").unwrap(),
+        TenantId::parse("the-marches").unwrap(),
+    );
+    let spec = |id: &TenantId, council: &str| {
+        TenantSpec::from_toml(&format!(
+            "id = \"{id}\"\nname = \"{id}\"\n[[councils]]\nid = \"{council}\"\nname = \"{council}\"\n"
+        ))
+        .unwrap()
+    };
+    let (spec_a, spec_b) = (spec(&a, "tandridge"), spec(&b, "shropshire"));
+    let committed = store.committed_revision();
+    let rows = |after: i64| {
+        let store = &store;
+        async move {
+            let mut rows = store.tenant_revisions_after(after).await.unwrap();
+            rows.sort();
+            rows
+        }
+    };
+    let start = store.revision().await.unwrap();
+    assert_eq!(rows(start).await, vec![]);
+
+    store.tenants().create(&spec_a).await.unwrap();
+    let created_a = store.revision().await.unwrap();
+    assert_eq!(created_a, start + 1);
+    assert_eq!(rows(start).await, vec![(a.clone(), created_a)]);
+    assert_eq!(committed.tenant(&a), Some(created_a));
+    assert_eq!(committed.tenant(&b), None);
+
+    // Applying both: A is unchanged, only B bumps.
+    store
+        .tenants()
+        .apply(&[spec_a.clone(), spec_b.clone()])
+        .await
+        .unwrap();
+    let created_b = store.revision().await.unwrap();
+    assert_eq!(rows(created_a).await, vec![(b.clone(), created_b)]);
+    assert_eq!(committed.tenant(&b), Some(created_b));
+    assert_eq!(committed.tenant(&a), Some(created_a));
+
+    // A council changed in A moves A's row, at the new platform revision; B's stays.
+    let scope_a = store.scope(&a).await.unwrap().unwrap();
+    let mut council = spec_a.councils[0].clone();
+    council.name = "Tandridge District Council".to_string();
+    store.councils(&scope_a).put(&council).await.unwrap();
+    let changed_a = store.revision().await.unwrap();
+    assert_eq!(changed_a, created_b + 1);
+    assert_eq!(rows(created_b).await, vec![(a.clone(), changed_a)]);
+    assert_eq!(
+        rows(start).await,
+        vec![(a.clone(), changed_a), (b.clone(), created_b)]
+    );
+    // The rows are what the table holds, one per tenant.
+    let table = store
+        .connection()
+        .query_all_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT tenant_id, revision FROM tenant_revisions ORDER BY tenant_id",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "tenant_id").unwrap(),
+                r.try_get::<i64>("", "revision").unwrap(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        table,
+        vec![
+            ("north-downs".to_string(), changed_a),
+            ("the-marches".to_string(), created_b)
+        ]
+    );
+
+    // Deleting A bumps A's row: it stays, with the deletion's revision.
+    store.lifecycle().delete_tenant(&scope_a).await.unwrap();
+    let deleted_a = store.revision().await.unwrap();
+    assert_eq!(rows(changed_a).await, vec![(a.clone(), deleted_a)]);
+    assert_eq!(committed.tenant(&a), Some(deleted_a));
+
+    // A gateway takes what this process committed; later commits are recorded afresh.
+    let taken = committed.take_tenants();
+    assert_eq!(taken.get(&a), Some(&deleted_a));
+    assert_eq!(taken.get(&b), Some(&created_b));
+    assert_eq!(committed.tenant(&a), None);
+    store.tenants().create(&spec_a).await.unwrap();
+    let again = store.revision().await.unwrap();
+    assert_eq!(committed.tenant(&a), Some(again));
+    assert_eq!(committed.latest(), again);
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bumps_write_their_tenants_revision_on_sqlite() {
+    bumps_write_their_tenants_revision(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bumps_write_their_tenants_revision_on_postgres() {
+    bumps_write_their_tenants_revision(Backend::Postgres).await;
 }

@@ -884,7 +884,7 @@ impl Import<'_> {
         let mut platform = entry;
         platform.object = tenant;
         crate::audit::append_in(txn, guildhall_domain::audit::PLATFORM_CHAIN, platform).await?;
-        let bumped = crate::catalogue::bump_revision(txn).await?;
+        let bumped = crate::catalogue::bump_revision(txn, &self.tenant).await?;
         self.txn.commit().await?;
         self.revision.committed(Some(bumped));
         Ok(())

@@ -4,7 +4,7 @@
 //! tenant data.
 
 use guildhall_domain::manifest::Manifest;
-use guildhall_domain::{Digest, PluginName};
+use guildhall_domain::{Digest, PluginName, TenantId};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
     EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::entities::{component_blobs, plugin_owners, plugin_versions, plugins};
 use crate::owners::{self, Actor, OwnerError};
-use crate::{Error, Result, scoped};
+use crate::{Bump, Error, Result, scoped};
 
 /// Why a version cannot be published.
 #[derive(Debug, thiserror::Error)]
@@ -440,10 +440,16 @@ fn to_plugin(row: plugins::Model, versions: Vec<plugin_versions::Model>) -> Resu
     })
 }
 
-/// Bumps the platform revision inside a transaction and returns the new revision, which the
-/// caller hands to [`crate::Revision::committed`] once the transaction has committed.
-pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C) -> Result<i64> {
-    use crate::entities::platform_revision;
+/// Bumps the platform revision inside a transaction for a change to `tenant`'s installs,
+/// councils or settings, and makes it the tenant's revision (`tenant_revisions`), so other
+/// replicas drop only this tenant's cached installs. Returns the bump, which the caller hands
+/// to [`crate::Revision::committed`] once the transaction has committed.
+///
+/// The platform row is held from the update to the commit, so revisions commit in order:
+/// once a replica reads revision `n`, every tenant row written at `n` or below is committed.
+pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C, tenant: &TenantId) -> Result<Bump> {
+    use crate::entities::{platform_revision, tenant_revisions};
+    use sea_orm::sea_query::OnConflict;
     platform_revision::Entity::update_many()
         .col_expr(
             platform_revision::Column::Revision,
@@ -456,8 +462,20 @@ pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C) -> Result<i64> {
         .exec(db)
         .await?;
     // The update holds the row, so this reads this transaction's own increment.
-    Ok(platform_revision::Entity::find_by_id(1)
+    let revision = platform_revision::Entity::find_by_id(1)
         .one(db)
         .await?
-        .map_or(0, |row| row.revision))
+        .map_or(0, |row| row.revision);
+    tenant_revisions::Entity::insert(tenant_revisions::ActiveModel {
+        tenant_id: Set(tenant.as_str().to_string()),
+        revision: Set(revision),
+    })
+    .on_conflict(
+        OnConflict::column(tenant_revisions::Column::TenantId)
+            .update_column(tenant_revisions::Column::Revision)
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(Bump::new(tenant.clone(), revision))
 }

@@ -170,7 +170,7 @@ impl Lifecycle<'_> {
             n
         };
         deleted.count("audit_log", chain);
-        let bumped = crate::catalogue::bump_revision(&txn).await?;
+        let bumped = crate::catalogue::bump_revision(&txn, tenant).await?;
         txn.commit().await?;
         self.revision.committed(Some(bumped));
         Ok(deleted)
@@ -379,7 +379,7 @@ impl Lifecycle<'_> {
             vec![t.into(), true.into()],
         )
         .await?;
-        let bumped = crate::catalogue::bump_revision(&txn).await?;
+        let bumped = crate::catalogue::bump_revision(&txn, tenant).await?;
         txn.commit().await?;
         self.revision.committed(Some(bumped));
         Ok(Some(deleted))

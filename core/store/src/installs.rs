@@ -199,7 +199,7 @@ impl<'a> Installs<'a> {
                 councils,
             )
             .await?;
-            bumped = Some(bump_revision(&txn).await?);
+            bumped = Some(bump_revision(&txn, self.scope.tenant()).await?);
         }
         txn.commit().await?;
         self.revision.committed(bumped);
@@ -250,7 +250,7 @@ impl<'a> Installs<'a> {
             }
             crate::usage::adoption_delete(&txn, self.scope.tenant().as_str(), plugin.as_str())
                 .await?;
-            bumped = Some(bump_revision(&txn).await?);
+            bumped = Some(bump_revision(&txn, self.scope.tenant()).await?);
         }
         txn.commit().await?;
         self.revision.committed(bumped);

@@ -255,25 +255,78 @@ pub struct Store {
     revision: Revision,
 }
 
-/// The highest platform revision this process has committed, shared by every clone of a
-/// [`Store`]. Every write that changes what the gateway serves (installs, councils,
-/// tenants) bumps the revision in its transaction and, once committed, records it here, so
-/// the gateway of this process sees the change on its next request without being told;
-/// other processes see it by polling [`Store::revision`].
+/// The revisions this process has committed, shared by every clone of a [`Store`]. Every
+/// write that changes what the gateway serves (installs, councils' settings, councils,
+/// tenants) bumps the platform revision in its transaction, writes it as its tenant's
+/// revision (`tenant_revisions`) and, once committed, records it here for its tenant, so
+/// the gateway of this process sees the change on its next request without being told, and
+/// drops only that tenant's cached installs; other processes see it by polling
+/// [`Store::revision`] and reading [`Store::tenant_revisions_after`].
 #[derive(Debug, Clone, Default)]
-pub struct Revision(std::sync::Arc<std::sync::atomic::AtomicI64>);
+pub struct Revision(std::sync::Arc<Committed>);
+
+#[derive(Debug, Default)]
+struct Committed {
+    latest: std::sync::atomic::AtomicI64,
+    /// The highest revision committed for each tenant, until [`Revision::take_tenants`]
+    /// hands them over: at most one entry per tenant.
+    tenants: std::sync::Mutex<std::collections::HashMap<TenantId, i64>>,
+}
+
+/// A revision bumped for one tenant inside a transaction, recorded with
+/// [`Revision::committed`] once the transaction has committed.
+#[derive(Debug)]
+pub(crate) struct Bump {
+    tenant: TenantId,
+    revision: i64,
+}
+
+impl Bump {
+    pub(crate) fn new(tenant: TenantId, revision: i64) -> Self {
+        Self { tenant, revision }
+    }
+}
 
 impl Revision {
     /// The highest revision this process committed (0 before any).
     pub fn latest(&self) -> i64 {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.latest.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    pub(crate) fn committed(&self, revision: Option<i64>) {
-        if let Some(revision) = revision {
-            self.0
-                .fetch_max(revision, std::sync::atomic::Ordering::SeqCst);
+    /// The highest revision this process committed for `tenant` since the last
+    /// [`Revision::take_tenants`]; `None` when none.
+    pub fn tenant(&self, tenant: &TenantId) -> Option<i64> {
+        self.tenants().get(tenant).copied()
+    }
+
+    /// Hands over (and forgets) the revisions committed per tenant, for a gateway that
+    /// keeps what it needs of them itself; later commits are recorded afresh.
+    pub fn take_tenants(&self) -> std::collections::HashMap<TenantId, i64> {
+        std::mem::take(&mut *self.tenants())
+    }
+
+    /// Records the bumps of a transaction that has committed.
+    pub(crate) fn committed(&self, bumps: impl IntoIterator<Item = Bump>) {
+        let mut bumps = bumps.into_iter().peekable();
+        if bumps.peek().is_none() {
+            return;
         }
+        let mut tenants = self.tenants();
+        for bump in bumps {
+            let known = tenants.entry(bump.tenant).or_insert(bump.revision);
+            *known = (*known).max(bump.revision);
+            self.0
+                .latest
+                .fetch_max(bump.revision, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn tenants(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<TenantId, i64>> {
+        // A panic while the map was held leaves it whole (every change is one insert).
+        self.0
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -409,7 +462,7 @@ impl Store {
         Tenants::new(&self.db, &self.revision)
     }
 
-    /// The highest platform revision this process committed.
+    /// The revisions this process committed, overall and per tenant.
     pub fn committed_revision(&self) -> &Revision {
         &self.revision
     }
@@ -564,13 +617,33 @@ impl Store {
     }
 
     /// The platform revision: it goes up whenever an install or a council changes, so
-    /// replicas polling it know when to drop cached installs.
+    /// replicas polling it know when to look for the tenants that changed.
     pub async fn revision(&self) -> Result<i64> {
         use sea_orm::EntityTrait;
         Ok(entities::platform_revision::Entity::find_by_id(1)
             .one(&self.db)
             .await?
             .map_or(0, |row| row.revision))
+    }
+
+    /// Each tenant whose last change has a revision above `after`, with that revision.
+    /// Every revision up to a platform revision read before this call is committed by then
+    /// (bumps hold the platform row until they commit), so a tenant changed at such a
+    /// revision is here, at that revision or a later one.
+    pub async fn tenant_revisions_after(&self, after: i64) -> Result<Vec<(TenantId, i64)>> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        entities::tenant_revisions::Entity::find()
+            .filter(entities::tenant_revisions::Column::Revision.gt(after))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let tenant = TenantId::parse(row.tenant_id).map_err(|e| {
+                    Error::Database(DbErr::Custom(format!("corrupt tenant revision: {e}")))
+                })?;
+                Ok((tenant, row.revision))
+            })
+            .collect()
     }
 
     /// Grants the application role what the server needs and nothing more: read and

@@ -155,7 +155,7 @@ impl<'a> CouncilSettings<'a> {
                 values,
             ))
             .await?;
-            let bumped = bump_revision(&txn).await?;
+            let bumped = bump_revision(&txn, tenant).await?;
             txn.commit().await?;
             self.revision.committed(Some(bumped));
         } else {

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::claim::{self, Claim};
 use crate::entities::{brand_logos, councils, tenants};
-use crate::{Error, Result, Revision, TenantScope, scoped};
+use crate::{Bump, Error, Result, Revision, TenantScope, scoped};
 
 /// Sets a tenant's or council's brand columns on its active model.
 macro_rules! set_brand {
@@ -126,7 +126,7 @@ impl<'a> Tenants<'a> {
         }
         store_logo(&txn, logo).await?;
         let bumped = if put_councils(&txn, spec).await? {
-            Some(crate::catalogue::bump_revision(&txn).await?)
+            Some(crate::catalogue::bump_revision(&txn, &spec.id).await?)
         } else {
             None
         };
@@ -156,11 +156,11 @@ impl<'a> Tenants<'a> {
         order.sort_by(|a, b| a.id.cmp(&b.id));
         let txn = scoped::write(self.db).await?;
         let mut applied = std::collections::BTreeMap::new();
-        let mut bumped = None;
+        let mut bumped = Vec::new();
         for spec in order {
-            let (done, revision) = upsert_tenant(&txn, spec).await?;
+            let (done, bump) = upsert_tenant(&txn, spec).await?;
             applied.insert(spec.id.clone(), done);
-            bumped = revision.or(bumped);
+            bumped.extend(bump);
         }
         txn.commit().await?;
         self.revision.committed(bumped);
@@ -215,7 +215,7 @@ impl<'a> Tenants<'a> {
             set_brand!(active, columns);
             active.updated_at = Set(claim::stamp(created_at));
             active.update(&txn).await?;
-            bumped = Some(crate::catalogue::bump_revision(&txn).await?);
+            bumped = Some(crate::catalogue::bump_revision(&txn, tenant).await?);
             Applied::Updated
         };
         let record = load(&txn, tenant)
@@ -272,7 +272,7 @@ impl<'a> Councils<'a> {
         let mut bumped = None;
         if applied != Applied::Unchanged {
             touch_tenant(&txn, self.scope.tenant()).await?;
-            bumped = Some(crate::catalogue::bump_revision(&txn).await?);
+            bumped = Some(crate::catalogue::bump_revision(&txn, self.scope.tenant()).await?);
         }
         let row = councils::Entity::find_by_id((
             self.scope.tenant().as_str().to_string(),
@@ -422,11 +422,11 @@ impl BrandColumns {
 }
 
 /// Creates or updates a tenant and its declared councils; the caller's transaction holds
-/// the tenant's row from here on. Returns what it did and the revision it bumped to, if any.
+/// the tenant's row from here on. Returns what it did and the revision it bumped, if any.
 async fn upsert_tenant<C: ConnectionTrait>(
     db: &C,
     spec: &TenantSpec,
-) -> Result<(Applied, Option<i64>)> {
+) -> Result<(Applied, Option<Bump>)> {
     scoped::set_tenant(db, spec.id.as_str()).await?;
     let (brand, logo) = BrandColumns::plan(&spec.brand)?;
     let find = tenants::Entity::find_by_id(spec.id.as_str().to_string());
@@ -465,7 +465,7 @@ async fn upsert_tenant<C: ConnectionTrait>(
     }
     // A changed name or brand shows on the alliance's pages: the gateway re-reads it.
     let bumped = if councils_changed || applied == Applied::Updated {
-        Some(crate::catalogue::bump_revision(db).await?)
+        Some(crate::catalogue::bump_revision(db, &spec.id).await?)
     } else {
         None
     };

@@ -1,6 +1,12 @@
-//! The install cache: each tenant's install of a plugin resolved once per platform
-//! revision, each version prepared (compiled) once, and the watcher that notices changes
-//! made through other replicas.
+//! The install cache: each tenant's install of a plugin resolved once per change to that
+//! tenant, each version prepared (compiled) once, and the watcher that notices changes made
+//! through other replicas.
+//!
+//! An entry holds the platform revision read just before its install was, so it reflects
+//! every change up to that revision. It is valid while that revision is at least the
+//! highest revision known for its tenant: the store's record of this process's commits
+//! ([`guildhall_store::Revision`]) and what the watcher read from `tenant_revisions`. A
+//! change to one tenant leaves every other tenant's entries valid.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,30 +96,125 @@ pub struct Installed {
 /// One version's preparation, shared by everyone who asks for it.
 pub(super) type PreparedSlot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
 
+/// How many watcher ticks between sweeps of the cache (a minute).
+const SWEEP_EVERY: u32 = 120;
+
+/// The resolved installs and what they are checked against, under one lock.
+#[derive(Default)]
+pub(super) struct InstallCache {
+    /// Each tenant's installs, resolved.
+    entries: HashMap<(TenantId, PluginName), Arc<Resolved>>,
+    /// The highest revision the watcher read for each tenant changed since the last sweep
+    /// (at most one entry per tenant; the sweep empties it).
+    seen: HashMap<TenantId, i64>,
+    /// No install read before this revision is cached: raised to the platform revision
+    /// when the watcher first looks, and to the highest revision a sweep forgets.
+    floor: i64,
+    /// Installs resolved from the database (cache misses), per tenant, for metrics.
+    resolutions: HashMap<TenantId, u64>,
+}
+
+impl InstallCache {
+    /// The highest revision known for `tenant`: seen by the watcher or committed by this
+    /// process (`committed`). `None` when neither since the last sweep.
+    fn known(&self, tenant: &TenantId, committed: Option<i64>) -> Option<i64> {
+        self.seen.get(tenant).copied().max(committed)
+    }
+}
+
 impl Gateway {
-    /// Reads the platform revision now: what other replicas committed. This process's own
-    /// writes need no call; the store records their revision as they commit.
-    async fn refresh(&self) {
-        match self.inner.store.revision().await {
-            Ok(revision) => {
-                self.inner.revision.fetch_max(revision, Ordering::SeqCst);
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read the platform revision"),
+    /// Looks for changes other replicas committed: reads the platform revision and, when it
+    /// moved past the last one fully processed, the tenants changed since, raising each
+    /// one's known revision. This process's own writes need no call; the store records
+    /// their revisions as they commit.
+    ///
+    /// The platform revision is read first: every change at or below it is committed by
+    /// then (see `bump_revision`), so the second read finds each such tenant at that
+    /// revision or a later one, and the next look asks only above it. A change committed
+    /// between the two reads is either found now or above the new mark, never skipped.
+    pub(super) async fn refresh(&self) -> guildhall_store::Result<()> {
+        let platform = self.inner.store.revision().await?;
+        let watched = self.inner.watched.load(Ordering::SeqCst);
+        if watched < 0 {
+            // The first look knows nothing older: what was cached before it (read at a lower
+            // revision) is dropped, and nothing read before it is cached from now on.
+            let mut cache = self.inner.installs.lock().expect("install cache poisoned");
+            cache.floor = cache.floor.max(platform);
+            cache.entries.retain(|_, entry| entry.revision >= platform);
+            self.inner.watched.store(platform, Ordering::SeqCst);
+            return Ok(());
         }
+        if platform <= watched {
+            return Ok(());
+        }
+        let changed = self.inner.store.tenant_revisions_after(watched).await?;
+        {
+            let mut cache = self.inner.installs.lock().expect("install cache poisoned");
+            for (tenant, revision) in changed {
+                let seen = cache.seen.entry(tenant).or_insert(revision);
+                *seen = (*seen).max(revision);
+            }
+        }
+        self.inner.watched.store(platform, Ordering::SeqCst);
+        Ok(())
     }
 
-    /// Polls the platform revision until the process ends, so installs changed through
-    /// another replica are served here within [`WATCH_INTERVAL`].
+    /// Drops the entries that can no longer be served (older than their tenant's known
+    /// revision: a changed or deleted tenant's), then forgets the known revisions, raising
+    /// the floor to the highest of them: every entry left is at least as new as its tenant's,
+    /// and an install read before a forgotten change is no longer cached. So the revisions
+    /// kept per tenant never outnumber the tenants changed in one sweep's time.
+    fn sweep(&self) {
+        let committed = self.inner.store.committed_revision();
+        let mut cache = self.inner.installs.lock().expect("install cache poisoned");
+        let mut known = std::mem::take(&mut cache.seen);
+        // Taken under the cache's lock, so no request judges an entry in between.
+        for (tenant, revision) in committed.take_tenants() {
+            let seen = known.entry(tenant).or_insert(revision);
+            *seen = (*seen).max(revision);
+        }
+        let Some(highest) = known.values().copied().max() else {
+            return;
+        };
+        cache
+            .entries
+            .retain(|(tenant, _), entry| known.get(tenant).is_none_or(|k| entry.revision >= *k));
+        cache.floor = cache.floor.max(highest);
+    }
+
+    /// Polls for changes until the process ends, so installs changed through another
+    /// replica are served here within [`WATCH_INTERVAL`], and sweeps the cache now and then.
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let gateway = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(WATCH_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = 0u32;
             loop {
                 tick.tick().await;
-                gateway.refresh().await;
+                if let Err(e) = gateway.refresh().await {
+                    tracing::warn!(error = %e, "cannot read the platform's revisions");
+                }
+                ticks += 1;
+                if ticks == SWEEP_EVERY {
+                    ticks = 0;
+                    gateway.sweep();
+                }
             }
         })
+    }
+
+    /// Installs resolved from the database (not found in the cache) per tenant since the
+    /// gateway started, for metrics.
+    pub fn resolutions(&self) -> Vec<(TenantId, u64)> {
+        self.inner
+            .installs
+            .lock()
+            .expect("install cache poisoned")
+            .resolutions
+            .iter()
+            .map(|(tenant, n)| (tenant.clone(), *n))
+            .collect()
     }
 
     /// Prepares (compiling if needed) a published version, shared by every tenant.
@@ -174,38 +275,39 @@ impl Gateway {
         plugin: &PluginName,
     ) -> Result<Option<Arc<Resolved>>, ApiError> {
         // Changes this process committed are seen at once; other replicas' by the watcher.
-        let current = self
-            .inner
-            .revision
-            .load(Ordering::SeqCst)
-            .max(self.inner.store.committed_revision().latest());
+        let committed = self.inner.store.committed_revision();
         let key = (tenant.clone(), plugin.clone());
-        if let Some(hit) = self
-            .inner
-            .installs
-            .lock()
-            .expect("install cache poisoned")
-            .get(&key)
-            && hit.revision >= current
         {
-            return Ok(Some(Arc::clone(hit)));
+            let cache = self.inner.installs.lock().expect("install cache poisoned");
+            if let Some(hit) = cache.entries.get(&key)
+                && cache
+                    .known(tenant, committed.tenant(tenant))
+                    .is_none_or(|known| hit.revision >= known)
+            {
+                return Ok(Some(Arc::clone(hit)));
+            }
         }
         // Read the revision before the install, so a change committed in between makes
         // this entry stale rather than hiding the change.
         let revision = self.inner.store.revision().await?;
-        self.inner.revision.fetch_max(revision, Ordering::SeqCst);
         let Some(scope) = self.inner.store.scope(tenant).await? else {
+            self.drop_entry(&key);
             return Ok(None);
         };
+        *self
+            .inner
+            .installs
+            .lock()
+            .expect("install cache poisoned")
+            .resolutions
+            .entry(tenant.clone())
+            .or_default() += 1;
         let Some(install) = self.inner.store.installs(&scope).get(plugin).await? else {
-            self.inner
-                .installs
-                .lock()
-                .expect("install cache poisoned")
-                .remove(&key);
+            self.drop_entry(&key);
             return Ok(None);
         };
         let Some(tenant_record) = self.inner.store.tenants().get(&scope).await? else {
+            self.drop_entry(&key);
             return Ok(None);
         };
         let sites = sites(&tenant_record, plugin, &self.inner.assets);
@@ -247,12 +349,31 @@ impl Gateway {
             prepared,
             installed_at: install.created_at,
         });
+        let mut cache = self.inner.installs.lock().expect("install cache poisoned");
+        // A change known since the revision was read (or forgotten by a sweep) makes this
+        // read stale already: it answers this call and is not kept.
+        let fresh = revision >= cache.floor
+            && cache
+                .known(tenant, committed.tenant(tenant))
+                .is_none_or(|known| revision >= known);
+        let newer = cache
+            .entries
+            .get(&key)
+            .is_some_and(|cached| cached.revision > revision);
+        if fresh && !newer {
+            cache.entries.insert(key, Arc::clone(&resolved));
+        }
+        Ok(Some(resolved))
+    }
+
+    /// Drops the entry of an install (or tenant) found gone.
+    fn drop_entry(&self, key: &(TenantId, PluginName)) {
         self.inner
             .installs
             .lock()
             .expect("install cache poisoned")
-            .insert(key, Arc::clone(&resolved));
-        Ok(Some(resolved))
+            .entries
+            .remove(key);
     }
 
     /// The tenant's install of `plugin` for `council`: its scope, installed version and

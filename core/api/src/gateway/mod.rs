@@ -1,12 +1,15 @@
 //! The service gateway: `ANY /s/{tenant}/{council}/{plugin}/{*path}` runs the tenant's
 //! install of the plugin for that council.
 //!
-//! Installs are resolved once and cached with the platform revision they were read at. A
-//! change made through this replica updates the revision at once; a change made through
-//! another replica is noticed by [`Gateway::watch`], which polls the revision (a single
-//! indexed row) every half second. Polling a counter works the same on SQLite and
-//! PostgreSQL and needs no long-lived connection; its cost is one tiny query per replica
-//! per interval, and the bound on staleness is the interval.
+//! Installs are resolved once and cached with the platform revision they were read at; an
+//! entry is stale once its tenant has a later revision, so a change to one tenant's
+//! installs, councils or settings re-resolves only that tenant's installs. A change made
+//! through this replica is known at once (the store records each tenant's committed
+//! revision); a change made through another replica is noticed by [`Gateway::watch`], which
+//! polls the platform revision (a single indexed row) every half second and, when it moved,
+//! reads which tenants changed (`tenant_revisions`). Polling a counter works the same on
+//! SQLite and PostgreSQL and needs no long-lived connection; its cost is one tiny query per
+//! replica per interval, and the bound on staleness is the interval.
 //!
 //! Each tenant has its own concurrency share: `runtime.tenant_concurrency` calls at once,
 //! then a short queue, then 429 with `Retry-After`. A tenant flooding the gateway fills
@@ -36,8 +39,8 @@ mod subjects;
 pub(crate) use handler::serve;
 pub use handler::{COUNCIL_HEADER, ORIGIN_HEADER, SERVED_BY, TENANT_HEADER};
 pub use installs::Installed;
-use installs::PreparedSlot;
 pub(crate) use installs::Resolved;
+use installs::{InstallCache, PreparedSlot};
 pub(crate) use schedules::{RunOutcome, next_due, run_now};
 pub use schedules::{SchedulesConfig, spawn_scheduler};
 pub(crate) use session::Refusal;
@@ -78,8 +81,9 @@ pub struct Gateway {
 struct GatewayInner {
     store: Store,
     runtime: Runtime,
-    revision: AtomicI64,
-    installs: Mutex<HashMap<(TenantId, PluginName), Arc<Resolved>>>,
+    /// The last platform revision the watcher fully processed; -1 before its first look.
+    watched: AtomicI64,
+    installs: Mutex<InstallCache>,
     prepared: Mutex<HashMap<(PluginName, String), PreparedSlot>>,
     gates: Mutex<HashMap<TenantId, Arc<TenantGate>>>,
     body_timeout: Duration,
@@ -93,7 +97,7 @@ struct GatewayInner {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("revision", &self.inner.revision.load(Ordering::Relaxed))
+            .field("watched", &self.inner.watched.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -105,8 +109,8 @@ impl Gateway {
             inner: Arc::new(GatewayInner {
                 store,
                 runtime,
-                revision: AtomicI64::new(-1),
-                installs: Mutex::new(HashMap::new()),
+                watched: AtomicI64::new(-1),
+                installs: Mutex::new(InstallCache::default()),
                 prepared: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
                 body_timeout: DEFAULT_BODY_TIMEOUT,

@@ -21,5 +21,6 @@ pub(crate) mod plugin_versions;
 pub(crate) mod plugins;
 pub(crate) mod publisher_keys;
 pub(crate) mod subject_requests;
+pub(crate) mod tenant_revisions;
 pub(crate) mod tenants;
 pub(crate) mod tokens;
