@@ -184,7 +184,11 @@ async fn new_replicas_load_what_another_compiled(backend: Backend) {
     let (mut third, addr_c) = replica(dir.path(), &db, &key, "c");
     let answer_c = client.get(on(&addr_c, service)).send().await.unwrap();
     assert_eq!(answer_c.status(), 200);
-    assert_eq!(answer_c.text().await.unwrap(), expected, "another component ran");
+    assert_eq!(
+        answer_c.text().await.unwrap(),
+        expected,
+        "another component ran"
+    );
     assert_eq!(compiles(&addr_c).await, 1);
     assert_eq!(shared_loads(&addr_c).await, 0);
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use guildhall_domain::{CouncilId, Digest, PluginName, TenantId};
 use guildhall_runtime::{
-    ArtefactShelf, Authorizer, EventsPort, KvPort, KvSetError, NoSecrets, PluginEvent,
-    PortFuture, Ports, SecretsPort, ShelfFuture,
+    ArtefactShelf, Authorizer, EventsPort, KvPort, KvSetError, NoSecrets, PluginEvent, PortFuture,
+    Ports, SecretsPort, ShelfFuture,
 };
 use guildhall_store::{Keyring, KvWriteError, NewEvent, Store, TenantScope};
 

@@ -73,9 +73,10 @@ impl<'a> SharedArtefacts<'a> {
     /// under this key. A row that fails the check is left in place (a replica with the
     /// current key replaces it when it next compiles) and reported as absent, with a warning.
     pub async fn get(&self, digest: &str, engine: &str) -> Result<Option<Vec<u8>>> {
-        let Some(row) = compiled_artefacts::Entity::find_by_id((digest.to_string(), engine.to_string()))
-            .one(self.db)
-            .await?
+        let Some(row) =
+            compiled_artefacts::Entity::find_by_id((digest.to_string(), engine.to_string()))
+                .one(self.db)
+                .await?
         else {
             return Ok(None);
         };

@@ -42,11 +42,11 @@ use guildhall_domain::{PluginName, TenantId};
 use guildhall_migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
 
-pub use artefacts::{ArtefactKey, SharedArtefacts};
 pub use archive::{
     ArchiveColumn, ArchiveRow, ArchiveTable, ColumnKind, Cursor, Import, LEFT_OUT, Lifecycle,
     LogoRow, Page, SecretName, Snapshot, TABLES,
 };
+pub use artefacts::{ArtefactKey, SharedArtefacts};
 pub use audit::{Audit, AuditRecord, Broken, ForgottenChain, NewAuditEntry, Verification};
 pub use catalogue::{
     Catalogue, NewVersion, PluginRecord, PublishError, Published, Signed, VersionRecord,

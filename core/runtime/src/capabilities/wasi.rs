@@ -24,7 +24,7 @@ pub(super) fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
 /// network, and the guest's stdout and stderr to the log.
 pub(super) fn prepare(setup: &CallSetup<'_>) -> WasiCtx {
     let log = Arc::new(GuestLog::new(
-        setup.call,
+        Arc::clone(setup.call),
         setup.runtime.config.guest_log_lines,
     ));
     let mut wasi = WasiCtxBuilder::new();
@@ -46,12 +46,10 @@ pub(super) fn prepare(setup: &CallSetup<'_>) -> WasiCtx {
 const MAX_LINE: usize = 1024;
 
 /// Guest stdout/stderr, turned into `tracing` events with the tenant and plugin, line by
-/// line, truncated and limited per call so a chatty plugin cannot flood the logs.
+/// line, truncated and limited per call so a chatty plugin cannot flood the logs. It holds
+/// the call (shared, no copies made per call) for the fields of its lines.
 struct GuestLog {
-    tenant: String,
-    council: String,
-    plugin: String,
-    request_id: String,
+    call: Arc<Call>,
     max_lines: u32,
     state: Mutex<LogState>,
 }
@@ -64,12 +62,9 @@ struct LogState {
 }
 
 impl GuestLog {
-    fn new(call: &Call, max_lines: u32) -> Self {
+    fn new(call: Arc<Call>, max_lines: u32) -> Self {
         Self {
-            tenant: call.context.tenant.to_string(),
-            council: call.context.council.to_string(),
-            plugin: call.plugin.to_string(),
-            request_id: call.context.request_id.clone(),
+            call,
             max_lines,
             state: Mutex::new(LogState::default()),
         }
@@ -100,12 +95,13 @@ impl GuestLog {
             return;
         }
         state.lines += 1;
+        let (context, plugin) = (&self.call.context, &self.call.plugin);
         tracing::info!(
             target: "guildhall::guest",
-            tenant = %self.tenant,
-            council = %self.council,
-            plugin = %self.plugin,
-            request_id = %self.request_id,
+            tenant = %context.tenant,
+            council = %context.council,
+            plugin = %plugin,
+            request_id = %context.request_id,
             stream,
             "{}",
             String::from_utf8_lossy(line)
@@ -121,11 +117,12 @@ impl Drop for GuestLog {
             self.emit(&mut state, "stdout", &line);
         }
         if state.dropped_bytes > 0 {
+            let (context, plugin) = (&self.call.context, &self.call.plugin);
             tracing::warn!(
                 target: "guildhall::guest",
-                tenant = %self.tenant,
-                plugin = %self.plugin,
-                request_id = %self.request_id,
+                tenant = %context.tenant,
+                plugin = %plugin,
+                request_id = %context.request_id,
                 dropped_bytes = state.dropped_bytes,
                 "guest output over the per-call line limit was dropped"
             );
@@ -176,6 +173,9 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::{GuestLog, MAX_LINE};
+    use crate::CallContext;
+    use crate::host::Call;
+    use guildhall_domain::{Caller, CouncilId, PluginName, TenantId};
 
     /// A `tracing` writer that keeps everything in memory.
     #[derive(Clone, Default)]
@@ -192,14 +192,21 @@ mod tests {
     }
 
     fn log(max_lines: u32) -> GuestLog {
-        GuestLog {
-            tenant: "alpha".into(),
-            council: "first".into(),
-            plugin: "chatty".into(),
-            request_id: "r1".into(),
-            max_lines,
-            state: Mutex::new(Default::default()),
-        }
+        let call = Call {
+            context: CallContext {
+                tenant: TenantId::parse("alpha").unwrap(),
+                council: CouncilId::parse("first").unwrap(),
+                principal: Caller::Anonymous,
+                config: Arc::default(),
+                request_id: "r1".into(),
+                traceparent: None,
+                site: Arc::default(),
+                session: None,
+            },
+            plugin: PluginName::parse("chatty").unwrap(),
+            version: "0.1.0".into(),
+        };
+        GuestLog::new(Arc::new(call), max_lines)
     }
 
     #[test]
