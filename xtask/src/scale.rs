@@ -41,6 +41,12 @@ fn variants(site: &Site, prefix: &str, count: usize) -> anyhow::Result<Vec<(Stri
         .collect()
 }
 
+/// A `[secrets]` table with a new key, from `guildhall secrets generate-key`.
+fn fresh_key(site: &Site, config: &Path) -> anyhow::Result<String> {
+    let key = site.cli(config, &["secrets", "generate-key"])?;
+    Ok(format!("[secrets]\nkey = \"{}\"\n", key.trim()))
+}
+
 async fn ready(server: &Server) -> anyhow::Result<Duration> {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -152,7 +158,13 @@ async fn startup(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
         .map(|(name, _)| format!("/s/north-downs/tandridge/{name}/"))
         .collect();
 
+    // Publishing and installing shared compiled artefacts under the key next to the
+    // database. The three starts run under a fresh key of their own, so the cold start finds
+    // nothing it may load and compiles every digest; the new pod then loads what the cold
+    // start shared.
     std::fs::remove_dir_all(site.dir.join("cache"))?;
+    let keyed = fresh_key(&site, &config)?;
+    let config = site.config("startup-keyed", &keyed)?;
     let (server, cold) = measure(&site, &config, &urls, "cold cache").await?;
     // What it compiled is shared in the background: give the last of it time to land, as
     // it would on a replica that keeps running.
@@ -161,7 +173,12 @@ async fn startup(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
     let (server, warm) = measure(&site, &config, &urls, "warm cache").await?;
     server.stop()?;
     // A new pod: the same database (and so the key next to it), a cache folder of its own.
-    let new_pod = site.config_with("new-pod", Log::Warn, &site.dir.join("new-pod-cache"), "")?;
+    let new_pod = site.config_with(
+        "new-pod",
+        Log::Warn,
+        &site.dir.join("new-pod-cache"),
+        &keyed,
+    )?;
     let (server, pod) = measure(&site, &new_pod, &urls, "new pod, empty local cache").await?;
     server.stop()?;
 
@@ -219,9 +236,11 @@ async fn memory(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
         )?
         .trim()
         .to_string();
-    // Publishing compiled them into the cache; start cold, so the server compiles each
+    // Publishing compiled them into the cache and shared them; start cold (and under a
+    // fresh secrets key, so nothing shared may be loaded), so the server compiles each
     // digest itself, once, however many tenants install it.
     std::fs::remove_dir_all(site.dir.join("cache"))?;
+    let config = site.config("memory-keyed", &fresh_key(&site, &config)?)?;
     let server = site.serve(&config)?;
     let idle = server.rss_mib()?;
     let client = operator(&token)?;
