@@ -15,8 +15,19 @@ use serde_json::json;
 use crate::helpers::{Backend, TestDb, cli_operator_token, client_with, serve_process, status_of};
 
 /// Starts `guildhall serve` on `db` with secrets key `key` and an empty compile cache of
-/// its own in `dir/{cache}`: a new replica.
+/// its own in `dir/{cache}`: a new replica. `runtime.share_compiled` is `on` (on SQLite the
+/// default, `auto`, shares nothing).
 fn replica(dir: &Path, db: &TestDb, key: &str, cache: &str) -> (Child, String) {
+    replica_sharing(dir, db, key, cache, "on")
+}
+
+fn replica_sharing(
+    dir: &Path,
+    db: &TestDb,
+    key: &str,
+    cache: &str,
+    share: &str,
+) -> (Child, String) {
     let cache = dir.join(cache);
     let (child, addr, _) = serve_process(
         dir,
@@ -24,10 +35,25 @@ fn replica(dir: &Path, db: &TestDb, key: &str, cache: &str) -> (Child, String) {
             ("GUILDHALL_DATABASE__URL", db.url.expose()),
             ("GUILDHALL_DATABASE__ADMIN_URL", db.admin_url.expose()),
             ("GUILDHALL_RUNTIME__CACHE_DIR", cache.to_str().unwrap()),
+            ("GUILDHALL_RUNTIME__SHARE_COMPILED", share),
             ("GUILDHALL_SECRETS__KEY", key),
         ],
     );
     (child, addr)
+}
+
+/// Artefacts on the shelf.
+async fn shelved(admin: &Store) -> i64 {
+    let row = admin
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            admin.connection().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM compiled_artefacts".to_string(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "n").unwrap()
 }
 
 /// A counter from `/metrics`: the sample of `name` whose labels include `label` (or the
@@ -204,6 +230,38 @@ async fn new_replicas_load_what_another_compiled(backend: Backend) {
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// A single SQLite server has no one to share with: by default (`auto`) it keeps its
+/// compiles to itself, and its database does not grow by every artefact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_servers_share_nothing_by_default() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = Keyring::generate_key();
+    let (mut server, addr) = replica_sharing(dir.path(), &db, &key, "a", "auto");
+    let token = cli_operator_token(dir.path(), &[("GUILDHALL_DATABASE__URL", db.url.expose())]);
+    let client = client_with(Some(&token));
+    let hello = guildhall_test_artifacts::plugin("hello");
+    let form = reqwest::multipart::Form::new()
+        .text("manifest", hello.manifest())
+        .part("component", reqwest::multipart::Part::bytes(hello.bytes()));
+    let response = client
+        .post(format!("http://{addr}/api/v1/plugins/hello/versions"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(compiles(&addr).await, 1);
+    let admin = Store::connect(&db.admin_url, &PoolOptions::default())
+        .await
+        .unwrap();
+    // Give a background put the time it would take, then look.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(shelved(&admin).await, 0);
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

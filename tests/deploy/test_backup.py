@@ -264,7 +264,7 @@ def test_backup_runs_pg_dump_in_custom_format() -> None:
     shell, flag, script = c["command"]
     assert (shell, flag) == ("/bin/sh", "-c")
     assert "args" not in c
-    assert 'pg_dump --format=custom --no-password --file="$partial" --dbname="$DATABASE_URL"' in script
+    assert 'pg_dump --format=custom --no-password --exclude-table-data=compiled_artefacts --file="$partial" --dbname="$DATABASE_URL"' in script
     assert "set -eu" in script
 
 

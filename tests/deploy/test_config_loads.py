@@ -77,6 +77,7 @@ EVERY_KEY: dict[str, Any] = {
         "publish_compile_wait_ms": 5000,
         "compile_cache_entries": 64,
         "compile_cache_mib": 512,
+        "share_compiled": "on",
         "outbound": {
             "timeout_ms": 3000,
             "max_response_bytes": 1048576,

@@ -10,7 +10,7 @@ rm -f .guildhall-*.dump.partial
 name="guildhall-$(date -u +%Y%m%dT%H%M%SZ).dump"
 partial=".$name.partial"
 trap 'rm -f "$partial"' EXIT
-pg_dump --format=custom --no-password --file="$partial" --dbname="$DATABASE_URL"
+pg_dump --format=custom --no-password --exclude-table-data=compiled_artefacts --file="$partial" --dbname="$DATABASE_URL"
 mv "$partial" "$name"
 echo "wrote $BACKUP_DIR/$name ($(wc -c <"$name") bytes)"
 ls -1 guildhall-*.dump | sort -r | tail -n "+$((BACKUP_RETAIN + 1))" | while read -r old; do

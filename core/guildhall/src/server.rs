@@ -343,7 +343,19 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
     .context("cannot start the plugin runtime")?;
     // Replicas share what they compile, authenticated under a key derived from the
     // secrets key; without one, each replica compiles for itself.
-    if let Some(keyring) = &keyring {
+    let share = match config.runtime.share_compiled {
+        guildhall_runtime::ShareCompiled::Auto => {
+            config.database.url.expose().starts_with("postgres")
+        }
+        guildhall_runtime::ShareCompiled::On => true,
+        guildhall_runtime::ShareCompiled::Off => false,
+    };
+    if share && keyring.is_none() {
+        tracing::warn!(
+            "compiled components are not shared between replicas: no secrets key is configured (secrets.key)"
+        );
+    }
+    if let Some(keyring) = keyring.as_ref().filter(|_| share) {
         runtime.share_artefacts(std::sync::Arc::new(crate::ports::StoreArtefacts::new(
             store.clone(),
             keyring.artefact_key().clone(),

@@ -62,6 +62,9 @@ pub trait ArtefactShelf: Send + Sync + 'static {
     fn put(&self, digest: Digest, engine: String, artefact: Arc<Vec<u8>>) -> ShelfFuture<()>;
 }
 
+/// How long a replica waits for the shelf before compiling instead (a busy database).
+const SHELF_WAIT: Duration = Duration::from_secs(5);
+
 /// Artefacts larger than this are kept on this replica's disk only.
 const MAX_SHARED_BYTES: usize = 256 << 20;
 
@@ -483,10 +486,19 @@ impl ComponentCache {
     /// there is no shelf, nothing on it, or what is there does not load (then it compiles).
     async fn load_from_shelf(&self, digest: &Digest) -> Option<(Component, u64)> {
         let shelf = self.shelf.get()?;
-        let artefact = match shelf.get(*digest, self.engine_id.clone()).await {
-            Ok(Some(artefact)) => artefact,
-            Ok(None) => return None,
-            Err(e) => {
+        let artefact = match tokio::time::timeout(
+            SHELF_WAIT,
+            shelf.get(*digest, self.engine_id.clone()),
+        )
+        .await
+        {
+            Ok(Ok(Some(artefact))) => artefact,
+            Ok(Ok(None)) => return None,
+            Err(_) => {
+                tracing::warn!(digest = %digest, "the shared artefacts did not answer within {SHELF_WAIT:?}; compiling");
+                return None;
+            }
+            Ok(Err(e)) => {
                 tracing::warn!(digest = %digest, error = %format!("{e:#}"), "cannot read the shared artefacts; compiling");
                 return None;
             }

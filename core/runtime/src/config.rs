@@ -50,6 +50,8 @@ pub struct RuntimeConfig {
     pub compile_cache_mib: u64,
     /// Where precompiled components are cached, keyed by digest and engine.
     pub cache_dir: PathBuf,
+    /// Whether replicas share what they compile through the database.
+    pub share_compiled: ShareCompiled,
     /// Instance slots reserved by the pooling allocator; 0 disables pooling.
     pub pooling_instances: u32,
     /// Key-value bytes (keys plus values) each install may store.
@@ -95,6 +97,7 @@ impl Default for RuntimeConfig {
             compile_cache_entries: 256,
             compile_cache_mib: 2_048,
             cache_dir: PathBuf::from("data/cache/components"),
+            share_compiled: ShareCompiled::Auto,
             pooling_instances: 1_000,
             kv_quota_bytes: 64 << 20,
             outbound: OutboundConfig::default(),
@@ -106,6 +109,22 @@ impl Default for RuntimeConfig {
             events_per_tenant_per_minute: 6_000,
         }
     }
+}
+
+/// `runtime.share_compiled`: whether a replica puts what it compiles in the database and
+/// loads what others put there (each artefact under an HMAC keyed from the secrets key;
+/// without a secrets key nothing is shared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareCompiled {
+    /// On PostgreSQL, where replicas run; off on SQLite, where one server runs and the
+    /// database file would only grow by every artefact.
+    #[default]
+    Auto,
+    /// Always, SQLite included.
+    On,
+    /// Never: each replica compiles for itself.
+    Off,
 }
 
 /// `[runtime.outbound]`

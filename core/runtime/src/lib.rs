@@ -59,7 +59,7 @@ pub use capabilities::{
     NoSecrets, OutboundRequest, PluginEvent, PortError, PortFuture, Ports, SecretsPort,
     SessionError, platform_imports,
 };
-pub use config::{OutboundConfig, RuntimeConfig};
+pub use config::{OutboundConfig, RuntimeConfig, ShareCompiled};
 pub use error::{CallError, MemoryBusy, PrepareError};
 
 use crate::cache::ComponentCache;
