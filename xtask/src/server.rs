@@ -38,7 +38,9 @@ impl Site {
     }
 
     /// Writes `<name>.toml`: the folder's database, `log`, the compile cache in `cache_dir`,
-    /// plus `extra`.
+    /// plus `extra`. Compiled components are shared through the database as on PostgreSQL
+    /// (`runtime.share_compiled` is `auto`, off on SQLite): the scale section's new pod is a
+    /// second server on the same database.
     pub fn config_with(
         &self,
         name: &str,
@@ -54,7 +56,7 @@ impl Site {
         };
         let text = format!(
             "[database]\nurl = \"sqlite://{}?mode=rwc\"\nmax_connections = 16\n\n\
-             {log}[runtime]\ncache_dir = \"{}\"\n\n{extra}\n",
+             {log}[runtime]\ncache_dir = \"{}\"\nshare_compiled = \"on\"\n\n{extra}\n",
             self.dir.join("g.db").display(),
             cache_dir.display(),
         );
