@@ -1,11 +1,17 @@
 //! Warm replicas: components compiled by one replica are kept for the others
 //! (`compiled_artefacts`, keyed by digest and the engine's compatibility hash, each
-//! authenticated with a key derived from the secrets key), and each tenant's last change has
-//! its own revision (`tenant_revisions`), so a change to one tenant's installs leaves every
-//! other tenant's cached installs valid.
+//! authenticated with a key derived from the secrets key), and every change to a tenant's
+//! installs, councils or settings is logged with the platform revision it committed at
+//! (`tenant_revisions`, one row per revision naming the tenant changed), so a change to one
+//! tenant's installs leaves every other tenant's cached installs valid.
 //!
 //! Both are platform tables: an artefact is the compiled form of a shared catalogue blob,
-//! and a revision row holds only a tenant's id and a number.
+//! and a log row holds only a revision and a tenant's id (no foreign key: a deleted tenant's
+//! rows stay until pruned). Revisions are consecutive and commit in order, so a replica that
+//! finds fewer rows between two platform revisions than their difference knows a change went
+//! unlogged (made by a release before this one, or pruned while it lagged) and drops every
+//! cached install. The revision is the primary key, which the replicas' range reads and the
+//! pruning of old rows use; `tenant_id` has an index of its own.
 
 use sea_orm_migration::prelude::*;
 
@@ -72,14 +78,14 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(TenantRevisions::Table)
                     .col(
-                        ColumnDef::new(TenantRevisions::TenantId)
-                            .string_len(48)
+                        ColumnDef::new(TenantRevisions::Revision)
+                            .big_integer()
                             .not_null()
                             .primary_key(),
                     )
                     .col(
-                        ColumnDef::new(TenantRevisions::Revision)
-                            .big_integer()
+                        ColumnDef::new(TenantRevisions::TenantId)
+                            .string_len(48)
                             .not_null(),
                     )
                     .to_owned(),
@@ -88,9 +94,9 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
-                    .name("ix_tenant_revisions_revision")
+                    .name("ix_tenant_revisions_tenant_id")
                     .table(TenantRevisions::Table)
-                    .col(TenantRevisions::Revision)
+                    .col(TenantRevisions::TenantId)
                     .to_owned(),
             )
             .await?;

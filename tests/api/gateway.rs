@@ -15,7 +15,8 @@ on_both_databases!(
     published_plugins_serve_only_their_councils,
     upgrade_and_rollback_under_load_lose_nothing,
     a_change_to_one_tenant_leaves_the_others_installs_cached,
-    a_tenant_deleted_and_created_again_serves_none_of_its_old_installs
+    a_tenant_deleted_and_created_again_serves_none_of_its_old_installs,
+    a_change_missing_from_the_revision_log_is_served_within_the_watch_interval
 );
 
 fn open311_services() -> Value {
@@ -699,4 +700,138 @@ async fn a_tenant_deleted_and_created_again_serves_none_of_its_old_installs(app:
     // The other alliance's install stayed cached throughout.
     assert_eq!(served(&app, B, "shropshire", "hello").await.0, 200);
     assert_eq!(install_resolutions(base, B).await, b_resolved);
+}
+
+/// Polls `/s/{tenant}/{council}/{plugin}/` until `version` answers; fails after three
+/// seconds (the watch interval and a generous margin).
+async fn served_soon(app: &TestApp, tenant: &str, council: &str, plugin: &str, version: &str) {
+    let started = Instant::now();
+    loop {
+        let (status, by, body) = served(app, tenant, council, plugin).await;
+        if status == 200 && by == version {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{tenant} still answers {status} ({by}), not {version}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Changes `tenant`'s install of hello to `version` straight in the database, bumping the
+/// platform revision in the same transaction as a replica does, and logging the change as
+/// `logged_as` in `tenant_revisions` (`None`: no row, as the release before the log did).
+async fn change_behind_the_api(
+    app: &TestApp,
+    tenant: &str,
+    version: &str,
+    logged_as: Option<&str>,
+) {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let admin = sea_orm::Database::connect(app.db.admin_url.expose())
+        .await
+        .unwrap();
+    let txn = admin.begin().await.unwrap();
+    if admin.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // The installs table's row-level security holds for its owner too.
+        txn.execute_unprepared(&format!(
+            "SELECT set_config('guildhall.tenant_id', '{tenant}', true)"
+        ))
+        .await
+        .unwrap();
+    }
+    txn.execute_unprepared("UPDATE platform_revision SET revision = revision + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    if let Some(logged) = logged_as {
+        txn.execute_unprepared(&format!(
+            "INSERT INTO tenant_revisions (revision, tenant_id) \
+             SELECT revision, '{logged}' FROM platform_revision WHERE id = 1"
+        ))
+        .await
+        .unwrap();
+    }
+    let changed = txn
+        .execute_unprepared(&format!(
+            "UPDATE installs SET version = '{version}' \
+             WHERE tenant_id = '{tenant}' AND plugin = 'hello'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    txn.commit().await.unwrap();
+    admin.close().await.unwrap();
+}
+
+/// A rolling upgrade runs replicas of the previous release beside this one, and they bump
+/// the platform revision without logging which tenant changed. The server sees a revision
+/// missing from the log and drops its whole install cache, so the change is served within
+/// the watch interval (without the check the stale install would be served until a
+/// restart). A log row naming no valid tenant is handled the same way and stops nothing: a
+/// change logged after it is served too, re-reading only its tenant's installs.
+async fn a_change_missing_from_the_revision_log_is_served_within_the_watch_interval(app: TestApp) {
+    const A: &str = "north-downs";
+    const B: &str = "the-marches";
+    let base = &app.url("");
+    app.create_example_tenants().await;
+    let hello = guildhall_test_artifacts::plugin("hello");
+    app.publish_built("hello").await;
+    assert_eq!(
+        app.publish("hello", &hello_at("0.2.0"), hello.bytes(), None)
+            .await
+            .status(),
+        201
+    );
+    expect_text(app.install_for(A, "hello", "all").await, 201).await;
+    // B runs 0.2.0, so both versions are prepared before A's install changes behind the API.
+    let installed = app
+        .install(B, "hello", "0.2.0", json!("all"), json!({}))
+        .await;
+    expect_text(installed, 201).await;
+    assert_eq!(served(&app, A, "tandridge", "hello").await.1, "hello@0.1.0");
+    assert_eq!(
+        served(&app, B, "shropshire", "hello").await.1,
+        "hello@0.2.0"
+    );
+    let b_resolved = install_resolutions(base, B).await;
+    // Cached: serving again reads nothing.
+    assert_eq!(served(&app, B, "shropshire", "hello").await.0, 200);
+    assert_eq!(install_resolutions(base, B).await, b_resolved);
+
+    // An earlier release upgrades A: no log row.
+    change_behind_the_api(&app, A, "0.2.0", None).await;
+    served_soon(&app, A, "tandridge", "hello", "hello@0.2.0").await;
+    // Which tenant changed was unknown, so B's install was dropped and is read again.
+    assert_eq!(
+        served(&app, B, "shropshire", "hello").await.1,
+        "hello@0.2.0"
+    );
+    assert!(
+        install_resolutions(base, B).await > b_resolved,
+        "B's install was not read again after an unlogged change"
+    );
+
+    // A row naming no valid tenant: the same, and the watcher goes on.
+    change_behind_the_api(&app, A, "0.1.0", Some("Not A Tenant!")).await;
+    served_soon(&app, A, "tandridge", "hello", "hello@0.1.0").await;
+    assert_eq!(
+        served(&app, B, "shropshire", "hello").await.1,
+        "hello@0.2.0"
+    );
+    let b_resolved = install_resolutions(base, B).await;
+
+    // A change logged as A's (as another replica of this release writes it) is served
+    // too, and B's install stays cached.
+    change_behind_the_api(&app, A, "0.2.0", Some(A)).await;
+    served_soon(&app, A, "tandridge", "hello", "hello@0.2.0").await;
+    assert_eq!(
+        served(&app, B, "shropshire", "hello").await.1,
+        "hello@0.2.0"
+    );
+    assert_eq!(
+        install_resolutions(base, B).await,
+        b_resolved,
+        "B's install was read again after a change logged for A"
+    );
 }

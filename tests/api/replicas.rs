@@ -1,6 +1,6 @@
 //! Two server processes on one PostgreSQL database: a change made through one replica is
 //! served by the other within two seconds, without a restart, and leaves the other tenants'
-//! cached installs alone; and the per-tenant revisions the replicas read, on both databases.
+//! cached installs alone; and the revision log the replicas read, on both databases.
 
 use std::path::Path;
 use std::process::Child;
@@ -10,12 +10,12 @@ use serde_json::json;
 
 use guildhall_domain::TenantId;
 use guildhall_domain::tenant::TenantSpec;
-use guildhall_store::{PoolOptions, Store};
+use guildhall_store::{PoolOptions, Store, TenantRevision};
 use sea_orm::ConnectionTrait;
 
 use crate::gateway::install_resolutions;
 use crate::helpers::{
-    Backend, TestDb, cli_operator_token, client_with, hello_at, serve_process, status_of,
+    APP_ROLE, Backend, TestDb, cli_operator_token, client_with, hello_at, serve_process, status_of,
 };
 
 /// Starts `guildhall serve` on `db` with a compile cache of its own in `dir/{cache}`; returns
@@ -392,7 +392,7 @@ async fn killing_a_replica_loses_no_acknowledged_write() {
     let _ = b.wait();
 }
 
-/// Every revision bump names its tenant: the bump writes the tenant's row in
+/// Every revision bump names its tenant: the bump logs a row (its revision, its tenant) in
 /// `tenant_revisions` (which replicas read) and the store records it for this process.
 async fn bumps_write_their_tenants_revision(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else {
@@ -406,29 +406,15 @@ async fn bumps_write_their_tenants_revision(backend: Backend) {
         TenantId::parse("north-downs").unwrap(),
         TenantId::parse("the-marches").unwrap(),
     );
-    let spec = |id: &TenantId, council: &str| {
-        TenantSpec::from_toml(&format!(
-            "id = \"{id}\"\nname = \"{id}\"\n[[councils]]\nid = \"{council}\"\nname = \"{council}\"\n"
-        ))
-        .unwrap()
-    };
     let (spec_a, spec_b) = (spec(&a, "tandridge"), spec(&b, "shropshire"));
     let committed = store.committed_revision();
-    let rows = |after: i64| {
-        let store = &store;
-        async move {
-            let mut rows = store.tenant_revisions_after(after).await.unwrap();
-            rows.sort();
-            rows
-        }
-    };
     let start = store.revision().await.unwrap();
-    assert_eq!(rows(start).await, vec![]);
+    assert_eq!(logged(&store, start).await, vec![]);
 
     store.tenants().create(&spec_a).await.unwrap();
     let created_a = store.revision().await.unwrap();
     assert_eq!(created_a, start + 1);
-    assert_eq!(rows(start).await, vec![(a.clone(), created_a)]);
+    assert_eq!(logged(&store, start).await, vec![(created_a, a.clone())]);
     assert_eq!(committed.tenant(&a), Some(created_a));
     assert_eq!(committed.tenant(&b), None);
 
@@ -439,52 +425,53 @@ async fn bumps_write_their_tenants_revision(backend: Backend) {
         .await
         .unwrap();
     let created_b = store.revision().await.unwrap();
-    assert_eq!(rows(created_a).await, vec![(b.clone(), created_b)]);
+    assert_eq!(created_b, created_a + 1);
+    assert_eq!(
+        logged(&store, created_a).await,
+        vec![(created_b, b.clone())]
+    );
     assert_eq!(committed.tenant(&b), Some(created_b));
     assert_eq!(committed.tenant(&a), Some(created_a));
 
-    // A council changed in A moves A's row, at the new platform revision; B's stays.
+    // A council changed in A adds a row for A at the new platform revision; the log keeps
+    // every change, one row per revision.
     let scope_a = store.scope(&a).await.unwrap().unwrap();
     let mut council = spec_a.councils[0].clone();
     council.name = "Tandridge District Council".to_string();
     store.councils(&scope_a).put(&council).await.unwrap();
     let changed_a = store.revision().await.unwrap();
     assert_eq!(changed_a, created_b + 1);
-    assert_eq!(rows(created_b).await, vec![(a.clone(), changed_a)]);
     assert_eq!(
-        rows(start).await,
-        vec![(a.clone(), changed_a), (b.clone(), created_b)]
+        logged(&store, created_b).await,
+        vec![(changed_a, a.clone())]
     );
-    // The rows are what the table holds, one per tenant.
-    let table = store
-        .connection()
-        .query_all_raw(sea_orm::Statement::from_string(
-            store.backend(),
-            "SELECT tenant_id, revision FROM tenant_revisions ORDER BY tenant_id",
-        ))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r.try_get::<String>("", "tenant_id").unwrap(),
-                r.try_get::<i64>("", "revision").unwrap(),
-            )
-        })
-        .collect::<Vec<_>>();
     assert_eq!(
-        table,
+        logged(&store, start).await,
         vec![
-            ("north-downs".to_string(), changed_a),
-            ("the-marches".to_string(), created_b)
+            (created_a, a.clone()),
+            (created_b, b.clone()),
+            (changed_a, a.clone())
+        ]
+    );
+    // The rows are what the table holds.
+    assert_eq!(
+        table(&store).await,
+        vec![
+            (created_a, "north-downs".to_string()),
+            (created_b, "the-marches".to_string()),
+            (changed_a, "north-downs".to_string())
         ]
     );
 
-    // Deleting A bumps A's row: it stays, with the deletion's revision.
+    // Deleting A logs a row for A too; its earlier rows stay.
     store.lifecycle().delete_tenant(&scope_a).await.unwrap();
     let deleted_a = store.revision().await.unwrap();
-    assert_eq!(rows(changed_a).await, vec![(a.clone(), deleted_a)]);
+    assert_eq!(
+        logged(&store, changed_a).await,
+        vec![(deleted_a, a.clone())]
+    );
     assert_eq!(committed.tenant(&a), Some(deleted_a));
+    assert_eq!(logged(&store, start).await.len(), 4);
 
     // A gateway takes what this process committed; later commits are recorded afresh.
     let taken = committed.take_tenants();
@@ -493,6 +480,7 @@ async fn bumps_write_their_tenants_revision(backend: Backend) {
     assert_eq!(committed.tenant(&a), None);
     store.tenants().create(&spec_a).await.unwrap();
     let again = store.revision().await.unwrap();
+    assert_eq!(logged(&store, deleted_a).await, vec![(again, a.clone())]);
     assert_eq!(committed.tenant(&a), Some(again));
     assert_eq!(committed.latest(), again);
     store.close().await.unwrap();
@@ -506,4 +494,137 @@ async fn bumps_write_their_tenants_revision_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bumps_write_their_tenants_revision_on_postgres() {
     bumps_write_their_tenants_revision(Backend::Postgres).await;
+}
+
+/// A tenant `id` with one council.
+fn spec(id: &TenantId, council: &str) -> TenantSpec {
+    TenantSpec::from_toml(&format!(
+        "id = \"{id}\"\nname = \"{id}\"\n[[councils]]\nid = \"{council}\"\nname = \"{council}\"\n"
+    ))
+    .unwrap()
+}
+
+/// The revision log's rows above `after`, up to the platform revision now, in order.
+async fn logged(store: &Store, after: i64) -> Vec<(i64, TenantId)> {
+    let upto = store.revision().await.unwrap();
+    store
+        .tenant_revisions_between(after, upto)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.revision, row.tenant.expect("a valid tenant id")))
+        .collect()
+}
+
+/// Every row of `tenant_revisions`, read with SQL, in revision order.
+async fn table(store: &Store) -> Vec<(i64, String)> {
+    store
+        .connection()
+        .query_all_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT revision, tenant_id FROM tenant_revisions ORDER BY revision",
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.try_get::<i64>("", "revision").unwrap(),
+                r.try_get::<String>("", "tenant_id").unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The revision log is pruned below a bound only, as the server's role, by several
+/// replicas at once without harm; the reads between two revisions see exactly what is
+/// left, and a row naming no valid tenant is returned as such rather than failing the read.
+async fn the_revision_log_is_pruned_below_its_bound_only(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let admin = Store::connect(&db.admin_url, &PoolOptions::default())
+        .await
+        .unwrap();
+    admin.migrate().await.unwrap();
+    admin.grant_application_role(APP_ROLE).await.unwrap();
+    // Two replicas, connected as the server is.
+    let one = Store::connect(&db.url, &PoolOptions::default())
+        .await
+        .unwrap();
+    let two = Store::connect(&db.url, &PoolOptions::default())
+        .await
+        .unwrap();
+    let a = TenantId::parse("north-downs").unwrap();
+    let spec_a = spec(&a, "tandridge");
+    let start = one.revision().await.unwrap();
+    one.tenants().create(&spec_a).await.unwrap();
+    let scope = one.scope(&a).await.unwrap().unwrap();
+    for n in 1..=5 {
+        let mut council = spec_a.councils[0].clone();
+        council.name = format!("Tandridge {n}");
+        one.councils(&scope).put(&council).await.unwrap();
+    }
+    let revisions = |from: i64, to: i64| (from..=to).map(|r| (r, a.clone())).collect::<Vec<_>>();
+    let last = one.revision().await.unwrap();
+    assert_eq!(last, start + 6);
+    assert_eq!(logged(&one, start).await, revisions(start + 1, last));
+
+    // Below start + 3: the two rows under it go, the rest stay.
+    assert_eq!(one.prune_tenant_revisions(start + 3).await.unwrap(), 2);
+    assert_eq!(logged(&one, start).await, revisions(start + 3, last));
+    // Both replicas at once, to the same bound: the rows go once, whoever deletes them.
+    let (by_one, by_two) = tokio::join!(
+        one.prune_tenant_revisions(start + 5),
+        two.prune_tenant_revisions(start + 5)
+    );
+    assert_eq!(by_one.unwrap() + by_two.unwrap(), 2);
+    assert_eq!(logged(&one, start).await, revisions(start + 5, last));
+    // A bound at or below what is left removes nothing.
+    assert_eq!(one.prune_tenant_revisions(start + 5).await.unwrap(), 0);
+    assert_eq!(one.prune_tenant_revisions(start).await.unwrap(), 0);
+    assert_eq!(table(&admin).await.len(), 2);
+
+    // Bumps go on logging after a prune.
+    let mut council = spec_a.councils[0].clone();
+    council.name = "Tandridge District Council".to_string();
+    two.councils(&scope).put(&council).await.unwrap();
+    let bumped = two.revision().await.unwrap();
+    assert_eq!(bumped, last + 1);
+    assert_eq!(logged(&one, last).await, vec![(bumped, a.clone())]);
+
+    // A row naming no valid tenant is read as such.
+    admin
+        .connection()
+        .execute_unprepared(
+            "UPDATE platform_revision SET revision = revision + 1 WHERE id = 1;
+             INSERT INTO tenant_revisions (revision, tenant_id)
+                 SELECT revision, 'Not A Tenant!' FROM platform_revision WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    let rows = one
+        .tenant_revisions_between(bumped, bumped + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![TenantRevision {
+            revision: bumped + 1,
+            tenant: Err("Not A Tenant!".to_string()),
+        }]
+    );
+    for store in [one, two, admin] {
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revision_log_is_pruned_below_its_bound_only_on_sqlite() {
+    the_revision_log_is_pruned_below_its_bound_only(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revision_log_is_pruned_below_its_bound_only_on_postgres() {
+    the_revision_log_is_pruned_below_its_bound_only(Backend::Postgres).await;
 }

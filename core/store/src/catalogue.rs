@@ -441,15 +441,17 @@ fn to_plugin(row: plugins::Model, versions: Vec<plugin_versions::Model>) -> Resu
 }
 
 /// Bumps the platform revision inside a transaction for a change to `tenant`'s installs,
-/// councils or settings, and makes it the tenant's revision (`tenant_revisions`), so other
-/// replicas drop only this tenant's cached installs. Returns the bump, which the caller hands
-/// to [`crate::Revision::committed`] once the transaction has committed.
+/// councils or settings, and logs the new revision as the tenant's (a row of
+/// `tenant_revisions`), so other replicas drop only this tenant's cached installs. Returns
+/// the bump, which the caller hands to [`crate::Revision::committed`] once the transaction
+/// has committed.
 ///
-/// The platform row is held from the update to the commit, so revisions commit in order:
-/// once a replica reads revision `n`, every tenant row written at `n` or below is committed.
+/// The platform row is held from the update to the commit, so revisions are consecutive
+/// and commit in order: once a replica reads revision `n`, every log row at `n` or below is
+/// committed, one per revision (a revision with none was bumped by a release that kept no
+/// log, or its row was pruned).
 pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C, tenant: &TenantId) -> Result<Bump> {
     use crate::entities::{platform_revision, tenant_revisions};
-    use sea_orm::sea_query::OnConflict;
     platform_revision::Entity::update_many()
         .col_expr(
             platform_revision::Column::Revision,
@@ -467,14 +469,9 @@ pub(crate) async fn bump_revision<C: ConnectionTrait>(db: &C, tenant: &TenantId)
         .await?
         .map_or(0, |row| row.revision);
     tenant_revisions::Entity::insert(tenant_revisions::ActiveModel {
-        tenant_id: Set(tenant.as_str().to_string()),
         revision: Set(revision),
+        tenant_id: Set(tenant.as_str().to_string()),
     })
-    .on_conflict(
-        OnConflict::column(tenant_revisions::Column::TenantId)
-            .update_column(tenant_revisions::Column::Revision)
-            .to_owned(),
-    )
     .exec_without_returning(db)
     .await?;
     Ok(Bump::new(tenant.clone(), revision))

@@ -257,11 +257,11 @@ pub struct Store {
 
 /// The revisions this process has committed, shared by every clone of a [`Store`]. Every
 /// write that changes what the gateway serves (installs, councils' settings, councils,
-/// tenants) bumps the platform revision in its transaction, writes it as its tenant's
-/// revision (`tenant_revisions`) and, once committed, records it here for its tenant, so
-/// the gateway of this process sees the change on its next request without being told, and
-/// drops only that tenant's cached installs; other processes see it by polling
-/// [`Store::revision`] and reading [`Store::tenant_revisions_after`].
+/// tenants) bumps the platform revision in its transaction, logs it as its tenant's
+/// revision (a row of `tenant_revisions`) and, once committed, records it here for its
+/// tenant, so the gateway of this process sees the change on its next request without being
+/// told, and drops only that tenant's cached installs; other processes see it by polling
+/// [`Store::revision`] and reading [`Store::tenant_revisions_between`].
 #[derive(Debug, Clone, Default)]
 pub struct Revision(std::sync::Arc<Committed>);
 
@@ -285,6 +285,17 @@ impl Bump {
     pub(crate) fn new(tenant: TenantId, revision: i64) -> Self {
         Self { tenant, revision }
     }
+}
+
+/// A row of the revision log (`tenant_revisions`), from
+/// [`Store::tenant_revisions_between`]: a change committed at `revision` to `tenant`'s
+/// installs, councils or settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRevision {
+    /// The platform revision the change committed at.
+    pub revision: i64,
+    /// The tenant changed, or the stored id when it is not a valid one.
+    pub tenant: std::result::Result<TenantId, String>,
 }
 
 impl Revision {
@@ -626,24 +637,45 @@ impl Store {
             .map_or(0, |row| row.revision))
     }
 
-    /// Each tenant whose last change has a revision above `after`, with that revision.
-    /// Every revision up to a platform revision read before this call is committed by then
-    /// (bumps hold the platform row until they commit), so a tenant changed at such a
-    /// revision is here, at that revision or a later one.
-    pub async fn tenant_revisions_after(&self, after: i64) -> Result<Vec<(TenantId, i64)>> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        entities::tenant_revisions::Entity::find()
-            .filter(entities::tenant_revisions::Column::Revision.gt(after))
+    /// The revision log's rows with `after < revision <= upto`, in revision order: each
+    /// change's platform revision and the tenant it changed.
+    ///
+    /// Read with `upto` a platform revision read before this call, the rows are all
+    /// committed (bumps hold the platform row until they commit), one per revision, so
+    /// there are `upto - after` of them unless a revision has none: bumped by a release that
+    /// kept no log, or pruned ([`Store::prune_tenant_revisions`]). A row whose tenant id is
+    /// not valid is returned too (its [`TenantRevision::tenant`] is `Err`), never an error.
+    pub async fn tenant_revisions_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<TenantRevision>> {
+        use entities::tenant_revisions::Column;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        Ok(entities::tenant_revisions::Entity::find()
+            .filter(Column::Revision.gt(after))
+            .filter(Column::Revision.lte(upto))
+            .order_by_asc(Column::Revision)
             .all(&self.db)
             .await?
             .into_iter()
-            .map(|row| {
-                let tenant = TenantId::parse(row.tenant_id).map_err(|e| {
-                    Error::Database(DbErr::Custom(format!("corrupt tenant revision: {e}")))
-                })?;
-                Ok((tenant, row.revision))
+            .map(|row| TenantRevision {
+                revision: row.revision,
+                tenant: TenantId::parse(row.tenant_id.as_str()).map_err(|_| row.tenant_id),
             })
-            .collect()
+            .collect())
+    }
+
+    /// Deletes the revision log's rows below `below` and returns how many went. A range of
+    /// the primary key, so cheap; replicas may run it at once (a row another deletes is
+    /// skipped once that commits, and the result is the same whoever deletes what).
+    pub async fn prune_tenant_revisions(&self, below: i64) -> Result<u64> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        Ok(entities::tenant_revisions::Entity::delete_many()
+            .filter(entities::tenant_revisions::Column::Revision.lt(below))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
     }
 
     /// Grants the application role what the server needs and nothing more: read and

@@ -5,8 +5,11 @@
 //! An entry holds the platform revision read just before its install was, so it reflects
 //! every change up to that revision. It is valid while that revision is at least the
 //! highest revision known for its tenant: the store's record of this process's commits
-//! ([`guildhall_store::Revision`]) and what the watcher read from `tenant_revisions`. A
-//! change to one tenant leaves every other tenant's entries valid.
+//! ([`guildhall_store::Revision`]) and what the watcher read from the revision log
+//! (`tenant_revisions`). A change to one tenant leaves every other tenant's entries valid.
+//! When the log cannot say which tenants changed (a revision without its row: bumped by a
+//! release that kept no log, during a rolling upgrade, or pruned while this replica lagged;
+//! or a row naming no valid tenant), the watcher drops every entry instead.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,6 +102,13 @@ pub(super) type PreparedSlot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
 /// How many watcher ticks between sweeps of the cache (a minute).
 const SWEEP_EVERY: u32 = 120;
 
+/// How many revisions of the log the sweep keeps below the platform revision: rows older
+/// than that are deleted, so the log holds about this many changes however long the
+/// platform runs. A replica whose watcher lags further behind (cut off from the database
+/// for a while) no longer finds every row it needs, sees a gap and drops its whole install
+/// cache, which is safe: its next calls read their installs again.
+const LOG_KEPT: i64 = 10_000;
+
 /// The resolved installs and what they are checked against, under one lock.
 #[derive(Default)]
 pub(super) struct InstallCache {
@@ -108,7 +118,8 @@ pub(super) struct InstallCache {
     /// (at most one entry per tenant; the sweep empties it).
     seen: HashMap<TenantId, i64>,
     /// No install read before this revision is cached: raised to the platform revision
-    /// when the watcher first looks, and to the highest revision a sweep forgets.
+    /// when the watcher first looks or finds the revision log incomplete, and to the
+    /// highest revision a sweep forgets.
     floor: i64,
     /// Installs resolved from the database (cache misses), per tenant, for metrics.
     resolutions: HashMap<TenantId, u64>,
@@ -124,31 +135,69 @@ impl InstallCache {
 
 impl Gateway {
     /// Looks for changes other replicas committed: reads the platform revision and, when it
-    /// moved past the last one fully processed, the tenants changed since, raising each
-    /// one's known revision. This process's own writes need no call; the store records
-    /// their revisions as they commit.
+    /// moved past the last one fully processed, the log rows between the two, raising the
+    /// known revision of each tenant they name. This process's own writes need no call; the
+    /// store records their revisions as they commit.
     ///
     /// The platform revision is read first: every change at or below it is committed by
-    /// then (see `bump_revision`), so the second read finds each such tenant at that
-    /// revision or a later one, and the next look asks only above it. A change committed
-    /// between the two reads is either found now or above the new mark, never skipped.
+    /// then (see `bump_revision`), and revisions are consecutive, so the log holds exactly
+    /// one row for each revision above the last one processed, up to it. Fewer rows (a
+    /// change by a release that kept no log, or rows pruned while this replica lagged) or a
+    /// row naming no valid tenant leave the changed tenants unknown: then every entry read
+    /// before the platform revision is dropped and none read before it is cached.
     pub(super) async fn refresh(&self) -> guildhall_store::Result<()> {
         let platform = self.inner.store.revision().await?;
         let watched = self.inner.watched.load(Ordering::SeqCst);
         if watched < 0 {
             // The first look knows nothing older: what was cached before it (read at a lower
             // revision) is dropped, and nothing read before it is cached from now on.
-            let mut cache = self.inner.installs.lock().expect("install cache poisoned");
-            cache.floor = cache.floor.max(platform);
-            cache.entries.retain(|_, entry| entry.revision >= platform);
+            self.drop_read_before(platform);
             self.inner.watched.store(platform, Ordering::SeqCst);
             return Ok(());
         }
         if platform <= watched {
             return Ok(());
         }
-        let changed = self.inner.store.tenant_revisions_after(watched).await?;
-        {
+        let expected = platform - watched;
+        // Further behind than the log keeps: rows may be gone, so the read is not worth it.
+        let logged = if expected > LOG_KEPT {
+            Vec::new()
+        } else {
+            self.inner
+                .store
+                .tenant_revisions_between(watched, platform)
+                .await?
+        };
+        let found = logged.len();
+        let mut changed = HashMap::new();
+        let mut unreadable = Vec::new();
+        for row in logged {
+            match row.tenant {
+                Ok(tenant) => {
+                    let known = changed.entry(tenant).or_insert(row.revision);
+                    *known = (*known).max(row.revision);
+                }
+                Err(id) => unreadable.push((row.revision, id)),
+            }
+        }
+        if let Some((revision, id)) = unreadable.first() {
+            tracing::warn!(
+                rows = unreadable.len(),
+                revision,
+                tenant_id = %id,
+                "the revision log names a tenant id that is not valid; dropping every cached install"
+            );
+            self.drop_read_before(platform);
+        } else if !usize::try_from(expected).is_ok_and(|expected| found == expected) {
+            tracing::info!(
+                from = watched,
+                to = platform,
+                logged = found,
+                "revisions without a row in the revision log (changed by an earlier release, \
+                 or pruned while this replica lagged); dropping every cached install"
+            );
+            self.drop_read_before(platform);
+        } else {
             let mut cache = self.inner.installs.lock().expect("install cache poisoned");
             for (tenant, revision) in changed {
                 let seen = cache.seen.entry(tenant).or_insert(revision);
@@ -157,6 +206,29 @@ impl Gateway {
         }
         self.inner.watched.store(platform, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Drops every entry read before `revision` and caches none read before it from now on
+    /// (raises the floor): for when the changes up to `revision` are not known tenant by
+    /// tenant. An entry read at `revision` or later reflects them all and stays.
+    fn drop_read_before(&self, revision: i64) {
+        let mut cache = self.inner.installs.lock().expect("install cache poisoned");
+        cache.floor = cache.floor.max(revision);
+        cache.entries.retain(|_, entry| entry.revision >= revision);
+    }
+
+    /// Deletes the revision log's rows more than [`LOG_KEPT`] below the last platform
+    /// revision the watcher processed, unless `pruned` (the bound of this replica's last
+    /// prune) already covers them. Returns the bound used. Every replica prunes; a row one
+    /// deletes is simply gone for the others.
+    async fn prune_log(&self, pruned: i64) -> guildhall_store::Result<i64> {
+        let below = self.inner.watched.load(Ordering::SeqCst) - LOG_KEPT;
+        if below <= pruned {
+            return Ok(pruned);
+        }
+        let deleted = self.inner.store.prune_tenant_revisions(below).await?;
+        tracing::debug!(below, deleted, "pruned the revision log");
+        Ok(below)
     }
 
     /// Drops the entries that can no longer be served (older than their tenant's known
@@ -183,13 +255,15 @@ impl Gateway {
     }
 
     /// Polls for changes until the process ends, so installs changed through another
-    /// replica are served here within [`WATCH_INTERVAL`], and sweeps the cache now and then.
+    /// replica are served here within [`WATCH_INTERVAL`], and sweeps the cache and prunes
+    /// the revision log now and then.
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let gateway = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(WATCH_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut ticks = 0u32;
+            let mut pruned = 0;
             loop {
                 tick.tick().await;
                 if let Err(e) = gateway.refresh().await {
@@ -199,6 +273,10 @@ impl Gateway {
                 if ticks == SWEEP_EVERY {
                     ticks = 0;
                     gateway.sweep();
+                    match gateway.prune_log(pruned).await {
+                        Ok(below) => pruned = below,
+                        Err(e) => tracing::warn!(error = %e, "cannot prune the revision log"),
+                    }
                 }
             }
         })

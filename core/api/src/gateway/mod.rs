@@ -7,9 +7,11 @@
 //! through this replica is known at once (the store records each tenant's committed
 //! revision); a change made through another replica is noticed by [`Gateway::watch`], which
 //! polls the platform revision (a single indexed row) every half second and, when it moved,
-//! reads which tenants changed (`tenant_revisions`). Polling a counter works the same on
-//! SQLite and PostgreSQL and needs no long-lived connection; its cost is one tiny query per
-//! replica per interval, and the bound on staleness is the interval.
+//! reads which tenants changed from the revision log (`tenant_revisions`, one row per
+//! revision); a revision missing from the log (a change by an earlier release) drops every
+//! cached install. Polling a counter works the same on SQLite and PostgreSQL and needs no
+//! long-lived connection; its cost is one tiny query per replica per interval, and the bound
+//! on staleness is the interval.
 //!
 //! Each tenant has its own concurrency share: `runtime.tenant_concurrency` calls at once,
 //! then a short queue, then 429 with `Retry-After`. A tenant flooding the gateway fills
