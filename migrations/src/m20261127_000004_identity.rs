@@ -291,7 +291,11 @@ impl MigrationTrait for Migration {
                 Query::insert()
                     .into_table(PlatformRevision::Table)
                     .columns([PlatformRevision::Id, PlatformRevision::Revision])
-                    .values_panic([2.into(), 0.into()])
+                    // `revision` is a bigint: bind an i64. Migration 000003 inserts with the
+                    // same SQL text and an i64, and a connection that ran it has the
+                    // statement prepared with a bigint parameter; an i32 bound to it is sent
+                    // as four bytes ("insufficient data left in message").
+                    .values_panic([2.into(), 0i64.into()])
                     .to_owned(),
             )
             .await?;
