@@ -20,6 +20,7 @@ mod console;
 mod console_browser;
 mod data_protection;
 mod examples;
+mod fair_admission;
 mod faults;
 mod garden_waste_browser;
 mod gateway;

@@ -107,6 +107,9 @@ pub fn run(report: &mut Report) -> anyhow::Result<()> {
             *p50 <= 10.0,
         ));
     }
+    if let Some(section) = trust_checks(&figures) {
+        report.section(section);
+    }
     if let Some((_, p99)) = figures.percentiles_us.get("casbin_check_10k_rules") {
         report.row(Row::new(
             "casbin check with 10,000 rules, p99",
@@ -116,6 +119,33 @@ pub fn run(report: &mut Report) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The trust-boundary checks' cost per call beside instantiate + handle: the body read under
+/// its cap and deadline less the same read unbounded, and a memory budget reservation.
+fn trust_checks(figures: &Figures) -> Option<String> {
+    let mean = |name: &str| figures.means_us.get(name).copied();
+    let bounded = mean("trust_checks/body_read_with_cap_and_deadline")?;
+    let unbounded = mean("trust_checks/body_read_unbounded")?;
+    let budget = mean("trust_checks/memory_budget_reserve_and_release")?;
+    let call = mean("instantiate_and_handle_hello")?;
+    let deadline = (bounded - unbounded).max(0.0);
+    let ns = |us: f64| format!("{:.0} ns", us * 1000.0);
+    Some(format!(
+        "## Cost of the trust-boundary checks per call (criterion means)\n\n\
+         | Check | cost | share of instantiate + handle `hello` ({call:.2} µs) |\n|---|---:|---:|\n\
+         | body cap and deadline (a 1 KiB body read with them: {} − without: {}) | {} | {:.2}% |\n\
+         | memory budget (reserve the call's cap, give it back) | {} | {:.2}% |\n\
+         | both | {} | {:.2}% |\n",
+        ns(bounded),
+        ns(unbounded),
+        ns(deadline),
+        100.0 * deadline / call,
+        ns(budget),
+        100.0 * budget / call,
+        ns(deadline + budget),
+        100.0 * (deadline + budget) / call,
+    ))
 }
 
 #[cfg(test)]
@@ -140,5 +170,28 @@ prepare_hello/compile   time:   [160.00 ms 170.00 ms 180.00 ms]
             f.percentiles_us["instantiate_and_handle_hello"],
             (81.2, 140.5)
         );
+    }
+
+    #[test]
+    fn the_checks_cost_is_the_difference_and_the_reservation() {
+        let out = "trust_checks/body_read_unbounded
+                        time:   [400.00 ns 500.00 ns 600.00 ns]
+trust_checks/body_read_with_cap_and_deadline
+                        time:   [500.00 ns 600.00 ns 700.00 ns]
+trust_checks/memory_budget_reserve_and_release
+                        time:   [40.000 ns 50.000 ns 60.000 ns]
+instantiate_and_handle_hello
+                        time:   [9.0000 µs 10.000 µs 11.000 µs]
+";
+        let mut f = Figures::default();
+        parse(out, &mut f);
+        let section = trust_checks(&f).expect("all four figures");
+        assert!(section.contains("| body cap and deadline"), "{section}");
+        assert!(section.contains("| 100 ns | 1.00% |"), "{section}");
+        assert!(section.contains("| 50 ns | 0.50% |"), "{section}");
+        assert!(section.contains("| both | 150 ns | 1.50% |"), "{section}");
+        f.means_us
+            .remove("trust_checks/memory_budget_reserve_and_release");
+        assert!(trust_checks(&f).is_none());
     }
 }

@@ -165,6 +165,11 @@ impl Report {
         self.rows.push(row);
     }
 
+    /// A section of its own, in Markdown, after those before it.
+    pub fn section(&mut self, text: String) {
+        self.sections.push(text);
+    }
+
     pub fn throughput(&mut self, args: &BenchArgs, rows: Vec<Measured>, notes: &str) {
         self.sections.push(format!(
             "## Throughput and latency (`hello`, {} connections)\n\n{}\n{notes}",

@@ -1,6 +1,7 @@
 //! Runtime micro-benchmarks: instantiate + handle `hello` (pooling and `InstancePre`, with
 //! its 50th and 99th percentiles), kv get/set through the host, compiling a component
-//! against loading it precompiled, and publishing a 5 MiB component.
+//! against loading it precompiled, publishing a 5 MiB component, and the per-call cost of
+//! the trust-boundary checks (body cap and deadline, memory budget).
 //!
 //! Run with `cargo bench -p guildhall-runtime`.
 
@@ -147,6 +148,39 @@ fn benches(c: &mut Criterion) {
             assert!(response.unwrap().status().is_success());
         })
     });
+
+    // The trust-boundary checks every plugin call passes besides instantiate + handle: its
+    // body read under the size cap and the body deadline (as the gateway reads it) against
+    // the same read unbounded, and its memory cap reserved in the memory budget and given
+    // back.
+    let form = Bytes::from(vec![b'x'; 1024]);
+    let mut group = c.benchmark_group("trust_checks");
+    group.bench_function("body_read_unbounded", |b| {
+        b.to_async(&rt).iter(|| async {
+            let body = axum::body::Body::from(form.clone());
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            assert_eq!(bytes.len(), 1024);
+        })
+    });
+    group.bench_function("body_read_with_cap_and_deadline", |b| {
+        b.to_async(&rt).iter(|| async {
+            let body = axum::body::Body::from(form.clone());
+            let read = axum::body::to_bytes(body, bench.config.max_request_body_bytes);
+            let bytes = tokio::time::timeout(std::time::Duration::from_secs(30), read)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(bytes.len(), 1024);
+        })
+    });
+    group.bench_function("memory_budget_reserve_and_release", |b| {
+        b.to_async(&rt).iter(|| async {
+            let reservation = bench.runtime.reserve_memory(&hello).await.unwrap();
+            assert!(bench.runtime.memory_in_use_mib() > 0);
+            drop(reservation);
+        })
+    });
+    group.finish();
 
     // Compile from bytes against load from the precompiled cache, on fresh runtimes.
     let manifest = Arc::new(Manifest::from_toml(&plugin("hello").manifest()).unwrap());

@@ -265,8 +265,9 @@ fn new_store(
     let mut store = wasmtime::Store::new(&inner.engine, host);
     store.limiter(|h| &mut h.limiter);
     let deadline = started + plugin.timeout;
-    // Every epoch tick the guest yields to the scheduler, so CPU-bound plugins share the
-    // worker threads; past the deadline the next tick interrupts it.
+    // Every epoch tick the guest yields to the scheduler: its poll ends and its slot at the
+    // fair gate goes to the next tenant in turn, so CPU-bound plugins share the worker
+    // threads a tick at a time; past the deadline the next tick interrupts it.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         Ok(if Instant::now() >= deadline {
@@ -443,7 +444,9 @@ impl<F: Future> Future for Timed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if this.seat.enter(cx).is_pending() {
+        // A call that has run a whole tick of guest code is CPU-bound: heavy at the gate.
+        let heavy = this.spent.load(Ordering::Relaxed) >= crate::engine::TICK.as_nanos() as u64;
+        if this.seat.enter(cx, heavy).is_pending() {
             return Poll::Pending;
         }
         let started = Instant::now();

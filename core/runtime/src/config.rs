@@ -24,8 +24,19 @@ pub struct RuntimeConfig {
     pub max_response_body_bytes: usize,
     /// The wasm stack per call, in bytes.
     pub max_wasm_stack_bytes: usize,
-    /// Concurrent plugin calls per tenant.
+    /// Concurrent plugin calls per tenant; by default
+    /// [`RuntimeConfig::TENANT_CONCURRENCY_PER_CORE`] per core, at most
+    /// [`RuntimeConfig::TENANT_CONCURRENCY_MAX`], so that on two cores one tenant's calls
+    /// hold at most half of the default memory budget and another tenant's call always
+    /// finds memory.
     pub tenant_concurrency: usize,
+    /// Calls in flight at this process's gateway (each from the moment its path is read to
+    /// its answer) at which the process counts as saturated: from then on a call of a tenant
+    /// holding its fair share of them (this ÷ the tenants with calls in flight, at least 1)
+    /// waits for it up to `tenant_queue_timeout_ms`, then gets 429. Unset:
+    /// [`RuntimeConfig::SATURATION_CALLS_PER_CORE`] per core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saturation_calls: Option<usize>,
     /// Calls that may wait for a tenant's free slot before the next one gets 429.
     pub tenant_queue: usize,
     /// How long a queued call waits for a slot before 429, in milliseconds.
@@ -85,7 +96,9 @@ impl Default for RuntimeConfig {
             max_request_body_bytes: 4 << 20,
             max_response_body_bytes: 8 << 20,
             max_wasm_stack_bytes: 512 << 10,
-            tenant_concurrency: 64,
+            tenant_concurrency: (Self::TENANT_CONCURRENCY_PER_CORE * cores())
+                .min(Self::TENANT_CONCURRENCY_MAX),
+            saturation_calls: None,
             tenant_queue: 64,
             tenant_queue_timeout_ms: 1_000,
             max_component_bytes: 32 << 20,
@@ -125,6 +138,11 @@ pub enum ShareCompiled {
     On,
     /// Never: each replica compiles for itself.
     Off,
+}
+
+/// The cores this process may use (its CPU limit in a container), at least 1.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// `[runtime.outbound]`
@@ -232,6 +250,11 @@ impl RuntimeConfig {
         if self.tenant_concurrency == 0 {
             return Err("runtime.tenant_concurrency must be at least 1".into());
         }
+        if self.saturation_calls == Some(0) {
+            return Err(
+                "runtime.saturation_calls must be at least 1 (or unset: 16 per core)".into(),
+            );
+        }
         if self.memory_budget_mib < self.max_memory_mib {
             return Err(format!(
                 "runtime.memory_budget_mib ({}) must be at least runtime.max_memory_mib ({}), \
@@ -248,6 +271,27 @@ impl RuntimeConfig {
         parse_cidrs(&self.outbound.allow_cidrs)
             .map_err(|e| format!("runtime.outbound.allow_cidrs: {e}"))?;
         Ok(())
+    }
+
+    /// Gateway calls in flight per core at which a process counts as saturated, unless
+    /// `saturation_calls` says otherwise. A light call costs the gateway about 0.1 ms of a
+    /// core, so 16 queued per core wait under 2 ms; a tenant alone may still keep this many
+    /// calls waiting on I/O (outbound requests, a slow database) at once.
+    pub const SATURATION_CALLS_PER_CORE: usize = 16;
+
+    /// A tenant's concurrent plugin calls per core, unless `tenant_concurrency` says
+    /// otherwise: 16 calls of 64 MiB on two cores hold 1 GiB of the 2 GiB budget.
+    pub const TENANT_CONCURRENCY_PER_CORE: usize = 8;
+
+    /// The most concurrent plugin calls per tenant by default, whatever the cores: a
+    /// process without a CPU limit on a large node sees all of the node's cores.
+    pub const TENANT_CONCURRENCY_MAX: usize = 64;
+
+    /// The calls in flight at which this process counts as saturated: `saturation_calls`, or
+    /// [`Self::SATURATION_CALLS_PER_CORE`] for each core the process may use.
+    pub fn saturation(&self) -> usize {
+        self.saturation_calls
+            .unwrap_or_else(|| Self::SATURATION_CALLS_PER_CORE * cores())
     }
 
     /// The caps manifests are checked against.
@@ -274,6 +318,28 @@ mod tests {
         let e = config.validate().unwrap_err();
         assert!(e.contains("runtime.memory_budget_mib (128)"), "{e}");
         assert!(e.contains("runtime.max_memory_mib (256)"), "{e}");
+    }
+
+    #[test]
+    fn shares_are_derived_from_the_cores_unless_set() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(RuntimeConfig::default().saturation(), 16 * cores);
+        assert_eq!(
+            RuntimeConfig::default().tenant_concurrency,
+            (8 * cores).min(64)
+        );
+        let set = RuntimeConfig {
+            saturation_calls: Some(5),
+            ..RuntimeConfig::default()
+        };
+        assert_eq!(set.saturation(), 5);
+        assert_eq!(set.validate(), Ok(()));
+        let zero = RuntimeConfig {
+            saturation_calls: Some(0),
+            ..RuntimeConfig::default()
+        };
+        let e = zero.validate().unwrap_err();
+        assert!(e.contains("runtime.saturation_calls"), "{e}");
     }
 
     #[test]

@@ -7,26 +7,40 @@
 //! and its calls wait parked instead of crowding the scheduler's run queue. Waiting for
 //! I/O (kv, outbound HTTP) holds no slot: the slot is held only while the guest's code
 //! runs, and every epoch tick ends a poll.
+//!
+//! Guests run on the async runtime's worker threads, which also read and answer every
+//! connection and drive the I/O driver between tasks. A call that has already run a whole
+//! epoch tick of guest code is *heavy*, and heavy polls hold at most all slots but one
+//! (at least one): with two cores or more, however many CPU-bound guests run, one worker
+//! is always between guests, free for HTTP, for other tenants' fresh calls and for I/O. A call's first polls
+//! are light, so short calls (most of them) never wait for each other on two cores.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-#[derive(Debug, Default)]
-struct Line {
-    /// Waiting polls: ticket and waker.
-    waiting: VecDeque<(u64, Waker)>,
+#[derive(Debug)]
+struct Waiting {
+    ticket: u64,
+    waker: Waker,
+    heavy: bool,
 }
 
 #[derive(Debug)]
 struct State {
+    /// Slots free now.
     free: usize,
+    /// Heavy polls that may still start: all slots but one (at least one), less the heavy
+    /// polls running.
+    heavy_room: usize,
     next_ticket: u64,
-    /// Tenants with someone waiting, in turn order.
+    /// Tenants with someone waiting, in turn order; exactly the tenants in `lines`.
     turns: VecDeque<Arc<str>>,
-    lines: HashMap<Arc<str>, Line>,
-    /// Tickets a freed slot was handed to, not yet claimed by their poll.
-    granted: HashMap<u64, ()>,
+    /// Each waiting tenant's polls, first come first.
+    lines: HashMap<Arc<str>, VecDeque<Waiting>>,
+    /// Tickets a freed slot was handed to, not yet claimed by their poll, and whether the
+    /// poll is heavy.
+    granted: HashMap<u64, bool>,
 }
 
 /// The slots and the lines; cheap to clone.
@@ -42,13 +56,19 @@ pub(crate) struct Seat {
     tenant: Arc<str>,
     /// The ticket of this call's waiting poll, if it waits.
     ticket: Option<u64>,
+    /// Whether this call holds a slot now (a poll is running), and if so whether heavy.
+    holding: Option<bool>,
 }
 
 impl FairGate {
+    /// A gate with `slots` slots (one per core), `slots - 1` of them (at least one) open
+    /// to heavy polls.
     pub(crate) fn new(slots: usize) -> Self {
+        let slots = slots.max(1);
         Self {
             state: Arc::new(Mutex::new(State {
-                free: slots.max(1),
+                free: slots,
+                heavy_room: (slots - 1).max(1),
                 next_ticket: 0,
                 turns: VecDeque::new(),
                 lines: HashMap::new(),
@@ -62,74 +82,119 @@ impl FairGate {
             gate: self.clone(),
             tenant: Arc::from(tenant),
             ticket: None,
+            holding: None,
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("fair gate poisoned")
     }
+
+    /// Hands free slots to waiting polls, in turn, for as long as one may start.
+    fn hand_on(&self) {
+        loop {
+            let next = self.lock().grant_next();
+            match next {
+                Some((_, waker)) => waker.wake(),
+                None => break,
+            }
+        }
+    }
 }
 
 impl State {
-    /// Hands a free slot to the next tenant in turn; returns the waker to wake.
-    fn hand_on(&mut self) -> Option<Waker> {
-        while let Some(tenant) = self.turns.pop_front() {
-            let Some(line) = self.lines.get_mut(&tenant) else {
-                continue;
-            };
-            let Some((ticket, waker)) = line.waiting.pop_front() else {
-                self.lines.remove(&tenant);
-                continue;
-            };
-            if line.waiting.is_empty() {
-                self.lines.remove(&tenant);
-            } else {
-                self.turns.push_back(tenant);
-            }
-            self.granted.insert(ticket, ());
-            return Some(waker);
+    fn may_start(&self, heavy: bool) -> bool {
+        self.free > 0 && (!heavy || self.heavy_room > 0)
+    }
+
+    fn take(&mut self, heavy: bool) {
+        self.free -= 1;
+        if heavy {
+            self.heavy_room -= 1;
         }
+    }
+
+    fn give_back(&mut self, heavy: bool) {
         self.free += 1;
-        None
+        if heavy {
+            self.heavy_room += 1;
+        }
+    }
+
+    /// Hands a free slot to the first tenant in turn whose next poll may start, and moves
+    /// that tenant to the back; returns the ticket and the waker to wake. A tenant whose
+    /// next poll is heavy while no heavy poll may start keeps its place.
+    fn grant_next(&mut self) -> Option<(u64, Waker)> {
+        if self.free == 0 {
+            return None;
+        }
+        let position = self.turns.iter().position(|tenant| {
+            self.lines
+                .get(tenant)
+                .and_then(VecDeque::front)
+                .is_some_and(|waiting| self.may_start(waiting.heavy))
+        })?;
+        let tenant = self.turns.remove(position)?;
+        let line = self.lines.get_mut(&tenant)?;
+        let waiting = line.pop_front()?;
+        if line.is_empty() {
+            self.lines.remove(&tenant);
+        } else {
+            self.turns.push_back(tenant);
+        }
+        self.take(waiting.heavy);
+        self.granted.insert(waiting.ticket, waiting.heavy);
+        Some((waiting.ticket, waiting.waker))
     }
 }
 
 impl Seat {
-    /// Takes a slot for one poll, or queues this poll in the tenant's line.
-    pub(crate) fn enter(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Takes a slot for one poll, or queues this poll in the tenant's line. `heavy`: the
+    /// call has already run a whole epoch tick of guest code.
+    pub(crate) fn enter(&mut self, cx: &mut Context<'_>, heavy: bool) -> Poll<()> {
         let mut state = self.gate.lock();
         if let Some(ticket) = self.ticket {
-            if state.granted.remove(&ticket).is_some() {
+            if let Some(heavy) = state.granted.remove(&ticket) {
                 self.ticket = None;
+                self.holding = Some(heavy);
                 return Poll::Ready(());
             }
             // Still waiting: keep the newest waker.
             if let Some(line) = state.lines.get_mut(&self.tenant)
-                && let Some(entry) = line.waiting.iter_mut().find(|(t, _)| *t == ticket)
+                && let Some(entry) = line.iter_mut().find(|w| w.ticket == ticket)
             {
-                entry.1 = cx.waker().clone();
+                entry.waker = cx.waker().clone();
             }
             return Poll::Pending;
         }
-        if state.free > 0 && state.turns.is_empty() {
-            state.free -= 1;
+        if state.turns.is_empty() && state.may_start(heavy) {
+            state.take(heavy);
+            self.holding = Some(heavy);
             return Poll::Ready(());
         }
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         let line = state.lines.entry(Arc::clone(&self.tenant)).or_default();
-        let first = line.waiting.is_empty();
-        line.waiting.push_back((ticket, cx.waker().clone()));
+        let first = line.is_empty();
+        line.push_back(Waiting {
+            ticket,
+            waker: cx.waker().clone(),
+            heavy,
+        });
         if first {
             state.turns.push_back(Arc::clone(&self.tenant));
         }
-        // A slot may be free while others wait (they were woken but have not run yet):
-        // then the turn order decides, and someone is woken now.
-        let wake = if state.free > 0 {
-            state.free -= 1;
-            state.hand_on()
-        } else {
-            None
+        // A slot may be free while others wait (they were woken but have not run yet, or
+        // only heavy polls wait and none may start): then the turn order decides now, and
+        // this poll runs at once if its turn comes first.
+        let wake = match state.grant_next() {
+            Some((granted, _)) if granted == ticket => {
+                state.granted.remove(&ticket);
+                self.holding = Some(heavy);
+                return Poll::Ready(());
+            }
+            Some((_, waker)) => Some(waker),
+            None => None,
         };
         drop(state);
         self.ticket = Some(ticket);
@@ -140,31 +205,43 @@ impl Seat {
     }
 
     /// Gives the slot back after the poll.
-    pub(crate) fn leave(&self) {
-        let waker = self.gate.lock().hand_on();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+    pub(crate) fn leave(&mut self) {
+        let Some(heavy) = self.holding.take() else {
+            return;
+        };
+        self.gate.lock().give_back(heavy);
+        self.gate.hand_on();
     }
 }
 
 impl Drop for Seat {
     /// A call dropped while waiting (deadline, client gone) leaves its line, and a slot
-    /// handed to it goes on to the next.
+    /// handed to it, or held by a poll that never returned, goes on to the next.
     fn drop(&mut self) {
-        let Some(ticket) = self.ticket else { return };
         let mut state = self.gate.lock();
-        let waker = if state.granted.remove(&ticket).is_some() {
-            state.hand_on()
-        } else {
-            if let Some(line) = state.lines.get_mut(&self.tenant) {
-                line.waiting.retain(|(t, _)| *t != ticket);
+        let mut freed = false;
+        if let Some(heavy) = self.holding.take() {
+            state.give_back(heavy);
+            freed = true;
+        }
+        if let Some(ticket) = self.ticket.take() {
+            if let Some(heavy) = state.granted.remove(&ticket) {
+                state.give_back(heavy);
+                freed = true;
+            } else if let Some(line) = state.lines.get_mut(&self.tenant) {
+                line.retain(|w| w.ticket != ticket);
+                if line.is_empty() {
+                    state.lines.remove(&self.tenant);
+                    state.turns.retain(|t| *t != self.tenant);
+                }
+                // A heavy poll at the front of its line may have kept the polls behind it,
+                // or other tenants' turns, from a free slot.
+                freed = true;
             }
-            None
-        };
+        }
         drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
+        if freed {
+            self.gate.hand_on();
         }
     }
 }
@@ -182,56 +259,132 @@ mod tests {
         }
     }
 
-    fn cx(count: &Arc<Count>) -> Waker {
-        Waker::from(Arc::clone(count))
+    fn counter() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        (count, waker)
+    }
+
+    /// The gate's bookkeeping when nothing runs or waits: every slot free, nobody in line.
+    fn assert_idle(gate: &FairGate, slots: usize) {
+        let state = gate.lock();
+        assert_eq!(state.free, slots);
+        assert_eq!(state.heavy_room, (slots - 1).max(1));
+        assert!(state.turns.is_empty() && state.lines.is_empty() && state.granted.is_empty());
     }
 
     #[test]
     fn a_freed_slot_goes_to_the_next_tenant_in_turn() {
         let gate = FairGate::new(1);
-        let woken = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = cx(&woken);
+        let (_, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         let mut a1 = gate.seat("a");
         let mut a2 = gate.seat("a");
         let mut a3 = gate.seat("a");
         let mut b1 = gate.seat("b");
-        assert!(a1.enter(&mut cx).is_ready());
-        assert!(a2.enter(&mut cx).is_pending());
-        assert!(a3.enter(&mut cx).is_pending());
-        assert!(b1.enter(&mut cx).is_pending());
+        assert!(a1.enter(&mut cx, false).is_ready());
+        assert!(a2.enter(&mut cx, false).is_pending());
+        assert!(a3.enter(&mut cx, false).is_pending());
+        assert!(b1.enter(&mut cx, false).is_pending());
         // a1 finishes its poll: a2 was first in line, and a's turn comes first.
         a1.leave();
-        assert!(a2.enter(&mut cx).is_ready());
-        assert!(a3.enter(&mut cx).is_pending());
+        assert!(a2.enter(&mut cx, false).is_ready());
+        assert!(a3.enter(&mut cx, false).is_pending());
         // a2 finishes: b's turn, although a3 asked before b1.
         a2.leave();
-        assert!(a3.enter(&mut cx).is_pending());
-        assert!(b1.enter(&mut cx).is_ready());
+        assert!(a3.enter(&mut cx, false).is_pending());
+        assert!(b1.enter(&mut cx, false).is_ready());
         b1.leave();
-        assert!(a3.enter(&mut cx).is_ready());
+        assert!(a3.enter(&mut cx, false).is_ready());
         a3.leave();
-        assert_eq!(gate.lock().free, 1);
+        assert_idle(&gate, 1);
     }
 
     #[test]
     fn dropped_waiters_release_what_they_were_given() {
         let gate = FairGate::new(1);
-        let woken = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = cx(&woken);
+        let (woken, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         let mut a = gate.seat("a");
         let mut b = gate.seat("b");
         let mut c = gate.seat("c");
-        assert!(a.enter(&mut cx).is_ready());
-        assert!(b.enter(&mut cx).is_pending());
-        assert!(c.enter(&mut cx).is_pending());
+        let mut d = gate.seat("d");
+        assert!(a.enter(&mut cx, false).is_ready());
+        assert!(b.enter(&mut cx, false).is_pending());
+        assert!(c.enter(&mut cx, false).is_pending());
+        assert!(d.enter(&mut cx, false).is_pending());
         a.leave(); // handed to b
         drop(b); // b never claims it: it goes on to c
-        assert!(c.enter(&mut cx).is_ready());
+        drop(d); // d leaves its line, and its tenant leaves the turns
+        assert!(c.enter(&mut cx, false).is_ready());
         c.leave();
         drop(c);
-        assert_eq!(gate.lock().free, 1);
+        assert_idle(&gate, 1);
         assert!(woken.0.load(Ordering::SeqCst) >= 2);
+    }
+
+    #[test]
+    fn a_call_dropped_inside_its_poll_gives_its_slot_back() {
+        let gate = FairGate::new(1);
+        let (_, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut a = gate.seat("a");
+        let mut b = gate.seat("b");
+        assert!(a.enter(&mut cx, true).is_ready());
+        assert!(b.enter(&mut cx, false).is_pending());
+        // The poll never returned (it panicked): dropping the call frees the slot for b.
+        drop(a);
+        assert!(b.enter(&mut cx, false).is_ready());
+        b.leave();
+        assert_idle(&gate, 1);
+    }
+
+    #[test]
+    fn heavy_polls_leave_one_slot_to_everyone_else() {
+        // Two cores: one heavy poll at a time, the other slot for light ones.
+        let gate = FairGate::new(2);
+        let (_, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut a1 = gate.seat("a");
+        let mut a2 = gate.seat("a");
+        let mut a3 = gate.seat("a");
+        let mut b = gate.seat("b");
+        assert!(a1.enter(&mut cx, true).is_ready());
+        // A second heavy poll waits although a slot is free...
+        assert!(a2.enter(&mut cx, true).is_pending());
+        // ...and that slot is there for another tenant's light poll at once,
+        assert!(b.enter(&mut cx, false).is_ready());
+        // while a light poll of the busy tenant waits behind its own heavy one.
+        assert!(a3.enter(&mut cx, false).is_pending());
+        b.leave();
+        assert!(a3.enter(&mut cx, false).is_pending());
+        // The heavy poll ends: the next heavy one starts, then the light one behind it.
+        a1.leave();
+        assert!(a2.enter(&mut cx, true).is_ready());
+        assert!(a3.enter(&mut cx, false).is_ready());
+        a2.leave();
+        a3.leave();
+        assert_idle(&gate, 2);
+    }
+
+    #[test]
+    fn with_many_cores_all_but_one_run_heavy_polls() {
+        let gate = FairGate::new(4);
+        let (_, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut heavy: Vec<Seat> = (0..4).map(|_| gate.seat("a")).collect();
+        let mut ready = 0;
+        for seat in &mut heavy {
+            if seat.enter(&mut cx, true).is_ready() {
+                ready += 1;
+            }
+        }
+        assert_eq!(ready, 3);
+        let mut light = gate.seat("b");
+        assert!(light.enter(&mut cx, false).is_ready());
+        light.leave();
+        drop(light);
+        drop(heavy);
+        assert_idle(&gate, 4);
     }
 }

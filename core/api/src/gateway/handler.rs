@@ -1,10 +1,10 @@
-//! The request handler: parse the service path once, resolve the install, read the body,
-//! resolve the caller, take a share, run the call, map its failure, and record the outcome
-//! once (span, metrics, meter).
+//! The request handler: parse the service path once, admit the call by its tenant's share
+//! of a saturated process, resolve the install, read the body, resolve the caller, take a
+//! share, run the call, map its failure, and record the outcome once (span, metrics, meter).
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,12 +67,25 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
 
     let started = std::time::Instant::now();
     let gateway = &state.gateway;
+    // Admission, before anything else. A call with a body leaves the count while its body
+    // arrives (a client trickling an upload holds no share) and comes back once it is in,
+    // waiting for its share again.
+    let mut place = gateway
+        .admit_call(&tenant)
+        .await
+        .map_err(|refusal| refused(state, &tenant, refusal))?;
+    place.wait_turn().await;
     let resolved = gateway
         .resolve(&tenant, &plugin)
         .await?
         .ok_or_else(not_found)?;
+    place.served();
     if !resolved.serves(&council) {
         return Err(not_found());
+    }
+    let bodiless = body.size_hint().exact() == Some(0);
+    if !bodiless {
+        place.release();
     }
     let version = resolved.prepared.manifest().version.to_string();
     let span = tracing::Span::current();
@@ -81,6 +94,13 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     span.record("guildhall.plugin", plugin.as_str());
     span.record("guildhall.plugin.version", version.as_str());
     let body = gateway.read_body(body).await?;
+    if !bodiless {
+        place
+            .hold()
+            .await
+            .map_err(|refusal| refused(state, &tenant, refusal))?;
+        place.wait_turn().await;
+    }
     let principal = crate::access::principal(state, &parts.headers, &parts.extensions).await?;
     let caller = state
         .authz
@@ -161,6 +181,19 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
         response.headers_mut().insert(SERVED_BY, value);
     }
     Ok(response)
+}
+
+/// A call refused by admission: on the request's span and counted as a rejection of its
+/// tenant when the tenant has been served here (a made-up name never becomes a label). It
+/// is not metered: it reached no plugin version.
+fn refused(state: &AppState, tenant: &TenantId, refusal: super::shares::Saturated) -> ApiError {
+    let span = tracing::Span::current();
+    span.record("guildhall.outcome", "rejected");
+    if refusal.known {
+        span.record("guildhall.tenant", tenant.as_str());
+        state.telemetry.metrics.rejected(tenant.as_str());
+    }
+    super::shares::saturated(refusal)
 }
 
 /// Whether reading a body failed on the size cap rather than on the connection.

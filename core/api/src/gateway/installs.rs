@@ -198,6 +198,8 @@ impl Gateway {
             );
             self.drop_read_before(platform);
         } else {
+            // A tenant changed lately exists (or did): its calls are counted as its own.
+            self.inner.admission.know(changed.keys().cloned());
             let mut cache = self.inner.installs.lock().expect("install cache poisoned");
             for (tenant, revision) in changed {
                 let seen = cache.seen.entry(tenant).or_insert(revision);
@@ -260,6 +262,16 @@ impl Gateway {
     pub fn watch(&self) -> tokio::task::JoinHandle<()> {
         let gateway = self.clone();
         tokio::spawn(async move {
+            // Admission counts the platform's tenants each as itself from the start, so that
+            // paths naming made-up tenants, counted together, never hold a real tenant's
+            // first calls back on a new replica.
+            match gateway.inner.store.tenants().list().await {
+                Ok(tenants) => gateway
+                    .inner
+                    .admission
+                    .know(tenants.into_iter().map(|record| record.id)),
+                Err(e) => tracing::warn!(error = %e, "cannot list the tenants for admission"),
+            }
             let mut tick = tokio::time::interval(WATCH_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut ticks = 0u32;

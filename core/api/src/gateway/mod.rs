@@ -13,9 +13,11 @@
 //! long-lived connection; its cost is one tiny query per replica per interval, and the bound
 //! on staleness is the interval.
 //!
-//! Each tenant has its own concurrency share: `runtime.tenant_concurrency` calls at once,
-//! then a short queue, then 429 with `Retry-After`. A tenant flooding the gateway fills
-//! only its own share.
+//! Each tenant has its own share (`shares`): while the process is saturated
+//! (`runtime.saturation_calls` calls in flight, or its worker threads busy) a call of a
+//! tenant holding its fair share waits, parked, before its install is resolved, and gets 429
+//! with `Retry-After` if it waits too long; then `runtime.tenant_concurrency` calls at once,
+//! a short queue, and 429. A tenant flooding the gateway fills only its own share.
 //!
 //! A call's body is read whole, bounded in size (`runtime.max_request_body_bytes`, 413) and
 //! in time (`server.body_read_timeout_secs`, 408), before the call asks for a slot: a
@@ -88,6 +90,8 @@ struct GatewayInner {
     installs: Mutex<InstallCache>,
     prepared: Mutex<HashMap<(PluginName, String), PreparedSlot>>,
     gates: Mutex<HashMap<TenantId, Arc<TenantGate>>>,
+    /// Calls in flight per tenant, for admission when the process is saturated.
+    admission: shares::Admission,
     body_timeout: Duration,
     sessions: SessionsConfig,
     /// The path of the shared GOV.UK Frontend assets, for plugins' pages.
@@ -107,6 +111,10 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// A gateway over the store and runtime.
     pub fn new(store: Store, runtime: Runtime) -> Self {
+        let admission = shares::Admission::new(
+            runtime.config().saturation(),
+            Duration::from_millis(runtime.config().tenant_queue_timeout_ms),
+        );
         Self {
             inner: Arc::new(GatewayInner {
                 store,
@@ -115,6 +123,7 @@ impl Gateway {
                 installs: Mutex::new(InstallCache::default()),
                 prepared: Mutex::new(HashMap::new()),
                 gates: Mutex::new(HashMap::new()),
+                admission,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
                 sessions: SessionsConfig::default(),
                 assets: String::new(),
