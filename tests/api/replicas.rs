@@ -200,9 +200,12 @@ async fn publish(client: &reqwest::Client, base: &str, name: &str) {
             "component",
             reqwest::multipart::Part::bytes(artifact.bytes()),
         );
+    // Publishing compiles the component before it answers: on a loaded machine a debug
+    // build's compile can take longer than the ten seconds other requests are given.
     let response = client
         .post(format!("http://{base}/api/v1/plugins/{name}/versions"))
         .multipart(form)
+        .timeout(Duration::from_secs(120))
         .send()
         .await
         .unwrap();

@@ -554,9 +554,12 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
     assert_eq!(catalogue(&app).await, catalogue_before);
 
     // Imported into a fresh platform with its own database: the plugins are published
-    // there from the archive and answer as before.
+    // there from the archive and answer as before. What is compared is the data, not the
+    // speed: the plugins get five seconds rather than the tests' one, which a first call on a
+    // loaded machine (a new database's connections, a debug build) can pass.
     let fresh = TestApp::spawn_with(backend_of(&app), |config| {
         config.auth.oidc = vec![idp.issuer()];
+        config.runtime.default_timeout_ms = 5_000;
     })
     .await
     .expect("the backend is available");
@@ -640,6 +643,7 @@ async fn export_delete_import_brings_a_tenant_back(mut app: TestApp) {
     };
     if let Some(across) = TestApp::spawn_with(other, |config| {
         config.auth.oidc = vec![idp.issuer()];
+        config.runtime.default_timeout_ms = 5_000;
     })
     .await
     {
