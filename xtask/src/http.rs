@@ -420,7 +420,10 @@ pub async fn fairness(bin: &Path, args: &BenchArgs, report: &mut Report) -> anyh
     const B: &str = "the-marches";
     const SPIN: &str = "fixture-spin";
     let site = Site::new(bin, "fairness")?;
-    let config = site.config("fairness", "")?;
+    // Both tenants' clients are this machine's loopback address: the per-client connection
+    // cap is raised as the chart raises it for its ingress, where every connection comes
+    // from the proxy, so that the flood's 256 connections do not close B's at accept.
+    let config = site.config("fairness", "[server]\nmax_connections_per_client = 4096\n")?;
     let token = site.standard(&config)?;
     let spin = guildhall_test_artifacts::plugin(SPIN);
     site.cli(&config, &["plugins", "publish", path_str(&spin.dir)?])?;

@@ -21,7 +21,8 @@ pub struct Load {
     pub requests: u64,
 }
 
-/// Runs `wrk` with two threads.
+/// Runs `wrk` with two threads (one for a single connection: wrk needs a connection per
+/// thread).
 pub fn run(
     url: &str,
     connections: u32,
@@ -30,7 +31,7 @@ pub fn run(
 ) -> anyhow::Result<Load> {
     let mut cmd = Command::new("wrk");
     cmd.args([
-        "-t2",
+        &format!("-t{}", connections.clamp(1, 2)),
         &format!("-c{connections}"),
         &format!("-d{seconds}s"),
         "--timeout",
