@@ -113,6 +113,30 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Cargo, without the variables `cargo run` set for this program (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_*` and the like): build scripts that watch them (ring's watches
+/// `CARGO_MANIFEST_DIR`) would otherwise see them change between a build made here and one
+/// made from a shell, and each would rebuild the other's dependencies from the start.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_PKG_")
+            || matches!(
+                key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 /// Runs a command to completion and returns its stdout; fails with its stderr.
 pub fn run(cmd: &mut Command) -> anyhow::Result<String> {
     let shown = format!("{cmd:?}");
@@ -139,7 +163,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let mut report = Report::new(&args)?;
 
     say("building guildhall (release, with the bench route)");
-    let status = Command::new(env!("CARGO"))
+    let status = cargo()
         .current_dir(repo())
         .args([
             "build",
@@ -219,7 +243,7 @@ fn wasmtime_cli() -> anyhow::Result<PathBuf> {
         "installing wasmtime-cli {WASMTIME_VERSION} into {}",
         root.display()
     );
-    let status = Command::new(env!("CARGO"))
+    let status = cargo()
         .env("CARGO_TARGET_DIR", root.join("build"))
         .args([
             "install",
@@ -235,4 +259,29 @@ fn wasmtime_cli() -> anyhow::Result<PathBuf> {
         bail!("cannot install wasmtime-cli {WASMTIME_VERSION}");
     }
     Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn child_cargo_does_not_inherit_what_cargo_run_set() {
+        // `cargo test` sets these for the test binary as `cargo run` does for the harness.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let cmd = super::cargo();
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            removed.iter().any(|k| k == "CARGO_MANIFEST_DIR"),
+            "{removed:?}"
+        );
+        assert!(removed.iter().any(|k| k == "CARGO_PKG_NAME"), "{removed:?}");
+        assert!(
+            !removed
+                .iter()
+                .any(|k| k == "CARGO_HOME" || k == "CARGO_TARGET_DIR")
+        );
+    }
 }

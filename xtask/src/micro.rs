@@ -1,7 +1,6 @@
 //! The criterion benchmarks, read back from their output.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use anyhow::bail;
 
@@ -80,7 +79,7 @@ pub fn run(report: &mut Report) -> anyhow::Result<()> {
     let mut figures = Figures::default();
     for (package, bench) in BENCHES {
         println!("cargo bench -p {package} --bench {bench}");
-        let output = Command::new(env!("CARGO"))
+        let output = crate::cargo()
             .current_dir(crate::repo())
             .args([
                 "bench", "--locked", "-p", package, "--bench", bench, "--", "--noplot",

@@ -3,7 +3,6 @@
 //! `plugins/hello` build (64 KiB stack, the plugins workspace's size-optimised profile).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 
@@ -67,7 +66,7 @@ pub fn hello() -> anyhow::Result<Stock> {
     )?;
 
     let target = project.join("target");
-    let status = Command::new(env!("CARGO"))
+    let status = crate::cargo()
         .current_dir(&project)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .env("CARGO_TARGET_DIR", &target)
