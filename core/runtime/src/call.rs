@@ -91,6 +91,7 @@ pub(crate) async fn handle(
     }
     report.wall = started.elapsed();
     report.cpu = Duration::from_nanos(cpu.load(Ordering::Relaxed));
+    plugin.weight.ran(report.cpu);
     (result.map(|(response, _)| response), report)
 }
 
@@ -152,6 +153,7 @@ async fn run(
         inner: guest,
         spent: Arc::clone(cpu),
         seat: inner.gate.seat(tenant.as_str()),
+        heavy: plugin.weight.heavy(),
     };
     let mut guest = std::pin::pin!(guest);
     let mut finished: Option<wasmtime::Result<()>> = None;
@@ -326,6 +328,7 @@ where
                 inner: guest,
                 spent: Arc::clone(&cpu),
                 seat: inner.gate.seat(tenant.as_str()),
+                heavy: plugin.weight.heavy(),
             };
             let outcome = match tokio::time::timeout_at(deadline.into(), guest).await {
                 Ok(Ok(result)) => Ok(result),
@@ -349,6 +352,7 @@ where
     }
     report.wall = started.elapsed();
     report.cpu = Duration::from_nanos(cpu.load(Ordering::Relaxed));
+    plugin.weight.ran(report.cpu);
     (result, report)
 }
 
@@ -436,6 +440,8 @@ pin_project_lite::pin_project! {
         inner: F,
         spent: Arc<AtomicU64>,
         seat: Seat,
+        // Whether the plugin version's calls lately ran a tick or more: heavy from the start.
+        heavy: bool,
     }
 }
 
@@ -445,7 +451,8 @@ impl<F: Future> Future for Timed<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         // A call that has run a whole tick of guest code is CPU-bound: heavy at the gate.
-        let heavy = this.spent.load(Ordering::Relaxed) >= crate::engine::TICK.as_nanos() as u64;
+        let heavy = *this.heavy
+            || this.spent.load(Ordering::Relaxed) >= crate::engine::TICK.as_nanos() as u64;
         if this.seat.enter(cx, heavy).is_pending() {
             return Poll::Pending;
         }

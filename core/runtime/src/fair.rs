@@ -12,12 +12,41 @@
 //! connection and drive the I/O driver between tasks. A call that has already run a whole
 //! epoch tick of guest code is *heavy*, and heavy polls hold at most all slots but one
 //! (at least one): with two cores or more, however many CPU-bound guests run, one worker
-//! is always between guests, free for HTTP, for other tenants' fresh calls and for I/O. A call's first polls
-//! are light, so short calls (most of them) never wait for each other on two cores.
+//! is always between guests, free for HTTP, for other tenants' fresh calls and for I/O. A
+//! call's first polls are light, so short calls (most of them) never wait for each other on
+//! two cores, unless its plugin version's calls lately ran a whole tick or more on average
+//! ([`CallWeight`]): then the call is heavy from its first poll, and a flood of calls that
+//! each run a little over a tick does not get every core for each call's first tick.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+/// How much guest CPU a plugin version's calls took lately: a moving average over its last
+/// calls, each weighing a quarter.
+#[derive(Debug, Default)]
+pub(crate) struct CallWeight {
+    average_ns: AtomicU64,
+}
+
+impl CallWeight {
+    /// Adds a call's guest CPU time.
+    pub(crate) fn ran(&self, cpu: Duration) {
+        let sample = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
+        let average = self.average_ns.load(Ordering::Relaxed);
+        // Calls finishing at once lose a sample now and then; the average is a hint.
+        self.average_ns
+            .store(average - average / 4 + sample / 4, Ordering::Relaxed);
+    }
+
+    /// Whether the version's calls lately ran a whole epoch tick of guest code or more, on
+    /// average: its next call is heavy from its first poll.
+    pub(crate) fn heavy(&self) -> bool {
+        self.average_ns.load(Ordering::Relaxed) >= crate::engine::TICK.as_nanos() as u64
+    }
+}
 
 #[derive(Debug)]
 struct Waiting {
@@ -271,6 +300,33 @@ mod tests {
         assert_eq!(state.free, slots);
         assert_eq!(state.heavy_room, (slots - 1).max(1));
         assert!(state.turns.is_empty() && state.lines.is_empty() && state.granted.is_empty());
+    }
+
+    #[test]
+    fn a_version_whose_calls_run_a_tick_or_more_is_heavy_until_they_do_not() {
+        let weight = CallWeight::default();
+        assert!(!weight.heavy(), "a version nobody has called yet");
+        weight.ran(Duration::from_micros(50));
+        assert!(!weight.heavy());
+        // Calls of 1.6 ms (a little over a tick): heavy after a few.
+        for _ in 0..3 {
+            weight.ran(Duration::from_micros(1_600));
+        }
+        assert!(!weight.heavy(), "not after three");
+        for _ in 0..5 {
+            weight.ran(Duration::from_micros(1_600));
+        }
+        assert!(weight.heavy());
+        // One short call does not undo that; a run of them does.
+        weight.ran(Duration::from_micros(50));
+        assert!(weight.heavy());
+        for _ in 0..8 {
+            weight.ran(Duration::from_micros(50));
+        }
+        assert!(!weight.heavy());
+        // A call that hit its deadline (seconds of guest code) makes it heavy at once.
+        weight.ran(Duration::from_secs(1));
+        assert!(weight.heavy());
     }
 
     #[test]

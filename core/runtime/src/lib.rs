@@ -112,6 +112,8 @@ pub struct Prepared {
     scheduled: Option<wasmtime::component::ComponentExportIndex>,
     /// Its `guildhall:platform/data-subject` functions, when it declares subject requests.
     data_subject: Option<subject::Exports>,
+    /// How much guest CPU its calls took lately, for the fair gate.
+    weight: fair::CallWeight,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -375,6 +377,7 @@ impl Runtime {
             secrets,
             scheduled,
             data_subject,
+            weight: fair::CallWeight::default(),
         })
     }
 

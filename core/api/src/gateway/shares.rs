@@ -97,10 +97,11 @@ struct Counts {
     unknown: usize,
     /// The tenants this process has served, and their calls in flight.
     known: HashMap<TenantId, usize>,
-    /// Calls waiting for their holder's share, per holder, first come first.
-    lines: HashMap<Line, VecDeque<(u64, Waker)>>,
+    /// Calls waiting for their holder's share, per holder (`None`: the tenants not served
+    /// yet), first come first.
+    lines: HashMap<Option<TenantId>, VecDeque<(u64, Waker)>>,
     /// Holders with calls waiting, in turn order; exactly the keys of `lines`.
-    turns: VecDeque<Line>,
+    turns: VecDeque<Option<TenantId>>,
     /// Waiting calls handed a place (already counted), not yet claimed.
     granted: HashSet<u64>,
     next_ticket: u64,
@@ -145,23 +146,6 @@ enum Holder {
     Tenant,
     /// The count of the tenants not served yet.
     Unknown,
-}
-
-/// A holder's line of waiting calls.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Line {
-    Tenant(TenantId),
-    Unknown,
-}
-
-impl Line {
-    /// The tenant whose count it is; `None` for the tenants not served yet.
-    fn tenant(&self) -> Option<&TenantId> {
-        match self {
-            Line::Tenant(tenant) => Some(tenant),
-            Line::Unknown => None,
-        }
-    }
 }
 
 impl Holder {
@@ -299,15 +283,15 @@ impl Counts {
     /// its share; counts it and returns the waker to wake.
     fn grant_next(&mut self, pressure: Pressure) -> Option<Waker> {
         let position = self.turns.iter().position(|line| {
-            self.refuses(pressure, line.tenant(), self.held_by(line.tenant()))
+            self.refuses(pressure, line.as_ref(), self.held_by(line.as_ref()))
                 .is_none()
         })?;
         let line = self.turns.remove(position)?;
         let queue = self.lines.get_mut(&line)?;
         let (ticket, waker) = queue.pop_front()?;
         let empty = queue.is_empty();
-        self.add(line.tenant());
-        self.note_admitted(line.tenant(), pressure.now);
+        self.add(line.as_ref());
+        self.note_admitted(line.as_ref(), pressure.now);
         self.granted.insert(ticket);
         if empty {
             self.lines.remove(&line);
@@ -394,10 +378,7 @@ impl Admission {
                 woken.into_iter().for_each(Waker::wake);
                 return Ok((holder, false));
             };
-            let line = match holder {
-                Holder::Tenant => Line::Tenant(tenant.clone()),
-                Holder::Unknown => Line::Unknown,
-            };
+            let line = holder.of(tenant).cloned();
             let ticket = counts.next_ticket;
             counts.next_ticket += 1;
             let queue = counts.lines.entry(line.clone()).or_default();
@@ -458,7 +439,8 @@ impl Admission {
 #[derive(Debug)]
 struct Wait<'a> {
     admission: &'a Admission,
-    line: Line,
+    /// Its holder (`None`: the tenants not served yet).
+    line: Option<TenantId>,
     ticket: u64,
     /// Whether the call took the place it was handed.
     claimed: bool,
@@ -492,7 +474,7 @@ impl Drop for Wait<'_> {
         let mut counts = self.admission.lock();
         if counts.granted.remove(&self.ticket) {
             drop(counts);
-            self.admission.leave(self.line.tenant());
+            self.admission.leave(self.line.as_ref());
         } else if let Some(queue) = counts.lines.get_mut(&self.line) {
             queue.retain(|(t, _)| *t != self.ticket);
             if queue.is_empty() {
