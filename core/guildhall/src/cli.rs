@@ -13,7 +13,7 @@ use crate::server::{self, Server};
 /// Task polls between a worker thread's looks at the sockets (and timers) while it has tasks
 /// to run; tokio's default is 61. A guest's poll may run a whole epoch tick (1 ms), so under
 /// a flood of CPU-bound calls 61 polls kept another tenant's new requests unseen for tens of
-/// milliseconds (the fairness benchmark: B's p99 17–19 ms with 61, 9–13 ms with 4); a look
+/// milliseconds (the fairness benchmark: B's p99 17.3 ms with 61, 8.6–12.6 ms with 4); a look
 /// costs one `epoll_wait` that returns at once.
 const SOCKETS_EVERY: u32 = 4;
 
