@@ -36,7 +36,7 @@ use utoipa_axum::routes;
 pub use error::{ApiError, FieldError, Problem};
 pub use gateway::{Gateway, SchedulesConfig, SessionsConfig, spawn_scheduler};
 pub use guildhall_operations::catalogue::{CatalogueConfig, TrustedKeys};
-pub use state::{AppState, Telemetry};
+pub use state::{AppState, AppStateParts, Telemetry};
 
 /// HTTP settings from the operator's configuration.
 #[derive(Debug, Clone)]

@@ -8,9 +8,15 @@ use guildhall_store::Store;
 
 use crate::{Gateway, TrustedKeys, client};
 
-/// What every handler can reach.
+/// What every handler can reach. axum clones it for every handler and middleware a request
+/// passes, so it is one shared reference: a clone is one reference count, not one per part
+/// (each a cache line the worker threads would pass between them on every request).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateParts>);
+
+/// The parts of [`AppState`], built once by the wiring.
+#[derive(Debug)]
+pub struct AppStateParts {
     /// The database.
     pub store: Store,
     /// The plugin runtime.
@@ -34,9 +40,22 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state over `parts`.
+    pub fn new(parts: AppStateParts) -> Self {
+        Self(Arc::new(parts))
+    }
+
     /// How many tenant exports one replica builds at once: each stages the whole alliance on
     /// disk and holds a database snapshot while it is built.
     pub const EXPORTS: usize = 1;
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateParts;
+
+    fn deref(&self) -> &AppStateParts {
+        &self.0
+    }
 }
 
 /// What the telemetry routes and the gateway record into.

@@ -18,6 +18,11 @@ use guildhall_store::Store;
 use guildhall_test_artifacts::{plugin, print_percentiles, with_custom_section};
 use std::time::Instant;
 
+/// The allocator the `guildhall` binary runs with (`src/main.rs`), so the figures are the
+/// server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Bench {
     _dir: tempfile::TempDir,
     store: Store,

@@ -377,7 +377,7 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
         .with_public_hosts(config.server.public_hosts.clone())
         .with_assets(guildhall_console::assets::Assets::get().base());
     let telemetry = telemetry(config, store, &runtime, &gateway)?;
-    Ok(guildhall_api::AppState {
+    Ok(guildhall_api::AppState::new(guildhall_api::AppStateParts {
         store: store.clone(),
         gateway,
         runtime,
@@ -392,7 +392,7 @@ pub async fn app_state(config: &Config, store: &Store) -> anyhow::Result<guildha
         exports: std::sync::Arc::new(tokio::sync::Semaphore::new(
             guildhall_api::AppState::EXPORTS,
         )),
-    })
+    }))
 }
 
 impl Server {
