@@ -19,7 +19,7 @@ use crate::{CallContext, Inner, Prepared};
 pub(crate) struct Call {
     pub(crate) context: CallContext,
     pub(crate) plugin: PluginName,
-    pub(crate) version: String,
+    pub(crate) version: Arc<str>,
 }
 
 /// Refused capability uses listed in a call's report; later ones are only counted.
@@ -108,7 +108,7 @@ impl Host {
         let call = Arc::new(Call {
             context: call,
             plugin: plugin.manifest.name.clone(),
-            version: plugin.manifest.version.to_string(),
+            version: Arc::clone(&plugin.version),
         });
         let capabilities = capabilities::prepare(
             &CallSetup {

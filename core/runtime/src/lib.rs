@@ -114,6 +114,8 @@ pub struct Prepared {
     data_subject: Option<subject::Exports>,
     /// How much guest CPU its calls took lately, for the fair gate.
     weight: fair::CallWeight,
+    /// The manifest's version as text, formatted once rather than on every call.
+    version: Arc<str>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -132,6 +134,11 @@ impl Prepared {
     /// The plugin's manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The manifest's version, e.g. `0.2.0`.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// The component's digest.
@@ -367,7 +374,6 @@ impl Runtime {
             ))
         });
         Ok(Prepared {
-            manifest,
             digest,
             pre,
             memory_bytes: (memory_mib as usize) << 20,
@@ -378,6 +384,8 @@ impl Runtime {
             scheduled,
             data_subject,
             weight: fair::CallWeight::default(),
+            version: manifest.version.to_string().into(),
+            manifest,
         })
     }
 

@@ -125,13 +125,14 @@ impl Metrics {
         wall: Duration,
         cpu: Duration,
     ) {
-        let mut labels = vec![
+        // The CPU counter has the first three labels, the duration histogram all four.
+        let labels = [
             KeyValue::new("guildhall.tenant", tenant.to_string()),
             KeyValue::new("guildhall.plugin", plugin.to_string()),
             KeyValue::new("guildhall.plugin.version", version.to_string()),
+            KeyValue::new("guildhall.outcome", outcome),
         ];
-        self.inner.plugin_cpu.add(cpu.as_secs_f64(), &labels);
-        labels.push(KeyValue::new("guildhall.outcome", outcome));
+        self.inner.plugin_cpu.add(cpu.as_secs_f64(), &labels[..3]);
         self.inner
             .plugin_duration
             .record(wall.as_secs_f64(), &labels);

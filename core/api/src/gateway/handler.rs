@@ -87,12 +87,12 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     if !bodiless {
         place.release();
     }
-    let version = resolved.prepared.manifest().version.to_string();
+    let version = resolved.prepared.version();
     let span = tracing::Span::current();
     span.record("guildhall.tenant", tenant.as_str());
     span.record("guildhall.council", council.as_str());
     span.record("guildhall.plugin", plugin.as_str());
-    span.record("guildhall.plugin.version", version.as_str());
+    span.record("guildhall.plugin.version", version);
     let body = gateway.read_body(body).await?;
     if !bodiless {
         place
@@ -158,7 +158,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
             tenant: &tenant,
             council: &council,
             plugin: &plugin,
-            version: &version,
+            version,
         },
         status,
         started.elapsed(),
@@ -171,11 +171,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
     if let Some(session) = session {
         session.finish(response.headers_mut()).await;
     }
-    let served_by = HeaderValue::from_str(&format!(
-        "{plugin}@{}",
-        resolved.prepared.manifest().version
-    ))
-    .ok();
+    let served_by = HeaderValue::from_str(&format!("{plugin}@{version}")).ok();
     // Which version answered: for operators during upgrades, and for tests of them.
     if let Some(value) = served_by {
         response.headers_mut().insert(SERVED_BY, value);
@@ -280,7 +276,7 @@ async fn call(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let version = resolved.prepared.manifest().version.to_string();
+    let version = resolved.prepared.version();
     let span = tracing::info_span!(
         "plugin call",
         otel.name = %format!("plugin call {plugin}"),

@@ -40,7 +40,7 @@ impl context::Host for State {
     }
 
     async fn version(&mut self) -> wasmtime::Result<String> {
-        Ok(self.call.version.clone())
+        Ok(self.call.version.to_string())
     }
 
     async fn request_id(&mut self) -> wasmtime::Result<String> {
