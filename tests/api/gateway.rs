@@ -496,6 +496,85 @@ async fn a_tenant_over_its_share_gets_429_with_retry_after() {
     );
 }
 
+/// A client that hangs up while its call waits in its tenant's queue leaves the queue. Were
+/// it counted still, a few rounds of callers giving up (or of a load tool stopping) would
+/// fill the queue for good, and the tenant would get 429 whenever its share is in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_who_hang_up_while_queued_leave_the_queue() {
+    let app = hostile_app(|c| {
+        c.runtime.tenant_concurrency = 1;
+        c.runtime.tenant_queue = 2;
+        c.runtime.tenant_queue_timeout_ms = 30_000;
+    })
+    .await;
+    let url = app.url("/s/north-downs/tandridge/fixture-infinite-loop/");
+    let call = |timeout: Option<Duration>| {
+        let (client, url) = (app.anonymous.clone(), url.clone());
+        tokio::spawn(async move {
+            let mut request = client.get(url);
+            if let Some(timeout) = timeout {
+                request = request.timeout(timeout);
+            }
+            request.send().await.map(|r| r.status().as_u16())
+        })
+    };
+    // Three rounds, each leaving two hung-up callers behind: three times the queue.
+    for round in 0..3 {
+        // The loop holds the tenant's one slot until its deadline.
+        let holder = call(None);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let quitters = [
+            call(Some(Duration::from_millis(300))),
+            call(Some(Duration::from_millis(300))),
+        ];
+        for quitter in quitters {
+            let result = quitter.await.unwrap();
+            assert!(
+                result.as_ref().is_err_and(reqwest::Error::is_timeout),
+                "round {round}: a queued caller should wait, not be answered: {result:?}"
+            );
+        }
+        assert_eq!(holder.await.unwrap().unwrap(), 504, "round {round}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let depth = queue_depth(&app.url(""), "north-downs").await;
+        if depth == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{depth} calls still counted as queued"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The queue still holds two: with the slot in use, two more calls wait their turn (and
+    // run into the loop's deadline: 504) rather than being refused.
+    let holder = call(None);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let waiting = [call(None), call(None)];
+    assert_eq!(holder.await.unwrap().unwrap(), 504);
+    for waiting in waiting {
+        assert_eq!(waiting.await.unwrap().unwrap(), 504);
+    }
+}
+
+/// Calls the server at `base` counts as waiting in `tenant`'s queue, from `/metrics`.
+async fn queue_depth(base: &str, tenant: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("guildhall_gateway_queue_depth{{guildhall_tenant=\"{tenant}\"}}");
+    text.lines()
+        .filter(|l| l.starts_with(&series))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .map(|n| n as u64)
+        .sum()
+}
+
 /// How many times the server at `base` has read `tenant`'s installs from the database
 /// (rather than its cache), from `/metrics`; 0 before the first.
 pub(crate) async fn install_resolutions(base: &str, tenant: &str) -> u64 {

@@ -626,20 +626,39 @@ impl Gateway {
             )
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
         };
-        if gate.waiting.fetch_add(1, Ordering::SeqCst) >= config.tenant_queue {
-            gate.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(too_many());
-        }
+        // Counted while it waits, however the wait ends: a client that hangs up drops this
+        // future mid-wait, and a count left behind would shorten the queue for good.
+        let queued = Queued::join(&gate.waiting, config.tenant_queue).ok_or_else(too_many)?;
         let waited = tokio::time::timeout(
             Duration::from_millis(config.tenant_queue_timeout_ms),
             Arc::clone(&gate.permits).acquire_owned(),
         )
         .await;
-        gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(queued);
         match waited {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(too_many()),
         }
+    }
+}
+
+/// A call counted in its tenant's short queue ([`Gateway::admit`]) until dropped.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    /// Counts one more waiting call, or `None` when `limit` are waiting already.
+    fn join(waiting: &'a AtomicUsize, limit: usize) -> Option<Self> {
+        if waiting.fetch_add(1, Ordering::SeqCst) >= limit {
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Self(waiting))
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
