@@ -559,35 +559,29 @@ async fn callers_who_hang_up_while_queued_leave_the_queue() {
     }
 }
 
-/// Calls the server at `base` counts as waiting in `tenant`'s queue, from `/metrics`.
-async fn queue_depth(base: &str, tenant: &str) -> u64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("guildhall_gateway_queue_depth{{guildhall_tenant=\"{tenant}\"}}");
-    text.lines()
-        .filter(|l| l.starts_with(&series))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .map(|n| n as u64)
-        .sum()
-}
-
 /// How many times the server at `base` has read `tenant`'s installs from the database
 /// (rather than its cache), from `/metrics`; 0 before the first.
 pub(crate) async fn install_resolutions(base: &str, tenant: &str) -> u64 {
+    tenant_metric(base, "guildhall_gateway_install_resolutions_total", tenant).await
+}
+
+/// Calls the server at `base` counts as waiting in `tenant`'s queue, from `/metrics`.
+async fn queue_depth(base: &str, tenant: &str) -> u64 {
+    tenant_metric(base, "guildhall_gateway_queue_depth", tenant).await
+}
+
+/// The sum of `name`'s samples for `tenant` on the server at `base`, from `/metrics`.
+async fn tenant_metric(base: &str, name: &str, tenant: &str) -> u64 {
     let text = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    let series = "guildhall_gateway_install_resolutions_total{";
+    let series = format!("{name}{{");
     let label = format!("guildhall_tenant=\"{tenant}\"");
     text.lines()
-        .filter(|l| l.starts_with(series) && l.contains(&label))
+        .filter(|l| l.starts_with(&series) && l.contains(&label))
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .map(|n| n as u64)
         .sum()
