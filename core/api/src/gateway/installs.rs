@@ -486,7 +486,7 @@ impl Gateway {
         };
         Ok(Some(Installed {
             scope: resolved.scope.clone(),
-            version: resolved.prepared.manifest().version.to_string(),
+            version: resolved.prepared.version().to_string(),
             site: Arc::clone(site),
         }))
     }

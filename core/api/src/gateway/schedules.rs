@@ -271,7 +271,7 @@ async fn run(
         return Ok(None);
     };
     let tenant = resolved.scope.tenant();
-    let version = prepared.manifest().version.to_string();
+    let version = prepared.version().to_string();
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
         "scheduled run",

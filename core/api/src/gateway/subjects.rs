@@ -325,7 +325,7 @@ async fn call(
 ) -> Result<Called, String> {
     let prepared = &resolved.prepared;
     let tenant = resolved.scope.tenant();
-    let version = prepared.manifest().version.to_string();
+    let version = prepared.version().to_string();
     let function = match kind {
         Kind::Access => "access",
         Kind::Erasure => "erase",
