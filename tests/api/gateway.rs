@@ -15,6 +15,7 @@ on_both_databases!(
     published_plugins_serve_only_their_councils,
     upgrade_and_rollback_under_load_lose_nothing,
     a_change_to_one_tenant_leaves_the_others_installs_cached,
+    calls_to_what_is_not_installed_are_answered_from_the_cache_until_it_is,
     a_tenant_deleted_and_created_again_serves_none_of_its_old_installs,
     a_change_missing_from_the_revision_log_is_served_within_the_watch_interval
 );
@@ -604,6 +605,61 @@ async fn served(app: &TestApp, tenant: &str, council: &str, plugin: &str) -> (u1
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
     (status, version, response.text().await.unwrap())
+}
+
+/// A flood of calls to a plugin that is not installed, or to a tenant that does not exist,
+/// is answered from the install cache rather than the database; the absence is forgotten
+/// by the tenant's next change, so an install (or a tenant created under a name callers
+/// tried first) is served by its next call.
+async fn calls_to_what_is_not_installed_are_answered_from_the_cache_until_it_is(app: TestApp) {
+    const A: &str = "north-downs";
+    let base = &app.url("");
+    app.create_example_tenants().await;
+    app.publish_built("hello").await;
+    let (status, _, body) = served(&app, A, "tandridge", "hello").await;
+    assert_eq!(status, 404, "{body}");
+    let read = install_resolutions(base, A).await;
+    assert!(read >= 1, "the first call read the install: {read}");
+    for _ in 0..5 {
+        assert_eq!(served(&app, A, "tandridge", "hello").await.0, 404);
+    }
+    assert_eq!(
+        install_resolutions(base, A).await,
+        read,
+        "calls to an install known not to exist read the database again"
+    );
+
+    expect_text(app.install_for(A, "hello", "all").await, 201).await;
+    let (status, version, body) = served(&app, A, "tandridge", "hello").await;
+    assert_eq!((status, version.as_str()), (200, "hello@0.1.0"), "{body}");
+    let uninstalled = app
+        .client
+        .delete(app.url(&format!("/api/v1/tenants/{A}/installs/hello")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uninstalled.status(), 204);
+    assert_eq!(served(&app, A, "tandridge", "hello").await.0, 404);
+
+    // A tenant's name called before the tenant exists: created, installed, served.
+    const NEW: &str = "weald-digital";
+    for _ in 0..3 {
+        assert_eq!(served(&app, NEW, "wealden", "hello").await.0, 404);
+    }
+    let tenant = json!({"id": NEW, "name": "Weald Digital",
+        "councils": [{"id": "wealden", "name": "Wealden"}]});
+    let created = app
+        .client
+        .post(app.url("/api/v1/tenants"))
+        .json(&tenant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(served(&app, NEW, "wealden", "hello").await.0, 404);
+    expect_text(app.install_for(NEW, "hello", "all").await, 201).await;
+    let (status, version, body) = served(&app, NEW, "wealden", "hello").await;
+    assert_eq!((status, version.as_str()), (200, "hello@0.1.0"), "{body}");
 }
 
 /// Issue #19: the install cache is invalidated per tenant. Upgrading, reconfiguring and

@@ -435,6 +435,9 @@ pub async fn fairness(bin: &Path, args: &BenchArgs, report: &mut Report) -> anyh
     let a_light = server.url(&format!("/s/{TENANT}/{COUNCIL}/hello/"));
     let a_heavy = server.url(&format!("/s/{TENANT}/{COUNCIL}/{SPIN}/"));
     let b_url = server.url(&format!("/s/{B}/shropshire/hello/"));
+    // The reference: requests no plugin answers and admission never sees, only the
+    // server's HTTP work (the same layers, a handler that formats a line).
+    let a_native = server.url(&format!("/_bench/native/{TENANT}/{COUNCIL}"));
     let steady = 8;
     let flood_connections = 256;
 
@@ -481,8 +484,20 @@ pub async fn fairness(bin: &Path, args: &BenchArgs, report: &mut Report) -> anyh
             args,
         )
         .await?,
+        flood(
+            &server,
+            "requests to the native route (reference: no plugin, no admission, the HTTP work alone)"
+                .into(),
+            &a_native,
+            &b_url,
+            steady,
+            flood_connections,
+            args,
+        )
+        .await?,
     ];
     report.fairness(steady, flood_connections, &solo, &floods);
+    // The targets are for plugin calls; the reference row has none.
     for (flood, kind) in floods.iter().zip(["light", "CPU-heavy"]) {
         let ratio = flood.b.p99_ms / solo.p99_ms;
         report.row(Row::ratio(

@@ -20,5 +20,5 @@ pub mod setup;
 
 pub use config::{MeteringConfig, TelemetryConfig};
 pub use metering::{CallSample, Meter};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, PluginLabels};
 pub use opentelemetry::KeyValue;

@@ -7,12 +7,12 @@
 //! so a batch retried after an unclear failure is not counted twice. A failed batch is
 //! kept, with its id, and retried at the next flush.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use guildhall_domain::metering::{CallsDelta, UsageCounts, UsageDelta, latency_bucket};
 use guildhall_store::Store;
+use hashbrown::{Equivalent, HashMap};
 
 use crate::Metrics;
 
@@ -56,6 +56,68 @@ struct CallsKey {
     version: String,
     day: u32,
     bucket: i32,
+}
+
+/// A [`UsageKey`] borrowed from a call's sample: a call already counted is found without
+/// allocating. It hashes as the owned key does (a `&str` as its `String`, in field order).
+#[derive(Hash)]
+struct UsageKeyRef<'a> {
+    tenant: &'a str,
+    council: &'a str,
+    plugin: &'a str,
+    version: &'a str,
+    day: u32,
+}
+
+impl Equivalent<UsageKey> for UsageKeyRef<'_> {
+    fn equivalent(&self, key: &UsageKey) -> bool {
+        self.day == key.day
+            && self.tenant == key.tenant
+            && self.council == key.council
+            && self.plugin == key.plugin
+            && self.version == key.version
+    }
+}
+
+impl From<&UsageKeyRef<'_>> for UsageKey {
+    fn from(key: &UsageKeyRef<'_>) -> Self {
+        Self {
+            tenant: key.tenant.to_string(),
+            council: key.council.to_string(),
+            plugin: key.plugin.to_string(),
+            version: key.version.to_string(),
+            day: key.day,
+        }
+    }
+}
+
+/// A [`CallsKey`] borrowed from a call's sample, as [`UsageKeyRef`] is.
+#[derive(Hash)]
+struct CallsKeyRef<'a> {
+    plugin: &'a str,
+    version: &'a str,
+    day: u32,
+    bucket: i32,
+}
+
+impl Equivalent<CallsKey> for CallsKeyRef<'_> {
+    fn equivalent(&self, key: &CallsKey) -> bool {
+        self.day == key.day
+            && self.bucket == key.bucket
+            && self.plugin == key.plugin
+            && self.version == key.version
+    }
+}
+
+impl From<&CallsKeyRef<'_>> for CallsKey {
+    fn from(key: &CallsKeyRef<'_>) -> Self {
+        Self {
+            plugin: key.plugin.to_string(),
+            version: key.version.to_string(),
+            day: key.day,
+            bucket: key.bucket,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -153,16 +215,16 @@ impl Meter {
         let day = today();
         let wall_ms = sample.wall.as_secs_f64() * 1000.0;
         let error = i64::from(sample.error);
-        let usage_key = UsageKey {
-            tenant: sample.tenant.to_string(),
-            council: sample.council.to_string(),
-            plugin: sample.plugin.to_string(),
-            version: sample.version.to_string(),
+        let usage_key = UsageKeyRef {
+            tenant: sample.tenant,
+            council: sample.council,
+            plugin: sample.plugin,
+            version: sample.version,
             day,
         };
-        let calls_key = CallsKey {
-            plugin: sample.plugin.to_string(),
-            version: sample.version.to_string(),
+        let calls_key = CallsKeyRef {
+            plugin: sample.plugin,
+            version: sample.version,
             day,
             bucket: latency_bucket(wall_ms),
         };
@@ -176,8 +238,8 @@ impl Meter {
             kv_bytes: bytes(sample.kv_bytes),
         };
         let mut state = self.inner.state.lock().expect("meter poisoned");
-        *state.usage.entry(usage_key).or_default() += counts;
-        let calls = state.calls.entry(calls_key).or_default();
+        *state.usage.entry_ref(&usage_key).or_default() += counts;
+        let calls = state.calls.entry_ref(&calls_key).or_default();
         calls.0 += 1;
         calls.1 += error;
     }
@@ -221,7 +283,8 @@ impl Meter {
         let state = std::mem::take(&mut *self.inner.state.lock().expect("meter poisoned"));
         let mut batches = state.retry;
         let id = uuid::Uuid::now_v7().to_string();
-        let mut by_tenant: HashMap<String, Vec<UsageDelta>> = HashMap::new();
+        let mut by_tenant: std::collections::HashMap<String, Vec<UsageDelta>> =
+            std::collections::HashMap::new();
         for (key, counts) in state.usage {
             by_tenant.entry(key.tenant).or_default().push(UsageDelta {
                 council: key.council,
@@ -307,5 +370,43 @@ mod tests {
     fn day_numbers_become_utc_dates() {
         assert_eq!(day_string(0), "1970-01-01");
         assert_eq!(day_string(20_784), "2026-11-27");
+    }
+
+    #[test]
+    fn borrowed_keys_find_the_counts_of_owned_ones() {
+        let key = |tenant, council, day| UsageKeyRef {
+            tenant,
+            council,
+            plugin: "hello",
+            version: "0.1.0",
+            day,
+        };
+        let mut usage: HashMap<UsageKey, i64> = HashMap::new();
+        for borrowed in [
+            key("north-downs", "tandridge", 7),
+            key("north-downs", "tandridge", 7),
+            key("north-downs", "mole-valley", 7),
+            key("north-downs", "tandridge", 8),
+            // The same letters split differently are another key.
+            key("north-downst", "andridge", 7),
+        ] {
+            *usage.entry_ref(&borrowed).or_default() += 1;
+        }
+        assert_eq!(usage.len(), 4);
+        assert_eq!(usage.get(&key("north-downs", "tandridge", 7)), Some(&2));
+        assert_eq!(usage.get(&key("north-downs", "tandridge", 8)), Some(&1));
+
+        let calls_key = |bucket| CallsKeyRef {
+            plugin: "hello",
+            version: "0.1.0",
+            day: 7,
+            bucket,
+        };
+        let mut calls: HashMap<CallsKey, i64> = HashMap::new();
+        for bucket in [1, 1, 2] {
+            *calls.entry_ref(&calls_key(bucket)).or_default() += 1;
+        }
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls.get(&calls_key(1)), Some(&2));
     }
 }

@@ -159,6 +159,7 @@ async fn serve_inner(state: &AppState, request: Request) -> Result<Response, Api
             council: &council,
             plugin: &plugin,
             version,
+            labels: &resolved.labels,
         },
         status,
         started.elapsed(),
@@ -318,6 +319,8 @@ pub(crate) struct Where<'a> {
     pub(crate) council: &'a CouncilId,
     pub(crate) plugin: &'a PluginName,
     pub(crate) version: &'a str,
+    /// The metric labels of the install's calls.
+    pub(crate) labels: &'a guildhall_telemetry::PluginLabels,
 }
 
 /// Records a call's outcome, once, everywhere it is counted: the request's span and the
@@ -342,14 +345,9 @@ pub(crate) fn record_outcome(
     }
     if let Some((report, span)) = &ran {
         span.record("guildhall.outcome", report.outcome);
-        telemetry.metrics.plugin_call(
-            at.tenant.as_str(),
-            at.plugin.as_str(),
-            at.version,
-            report.outcome,
-            report.wall,
-            report.cpu,
-        );
+        telemetry
+            .metrics
+            .plugin_call(at.labels, report.outcome, report.wall, report.cpu);
         tracing::info!(
             parent: span,
             tenant = %at.tenant,

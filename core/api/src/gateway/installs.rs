@@ -20,6 +20,7 @@ use guildhall_domain::manifest::Manifest;
 use guildhall_domain::{CouncilId, PluginName, Site, TenantId};
 use guildhall_runtime::Prepared;
 use guildhall_store::{InstallCouncils, TenantRecord, TenantScope};
+use guildhall_telemetry::PluginLabels;
 
 use super::{Gateway, WATCH_INTERVAL};
 use crate::error::ApiError;
@@ -34,6 +35,8 @@ pub(crate) struct Resolved {
     /// Each council's settings: the install's, with the council's overrides laid over them.
     pub(super) configs: HashMap<CouncilId, Arc<serde_json::Value>>,
     pub(super) prepared: Arc<Prepared>,
+    /// Its calls' metric labels (tenant, plugin, version), built once here.
+    pub(super) labels: PluginLabels,
     /// When the plugin was first installed (schedules due before then do not run).
     pub(super) installed_at: time::OffsetDateTime,
 }
@@ -109,11 +112,20 @@ const SWEEP_EVERY: u32 = 120;
 /// cache, which is safe: its next calls read their installs again.
 const LOG_KEPT: i64 = 10_000;
 
+/// The most installs found not to exist that the cache keeps; past it they are forgotten
+/// all at once (each is read again on its next call).
+const ABSENT_KEPT: usize = 4096;
+
 /// The resolved installs and what they are checked against, under one lock.
 #[derive(Default)]
 pub(super) struct InstallCache {
     /// Each tenant's installs, resolved.
     entries: HashMap<(TenantId, PluginName), Arc<Resolved>>,
+    /// Installs found not to exist (no such tenant, or no such install), with the revision
+    /// they were read at, held valid by the same rule as `entries`: a flood of calls to a
+    /// plugin that is not installed is answered from here, not from the database. The
+    /// names are the caller's, so at most [`ABSENT_KEPT`] are kept.
+    absent: HashMap<(TenantId, PluginName), i64>,
     /// The highest revision the watcher read for each tenant changed since the last sweep
     /// (at most one entry per tenant; the sweep empties it).
     seen: HashMap<TenantId, i64>,
@@ -130,6 +142,18 @@ impl InstallCache {
     /// process (`committed`). `None` when neither since the last sweep.
     fn known(&self, tenant: &TenantId, committed: Option<i64>) -> Option<i64> {
         self.seen.get(tenant).copied().max(committed)
+    }
+
+    /// Whether what was read of `tenant` at `revision` is still what the database holds:
+    /// no change to the tenant is known since.
+    fn valid(&self, tenant: &TenantId, committed: Option<i64>, revision: i64) -> bool {
+        self.known(tenant, committed)
+            .is_none_or(|known| revision >= known)
+    }
+
+    /// Whether a read at `revision` may be kept: at or above the floor, and still valid.
+    fn keeps(&self, tenant: &TenantId, committed: Option<i64>, revision: i64) -> bool {
+        revision >= self.floor && self.valid(tenant, committed, revision)
     }
 }
 
@@ -217,6 +241,7 @@ impl Gateway {
         let mut cache = self.inner.installs.lock().expect("install cache poisoned");
         cache.floor = cache.floor.max(revision);
         cache.entries.retain(|_, entry| entry.revision >= revision);
+        cache.absent.retain(|_, read| *read >= revision);
     }
 
     /// Deletes the revision log's rows more than [`LOG_KEPT`] below the last platform
@@ -253,6 +278,9 @@ impl Gateway {
         cache
             .entries
             .retain(|(tenant, _), entry| known.get(tenant).is_none_or(|k| entry.revision >= *k));
+        cache
+            .absent
+            .retain(|(tenant, _), read| known.get(tenant).is_none_or(|k| *read >= *k));
         cache.floor = cache.floor.max(highest);
     }
 
@@ -369,19 +397,23 @@ impl Gateway {
         let key = (tenant.clone(), plugin.clone());
         {
             let cache = self.inner.installs.lock().expect("install cache poisoned");
+            let valid = |revision| cache.valid(tenant, committed.tenant(tenant), revision);
             if let Some(hit) = cache.entries.get(&key)
-                && cache
-                    .known(tenant, committed.tenant(tenant))
-                    .is_none_or(|known| hit.revision >= known)
+                && valid(hit.revision)
             {
                 return Ok(Some(Arc::clone(hit)));
+            }
+            if let Some(&read) = cache.absent.get(&key)
+                && valid(read)
+            {
+                return Ok(None);
             }
         }
         // Read the revision before the install, so a change committed in between makes
         // this entry stale rather than hiding the change.
         let revision = self.inner.store.revision().await?;
         let Some(scope) = self.inner.store.scope(tenant).await? else {
-            self.drop_entry(&key);
+            self.absent(key, revision);
             return Ok(None);
         };
         *self
@@ -393,11 +425,11 @@ impl Gateway {
             .entry(tenant.clone())
             .or_default() += 1;
         let Some(install) = self.inner.store.installs(&scope).get(plugin).await? else {
-            self.drop_entry(&key);
+            self.absent(key, revision);
             return Ok(None);
         };
         let Some(tenant_record) = self.inner.store.tenants().get(&scope).await? else {
-            self.drop_entry(&key);
+            self.absent(key, revision);
             return Ok(None);
         };
         let sites = sites(&tenant_record, plugin, &self.inner.assets);
@@ -430,6 +462,7 @@ impl Gateway {
                 (council.clone(), Arc::new(merged))
             })
             .collect();
+        let labels = PluginLabels::new(tenant.as_str(), plugin.as_str(), prepared.version());
         let resolved = Arc::new(Resolved {
             revision,
             scope,
@@ -437,33 +470,48 @@ impl Gateway {
             sites,
             configs,
             prepared,
+            labels,
             installed_at: install.created_at,
         });
         let mut cache = self.inner.installs.lock().expect("install cache poisoned");
         // A change known since the revision was read (or forgotten by a sweep) makes this
         // read stale already: it answers this call and is not kept.
-        let fresh = revision >= cache.floor
-            && cache
-                .known(tenant, committed.tenant(tenant))
-                .is_none_or(|known| revision >= known);
+        let fresh = cache.keeps(tenant, committed.tenant(tenant), revision);
         let newer = cache
             .entries
             .get(&key)
-            .is_some_and(|cached| cached.revision > revision);
+            .is_some_and(|cached| cached.revision > revision)
+            || cache.absent.get(&key).is_some_and(|read| *read > revision);
         if fresh && !newer {
+            cache.absent.remove(&key);
             cache.entries.insert(key, Arc::clone(&resolved));
         }
         Ok(Some(resolved))
     }
 
-    /// Drops the entry of an install (or tenant) found gone.
-    fn drop_entry(&self, key: &(TenantId, PluginName)) {
-        self.inner
-            .installs
-            .lock()
-            .expect("install cache poisoned")
+    /// Records an install (or tenant) found not to exist at `revision`: its entry goes, and
+    /// the absence is kept, by the rule that keeps entries, until a change to the tenant.
+    fn absent(&self, key: (TenantId, PluginName), revision: i64) {
+        let committed = self.inner.store.committed_revision();
+        let mut cache = self.inner.installs.lock().expect("install cache poisoned");
+        let fresh = cache.keeps(&key.0, committed.tenant(&key.0), revision);
+        let newer = cache
             .entries
-            .remove(key);
+            .get(&key)
+            .is_some_and(|cached| cached.revision > revision)
+            || cache.absent.get(&key).is_some_and(|read| *read > revision);
+        if newer {
+            return;
+        }
+        cache.entries.remove(&key);
+        if !fresh {
+            cache.absent.remove(&key);
+            return;
+        }
+        if cache.absent.len() >= ABSENT_KEPT {
+            cache.absent.clear();
+        }
+        cache.absent.insert(key, revision);
     }
 
     /// The tenant's install of `plugin` for `council`: its scope, installed version and

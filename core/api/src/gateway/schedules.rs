@@ -338,6 +338,7 @@ async fn run(
             council,
             plugin,
             version: &version,
+            labels: &resolved.labels,
         },
         status,
         started.elapsed(),

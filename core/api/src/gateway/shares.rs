@@ -34,7 +34,14 @@
 //! ([`Place::wait_turn`]), so it is counted while it waits, and the wait is measured. Without
 //! that a light call would be handled in one poll, from its path to its answer, and a tenant
 //! flooding with hundreds of connections, whose cost is the time its requests wait for the
-//! worker threads, would never show as more than a call or two in flight.
+//! worker threads, would never show as more than a call or two in flight. A call whose
+//! tenant is alone (the only holder in flight, nobody waiting, no other admitted within
+//! [`RECENT`]) goes on at once: there is nobody to be fair to, and the trip to the back of
+//! the run queue is not free (one more poll, and about one more look at the sockets for
+//! every four calls). The first call of another tenant ends that, and the measure resumes
+//! with the next call. A quiet tenant's call (fewer in flight than the other holders on
+//! average) goes on at once too: it is never held back for the worker threads' sake, and
+//! a second wait behind a flood's ready tasks would only add to its latency.
 //!
 //! Paths naming a tenant this process does not know are counted together, as one holder:
 //! made-up tenant names win an attacker one share, not one per name, and the counts never
@@ -157,6 +164,20 @@ impl Holder {
     }
 }
 
+/// How a call was admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entered {
+    /// At once, its holder alone in flight with nobody else about (see [`Counts::alone`]).
+    Alone,
+    /// At once, with fewer calls in flight than the other holders on average: a quiet
+    /// tenant, which is never held back for the worker threads' sake, goes on at once too.
+    Quiet,
+    /// At once, beside other holders' calls.
+    AtOnce,
+    /// After waiting in its holder's line.
+    Waited,
+}
+
 /// Why a call was refused: the process was saturated and its tenant held its fair share
 /// for as long as the call could wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +202,10 @@ pub(crate) struct Place<'a> {
     known: bool,
     /// The count the call is in, while counted.
     counted: Option<Holder>,
+    /// Whether [`Place::wait_turn`] lets the call go on at once: when last counted, its
+    /// holder was alone (see [`Counts::alone`]), or had fewer calls in flight than the
+    /// other holders on average (a quiet tenant beside a flood).
+    at_once: bool,
 }
 
 impl Counts {
@@ -231,6 +256,19 @@ impl Counts {
         self.recent.iter().flatten().any(|(other, at)| {
             other.as_ref() != holder && now.saturating_duration_since(*at) < RECENT
         })
+    }
+
+    /// Whether `holder`, just counted, is the only holder in flight, with nobody waiting and
+    /// no other holder admitted within [`RECENT`] of `now`.
+    fn alone(&self, holder: Option<&TenantId>, now: Instant) -> bool {
+        self.active == 1 && self.turns.is_empty() && !self.admitted_lately_besides(holder, now)
+    }
+
+    /// Whether a holder with `held` calls in flight (this one counted) has fewer than the
+    /// other holders in flight have on average.
+    fn below_the_others(&self, held: usize) -> bool {
+        let others = self.active.saturating_sub(1);
+        others > 0 && held * others < self.total.saturating_sub(held)
     }
 
     /// Notes that `holder` was admitted at `now`. Calls naming tenants not known are not
@@ -356,8 +394,8 @@ impl Admission {
 
     /// Counts a call of `tenant`: at once when its tenant is not held to its share,
     /// otherwise after waiting in its holder's line; `Err` when the wait ran out. Returns
-    /// whose count the call is in and whether it waited.
-    async fn enter(&self, tenant: &TenantId) -> Result<(Holder, bool), Saturated> {
+    /// whose count the call is in and how it was admitted.
+    async fn enter(&self, tenant: &TenantId) -> Result<(Holder, Entered), Saturated> {
         let mut woken = Vec::new();
         let (holder, wait, refusal) = {
             let mut counts = self.lock();
@@ -374,9 +412,16 @@ impl Admission {
             let Some(share) = counts.refuses(pressure, holder.of(tenant), held) else {
                 counts.add(holder.of(tenant));
                 counts.note_admitted(holder.of(tenant), pressure.now);
+                let entered = if counts.alone(holder.of(tenant), pressure.now) {
+                    Entered::Alone
+                } else if counts.below_the_others(held + 1) {
+                    Entered::Quiet
+                } else {
+                    Entered::AtOnce
+                };
                 drop(counts);
                 woken.into_iter().for_each(Waker::wake);
-                return Ok((holder, false));
+                return Ok((holder, entered));
             };
             let line = holder.of(tenant).cloned();
             let ticket = counts.next_ticket;
@@ -402,7 +447,7 @@ impl Admission {
         };
         woken.into_iter().for_each(Waker::wake);
         match tokio::time::timeout(self.wait, wait).await {
-            Ok(()) => Ok((holder, true)),
+            Ok(()) => Ok((holder, Entered::Waited)),
             Err(_) => Err(refusal),
         }
     }
@@ -414,6 +459,7 @@ impl Admission {
             tenant,
             known: false,
             counted: None,
+            at_once: false,
         };
         place.hold().await?;
         Ok(place)
@@ -493,10 +539,11 @@ impl Place<'_> {
         if self.counted.is_some() {
             return Ok(());
         }
-        let (holder, waited) = self.admission.enter(self.tenant).await?;
+        let (holder, entered) = self.admission.enter(self.tenant).await?;
         self.known |= holder == Holder::Tenant;
         self.counted = Some(holder);
-        if waited {
+        self.at_once = matches!(entered, Entered::Alone | Entered::Quiet);
+        if entered == Entered::Waited {
             // A call that waited in line goes on behind the next look at the sockets, as a
             // new request would: else a tenant's queued calls, ready in memory, would
             // always run ahead of other tenants' requests still arriving.
@@ -543,6 +590,11 @@ impl Place<'_> {
     /// (see the module's documentation): the call goes to the back of the run queue once,
     /// and how long it waited there is the measure of how busy the worker threads are.
     pub(crate) async fn wait_turn(&self) {
+        // Nobody to be fair to: no wait, no measure (a measure older than [`BUSY_FRESH`]
+        // no longer counts, and the next call made beside another tenant's takes one).
+        if self.at_once {
+            return;
+        }
         let started = Instant::now();
         let mut waited = false;
         poll_fn(|cx| {
@@ -748,6 +800,48 @@ mod tests {
             }
         );
         drop((places, fourth));
+        assert_eq!(counts(&admission), (0, 0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_alone_or_quiet_goes_on_at_once_and_a_busier_one_waits_its_turn() {
+        let admission = Admission::new(100, Duration::ZERO);
+        let (a, b) = (tenant("north-downs"), tenant("the-marches"));
+        let first = served(&admission, &a);
+        let second = served(&admission, &a);
+        assert!(first.at_once && second.at_once, "only a is about");
+        assert!(
+            second.wait_turn().now_or_never().is_some(),
+            "alone, a call does not queue behind other tasks"
+        );
+        assert_eq!(
+            admission.measured_ms.load(Ordering::Relaxed),
+            0,
+            "nor is it measured"
+        );
+        // b has fewer calls in flight than a: quiet, it goes on at once.
+        let quiet = served(&admission, &b);
+        assert!(quiet.at_once, "b has 1 in flight against a's 2");
+        // a has more than b: its next call takes its turn, and is measured.
+        let third = served(&admission, &a);
+        assert!(!third.at_once);
+        {
+            let mut turn = pin!(third.wait_turn());
+            assert!(
+                poll!(turn.as_mut()).is_pending(),
+                "queued behind the ready tasks once"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            assert!(poll!(turn).is_ready());
+        }
+        assert!(admission.measured_ms.load(Ordering::Relaxed) > 0);
+        // b has nothing in flight now, but called within RECENT: its next call is to be
+        // expected, so a is not alone.
+        drop(quiet);
+        let fourth = served(&admission, &a);
+        assert!(!fourth.at_once);
+        assert!(fourth.wait_turn().now_or_never().is_none());
+        drop((first, second, third, fourth));
         assert_eq!(counts(&admission), (0, 0, 0, 0));
     }
 

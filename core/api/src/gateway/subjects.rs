@@ -345,6 +345,7 @@ async fn call(
         council,
         plugin,
         version: &version,
+        labels: &resolved.labels,
     };
     let Ok(_permit) = state.gateway.admit(tenant).await else {
         record_outcome(
