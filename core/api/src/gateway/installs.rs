@@ -151,6 +151,14 @@ impl InstallCache {
             .is_none_or(|known| revision >= known)
     }
 
+    /// Whether the cache holds an install or an absence of `key` read after `revision`.
+    fn holds_newer(&self, key: &(TenantId, PluginName), revision: i64) -> bool {
+        self.entries
+            .get(key)
+            .is_some_and(|cached| cached.revision > revision)
+            || self.absent.get(key).is_some_and(|read| *read > revision)
+    }
+
     /// Whether a read at `revision` may be kept: at or above the floor, and still valid.
     fn keeps(&self, tenant: &TenantId, committed: Option<i64>, revision: i64) -> bool {
         revision >= self.floor && self.valid(tenant, committed, revision)
@@ -477,11 +485,7 @@ impl Gateway {
         // A change known since the revision was read (or forgotten by a sweep) makes this
         // read stale already: it answers this call and is not kept.
         let fresh = cache.keeps(tenant, committed.tenant(tenant), revision);
-        let newer = cache
-            .entries
-            .get(&key)
-            .is_some_and(|cached| cached.revision > revision)
-            || cache.absent.get(&key).is_some_and(|read| *read > revision);
+        let newer = cache.holds_newer(&key, revision);
         if fresh && !newer {
             cache.absent.remove(&key);
             cache.entries.insert(key, Arc::clone(&resolved));
@@ -495,11 +499,7 @@ impl Gateway {
         let committed = self.inner.store.committed_revision();
         let mut cache = self.inner.installs.lock().expect("install cache poisoned");
         let fresh = cache.keeps(&key.0, committed.tenant(&key.0), revision);
-        let newer = cache
-            .entries
-            .get(&key)
-            .is_some_and(|cached| cached.revision > revision)
-            || cache.absent.get(&key).is_some_and(|read| *read > revision);
+        let newer = cache.holds_newer(&key, revision);
         if newer {
             return;
         }
