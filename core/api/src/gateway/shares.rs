@@ -167,13 +167,12 @@ impl Holder {
 /// How a call was admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entered {
-    /// At once, its holder alone in flight with nobody else about (see [`Counts::alone`]).
-    Alone,
-    /// At once, with fewer calls in flight than the other holders on average: a quiet
-    /// tenant, which is never held back for the worker threads' sake, goes on at once too.
-    Quiet,
-    /// At once, beside other holders' calls.
-    AtOnce,
+    /// At once, and it goes on without a turn behind the run queue: its holder is alone
+    /// (see [`Counts::alone`]), or quiet, with fewer calls in flight than the other holders
+    /// on average (never held back for the worker threads' sake).
+    NoTurn,
+    /// At once, beside other holders' calls: it takes its turn.
+    Turn,
     /// After waiting in its holder's line.
     Waited,
 }
@@ -412,12 +411,12 @@ impl Admission {
             let Some(share) = counts.refuses(pressure, holder.of(tenant), held) else {
                 counts.add(holder.of(tenant));
                 counts.note_admitted(holder.of(tenant), pressure.now);
-                let entered = if counts.alone(holder.of(tenant), pressure.now) {
-                    Entered::Alone
-                } else if counts.below_the_others(held + 1) {
-                    Entered::Quiet
+                let entered = if counts.alone(holder.of(tenant), pressure.now)
+                    || counts.below_the_others(held + 1)
+                {
+                    Entered::NoTurn
                 } else {
-                    Entered::AtOnce
+                    Entered::Turn
                 };
                 drop(counts);
                 woken.into_iter().for_each(Waker::wake);
@@ -542,7 +541,7 @@ impl Place<'_> {
         let (holder, entered) = self.admission.enter(self.tenant).await?;
         self.known |= holder == Holder::Tenant;
         self.counted = Some(holder);
-        self.at_once = matches!(entered, Entered::Alone | Entered::Quiet);
+        self.at_once = entered == Entered::NoTurn;
         if entered == Entered::Waited {
             // A call that waited in line goes on behind the next look at the sockets, as a
             // new request would: else a tenant's queued calls, ready in memory, would
@@ -590,8 +589,9 @@ impl Place<'_> {
     /// (see the module's documentation): the call goes to the back of the run queue once,
     /// and how long it waited there is the measure of how busy the worker threads are.
     pub(crate) async fn wait_turn(&self) {
-        // Nobody to be fair to: no wait, no measure (a measure older than [`BUSY_FRESH`]
-        // no longer counts, and the next call made beside another tenant's takes one).
+        // Alone, nobody to be fair to; quiet, nothing to be held back for: no wait, no
+        // measure (a measure older than [`BUSY_FRESH`] no longer counts, and the next call
+        // of a busier tenant takes one).
         if self.at_once {
             return;
         }
